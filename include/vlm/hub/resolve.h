@@ -1,0 +1,14 @@
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include "vlm/hub/hub_options.h"
+
+namespace vlm::hub {
+
+// `--model NAME=SPEC` hook: "hf://org/repo[@rev]" becomes the local snapshot folder (pulled when
+// needed); anything else is returned unchanged as a filesystem path.
+std::filesystem::path resolve_model_path(const std::string& spec, const HubOptions& options);
+
+}  // namespace vlm::hub
