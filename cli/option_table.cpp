@@ -1,0 +1,89 @@
+#include "option_table.h"
+
+#include <algorithm>
+
+namespace vlm::cli {
+namespace {
+
+using T = OptionType;
+
+const std::vector<OptionSpec>& table() {
+  static const std::vector<OptionSpec> kOptions = {
+      {"model", T::kList, "", "Model to load: PATH or NAME=PATH (TorchScript YOLO export or Florence-2 folder)",
+       {"detect", "serve", "think"}},
+      {"device", T::kString, "cpu", "Device: cpu, cuda or cuda:N", {"detect", "serve", "think"}},
+      {"half", T::kBool, "false", "Run in fp16 (CUDA only)", {"detect", "serve", "think"}},
+      {"attention", T::kString, "auto", "Attention backend: auto, flash, eager or sdpa", {"detect", "serve", "think"}},
+      {"threads", T::kInt, "0", "CPU threads for inference (0: libtorch's default)", {"detect", "serve", "think"}},
+      {"conf", T::kFloat, "0.25", "Confidence threshold in [0, 1]", {"detect", "serve"}},
+      {"iou", T::kFloat, "0.7", "NMS IoU threshold in [0, 1]", {"detect", "serve"}},
+      {"max-det", T::kInt, "300", "Maximum detections per image", {"detect", "serve"}},
+      {"classes", T::kList, "", "Keep only these class ids (e.g. 0,2)", {"detect", "serve"}},
+      {"agnostic-nms", T::kBool, "false", "Class-agnostic NMS", {"detect", "serve"}},
+      {"task", T::kString, "", "Florence-2 task token, e.g. \"<OD>\"", {"detect"}},
+      {"text", T::kString, "", "Florence-2 task input text", {"detect"}},
+      {"max-pixels", T::kFloat, "50e6", "Largest image accepted, in pixels (checked before decoding)",
+       {"detect", "serve", "think"}},
+      {"batch", T::kInt, "8", "Images per forward pass", {"detect"}},
+      {"recursive", T::kBool, "false", "Descend into sub-folders of folder arguments", {"detect"}},
+      {"out", T::kString, "", "Write JSON lines here (default: standard output)", {"detect"}},
+      {"save-annotated", T::kString, "", "Write each image with its boxes drawn into this folder", {"detect"}},
+      {"default-model", T::kString, "", "Model used when a request names none (default: the first --model)", {"serve"}},
+      {"host", T::kString, "127.0.0.1", "Address to listen on (0.0.0.0 for every interface)", {"serve"}},
+      {"port", T::kInt, "8080", "TCP port (0: any free port, printed at start-up)", {"serve"}},
+      {"api-key", T::kString, "",
+       "Require 'Authorization: Bearer KEY' on every route but /health and /ready (prefer --api-key-file or the "
+       "environment: command lines are visible to other users)",
+       {"serve"}},
+      {"api-key-file", T::kString, "", "Read the API key from this file (surrounding whitespace is ignored)", {"serve"}},
+      {"ssl-cert-file", T::kString, "", "PEM certificate: serve HTTPS (needs --ssl-key-file)", {"serve"}},
+      {"ssl-key-file", T::kString, "", "PEM private key for --ssl-cert-file", {"serve"}},
+      {"cors-origins", T::kList, "", "Origins allowed to call from a browser (comma-separated, or *)", {"serve"}},
+      {"max-body-mb", T::kFloat, "20", "Largest request body in MiB, however it is sent (413 beyond)", {"serve"}},
+      {"timeout-s", T::kFloat, "60", "Per-request deadline in seconds, queueing included (503 beyond)", {"serve"}},
+      {"queue", T::kInt, "64", "Requests waiting per model; more get 503 with Retry-After", {"serve"}},
+      {"batch-max", T::kInt, "8", "Images per forward pass when batching concurrent requests", {"serve"}},
+      {"batch-wait-ms", T::kFloat, "5", "Longest a request waits for others to share its forward pass", {"serve"}},
+      {"max-images", T::kInt, "32", "Images in one request (413 beyond)", {"serve"}},
+      {"read-timeout-s", T::kFloat, "10", "Socket read timeout: a client silent this long is dropped", {"serve"}},
+      {"write-timeout-s", T::kFloat, "10", "Socket write timeout", {"serve"}},
+      {"http-threads", T::kInt, "8", "Connection worker threads kept alive", {"serve"}},
+      {"http-max-threads", T::kInt, "64", "Connection worker threads under load", {"serve"}},
+      {"max-pending-connections", T::kInt, "256", "Accepted connections waiting for a worker; more are closed",
+       {"serve"}},
+      {"drain-timeout-s", T::kFloat, "30", "On SIGINT/SIGTERM, how long in-flight requests may finish", {"serve"}},
+      {"warmup", T::kInt, "2", "Warm-up forward passes per model before /ready says yes", {"serve"}},
+      {"log-level", T::kString, "info", "Log level: trace, debug, info, warn, error, off", {"*"}},
+      {"log-format", T::kString, "text", "Log format: text or json", {"*"}},
+  };
+  return kOptions;
+}
+
+}  // namespace
+
+std::span<const OptionSpec> option_table() { return table(); }
+
+const OptionSpec* find_option(std::string_view name) {
+  const auto& options = table();
+  auto it = std::find_if(options.begin(), options.end(), [&](const OptionSpec& s) { return s.name == name; });
+  return it == options.end() ? nullptr : &*it;
+}
+
+std::string env_name(const OptionSpec& spec) {
+  std::string out = "VLM_";
+  for (char c : spec.name) out += c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string config_key(const OptionSpec& spec) {
+  std::string out = spec.name;
+  std::replace(out.begin(), out.end(), '-', '_');
+  return out;
+}
+
+bool option_applies(const OptionSpec& spec, std::string_view command) {
+  return std::any_of(spec.commands.begin(), spec.commands.end(),
+                     [&](const std::string& c) { return c == "*" || c == command; });
+}
+
+}  // namespace vlm::cli

@@ -1,0 +1,74 @@
+# libtorch comes from the pinned PyPI torch wheel in .venv (scripts/setup.sh), the same build the GPU
+# machine runs, so our CUDA code and libtorch agree on the CUDA major version.
+if(NOT Torch_DIR)
+  set(VLM_PYTHON "${CMAKE_CURRENT_SOURCE_DIR}/.venv/bin/python" CACHE FILEPATH "Python that holds the torch wheel")
+  if(NOT EXISTS "${VLM_PYTHON}")
+    find_program(VLM_PYTHON_FALLBACK python3 REQUIRED)
+    set(VLM_PYTHON "${VLM_PYTHON_FALLBACK}")
+  endif()
+  execute_process(
+    COMMAND "${VLM_PYTHON}" -c "import torch; print(torch.utils.cmake_prefix_path)"
+    OUTPUT_VARIABLE VLM_TORCH_PREFIX OUTPUT_STRIP_TRAILING_WHITESPACE
+    RESULT_VARIABLE VLM_TORCH_FOUND)
+  if(NOT VLM_TORCH_FOUND EQUAL 0)
+    message(FATAL_ERROR "torch is not importable from ${VLM_PYTHON}; run scripts/setup.sh first")
+  endif()
+  list(APPEND CMAKE_PREFIX_PATH "${VLM_TORCH_PREFIX}")
+endif()
+
+if(NOT CUDAToolkit_ROOT AND EXISTS /usr/local/cuda)
+  set(CUDAToolkit_ROOT /usr/local/cuda)
+endif()
+if(NOT CMAKE_CUDA_COMPILER AND EXISTS /usr/local/cuda/bin/nvcc)
+  set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)
+endif()
+# The architecture list must be known before torch's CUDA module runs, or it picks its own.
+set(TORCH_CUDA_ARCH_LIST "8.0")
+find_package(Torch REQUIRED)
+
+include(CheckLanguage)
+set(VLM_CUDA_ENABLED OFF)
+if(VLM_WITH_CUDA STREQUAL "ON" OR VLM_WITH_CUDA STREQUAL "AUTO")
+  check_language(CUDA)
+  set(vlm_torch_has_cuda OFF)
+  if(TARGET torch_cuda OR TORCH_CUDA_LIBRARIES)
+    set(vlm_torch_has_cuda ON)
+  endif()
+  if(CMAKE_CUDA_COMPILER AND vlm_torch_has_cuda)
+    set(VLM_CUDA_ENABLED ON)
+  elseif(VLM_WITH_CUDA STREQUAL "ON")
+    message(FATAL_ERROR "VLM_WITH_CUDA=ON but nvcc (${CMAKE_CUDA_COMPILER}) or CUDA-enabled libtorch is missing")
+  endif()
+endif()
+if(VLM_CUDA_ENABLED)
+  set(CMAKE_CUDA_ARCHITECTURES ${VLM_CUDA_ARCHITECTURES})
+  # CMake 3.25 does not know nvcc 13 accepts C++20.
+  set(CMAKE_CUDA_STANDARD 17)
+  enable_language(CUDA)
+  find_package(CUDAToolkit REQUIRED)
+  if(NOT CUDAToolkit_VERSION_MAJOR VERSION_EQUAL CUDA_VERSION_MAJOR AND DEFINED CUDA_VERSION_MAJOR)
+    message(FATAL_ERROR "nvcc is CUDA ${CUDAToolkit_VERSION_MAJOR} but libtorch was built for CUDA ${CUDA_VERSION_MAJOR}")
+  endif()
+endif()
+
+find_package(OpenCV 4 REQUIRED COMPONENTS core imgproc imgcodecs)
+find_package(nlohmann_json 3.10 REQUIRED)
+find_package(spdlog 1.10 REQUIRED)
+find_package(fmt REQUIRED)
+find_package(CLI11 REQUIRED)
+find_package(OpenSSL 3 REQUIRED)
+find_package(Threads REQUIRED)
+if(VLM_BUILD_TESTS)
+  find_package(GTest REQUIRED)
+endif()
+
+# libtorch ships its own fmt (12.x) headers in its include root, which would shadow the Debian fmt
+# that spdlog and our logging are built against. A folder holding only a link to the system fmt,
+# searched first, keeps every translation unit on one fmt.
+get_target_property(vlm_fmt_includes fmt::fmt INTERFACE_INCLUDE_DIRECTORIES)
+list(GET vlm_fmt_includes 0 vlm_fmt_include)
+set(VLM_FMT_SHIM "${CMAKE_BINARY_DIR}/fmt-shim")
+file(MAKE_DIRECTORY "${VLM_FMT_SHIM}")
+if(NOT EXISTS "${VLM_FMT_SHIM}/fmt")
+  file(CREATE_LINK "${vlm_fmt_include}/fmt" "${VLM_FMT_SHIM}/fmt" SYMBOLIC)
+endif()

@@ -1,0 +1,40 @@
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <span>
+#include <string>
+
+#include <opencv2/core/mat.hpp>
+
+namespace vlm {
+
+struct ImageLoadOptions {
+  // Checked against the size the file declares, before any pixel is decoded.
+  std::uint64_t max_pixels = 50'000'000;
+};
+
+enum class ImageFormat { kJpeg, kPng, kBmp, kWebp, kTiff };
+
+// An 8-bit RGB image, EXIF orientation applied, as every model here consumes it.
+struct Image {
+  cv::Mat rgb;  // CV_8UC3, RGB order, continuous
+  int width() const { return rgb.cols; }
+  int height() const { return rgb.rows; }
+};
+
+// Size and format read from the header alone. Throws kEmptyInput, kNotAnImage or kImageCorrupt.
+struct ImageHeader {
+  ImageFormat format;
+  std::uint32_t width = 0;
+  std::uint32_t height = 0;
+};
+ImageHeader probe_image(std::span<const std::uint8_t> bytes);
+std::string_view image_format_name(ImageFormat format);
+
+// Throws vlm::Error: kEmptyInput, kNotAnImage, kImageTooLarge, kImageCorrupt, kUnsupportedImage.
+Image decode_image(std::span<const std::uint8_t> bytes, const ImageLoadOptions& options = {});
+// As decode_image, plus kNotFound / kIo for the file itself.
+Image load_image(const std::filesystem::path& path, const ImageLoadOptions& options = {});
+
+}  // namespace vlm

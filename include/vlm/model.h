@@ -1,0 +1,89 @@
+#pragma once
+
+#include <array>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "vlm/image.h"
+
+namespace vlm {
+
+struct Detection {
+  std::string label;
+  int class_id = -1;
+  float score = 0.0F;
+  std::array<float, 4> box{};  // x1, y1, x2, y2 in original-image pixels
+};
+
+struct Timings {
+  double preprocess_ms = 0.0;
+  double inference_ms = 0.0;
+  double postprocess_ms = 0.0;
+};
+
+// One image's answer, the record shape shared by `vlmserve detect` and POST /detect.
+struct ImageResult {
+  int width = 0;
+  int height = 0;
+  std::vector<Detection> detections;
+  nlohmann::json extra;  // task-specific output (caption, polygons, quad boxes); null when none
+  Timings timings;
+};
+
+// Per-call parameters. Families ignore what does not apply to them (task/text for YOLO).
+struct DetectOptions {
+  float conf = 0.25F;
+  float iou = 0.7F;
+  int max_det = 300;
+  std::vector<int> classes;  // empty: all classes
+  bool agnostic_nms = false;
+  std::string task;  // Florence-2 task token, e.g. "<OD>"
+  std::string text;  // Florence-2 task input
+};
+// Throws kInvalidArgument naming the first out-of-range field.
+void validate(const DetectOptions& options);
+
+// Load-time choices.
+struct ModelOptions {
+  std::string device = "cpu";  // "cpu", "cuda", "cuda:N"
+  bool half = false;           // fp16 weights and activations (CUDA only)
+  std::string attention = "auto";
+};
+
+struct ModelInfo {
+  std::string family;  // "yolo" or "florence2"
+  std::string source;  // path it was loaded from
+  std::vector<std::string> tasks;
+  std::vector<std::string> classes;  // index = class id; empty for open-vocabulary models
+  std::string device;
+  std::string dtype;
+  std::string attention;  // attention backend in use ("none" for models without attention)
+  int image_size = 0;     // square input side the model expects
+  int max_batch = 0;      // 0: any batch size
+  double load_ms = 0.0;
+};
+
+// A loaded model. run() is not required to be thread-safe: callers serialise calls per model.
+class Model {
+ public:
+  virtual ~Model() = default;
+  virtual const ModelInfo& info() const = 0;
+  // One forward pass over all images (the model may split them into its own batch size).
+  virtual std::vector<ImageResult> run(std::span<const Image> images, const DetectOptions& options) = 0;
+};
+
+// Chooses the family from the files at `path` (a TorchScript export or a Hugging Face folder).
+std::unique_ptr<Model> load_model(const std::filesystem::path& path, const ModelOptions& options);
+
+nlohmann::json to_json(const Detection& detection);
+nlohmann::json to_json(const Timings& timings);
+// {width, height, detections, [extra fields], timings}; callers add path/model/request_id.
+nlohmann::json to_json(const ImageResult& result);
+nlohmann::json to_json(const ModelInfo& info);
+
+}  // namespace vlm

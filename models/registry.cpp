@@ -1,0 +1,29 @@
+// The only place that knows every model family: a path's contents decide which loader runs.
+#include <chrono>
+
+#include "vlm/error.h"
+#include "vlm/model.h"
+#include "yolo_model.h"
+
+namespace vlm {
+
+std::unique_ptr<Model> load_model(const std::filesystem::path& path, const ModelOptions& options) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) throw Error(ErrorCode::kNotFound, "model not found: " + path.string());
+  if (std::filesystem::is_regular_file(path, ec) && path.extension() != ".pt" && yolo::is_torchscript_file(path)) {
+    return yolo::load_yolo_model(path, options);
+  }
+  if (std::filesystem::is_directory(path, ec)) {
+    throw Error(ErrorCode::kUnsupportedModel,
+                path.string() + " is a folder but holds no model this build can load (Florence-2 folders need config.json)");
+  }
+  if (path.extension() == ".pt") {
+    throw Error(ErrorCode::kUnsupportedModel,
+                path.string() + " is a PyTorch training checkpoint; export it to TorchScript first: "
+                                "`yolo export model=" + path.filename().string() + " format=torchscript` (ultralytics) or "
+                                "`python -m yolov5.export --weights " + path.filename().string() + " --include torchscript`");
+  }
+  throw Error(ErrorCode::kUnsupportedModel, path.string() + " is neither a TorchScript export nor a model folder");
+}
+
+}  // namespace vlm

@@ -1,0 +1,123 @@
+// The one attention entry point. Backend choice happens here and nowhere else.
+#include "vlm/attention.h"
+
+#include <ATen/ATen.h>
+
+#include <atomic>
+#include <cmath>
+#include <mutex>
+#include <set>
+
+#include "vlm/error.h"
+#include "vlm/logging.h"
+
+namespace vlm {
+namespace {
+
+std::atomic<AttentionBackend> g_default_backend{AttentionBackend::kAuto};
+
+void check_inputs(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+  auto shape = [](const at::Tensor& t) { return std::string(t.sizes().vec().empty() ? "[]" : c10::str(t.sizes())); };
+  if (q.dim() != 4 || k.dim() != 4 || v.dim() != 4) {
+    throw Error(ErrorCode::kInvalidArgument, "attention expects 4-d q, k, v [B, H, S, D], got q " + shape(q) +
+                                                 ", k " + shape(k) + ", v " + shape(v));
+  }
+  if (k.sizes() != v.sizes() || q.size(0) != k.size(0) || q.size(1) != k.size(1) || q.size(3) != k.size(3)) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "attention shapes disagree: q " + shape(q) + ", k " + shape(k) + ", v " + shape(v));
+  }
+  if (q.scalar_type() != k.scalar_type() || q.scalar_type() != v.scalar_type() || q.device() != k.device() ||
+      q.device() != v.device()) {
+    throw Error(ErrorCode::kInvalidArgument, "attention q, k, v must share dtype and device");
+  }
+}
+
+// [B, 1, Sq, Sk] boolean mask, true where attention is allowed; undefined when nothing is masked.
+at::Tensor build_mask(const at::Tensor& q, const at::Tensor& k, const AttentionOptions& options) {
+  int64_t sq = q.size(2);
+  int64_t sk = k.size(2);
+  at::Tensor mask;
+  auto index_options = at::TensorOptions().dtype(at::kLong).device(q.device());
+  at::Tensor key_pos = at::arange(sk, index_options);
+  if (options.causal) {
+    at::Tensor query_pos = at::arange(sq, index_options).unsqueeze(1) + (sk - sq);
+    mask = (key_pos.unsqueeze(0) <= query_pos).view({1, 1, sq, sk});
+  }
+  if (options.key_lengths.defined()) {
+    at::Tensor lengths = options.key_lengths.to(q.device(), at::kLong).view({-1, 1, 1, 1});
+    at::Tensor valid = key_pos.view({1, 1, 1, sk}) < lengths;
+    mask = mask.defined() ? at::logical_and(mask, valid) : valid;
+  }
+  return mask;
+}
+
+at::Tensor eager_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale,
+                           const at::Tensor& mask) {
+  // Low-precision inputs: accumulate scores and softmax in fp32 so that eager is a fair reference.
+  at::Tensor scores = at::matmul(q, k.transpose(-2, -1)).to(at::kFloat) * scale;
+  if (mask.defined()) scores = scores.masked_fill(mask.logical_not(), -std::numeric_limits<float>::infinity());
+  at::Tensor probs = at::softmax(scores, -1);
+  // Rows with every key masked (possible with key_lengths of 0) produce NaN; they attend to nothing.
+  if (mask.defined()) probs = at::nan_to_num(probs, 0.0);
+  return at::matmul(probs.to(v.scalar_type()), v);
+}
+
+void log_fallback_once(const std::string& reason) {
+  static std::mutex mutex;
+  static std::set<std::string> seen;
+  std::lock_guard lock(mutex);
+  if (seen.insert(reason).second) log::info("attention: using eager ({})", reason);
+}
+
+}  // namespace
+
+AttentionBackend parse_attention_backend(std::string_view name) {
+  if (name == "auto") return AttentionBackend::kAuto;
+  if (name == "flash") return AttentionBackend::kFlash;
+  if (name == "eager") return AttentionBackend::kEager;
+  if (name == "sdpa") return AttentionBackend::kSdpa;
+  throw Error(ErrorCode::kInvalidArgument,
+              "attention backend must be auto, flash, eager or sdpa; got '" + std::string(name) + "'");
+}
+
+std::string_view attention_backend_name(AttentionBackend backend) {
+  switch (backend) {
+    case AttentionBackend::kAuto: return "auto";
+    case AttentionBackend::kFlash: return "flash";
+    case AttentionBackend::kEager: return "eager";
+    case AttentionBackend::kSdpa: return "sdpa";
+  }
+  return "auto";
+}
+
+void set_default_attention_backend(AttentionBackend backend) { g_default_backend = backend; }
+AttentionBackend default_attention_backend() { return g_default_backend; }
+
+std::vector<std::string> available_attention_backends() { return {"eager", "sdpa"}; }
+
+AttentionChoice choose_attention_backend(const at::Tensor& q, const at::Tensor& /*k*/,
+                                         const AttentionOptions& options) {
+  AttentionBackend requested = options.backend == AttentionBackend::kAuto ? default_attention_backend() : options.backend;
+  if (requested == AttentionBackend::kEager || requested == AttentionBackend::kSdpa) return {requested, ""};
+  (void)q;
+  std::string reason = "this build has no flash-attention kernel (built without CUDA)";
+  if (requested == AttentionBackend::kFlash) {
+    throw Error(ErrorCode::kUnavailable, "attention backend flash cannot run: " + reason);
+  }
+  return {AttentionBackend::kEager, reason};
+}
+
+at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const AttentionOptions& options) {
+  check_inputs(q, k, v);
+  double scale = options.scale.value_or(1.0 / std::sqrt(static_cast<double>(q.size(3))));
+  AttentionChoice choice = choose_attention_backend(q, k, options);
+  if (!choice.fallback_reason.empty()) log_fallback_once(choice.fallback_reason);
+  at::Tensor mask = build_mask(q, k, options);
+  if (choice.backend == AttentionBackend::kSdpa) {
+    return at::scaled_dot_product_attention(q, k, v, mask.defined() ? std::optional<at::Tensor>(mask) : std::nullopt,
+                                            0.0, false, scale);
+  }
+  return eager_attention(q, k, v, scale, mask);
+}
+
+}  // namespace vlm

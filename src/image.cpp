@@ -1,0 +1,55 @@
+#include <fstream>
+#include <iterator>
+#include <vector>
+
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "vlm/error.h"
+#include "vlm/image.h"
+
+namespace vlm {
+
+Image decode_image(std::span<const std::uint8_t> bytes, const ImageLoadOptions& options) {
+  ImageHeader header = probe_image(bytes);
+  std::uint64_t pixels = std::uint64_t{header.width} * header.height;
+  if (pixels > options.max_pixels) {
+    throw Error(ErrorCode::kImageTooLarge, std::string(image_format_name(header.format)) + " image declares " +
+                                               std::to_string(header.width) + "x" + std::to_string(header.height) +
+                                               " pixels, over the limit of " + std::to_string(options.max_pixels));
+  }
+  // imdecode wants a Mat header; it only reads the buffer. IMREAD_COLOR applies EXIF orientation and
+  // turns gray, 16-bit and RGBA inputs into 8-bit BGR.
+  cv::Mat encoded(1, static_cast<int>(bytes.size()), CV_8UC1, const_cast<std::uint8_t*>(bytes.data()));
+  cv::Mat bgr;
+  try {
+    bgr = cv::imdecode(encoded, cv::IMREAD_COLOR);
+  } catch (const cv::Exception& e) {
+    throw Error(ErrorCode::kImageCorrupt, std::string(image_format_name(header.format)) +
+                                              " image could not be decoded: " + e.err);
+  }
+  if (bgr.empty()) {
+    throw Error(ErrorCode::kImageCorrupt,
+                std::string(image_format_name(header.format)) + " image could not be decoded (truncated or corrupt)");
+  }
+  Image image;
+  cv::cvtColor(bgr, image.rgb, cv::COLOR_BGR2RGB);
+  return image;
+}
+
+Image load_image(const std::filesystem::path& path, const ImageLoadOptions& options) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) throw Error(ErrorCode::kNotFound, "no such file: " + path.string());
+  if (std::filesystem::is_directory(path, ec)) throw Error(ErrorCode::kInvalidArgument, path.string() + " is a directory");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(ErrorCode::kIo, "cannot open " + path.string());
+  std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) throw Error(ErrorCode::kIo, "cannot read " + path.string());
+  try {
+    return decode_image(bytes, options);
+  } catch (const Error& e) {
+    throw Error(e.code(), path.string() + ": " + e.what());
+  }
+}
+
+}  // namespace vlm

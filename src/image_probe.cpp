@@ -1,0 +1,169 @@
+// Reads an image's format and declared size from its header, so that the pixel limit is enforced
+// before a decoder allocates anything (a 100000x100000 PNG is 40 bytes long).
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "vlm/error.h"
+#include "vlm/image.h"
+
+namespace vlm {
+namespace {
+
+using Bytes = std::span<const std::uint8_t>;
+
+std::uint32_t be16(Bytes b, std::size_t at) { return (b[at] << 8) | b[at + 1]; }
+std::uint32_t le16(Bytes b, std::size_t at) { return b[at] | (b[at + 1] << 8); }
+std::uint32_t be32(Bytes b, std::size_t at) {
+  return (std::uint32_t{b[at]} << 24) | (b[at + 1] << 16) | (b[at + 2] << 8) | b[at + 3];
+}
+std::uint32_t le32(Bytes b, std::size_t at) {
+  return b[at] | (b[at + 1] << 8) | (b[at + 2] << 16) | (std::uint32_t{b[at + 3]} << 24);
+}
+bool starts_with(Bytes b, std::string_view magic, std::size_t at = 0) {
+  return b.size() >= at + magic.size() && std::memcmp(b.data() + at, magic.data(), magic.size()) == 0;
+}
+[[noreturn]] void corrupt(ImageFormat format, const std::string& what) {
+  throw Error(ErrorCode::kImageCorrupt,
+              std::string(image_format_name(format)) + " image is truncated or corrupt: " + what);
+}
+void need(Bytes b, std::size_t size, ImageFormat format) {
+  if (b.size() < size) corrupt(format, "header ends after " + std::to_string(b.size()) + " bytes");
+}
+
+ImageHeader probe_jpeg(Bytes b) {
+  std::size_t at = 2;
+  while (true) {
+    need(b, at + 2, ImageFormat::kJpeg);
+    if (b[at] != 0xFF) corrupt(ImageFormat::kJpeg, "expected a marker at byte " + std::to_string(at));
+    std::uint8_t marker = b[at + 1];
+    if (marker == 0xFF) {  // fill byte
+      ++at;
+      continue;
+    }
+    at += 2;
+    if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) continue;  // no payload
+    if (marker == 0xD9 || marker == 0xDA) corrupt(ImageFormat::kJpeg, "no frame header before scan data");
+    need(b, at + 2, ImageFormat::kJpeg);
+    std::uint32_t length = be16(b, at);
+    if (length < 2) corrupt(ImageFormat::kJpeg, "segment length " + std::to_string(length));
+    bool is_frame = marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
+    if (is_frame) {
+      need(b, at + 7, ImageFormat::kJpeg);
+      ImageHeader header{ImageFormat::kJpeg, be16(b, at + 5), be16(b, at + 3)};
+      // Entropy-coded data escapes 0xFF, so an FF D9 after the frame header can only be the end marker.
+      static constexpr std::uint8_t kEnd[] = {0xFF, 0xD9};
+      if (std::search(b.begin() + static_cast<std::ptrdiff_t>(at), b.end(), std::begin(kEnd), std::end(kEnd)) ==
+          b.end()) {
+        corrupt(ImageFormat::kJpeg, "no end-of-image marker");
+      }
+      return header;
+    }
+    at += length;
+  }
+}
+
+ImageHeader probe_png(Bytes b) {
+  need(b, 24, ImageFormat::kPng);
+  if (!starts_with(b, "IHDR", 12)) corrupt(ImageFormat::kPng, "first chunk is not IHDR");
+  ImageHeader header{ImageFormat::kPng, be32(b, 16), be32(b, 20)};
+  static constexpr std::string_view kEnd = "IEND";
+  if (std::search(b.begin() + 24, b.end(), kEnd.begin(), kEnd.end()) == b.end()) {
+    corrupt(ImageFormat::kPng, "no IEND chunk");
+  }
+  return header;
+}
+
+ImageHeader probe_bmp(Bytes b) {
+  need(b, 26, ImageFormat::kBmp);
+  std::uint32_t dib_size = le32(b, 14);
+  if (dib_size == 12) return {ImageFormat::kBmp, le16(b, 18), le16(b, 20)};
+  if (dib_size < 40) corrupt(ImageFormat::kBmp, "DIB header size " + std::to_string(dib_size));
+  auto width = static_cast<std::int32_t>(le32(b, 18));
+  auto height = static_cast<std::int32_t>(le32(b, 22));  // negative: stored top-down
+  if (width <= 0 || height == 0 || height == INT32_MIN) corrupt(ImageFormat::kBmp, "bad dimensions");
+  return {ImageFormat::kBmp, static_cast<std::uint32_t>(width), static_cast<std::uint32_t>(std::abs(height))};
+}
+
+ImageHeader probe_webp(Bytes b) {
+  need(b, 30, ImageFormat::kWebp);
+  if (starts_with(b, "VP8 ", 12)) {
+    if (b[23] != 0x9D || b[24] != 0x01 || b[25] != 0x2A) corrupt(ImageFormat::kWebp, "bad VP8 start code");
+    return {ImageFormat::kWebp, le16(b, 26) & 0x3FFF, le16(b, 28) & 0x3FFF};
+  }
+  if (starts_with(b, "VP8L", 12)) {
+    if (b[20] != 0x2F) corrupt(ImageFormat::kWebp, "bad VP8L signature");
+    std::uint32_t bits = le32(b, 21);
+    return {ImageFormat::kWebp, (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1};
+  }
+  if (starts_with(b, "VP8X", 12)) {
+    auto le24 = [&](std::size_t at) { return b[at] | (b[at + 1] << 8) | (b[at + 2] << 16); };
+    return {ImageFormat::kWebp, static_cast<std::uint32_t>(le24(24)) + 1, static_cast<std::uint32_t>(le24(27)) + 1};
+  }
+  corrupt(ImageFormat::kWebp, "unknown chunk after the RIFF header");
+}
+
+ImageHeader probe_tiff(Bytes b) {
+  need(b, 8, ImageFormat::kTiff);
+  bool little = b[0] == 'I';
+  auto u16 = [&](std::size_t at) { return little ? le16(b, at) : be16(b, at); };
+  auto u32 = [&](std::size_t at) { return little ? le32(b, at) : be32(b, at); };
+  std::size_t ifd = u32(4);
+  need(b, ifd + 2, ImageFormat::kTiff);
+  std::uint32_t count = u16(ifd);
+  need(b, ifd + 2 + std::size_t{count} * 12, ImageFormat::kTiff);
+  ImageHeader header{ImageFormat::kTiff, 0, 0};
+  for (std::uint32_t i = 0; i < count; ++i) {
+    std::size_t entry = ifd + 2 + std::size_t{i} * 12;
+    std::uint32_t tag = u16(entry);
+    std::uint32_t type = u16(entry + 2);
+    std::uint32_t value = type == 3 ? u16(entry + 8) : u32(entry + 8);  // SHORT or LONG
+    if (tag == 256) header.width = value;
+    if (tag == 257) header.height = value;
+  }
+  if (header.width == 0 || header.height == 0) corrupt(ImageFormat::kTiff, "no image width/length tags");
+  return header;
+}
+
+}  // namespace
+
+std::string_view image_format_name(ImageFormat format) {
+  switch (format) {
+    case ImageFormat::kJpeg: return "JPEG";
+    case ImageFormat::kPng: return "PNG";
+    case ImageFormat::kBmp: return "BMP";
+    case ImageFormat::kWebp: return "WebP";
+    case ImageFormat::kTiff: return "TIFF";
+  }
+  return "image";
+}
+
+ImageHeader probe_image(std::span<const std::uint8_t> bytes) {
+  if (bytes.empty()) throw Error(ErrorCode::kEmptyInput, "image is empty (0 bytes)");
+  ImageHeader header{};
+  if (starts_with(bytes, "\xFF\xD8\xFF")) {
+    header = probe_jpeg(bytes);
+  } else if (starts_with(bytes, "\x89PNG\r\n\x1A\n")) {
+    header = probe_png(bytes);
+  } else if (starts_with(bytes, "BM")) {
+    header = probe_bmp(bytes);
+  } else if (starts_with(bytes, "RIFF") && starts_with(bytes, "WEBP", 8)) {
+    header = probe_webp(bytes);
+  } else if (starts_with(bytes, std::string_view("II*\0", 4)) || starts_with(bytes, std::string_view("MM\0*", 4))) {
+    header = probe_tiff(bytes);
+  } else if (starts_with(bytes, "GIF8") || starts_with(bytes, std::string_view("II+\0", 4)) ||
+             starts_with(bytes, std::string_view("\0\0\0\x0C" "jP  ", 8)) || starts_with(bytes, "ftypavif", 4) ||
+             starts_with(bytes, "ftypheic", 4)) {
+    throw Error(ErrorCode::kUnsupportedImage,
+                "image format is not supported (supported: JPEG, PNG, BMP, WebP, TIFF)");
+  } else {
+    throw Error(ErrorCode::kNotAnImage, "data is not an image (" + std::to_string(bytes.size()) +
+                                            " bytes; supported: JPEG, PNG, BMP, WebP, TIFF)");
+  }
+  if (header.width == 0 || header.height == 0) {
+    corrupt(header.format, "declared size " + std::to_string(header.width) + "x" + std::to_string(header.height));
+  }
+  return header;
+}
+
+}  // namespace vlm
