@@ -1,0 +1,51 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+// Florence-2 answer parsing, identical to transformers' Florence2Processor.post_process_generation
+// (transformers 5.23): the same regular-expression semantics (hand-written, linear time), the same
+// float32 dequantization ((bin + 0.5) * size / 1000, truncated to int) and the same output shape.
+// Torch-free.
+//
+//   auto result = post_process_generation("</s><s>car<loc_52><loc_0><loc_999><loc_620></s>", "<OD>",
+//                                          {.width = 640, .height = 480});
+//   // {"<OD>": {"bboxes": [[33, 0, 639, 297]], "labels": ["car"]}}
+//
+// Output per task (coordinates are ints in original-image pixels, as transformers returns them):
+//   pure text tasks                     "<CAPTION>": "text"
+//   <OD>, <DENSE_REGION_CAPTION>,       {"bboxes": [[x0, y0, x1, y1], ...], "labels": [...]}
+//   <REGION_PROPOSAL>, phrase grounding
+//   <OCR_WITH_REGION>                   {"quad_boxes": [[x0, y0, ..., x3, y3], ...], "labels": [...]}
+//   segmentation tasks                  {"polygons": [[[x, y, x, y, ...], ...], ...], "labels": [...]}
+//   <OPEN_VOCABULARY_DETECTION>         {"bboxes", "bboxes_labels", "polygons", "polygons_labels"}
+namespace vlm::florence2 {
+
+struct ImageSize {
+  int width = 0;
+  int height = 0;
+};
+
+// The post-processor configuration of the original (Microsoft) checkpoints.
+struct PostProcessorConfig {
+  // <OCR_WITH_REGION>: lines whose quad (shoelace over its first three edges, as transformers
+  // computes it) covers less than this fraction of the image are dropped; 0 keeps all.
+  double ocr_area_threshold = 0.01;
+  // <CAPTION_TO_PHRASE_GROUNDING>: phrases that are never grounded ("it", "the image", ...).
+  std::vector<std::string> banned_grounding_tokens = default_banned_grounding_tokens();
+
+  static std::vector<std::string> default_banned_grounding_tokens();
+};
+
+// text: the generated ids decoded with special tokens kept (<s>, </s>, <loc_N>, <poly>, ...).
+// Returns {task: answer}. Throws vlm::Error kInvalidArgument for a non-positive image size.
+nlohmann::json post_process_generation(std::string_view text, std::string_view task, ImageSize image_size,
+                                       const PostProcessorConfig& config = {});
+
+// transformers' dequantization of one loc bin along an axis of the given length.
+int dequantize_bin(long long bin, int axis_size);
+
+}  // namespace vlm::florence2

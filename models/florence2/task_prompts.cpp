@@ -1,0 +1,136 @@
+#include "task_prompts.h"
+
+#include <array>
+
+#include "vlm/error.h"
+
+namespace vlm::florence2 {
+namespace {
+
+using P = PostProcessType;
+
+// Same order as transformers' dicts: the first matching token wins there too.
+constexpr std::array<TaskInfo, 15> kTasks = {{
+    {"<OCR>", "What is the text in the image?", false, P::kPureText},
+    {"<OCR_WITH_REGION>", "What is the text in the image, with regions?", false, P::kOcr},
+    {"<CAPTION>", "What does the image describe?", false, P::kPureText},
+    {"<DETAILED_CAPTION>", "Describe in detail what is shown in the image.", false, P::kPureText},
+    {"<MORE_DETAILED_CAPTION>", "Describe with a paragraph what is shown in the image.", false, P::kPureText},
+    {"<OD>", "Locate the objects with category name in the image.", false, P::kDescriptionWithBboxes},
+    {"<DENSE_REGION_CAPTION>", "Locate the objects in the image, with their descriptions.", false,
+     P::kDescriptionWithBboxes},
+    {"<REGION_PROPOSAL>", "Locate the region proposals in the image.", false, P::kBboxes},
+    {"<CAPTION_TO_PHRASE_GROUNDING>", "Locate the phrases in the caption: {input}", true, P::kPhraseGrounding},
+    {"<REFERRING_EXPRESSION_SEGMENTATION>", "Locate {input} in the image with mask", true, P::kPolygons},
+    {"<REGION_TO_SEGMENTATION>", "What is the polygon mask of region {input}", true, P::kPolygons},
+    {"<OPEN_VOCABULARY_DETECTION>", "Locate {input} in the image.", true, P::kDescriptionWithBboxesOrPolygons},
+    {"<REGION_TO_CATEGORY>", "What is the region {input}?", true, P::kPureText},
+    {"<REGION_TO_DESCRIPTION>", "What does the region {input} describe?", true, P::kPureText},
+    {"<REGION_TO_OCR>", "What text is in the region {input}?", true, P::kPureText},
+}};
+
+bool is_python_space(char32_t cp) {
+  return (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x20) || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
+         (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F ||
+         cp == 0x3000;
+}
+
+// Code point at pos (no validation beyond lengths: callers pass UTF-8 from the tokenizer).
+char32_t decode_at(std::string_view s, std::size_t pos, std::size_t& len) {
+  const auto b = static_cast<unsigned char>(s[pos]);
+  len = b < 0x80 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4;
+  if (pos + len > s.size()) {
+    len = 1;
+    return b;
+  }
+  static constexpr unsigned char kMask[5] = {0, 0x7F, 0x1F, 0x0F, 0x07};
+  char32_t cp = b & kMask[len];
+  for (std::size_t k = 1; k < len; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[pos + k]) & 0x3F);
+  return cp;
+}
+
+std::string replace_all(std::string_view text, std::string_view from, std::string_view to) {
+  std::string out;
+  std::size_t pos = 0;
+  for (std::size_t hit; (hit = text.find(from, pos)) != std::string_view::npos; pos = hit + from.size()) {
+    out.append(text.substr(pos, hit - pos));
+    out.append(to);
+  }
+  out.append(text.substr(pos));
+  return out;
+}
+
+}  // namespace
+
+std::string python_strip(std::string_view text) {
+  std::size_t begin = 0;
+  while (begin < text.size()) {
+    std::size_t len = 0;
+    if (!is_python_space(decode_at(text, begin, len))) break;
+    begin += len;
+  }
+  std::size_t end = text.size();
+  while (end > begin) {
+    std::size_t start = end - 1;
+    while (start > begin && (static_cast<unsigned char>(text[start]) & 0xC0) == 0x80) --start;
+    std::size_t len = 0;
+    if (!is_python_space(decode_at(text, start, len))) break;
+    end = start;
+  }
+  return std::string(text.substr(begin, end - begin));
+}
+
+std::span<const TaskInfo> tasks() { return kTasks; }
+
+const TaskInfo* find_task(std::string_view token) {
+  for (const TaskInfo& t : kTasks) {
+    if (t.token == token) return &t;
+  }
+  return nullptr;
+}
+
+std::string construct_prompt(std::string_view prompt) {
+  std::string result(prompt);
+  for (const TaskInfo& t : kTasks) {
+    if (t.takes_input || result.find(t.token) == std::string::npos) continue;
+    if (result != t.token) {
+      throw Error(ErrorCode::kInvalidArgument, "task " + std::string(t.token) +
+                                                   " takes no text and must be the whole prompt, got '" + result + "'");
+    }
+    result = std::string(t.prompt);
+    break;
+  }
+  for (const TaskInfo& t : kTasks) {
+    if (!t.takes_input || result.find(t.token) == std::string::npos) continue;
+    const std::string input = python_strip(replace_all(result, t.token, ""));
+    result = replace_all(t.prompt, "{input}", input);
+    break;
+  }
+  return result;
+}
+
+std::string task_prompt(std::string_view task, std::string_view text) {
+  std::string joined(task);
+  joined.append(text);
+  return construct_prompt(joined);
+}
+
+PostProcessType post_process_type(std::string_view task) {
+  const TaskInfo* t = find_task(task);
+  return t == nullptr ? PostProcessType::kPureText : t->post_process;
+}
+
+std::string_view post_process_type_name(PostProcessType type) {
+  switch (type) {
+    case P::kPureText: return "pure_text";
+    case P::kOcr: return "ocr";
+    case P::kDescriptionWithBboxes: return "description_with_bboxes";
+    case P::kBboxes: return "bboxes";
+    case P::kPhraseGrounding: return "phrase_grounding";
+    case P::kPolygons: return "polygons";
+    case P::kDescriptionWithBboxesOrPolygons: return "description_with_bboxes_or_polygons";
+  }
+  return "pure_text";
+}
+
+}  // namespace vlm::florence2
