@@ -1,0 +1,155 @@
+// Checks tensors at the kernel boundary, fills FlashFwdParams and launches on torch's stream.
+#include "flash_attention/flash_api.h"
+
+#include <ATen/ATen.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+
+#include "flash_attention/flash_params.h"
+#include "vlm/error.h"
+
+namespace vlm::flash {
+namespace {
+
+std::string describe(const at::Tensor& t) {
+  return c10::str(t.sizes(), " ", t.scalar_type(), " on ", t.device(), " strides ", t.strides());
+}
+
+// cp.async copies 16-byte rows: the last dim must be contiguous and every other stride and the base
+// pointer 8-element aligned. Anything else is copied once into a contiguous tensor.
+at::Tensor kernel_layout(const at::Tensor& t) {
+  const bool ok = t.stride(3) == 1 && t.stride(0) % 8 == 0 && t.stride(1) % 8 == 0 && t.stride(2) % 8 == 0 &&
+                  reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0;
+  return ok ? t : t.contiguous();
+}
+
+}  // namespace
+
+std::string flash_device_unsupported_reason(int device) {
+  int major = 0;
+  int minor = 0;
+  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess) {
+    cudaGetLastError();
+    return "cannot query CUDA device " + std::to_string(device);
+  }
+  if (major < 8) {
+    return "GPU sm_" + std::to_string(major) + std::to_string(minor) + " is older than sm_80";
+  }
+  return {};
+}
+
+at::Tensor flash_attention_forward(const at::Tensor& q_in, const at::Tensor& k_in, const at::Tensor& v_in,
+                                   double scale, bool causal, const at::Tensor& key_lengths,
+                                   const at::Tensor& out_in) {
+  if (q_in.dim() != 4 || k_in.dim() != 4 || v_in.dim() != 4) {
+    throw Error(ErrorCode::kInvalidArgument, "flash attention expects 4-d q, k, v [B, H, S, D], got q " +
+                                                 describe(q_in) + ", k " + describe(k_in) + ", v " + describe(v_in));
+  }
+  if (!q_in.is_cuda() || k_in.device() != q_in.device() || v_in.device() != q_in.device()) {
+    throw Error(ErrorCode::kInvalidArgument, "flash attention needs q, k, v on one CUDA device, got q " +
+                                                 describe(q_in) + ", k " + describe(k_in) + ", v " + describe(v_in));
+  }
+  const auto dtype = q_in.scalar_type();
+  if ((dtype != at::kHalf && dtype != at::kBFloat16) || k_in.scalar_type() != dtype || v_in.scalar_type() != dtype) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "flash attention needs q, k, v all float16 or all bfloat16, got q " + describe(q_in) + ", k " +
+                    describe(k_in) + ", v " + describe(v_in));
+  }
+  const int64_t batch = q_in.size(0), heads = q_in.size(1), seqlen_q = q_in.size(2), head_dim = q_in.size(3);
+  const int64_t seqlen_k = k_in.size(2);
+  if (k_in.size(0) != batch || k_in.size(1) != heads || k_in.size(3) != head_dim || v_in.sizes() != k_in.sizes()) {
+    throw Error(ErrorCode::kInvalidArgument, "flash attention shapes disagree: q " + describe(q_in) + ", k " +
+                                                 describe(k_in) + ", v " + describe(v_in));
+  }
+  if (head_dim != 32 && head_dim != 64 && head_dim != 128) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "flash attention supports head dims 32, 64 and 128, got " + std::to_string(head_dim));
+  }
+  constexpr int64_t kIntMax = std::numeric_limits<int>::max();
+  if (batch * heads * ((seqlen_q + 15) / 16) > kIntMax || seqlen_k > kIntMax || seqlen_q > kIntMax) {
+    throw Error(ErrorCode::kInvalidArgument, "flash attention sizes overflow 32-bit indexing: q " + describe(q_in));
+  }
+  if (!(scale > 0.0) || !std::isfinite(scale)) {
+    throw Error(ErrorCode::kInvalidArgument, "flash attention needs a positive finite scale, got " + std::to_string(scale));
+  }
+  const c10::cuda::CUDAGuard guard(q_in.device());
+  const std::string device_reason = flash_device_unsupported_reason(q_in.get_device());
+  if (!device_reason.empty()) throw Error(ErrorCode::kUnavailable, "flash attention cannot run: " + device_reason);
+
+  at::Tensor lengths;
+  if (key_lengths.defined()) {
+    if (key_lengths.dim() != 1 || key_lengths.size(0) != batch ||
+        (key_lengths.scalar_type() != at::kInt && key_lengths.scalar_type() != at::kLong)) {
+      throw Error(ErrorCode::kInvalidArgument, "key_lengths must be int32 or int64 [" + std::to_string(batch) +
+                                                   "], got " + describe(key_lengths));
+    }
+    lengths = key_lengths.to(q_in.device(), at::kInt).contiguous();
+  }
+
+  const at::Tensor q = kernel_layout(q_in);
+  const at::Tensor k = kernel_layout(k_in);
+  const at::Tensor v = kernel_layout(v_in);
+  at::Tensor out;
+  if (out_in.defined()) {
+    if (out_in.sizes() != q_in.sizes() || out_in.scalar_type() != dtype || out_in.device() != q_in.device() ||
+        kernel_layout(out_in).data_ptr() != out_in.data_ptr()) {
+      throw Error(ErrorCode::kInvalidArgument, "flash attention out must match q " + describe(q_in) +
+                                                   " with a kernel-friendly layout, got " + describe(out_in));
+    }
+    out = out_in.transpose(1, 2);  // [B, Sq, H, D] view, the layout the code below fills
+  } else {
+    // [B, Sq, H, D] storage: what the next projection wants, returned as a [B, H, Sq, D] view.
+    out = at::empty({batch, seqlen_q, heads, head_dim}, q.options());
+  }
+  if (out.numel() == 0) return out.transpose(1, 2);
+
+  FlashFwdParams params;
+  params.q = q.data_ptr();
+  params.k = k.data_ptr();
+  params.v = v.data_ptr();
+  params.o = out.data_ptr();
+  params.q_batch_stride = q.stride(0);
+  params.q_head_stride = q.stride(1);
+  params.q_row_stride = q.stride(2);
+  params.k_batch_stride = k.stride(0);
+  params.k_head_stride = k.stride(1);
+  params.k_row_stride = k.stride(2);
+  params.v_batch_stride = v.stride(0);
+  params.v_head_stride = v.stride(1);
+  params.v_row_stride = v.stride(2);
+  params.o_batch_stride = out.stride(0);
+  params.o_head_stride = out.stride(2);
+  params.o_row_stride = out.stride(1);
+  params.key_lengths = lengths.defined() ? lengths.data_ptr<int>() : nullptr;
+  params.batch = static_cast<int>(batch);
+  params.heads = static_cast<int>(heads);
+  params.seqlen_q = static_cast<int>(seqlen_q);
+  params.seqlen_k = static_cast<int>(seqlen_k);
+  params.head_dim = static_cast<int>(head_dim);
+  params.scale = static_cast<float>(scale);
+  params.scale_log2 = static_cast<float>(scale * M_LOG2E);
+  params.causal = causal;
+  params.is_bf16 = dtype == at::kBFloat16;
+
+  const FlashFwdPlan plan = plan_flash_fwd(params, q.get_device());
+  at::Tensor workspace;
+  if (plan.num_splits > 1) {
+    const int64_t rows = static_cast<int64_t>(plan.num_splits) * batch * heads * seqlen_q;
+    workspace = at::empty({rows * (head_dim + 1)}, q.options().dtype(at::kFloat));
+    params.o_partial = workspace.data_ptr<float>();
+    params.lse_partial = params.o_partial + rows * head_dim;
+  }
+  try {
+    run_flash_fwd(params, plan, at::cuda::getCurrentCUDAStream().stream());
+  } catch (const std::runtime_error& e) {
+    throw Error(ErrorCode::kInternal, e.what());
+  }
+  return out.transpose(1, 2);
+}
+
+}  // namespace vlm::flash

@@ -1,0 +1,134 @@
+// Picks a config-table row and split count per shape, then calls that row's instantiation.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <array>
+#include <atomic>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include "flash_attention/flash_config.h"
+#include "flash_attention/flash_params.h"
+
+namespace vlm::flash {
+
+// Defined in instantiations/*.cu, one file per (row, dtype).
+template <int kConfig, typename Element>
+void run_flash_config(const FlashFwdParams& params, int num_splits, cudaStream_t stream);
+
+namespace {
+
+using RunFn = void (*)(const FlashFwdParams&, int, cudaStream_t);
+
+#ifdef VLM_FLASH_TUNING_CONFIGS
+constexpr bool kWithTuning = true;
+#else
+constexpr bool kWithTuning = false;
+#endif
+
+template <int I, typename Element>
+constexpr RunFn run_fn() {
+  if constexpr (kFlashConfigs[I].role != ConfigRole::kTuning || kWithTuning) {
+    return &run_flash_config<I, Element>;
+  } else {
+    return nullptr;
+  }
+}
+
+template <typename Element, int... I>
+constexpr std::array<RunFn, kNumFlashConfigs> make_table(std::integer_sequence<int, I...>) {
+  return {run_fn<I, Element>()...};
+}
+
+constexpr auto kFp16Table = make_table<__half>(std::make_integer_sequence<int, kNumFlashConfigs>{});
+constexpr auto kBf16Table = make_table<__nv_bfloat16>(std::make_integer_sequence<int, kNumFlashConfigs>{});
+
+std::atomic<int> g_config_override{-1};
+std::atomic<int> g_splits_override{0};
+
+// Query rows up to this count take the one-warp decode config (memory bound, split over keys).
+constexpr int kDecodeMaxRows = 16;
+
+int find_config(int head_dim, ConfigRole role) {
+  for (int i = 0; i < kNumFlashConfigs; ++i) {
+    if (kFlashConfigs[i].head_dim == head_dim && kFlashConfigs[i].role == role) return i;
+  }
+  throw std::runtime_error("flash attention: no " + std::string(role == ConfigRole::kDecode ? "decode" : "prefill") +
+                           " config for head dim " + std::to_string(head_dim));
+}
+
+int sm_count(int device) {
+  static std::mutex mutex;
+  static std::array<int, 64> counts{};
+  std::lock_guard lock(mutex);
+  if (device < 0 || device >= static_cast<int>(counts.size())) return 108;
+  if (counts[device] == 0) {
+    int count = 0;
+    if (cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device) != cudaSuccess || count <= 0) {
+      count = 108;
+    }
+    counts[device] = count;
+  }
+  return counts[device];
+}
+
+}  // namespace
+
+void set_flash_config_override(int config_index) { g_config_override = config_index; }
+void set_flash_splits_override(int num_splits) { g_splits_override = num_splits; }
+int flash_config_count() { return kNumFlashConfigs; }
+const char* flash_config_name(int config_index) {
+  if (config_index < 0 || config_index >= kNumFlashConfigs) return "invalid";
+  return kFlashConfigs[config_index].name;
+}
+bool flash_config_built(int config_index) {
+  return config_index >= 0 && config_index < kNumFlashConfigs && kFp16Table[config_index] != nullptr;
+}
+
+FlashFwdPlan plan_flash_fwd(const FlashFwdParams& params, int device) {
+  FlashFwdPlan plan;
+  const int override_index = g_config_override.load();
+  if (override_index >= 0 && flash_config_built(override_index) &&
+      kFlashConfigs[override_index].head_dim == params.head_dim) {
+    plan.config_index = override_index;
+  } else {
+    plan.config_index = find_config(params.head_dim, params.seqlen_q <= kDecodeMaxRows ? ConfigRole::kDecode
+                                                                                         : ConfigRole::kPrefill);
+  }
+  const FlashConfig& cfg = kFlashConfigs[plan.config_index];
+  if (cfg.role == ConfigRole::kDecode) {
+    // Split the keys until the grid covers the SMs several times over (one-warp blocks, several
+    // per SM), keeping at least two key tiles per split so the pipeline has something to overlap.
+    const int64_t rows_blocks = static_cast<int64_t>(params.batch) * params.heads *
+                                ((params.seqlen_q + cfg.block_m - 1) / cfg.block_m);
+    const int key_blocks = (params.seqlen_k + cfg.block_n - 1) / cfg.block_n;
+    const int64_t target_blocks = static_cast<int64_t>(sm_count(device)) * 8;
+    int splits = 1;
+    if (rows_blocks < target_blocks) {
+      splits = static_cast<int>((target_blocks + rows_blocks - 1) / rows_blocks);
+      splits = std::min(splits, std::max(1, key_blocks / 2));
+      splits = std::min(splits, 64);
+    }
+    if (g_splits_override.load() > 0) splits = std::min(g_splits_override.load(), std::max(1, key_blocks));
+    plan.num_splits = std::max(1, splits);
+  }
+  if (plan.num_splits > 1) {
+    const int64_t rows = static_cast<int64_t>(plan.num_splits) * params.batch * params.heads * params.seqlen_q;
+    plan.workspace_bytes = rows * (params.head_dim + 1) * static_cast<int64_t>(sizeof(float));
+  }
+  return plan;
+}
+
+void run_flash_fwd(FlashFwdParams params, const FlashFwdPlan& plan, cudaStream_t stream) {
+  if (!flash_config_built(plan.config_index) || kFlashConfigs[plan.config_index].head_dim != params.head_dim) {
+    throw std::runtime_error("flash attention: config " + std::to_string(plan.config_index) +
+                             " is not built for head dim " + std::to_string(params.head_dim));
+  }
+  params.num_splits = plan.num_splits;
+  const RunFn fn = params.is_bf16 ? kBf16Table[plan.config_index] : kFp16Table[plan.config_index];
+  fn(params, plan.num_splits, stream);
+}
+
+}  // namespace vlm::flash
