@@ -1,0 +1,243 @@
+"""Test setup: reference encodings and decodings from the pinned Hugging Face tokenizers.
+
+Writes $VLM_TEST_DATA/tokenizer/reference.json for tokenizer_parity_test (C++), which must
+reproduce every id and every decoded string:
+  - "microsoft": microsoft/Florence-2-base's tokenizer.json loaded by transformers, with Florence's
+    1,024 task/loc tokens registered the way the remote-code processor registers them
+    (add_special_tokens additional_special_tokens); cross-checked against `tokenizers` directly.
+  - "onnx": onnx-community/Florence-2-base's tokenizer.json (all 1,029 added tokens baked in),
+    loaded by `tokenizers`.
+It also records how the GPT-2 pre-tokenizer regex classes every code point (letter, number,
+space, other), read back from `tokenizers`, so the generated C++ table is checked exhaustively.
+"""
+
+import json
+import os
+import random
+import sys
+from pathlib import Path
+
+import tokenizers
+import transformers
+from tokenizers import Regex, Tokenizer
+from tokenizers.pre_tokenizers import Split
+from transformers import AutoTokenizer
+
+ASSETS = Path(os.environ.get("VLM_ASSETS", Path(__file__).resolve().parents[2] / ".." / "shared" / "assets"))
+OUT = Path(os.environ.get("VLM_TEST_DATA", "build/test-data")) / "tokenizer"
+MS_DIR = ASSETS / "florence2" / "Florence-2-base"
+ONNX_DIR = ASSETS / "florence2" / "onnx-community-Florence-2-base"
+
+# microsoft/Florence-2-base processing_florence2.py, Florence2Processor.__init__.
+FLORENCE_TOKENS = (
+    ["<od>", "</od>", "<ocr>", "</ocr>"]
+    + [f"<loc_{x}>" for x in range(1000)]
+    + ["<cap>", "</cap>", "<ncap>", "</ncap>", "<dcap>", "</dcap>", "<grounding>", "</grounding>", "<seg>",
+       "</seg>", "<sep>", "<region_cap>", "</region_cap>", "<region_to_desciption>", "</region_to_desciption>",
+       "<proposal>", "</proposal>", "<poly>", "</poly>", "<and>"]
+)
+
+
+def corpus(rng):
+    texts = [
+        "",
+        " ",
+        "   ",
+        "a",
+        "Hello world",
+        " Hello world ",
+        "What does the image describe?",
+        "Locate the phrases in the caption: A green car parked in front of a yellow building.",
+        # added and special tokens, alone, adjacent, inside words, partial, nested
+        "<s>",
+        "</s>",
+        "<pad><unk><mask>",
+        "<s>hello</s>",
+        "a <mask> b",
+        "a   <mask>   b",
+        "\t\n<mask>\n",
+        "<mask>x",
+        "<od>car<loc_52><loc_0><loc_999><loc_620></od>",
+        "word<loc_1>word <loc_2> word",
+        "<poly><loc_1><loc_2><sep><loc_3><loc_4></poly>",
+        "<loc_><loc_1000><loc_-1><loc_01><od<od>>",
+        "<<od>></</od>><s><s></s></s>",
+        "<region_to_desciption><and><proposal></proposal><grounding></grounding>",
+        "<OD><CAPTION>",
+        # contractions and quotes
+        "don't I'm we've they're you'd he'll it's 'S 'LL 'Re",
+        "'s'll've're'm'd't ''s ''' ' ' '",
+        "rock 'n' roll, \"quoted\" and `ticked`",
+        # digits and punctuation
+        "0 1 12 123 1234 3.14159 1,000,000 x2y 2x 1st",
+        "!!!??? ... --- *** ((([[[{{{}}}]]]))) @#$%^&_+=|\\/~",
+        "e-mail: someone@example.com, url: https://example.com/a?b=c&d=e#f",
+        # odd whitespace
+        "tab\there\t\ttwo\t\t\tthree",
+        "multi  space   run    end     ",
+        "line\nbreak\n\ntwo\n\n\nthree\r\nwindows\rold mac",
+        "nbsp\u00a0here\u00a0\u00a0two and\u00a0 mixed \u00a0",
+        "zero\u200bwidth\u200cnon\u200djoiner\ufeffbom",
+        "ideographic\u3000space, en\u2002em\u2003thin\u2009hair\u200a",
+        "line\u2028para\u2029sep\u0085nel\u1680ogham\u202fnnbsp\u205fmmsp",
+        "ctrl\x0bvt\x0cff\x1cfs\x1dgs\x1ers\x1fus\x00nul\x07bel\x7fdel",
+        " leading",
+        "trailing ",
+        "\n",
+        "\n\n \n",
+        " \t \t ",
+        # unicode: accents, scripts, marks, numbers of other kinds
+        "héllo wörld, ça va? naïve café résumé Ångström",
+        "e\u0301 a\u0308 combining marks n\u0303",
+        "日本語のテキスト、中文文本。한국어 텍스트",
+        "Привет, мир! Ελληνικά κείμενο. עברית טקסט. العربية نص",
+        "हिन्दी पाठ। தமிழ் உரை. ภาษาไทย",
+        "Ⅻ ⅻ ² ³ ¼ ½ ① ⑳ ０１２３ ٣٤٥ ߀ 𝟘𝟙𝟚",
+        "ﬁ ﬂ Ⓐ 𝐀𝐁𝐂 𝒜 ℌ ℍ",
+        # emoji: plain, ZWJ sequences, flags, skin tones, keycaps
+        "😀🎉🚀 ❤️ 👍🏽 👩‍👩‍👧‍👦 🏳️‍🌈 🇺🇸🇯🇵 1️⃣ #️⃣",
+        "emoji😀inside😀words",
+        "\U0001f9d1\u200d\U0001f4bb coder \U0001fae0",
+        # replacement character and noncharacters, private use
+        "\ufffd \uffff \U0010ffff \ue000",
+        # a long word with no separators (BPE over thousands of symbols)
+        "a" * 3000,
+        "ab" * 1500 + "c",
+        "".join(chr(rng.randrange(0x4E00, 0x9FFF)) for _ in range(800)),
+        " " * 1000 + "x",
+        "\t" * 500,
+    ]
+    # Every added token, in order, with text between, and all of them glued together.
+    texts.append(" ".join(FLORENCE_TOKENS))
+    texts.append("".join(FLORENCE_TOKENS))
+    texts.append("x".join(FLORENCE_TOKENS[::7]))
+
+    pool = (
+        list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+        + list(" " * 12)
+        + list(".,;:!?'\"()[]{}<>-_/\\@#$%^&*+=|~`")
+        + ["\t", "\n", "\r", "\u00a0", "\u200b", "\u3000", "\u2028", "\x0b"]
+        + ["'s", "'ll", "'re", " '", "''"]
+        + list("éüñçßøåæœ") + list("日本語中文한국어") + list("αβγδЖЯж") + list("٣४๕")
+        + ["😀", "🎉", "👍🏽", "👩‍👩‍👧", "🇺🇸", "❤️"]
+        + ["<s>", "</s>", "<pad>", "<unk>", "<mask>", "<od>", "</od>", "<poly>", "<sep>", "<loc_"]
+        + [f"<loc_{rng.randrange(1000)}>" for _ in range(20)]
+    )
+    for _ in range(300):
+        texts.append("".join(rng.choice(pool) for _ in range(rng.randrange(1, 60))))
+    # Long mixed text, ~60 KB: the linear-time paths get exercised at size.
+    paragraph = "".join(rng.choice(pool) for _ in range(20000))
+    texts.append(paragraph)
+    return texts
+
+
+def random_id_lists(rng, vocab_size):
+    lists = [[], [0], [2], [0, 2], [50264], [vocab_size - 1], [vocab_size, vocab_size + 5, 10**6]]
+    for _ in range(200):
+        n = rng.randrange(1, 40)
+        ids = []
+        for _ in range(n):
+            r = rng.random()
+            if r < 0.1:
+                ids.append(rng.randrange(0, 5))  # <s> <pad> </s> <unk>
+            elif r < 0.25:
+                ids.append(rng.randrange(50264, vocab_size))  # <mask> and Florence tokens
+            elif r < 0.3:
+                ids.append(rng.randrange(vocab_size, vocab_size + 100))  # unknown ids
+            else:
+                ids.append(rng.randrange(4, 50264))
+        lists.append(ids)
+    return lists
+
+
+def code_point_classes():
+    split = Split(Regex(r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"),
+                  behavior="isolated")
+    out = []
+    for cp in range(0x110000):
+        if 0xD800 <= cp < 0xE000:
+            out.append("O")
+            continue
+        if cp == 0x20:
+            out.append("S")
+            continue
+        c = chr(cp)
+        got = [p for p, _ in split.pre_tokenize_str("a" + c + "1")]
+        if got == ["a" + c, "1"]:
+            out.append("L")
+        elif got == ["a", c + "1"]:
+            out.append("N")
+        elif got == ["a", c, "1"]:
+            out.append("O" if [p for p, _ in split.pre_tokenize_str("!" + c + "!")] == ["!" + c + "!"] else "S")
+        else:
+            raise SystemExit(f"unexpected split of U+{cp:04X}: {got!r}")
+    return "".join(out)
+
+
+def record(encode, decode, texts, id_lists):
+    cases = []
+    for text in texts:
+        plain = encode(text, False)
+        wrapped = encode(text, True)
+        cases.append({
+            "text": text,
+            "ids": plain,
+            "ids_with_special": wrapped,
+            "decoded": decode(wrapped, False),
+            "decoded_skip_special": decode(wrapped, True),
+        })
+    decodes = [{"ids": ids, "decoded": decode(ids, False), "decoded_skip_special": decode(ids, True)}
+               for ids in id_lists]
+    return {"encode": cases, "decode": decodes}
+
+
+def main():
+    rng = random.Random(20240611)
+    texts = corpus(rng)
+
+    # The processor's way: transformers' tokenizer for the folder, then add_special_tokens.
+    ms = AutoTokenizer.from_pretrained(MS_DIR)
+    added = ms.add_special_tokens({"additional_special_tokens": FLORENCE_TOKENS})
+    assert added == 1024 and len(ms) == 51289, (added, len(ms))
+    # The same registration done on `tokenizers` directly must agree with it.
+    ms_raw = Tokenizer.from_file(str(MS_DIR / "tokenizer.json"))
+    ms_raw.add_special_tokens([tokenizers.AddedToken(t, special=True, normalized=False) for t in FLORENCE_TOKENS])
+
+    onnx = Tokenizer.from_file(str(ONNX_DIR / "tokenizer.json"))
+    id_lists = random_id_lists(rng, 51289)
+
+    def ms_encode(text, special):
+        ids = ms(text, add_special_tokens=special)["input_ids"]
+        assert ids == ms_raw.encode(text, add_special_tokens=special).ids, text
+        return ids
+
+    def ms_decode(ids, skip):
+        text = ms.decode(ids, skip_special_tokens=skip, clean_up_tokenization_spaces=False)
+        assert text == ms_raw.decode(ids, skip_special_tokens=skip), ids
+        return text
+
+    def onnx_encode(text, special):
+        return onnx.encode(text, add_special_tokens=special).ids
+
+    def onnx_decode(ids, skip):
+        return onnx.decode(ids, skip_special_tokens=skip)
+
+    reference = {
+        "versions": {"tokenizers": tokenizers.__version__, "transformers": transformers.__version__},
+        "florence_tokens": FLORENCE_TOKENS,
+        "microsoft": record(ms_encode, ms_decode, texts, id_lists),
+        "onnx": record(onnx_encode, onnx_decode, texts, id_lists),
+        "tokens_to_string": [
+            {"tokens": toks, "text": ms.convert_tokens_to_string(toks)}
+            for toks in (["Ġx"], ["ðŁĺ"], ["ðŁĺ", "Ģ"], ["Hello", "Ġworld"], ["<od>"], ["Ã©", "âĢĭ"], ["é€"])
+        ],
+        "code_point_classes": code_point_classes(),
+    }
+    OUT.mkdir(parents=True, exist_ok=True)
+    with open(OUT / "reference.json", "w", encoding="utf-8") as f:
+        json.dump(reference, f, ensure_ascii=True)
+    print(f"wrote {OUT / 'reference.json'}: {len(texts)} texts, {len(id_lists)} id lists")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
