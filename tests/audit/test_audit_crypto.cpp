@@ -84,7 +84,9 @@ TEST(AuditMerkle, MatchesRfc6962TestVectors) {
       "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328"};
   for (std::size_t i = 0; i < leaves.size(); ++i) {
     frontier.append(leaves[i]);
-    if (!expected[i].empty()) EXPECT_EQ(to_hex(frontier.root()), expected[i]) << "tree size " << i + 1;
+    if (!expected[i].empty()) {
+      EXPECT_EQ(to_hex(frontier.root()), expected[i]) << "tree size " << i + 1;
+    }
   }
 }
 
