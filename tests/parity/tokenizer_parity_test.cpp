@@ -104,6 +104,16 @@ TEST(TokenizerParity, VocabAndMergesFiles) {
   expect_matches(tok, reference().at("microsoft"));
 }
 
+// lstrip, rstrip, single_word, normalized and special flags, and re-flagging an existing token.
+TEST(TokenizerParity, AddedTokenFlags) {
+  auto tok = vlm::Tokenizer::from_file(florence_dir("onnx-community-Florence-2-base") / "tokenizer.json");
+  for (const Json& t : reference().at("flag_tokens")) {
+    tok.add_tokens({{t.at("content").get<std::string>(), t.at("special").get<bool>(), t.at("lstrip").get<bool>(),
+                     t.at("rstrip").get<bool>(), t.at("single_word").get<bool>(), t.at("normalized").get<bool>()}});
+  }
+  expect_matches(tok, reference().at("flags"));
+}
+
 TEST(TokenizerParity, AddingTokensAgainKeepsIds) {
   auto tok = microsoft_tokenizer();
   const auto before = tok.encode("<od>car<loc_7></od>", true);

@@ -174,6 +174,23 @@ def code_point_classes():
     return "".join(out)
 
 
+# Added tokens with every AddedToken flag, registered on the onnx tokenizer in this order.
+FLAG_TOKENS = [
+    {"content": "[R]", "special": True, "lstrip": False, "rstrip": True, "single_word": False, "normalized": False},
+    {"content": "[L]", "special": True, "lstrip": True, "rstrip": False, "single_word": False, "normalized": False},
+    {"content": "[W]", "special": False, "lstrip": False, "rstrip": False, "single_word": True, "normalized": False},
+    {"content": "[N]", "special": False, "lstrip": False, "rstrip": False, "single_word": False, "normalized": True},
+    {"content": "[LR]", "special": False, "lstrip": True, "rstrip": True, "single_word": False, "normalized": True},
+    {"content": "Ġqq", "special": True, "lstrip": False, "rstrip": False, "single_word": False, "normalized": False},
+    {"content": "<od>", "special": False, "lstrip": True, "rstrip": False, "single_word": False, "normalized": False},
+]
+FLAG_TEXTS = [
+    "a [R]   b", "a   [L] b", "a[W]b", "a [W] b", "[W]", "é[W] ", "_[W]_", "1[W]2", " [W]\t", "x[N]y",
+    "  [L][R]  ", "[R][R]  [L]", "\u00a0\u3000[L]", "[R]\u2028\u00a0x", "a [LR] b [LR]", "[LR]", "Ġqq qq Ġqq",
+    "a <od> b  <od>", "[N][LR][W][R][L]", "[[R]] [[L]]", "<s> [L] </s>",
+]
+
+
 def record(encode, decode, texts, id_lists):
     cases = []
     for text in texts:
@@ -216,17 +233,29 @@ def main():
         assert text == ms_raw.decode(ids, skip_special_tokens=skip), ids
         return text
 
-    def onnx_encode(text, special):
-        return onnx.encode(text, add_special_tokens=special).ids
+    def onnx_encode_with(tok):
+        return lambda text, special: tok.encode(text, add_special_tokens=special).ids
 
-    def onnx_decode(ids, skip):
-        return onnx.decode(ids, skip_special_tokens=skip)
+    def onnx_decode_with(tok):
+        return lambda ids, skip: tok.decode(ids, skip_special_tokens=skip)
+
+    onnx_encode = onnx_encode_with(onnx)
+    onnx_decode = onnx_decode_with(onnx)
+
+    flagged = Tokenizer.from_file(str(ONNX_DIR / "tokenizer.json"))
+    for t in FLAG_TOKENS:
+        token = tokenizers.AddedToken(t["content"], single_word=t["single_word"], lstrip=t["lstrip"],
+                                      rstrip=t["rstrip"], normalized=t["normalized"], special=t["special"])
+        (flagged.add_special_tokens if t["special"] else flagged.add_tokens)([token])
+    flag_ids = [[flagged.token_to_id(t["content"])] for t in FLAG_TOKENS]
 
     reference = {
         "versions": {"tokenizers": tokenizers.__version__, "transformers": transformers.__version__},
         "florence_tokens": FLORENCE_TOKENS,
         "microsoft": record(ms_encode, ms_decode, texts, id_lists),
         "onnx": record(onnx_encode, onnx_decode, texts, id_lists),
+        "flag_tokens": FLAG_TOKENS,
+        "flags": record(onnx_encode_with(flagged), onnx_decode_with(flagged), FLAG_TEXTS, flag_ids),
         "tokens_to_string": [
             {"tokens": toks, "text": ms.convert_tokens_to_string(toks)}
             for toks in (["Ġx"], ["ðŁĺ"], ["ðŁĺ", "Ģ"], ["Hello", "Ġworld"], ["<od>"], ["Ã©", "âĢĭ"], ["é€"])
