@@ -1,0 +1,78 @@
+// Florence-2 task table against the task data onnx-community ships in its preprocessor_config.json
+// (copied from the original processor), plus the errors our API adds.
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "post_processor.h"
+#include "task_prompts.h"
+#include "vlm/error.h"
+
+namespace {
+
+using Json = nlohmann::json;
+namespace f2 = vlm::florence2;
+
+Json onnx_preprocessor_config() {
+  const char* assets = std::getenv("VLM_ASSETS");
+  const std::filesystem::path path = std::filesystem::path(assets != nullptr ? assets : "../shared/assets") /
+                                     "florence2" / "onnx-community-Florence-2-base" / "preprocessor_config.json";
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot read " + path.string());
+  return Json::parse(in);
+}
+
+TEST(Florence2Tasks, TableMatchesTheCheckpointsTaskData) {
+  const Json config = onnx_preprocessor_config();
+  const Json& without = config.at("task_prompts_without_inputs");
+  const Json& with = config.at("task_prompts_with_input");
+  const Json& types = config.at("tasks_answer_post_processing_type");
+  EXPECT_EQ(f2::tasks().size(), without.size() + with.size());
+  for (const f2::TaskInfo& task : f2::tasks()) {
+    const std::string token(task.token);
+    const Json& table = task.takes_input ? with : without;
+    ASSERT_TRUE(table.contains(token)) << token;
+    EXPECT_EQ(table.at(token).get<std::string>(), task.prompt) << token;
+    ASSERT_TRUE(types.contains(token)) << token;
+    EXPECT_EQ(types.at(token).get<std::string>(), f2::post_process_type_name(task.post_process)) << token;
+    EXPECT_EQ(f2::find_task(token), &task);
+    EXPECT_EQ(f2::post_process_type(token), task.post_process);
+  }
+  for (auto it = types.begin(); it != types.end(); ++it) EXPECT_NE(f2::find_task(it.key()), nullptr) << it.key();
+}
+
+TEST(Florence2Tasks, TaskPromptJoinsTaskAndText) {
+  EXPECT_EQ(f2::task_prompt("<OD>"), "Locate the objects with category name in the image.");
+  EXPECT_EQ(f2::task_prompt("<OPEN_VOCABULARY_DETECTION>", " a dog "), "Locate a dog in the image.");
+  try {
+    f2::task_prompt("<CAPTION>", "extra words");
+    ADD_FAILURE() << "text for a task without input was accepted";
+  } catch (const vlm::Error& e) {
+    EXPECT_EQ(e.code(), vlm::ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("<CAPTION>extra words"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Florence2Tasks, UnknownTasksAreParsedAsPureText) {
+  EXPECT_EQ(f2::post_process_type("<NOT_A_TASK>"), f2::PostProcessType::kPureText);
+  const Json out = f2::post_process_generation("<s> hi <loc_1></s>", "<NOT_A_TASK>", {10, 10});
+  EXPECT_EQ(out, (Json{{"<NOT_A_TASK>", "hi <loc_1>"}}));
+}
+
+TEST(Florence2PostProcess, RejectsEmptyImageSize) {
+  for (const f2::ImageSize size : {f2::ImageSize{0, 10}, f2::ImageSize{10, 0}, f2::ImageSize{-1, 5}}) {
+    try {
+      f2::post_process_generation("car<loc_1><loc_2><loc_3><loc_4>", "<OD>", size);
+      ADD_FAILURE() << "accepted " << size.width << "x" << size.height;
+    } catch (const vlm::Error& e) {
+      EXPECT_EQ(e.code(), vlm::ErrorCode::kInvalidArgument);
+    }
+  }
+}
+
+}  // namespace
