@@ -1,0 +1,270 @@
+#include "app.h"
+
+#include <algorithm>
+#include <thread>
+
+#include <opencv2/core.hpp>
+
+#include "errors.h"
+#include "request_id.h"
+#include "gpu_memory.h"
+#include "vlm/logging.h"
+
+namespace vlm::server {
+namespace {
+
+double elapsed_s(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+std::string lower(std::string text) {
+  for (auto& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return text;
+}
+
+}  // namespace
+
+std::string_view server_state_name(ServerState state) {
+  switch (state) {
+    case ServerState::kLoading: return "loading";
+    case ServerState::kReady: return "ready";
+    case ServerState::kDraining: return "draining";
+    case ServerState::kFailed: return "failed";
+  }
+  return "failed";
+}
+
+App::App(ServerConfig config) : config_(std::move(config)) {
+  validate(config_);
+  routes_ = route_table();
+  default_model_ = config_.default_model.empty() ? config_.models.front().name : config_.default_model;
+}
+
+App::~App() {
+  for (auto& [name, served] : models_) {
+    if (served->batcher) served->batcher->stop();
+  }
+}
+
+std::vector<HttpRoute> App::http_routes() {
+  std::vector<HttpRoute> routes;
+  for (const auto& route : routes_) routes.push_back({route.method, route.path, route.handler});
+  return routes;
+}
+
+HttpHooks App::hooks() {
+  HttpHooks hooks;
+  hooks.before = [this](HttpRequest& request) { return before(request); };
+  hooks.after = [this](const HttpRequest& request, int status, std::size_t bytes,
+                       std::vector<std::pair<std::string, std::string>>& headers) {
+    after(request, status, bytes, headers);
+  };
+  hooks.library_error = [this](int status, const std::string& request_id) {
+    const std::string id = request_id.empty() ? generate_request_id() : request_id;
+    HttpResponse response = error_response(status, library_error_code(status), library_error_message(status), id);
+    response.headers.emplace_back("X-Request-Id", id);
+    return response;
+  };
+  hooks.exception = [this](const HttpRequest& request, std::exception_ptr error) {
+    try {
+      std::rethrow_exception(error);
+    } catch (const ApiError& e) {
+      HttpResponse response = error_response(e.status(), e.code(), e.message(), request.request_id);
+      response.headers = e.headers();
+      return response;
+    } catch (const Error& e) {
+      const int status = http_status(e.code());
+      if (status >= 500) log::error("request {}: {}: {}", request.request_id, error_code_name(e.code()), e.what());
+      // Internal failures keep their details in the log, not in the response.
+      const std::string message = status >= 500 ? "internal error; see the server log for request " + request.request_id
+                                                 : std::string(e.what());
+      return error_response(status, std::string(error_code_name(e.code())), message, request.request_id);
+    } catch (const std::exception& e) {
+      log::error("request {}: unexpected exception: {}", request.request_id, log::sanitize(e.what()));
+    } catch (...) {
+      log::error("request {}: unexpected non-standard exception", request.request_id);
+    }
+    return error_response(500, "internal_error", "internal error; see the server log for request " + request.request_id,
+                          request.request_id);
+  };
+  return hooks;
+}
+
+HttpResponse App::error_response(int status, const std::string& code, const std::string& message,
+                                 const std::string& request_id) const {
+  HttpResponse response;
+  response.status = status;
+  response.body = error_json(code, message, request_id).dump();
+  return response;
+}
+
+const RouteSpec* App::find_route(const std::string& method, const std::string& path) const {
+  for (const auto& route : routes_) {
+    if (route.path == path && (route.method == method || (method == "HEAD" && route.method == "GET"))) return &route;
+  }
+  return nullptr;
+}
+
+bool App::authorized(const HttpRequest& request) const {
+  const std::string header = request.header("Authorization");
+  constexpr std::string_view kBearer = "Bearer ";
+  if (header.size() <= kBearer.size() || lower(header.substr(0, kBearer.size())) != "bearer ") return false;
+  return constant_time_equal(std::string_view(header).substr(kBearer.size()), config_.api_key);
+}
+
+void App::add_cors(const HttpRequest& request, std::vector<std::pair<std::string, std::string>>& headers) const {
+  const std::string origin = request.header("Origin");
+  if (origin.empty() || config_.cors_origins.empty()) return;
+  const bool any = std::find(config_.cors_origins.begin(), config_.cors_origins.end(), "*") != config_.cors_origins.end();
+  if (!any && std::find(config_.cors_origins.begin(), config_.cors_origins.end(), origin) == config_.cors_origins.end()) {
+    return;
+  }
+  headers.emplace_back("Access-Control-Allow-Origin", any ? "*" : origin);
+  if (!any) headers.emplace_back("Vary", "Origin");
+  headers.emplace_back("Access-Control-Expose-Headers", "X-Request-Id, Retry-After");
+}
+
+std::optional<HttpResponse> App::before(HttpRequest& request) {
+  const std::string client_id = request.header("X-Request-Id");
+  request.request_id = acceptable_request_id(client_id) ? client_id : generate_request_id();
+
+  // CORS preflight: answered for allowed origins without auth (browsers send no credentials).
+  if (request.method == "OPTIONS" && request.has_header("Origin") && !config_.cors_origins.empty()) {
+    HttpResponse response;
+    response.status = 204;
+    response.content_type.clear();
+    response.headers = {{"Access-Control-Allow-Methods", "GET, POST, OPTIONS"},
+                        {"Access-Control-Allow-Headers", "Authorization, Content-Type, X-Request-Id"},
+                        {"Access-Control-Max-Age", "600"}};
+    return response;
+  }
+
+  const RouteSpec* route = find_route(request.method, request.path);
+  if (route == nullptr) {
+    std::vector<std::string> allowed;
+    for (const auto& r : routes_) {
+      if (r.path == request.path) allowed.push_back(r.method);
+    }
+    if (allowed.empty()) {
+      return error_response(404, "not_found", "no route " + log::sanitize(request.path.substr(0, 200)), request.request_id);
+    }
+    std::string allow;
+    for (const auto& method : allowed) allow += (allow.empty() ? "" : ", ") + method;
+    HttpResponse response = error_response(
+        405, "method_not_allowed", request.method.substr(0, 16) + " is not allowed on " + request.path + " (allowed: " + allow + ")",
+        request.request_id);
+    response.headers.emplace_back("Allow", allow);
+    return response;
+  }
+
+  // Compressed bodies are refused before a byte is read: inflating them is a decompression-bomb risk.
+  const std::string encoding = lower(request.header("Content-Encoding"));
+  if (!encoding.empty() && encoding != "identity") {
+    return error_response(415, "unsupported_media_type",
+                          "Content-Encoding '" + log::sanitize(encoding.substr(0, 32)) + "' is not accepted; send the body uncompressed",
+                          request.request_id);
+  }
+  const std::string transfer = lower(request.header("Transfer-Encoding"));
+  if (!transfer.empty() && transfer != "chunked") {
+    return error_response(415, "unsupported_media_type",
+                          "Transfer-Encoding '" + log::sanitize(transfer.substr(0, 32)) + "' is not accepted; use chunked or Content-Length",
+                          request.request_id);
+  }
+
+  if (route->access == Access::kApiKey && !config_.api_key.empty() && !authorized(request)) {
+    HttpResponse response = error_response(401, "unauthorized", "missing or wrong API key (send 'Authorization: Bearer <key>')",
+                                           request.request_id);
+    response.headers.emplace_back("WWW-Authenticate", "Bearer");
+    return response;
+  }
+
+  if (route->inference && state_.load() != ServerState::kReady) {
+    HttpResponse response = error_response(
+        503, std::string(server_state_name(state_.load())),
+        "the server is " + std::string(server_state_name(state_.load())) + " and takes no inference requests",
+        request.request_id);
+    response.headers.emplace_back("Retry-After", "1");
+    return response;
+  }
+  return std::nullopt;
+}
+
+void App::after(const HttpRequest& request, int status, std::size_t bytes,
+                std::vector<std::pair<std::string, std::string>>& headers) {
+  const RouteSpec* route = find_route(request.method, request.path);
+  const double seconds = elapsed_s(request.start);
+  metrics_.observe_request(route != nullptr ? route->path : "unmatched", route != nullptr ? route->method : "other",
+                           status, seconds);
+  add_cors(request, headers);
+  const bool loud = route == nullptr || route->log_at_info || status >= 400;
+  const log::Level level = loud ? log::Level::kInfo : log::Level::kDebug;
+  if (log::enabled(level)) {
+    // Client-controlled fields go through sanitize() so they cannot forge log lines.
+    log::write(level, fmt::format("{} {} {} {}B {:.1f}ms id={} peer={}", log::sanitize(request.method.substr(0, 16)),
+                                  log::sanitize(request.path.substr(0, 256)), status, bytes, seconds * 1e3,
+                                  request.request_id.empty() ? "-" : request.request_id, request.remote_addr));
+  }
+}
+
+void App::load_models() {
+  try {
+    // Built aside and published before the state turns ready: handlers read models_ only then.
+    std::map<std::string, std::unique_ptr<ServedModel>> loaded;
+    for (const auto& spec : config_.models) {
+      const auto start = std::chrono::steady_clock::now();
+      log::info("loading model '{}' from {}", spec.name, spec.path);
+      auto served = std::make_unique<ServedModel>();
+      served->name = spec.name;
+      served->model = load_model(spec.path, config_.model_options);
+      // Warm-up runs pay for lazy initialisation (TorchScript profiling, allocator growth) before
+      // /ready says yes.
+      const int side = std::max(32, served->model->info().image_size);
+      std::vector<Image> warm(1);
+      warm[0].rgb = cv::Mat(side, side, CV_8UC3, cv::Scalar(114, 114, 114));
+      for (int i = 0; i < config_.warmup_runs; ++i) served->model->run(warm, DetectOptions{});
+      BatcherOptions batching;
+      batching.batch_max = config_.batch_max;
+      batching.batch_wait_ms = config_.batch_wait_ms;
+      batching.queue_capacity = config_.queue;
+      served->batcher = std::make_unique<Batcher>(spec.name, *served->model, batching, metrics_);
+      const double seconds = elapsed_s(start);
+      metrics_.set_model_load_seconds(spec.name, seconds);
+      log::info("model '{}' ready: {} on {} ({:.0f} ms with warm-up)", spec.name, served->model->info().family,
+                served->model->info().device, seconds * 1e3);
+      loaded.emplace(spec.name, std::move(served));
+    }
+    models_ = std::move(loaded);
+    ServerState expected = ServerState::kLoading;
+    state_.compare_exchange_strong(expected, ServerState::kReady);
+  } catch (const std::exception& e) {
+    log::error("loading models failed: {}", e.what());
+    state_ = ServerState::kFailed;
+    throw;
+  }
+}
+
+bool App::drain(std::chrono::steady_clock::duration timeout) {
+  state_ = ServerState::kDraining;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (active_requests_.load() > 0) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      log::warn("drain timed out with {} requests still running", active_requests_.load());
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
+
+ServedModel& App::model_for(const std::string& name) {
+  const std::string& wanted = name.empty() ? default_model_ : name;
+  auto it = models_.find(wanted);
+  if (it == models_.end()) {
+    std::string known;
+    for (const auto& spec : config_.models) known += (known.empty() ? "" : ", ") + spec.name;
+    throw ApiError(404, "model_not_found", "no model named '" + log::sanitize(wanted.substr(0, 64)) + "' (loaded: " + known + ")");
+  }
+  return *it->second;
+}
+
+}  // namespace vlm::server

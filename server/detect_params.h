@@ -1,0 +1,25 @@
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "vlm/model.h"
+
+namespace vlm::server {
+
+// POST /detect parameters after type checks. Values arrive as JSON values (JSON bodies) or as
+// strings (query, form fields); both spellings mean the same.
+struct DetectRequestParams {
+  std::string model;  // empty: the default model
+  DetectOptions options;
+};
+
+// Throws ApiError 422 (invalid_argument) naming the parameter and the value received.
+// Parameters not sent keep their value from `defaults` (the server's --conf, --iou, ...).
+DetectRequestParams parse_detect_params(const nlohmann::json& params, const DetectOptions& defaults);
+
+// Checks class ids against the model's class list (when it has one). Throws ApiError 422.
+void check_classes(const DetectOptions& options, const ModelInfo& info);
+
+}  // namespace vlm::server

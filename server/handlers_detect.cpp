@@ -1,0 +1,100 @@
+// POST /detect: parse, decode, queue for the model's batcher, wait, answer.
+#include <span>
+#include <thread>
+
+#include "app.h"
+#include "detect_params.h"
+#include "errors.h"
+#include "image_input.h"
+#include "vlm/image.h"
+
+namespace vlm::server {
+namespace {
+
+double ms_between(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+ImageInputRules detect_rules(std::size_t max_images) {
+  return {max_images, {"model", "conf", "iou", "max_det", "classes", "agnostic_nms", "task", "text"}};
+}
+
+}  // namespace
+
+// Counts inference requests so a graceful shutdown knows when they are done.
+class ActiveRequest {
+ public:
+  explicit ActiveRequest(App& app) : app_(app) { ++app_.active_requests_; }
+  ~ActiveRequest() { --app_.active_requests_; }
+  ActiveRequest(const ActiveRequest&) = delete;
+  ActiveRequest& operator=(const ActiveRequest&) = delete;
+
+ private:
+  App& app_;
+};
+
+void App::handle_detect(const HttpRequest& request, HttpResponse& response) {
+  ActiveRequest active(*this);
+  const auto deadline = request.start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                            std::chrono::duration<double>(config_.timeout_s));
+  const ImageInput input = parse_image_input(request, detect_rules(static_cast<std::size_t>(config_.max_images)));
+  const DetectRequestParams params = parse_detect_params(input.params, config_.default_options);
+  ServedModel& served = model_for(params.model);
+  check_classes(params.options, served.model->info());
+
+  std::shared_ptr<BatchJob> job;
+  const auto decode_start = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point decode_end;
+  {
+    // Announced before decoding so the batcher waits for this request rather than run without it.
+    Batcher::Incoming incoming(*served.batcher);
+    std::vector<Image> images;
+    images.reserve(input.images.size());
+    ImageLoadOptions load;
+    load.max_pixels = static_cast<std::uint64_t>(config_.max_pixels);
+    for (std::size_t i = 0; i < input.images.size(); ++i) {
+      const auto& bytes = input.images[i];
+      try {
+        images.push_back(decode_image(std::span(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()), load));
+      } catch (const Error& error) {
+        const std::string where = input.images.size() > 1 ? "image " + std::to_string(i) + ": " : "";
+        throw ApiError(http_status(error.code()), std::string(error_code_name(error.code())), where + error.what());
+      }
+    }
+    decode_end = std::chrono::steady_clock::now();
+    job = served.batcher->submit(std::move(images), params.options, deadline);
+  }
+
+  auto future = job->promise.get_future();
+  // Poll so a vanished client or a passed deadline frees the queue slot instead of running for nobody.
+  while (future.wait_for(std::chrono::milliseconds(20)) != std::future_status::ready) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      job->cancelled = true;
+      throw ApiError(503, "timeout", "no result within --timeout-s (" + nlohmann::json(config_.timeout_s).dump() + " s)",
+                     {{"Retry-After", "1"}});
+    }
+    if (request.is_connection_closed && request.is_connection_closed()) {
+      job->cancelled = true;
+      throw ApiError(499, "client_closed", "the client closed the connection");
+    }
+  }
+  std::vector<ImageResult> results = future.get();
+  const auto done = std::chrono::steady_clock::now();
+
+  nlohmann::json timings = {{"decode_ms", ms_between(decode_start, decode_end)},
+                            {"queue_and_run_ms", ms_between(decode_end, done)},
+                            {"total_ms", ms_between(request.start, done)}};
+  nlohmann::json body;
+  if (!input.batch) {
+    body = to_json(results.front());
+  } else {
+    body["results"] = nlohmann::json::array();
+    for (const auto& result : results) body["results"].push_back(to_json(result));
+  }
+  body["model"] = served.name;
+  body["request_id"] = request.request_id;
+  body["request_timings"] = std::move(timings);
+  response.body = body.dump();
+}
+
+}  // namespace vlm::server

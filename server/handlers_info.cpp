@@ -1,0 +1,73 @@
+// GET /health, /ready, /v1/models, /metrics, /openapi.json.
+#include <fmt/format.h>
+
+#include "app.h"
+#include "errors.h"
+#include "openapi_document.h"
+#include "gpu_memory.h"
+
+namespace vlm::server {
+
+void App::handle_health(const HttpRequest&, HttpResponse& response) {
+  const ServerState state = state_.load();
+  response.body = nlohmann::json{{"status", server_state_name(state)}}.dump();
+}
+
+void App::handle_ready(const HttpRequest& request, HttpResponse& response) {
+  const ServerState state = state_.load();
+  if (state == ServerState::kReady) {
+    response.body = nlohmann::json{{"status", "ready"}}.dump();
+    return;
+  }
+  throw ApiError(503, std::string(server_state_name(state)), "not ready: the server is " + std::string(server_state_name(state)),
+                 {{"Retry-After", "1"}});
+  (void)request;
+}
+
+void App::handle_models(const HttpRequest&, HttpResponse& response) {
+  nlohmann::json data = nlohmann::json::array();
+  const bool loaded = state_.load() == ServerState::kReady || state_.load() == ServerState::kDraining;
+  for (const auto& spec : config_.models) {
+    nlohmann::json entry;
+    if (loaded && models_.contains(spec.name)) {
+      entry = to_json(models_.at(spec.name)->model->info());
+      entry["status"] = "ready";
+    } else {
+      entry["status"] = server_state_name(state_.load());
+    }
+    entry["name"] = spec.name;
+    entry["default"] = spec.name == default_model_;
+    entry["batch_max"] = config_.batch_max;
+    data.push_back(std::move(entry));
+  }
+  response.body = nlohmann::json{{"object", "list"}, {"data", std::move(data)}}.dump();
+}
+
+void App::handle_metrics(const HttpRequest&, HttpResponse& response) {
+  std::string text = metrics_.render();
+  const ServerState state = state_.load();
+  text += "# HELP vlm_server_ready 1 when every model is loaded and the server is not draining.\n";
+  text += fmt::format("# TYPE vlm_server_ready gauge\nvlm_server_ready {}\n", state == ServerState::kReady ? 1 : 0);
+  text += "# HELP vlm_inference_requests_active Inference requests being parsed, queued or run.\n";
+  text += fmt::format("# TYPE vlm_inference_requests_active gauge\nvlm_inference_requests_active {}\n", active_requests_.load());
+  if (state == ServerState::kReady || state == ServerState::kDraining) {
+    text += "# HELP vlm_queue_depth Requests waiting for a forward pass, by model.\n# TYPE vlm_queue_depth gauge\n";
+    for (const auto& [name, served] : models_) {
+      text += fmt::format("vlm_queue_depth{{model=\"{}\"}} {}\n", prometheus_label(name), served->batcher->depth());
+    }
+  }
+  if (auto memory = gpu_memory(config_.model_options.device)) {
+    text += "# HELP vlm_gpu_memory_used_bytes Device memory in use (all processes).\n# TYPE vlm_gpu_memory_used_bytes gauge\n";
+    text += fmt::format("vlm_gpu_memory_used_bytes{{device=\"{}\"}} {}\n", prometheus_label(config_.model_options.device),
+                        memory->used_bytes);
+    text += "# HELP vlm_gpu_memory_total_bytes Device memory size.\n# TYPE vlm_gpu_memory_total_bytes gauge\n";
+    text += fmt::format("vlm_gpu_memory_total_bytes{{device=\"{}\"}} {}\n", prometheus_label(config_.model_options.device),
+                        memory->total_bytes);
+  }
+  response.content_type = "text/plain; version=0.0.4; charset=utf-8";
+  response.body = std::move(text);
+}
+
+void App::handle_openapi(const HttpRequest&, HttpResponse& response) { response.body = std::string(openapi_document()); }
+
+}  // namespace vlm::server

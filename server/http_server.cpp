@@ -1,0 +1,208 @@
+// The only translation unit that includes cpp-httplib (see http_server.h for why).
+#include "http_server.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <exception>
+#include <utility>
+
+#include <httplib.h>
+
+#include "vlm/error.h"
+
+namespace vlm::server {
+namespace {
+
+constexpr std::string_view kRequestIdHeader = "X-Request-Id";
+
+std::pair<time_t, time_t> split_seconds(double seconds) {
+  const double whole = std::floor(seconds);
+  return {static_cast<time_t>(whole), static_cast<time_t>((seconds - whole) * 1e6)};
+}
+
+// Headers and query only: the body is not read yet when the hooks run.
+HttpRequest convert_head(const httplib::Request& in, const httplib::Response& res) {
+  HttpRequest out;
+  out.method = in.method;
+  out.path = in.path;
+  out.remote_addr = in.remote_addr;
+  for (const auto& [key, value] : in.headers) out.headers.emplace(key, value);
+  for (const auto& [key, value] : in.params) out.query.emplace(key, value);
+  out.request_id = res.get_header_value(std::string(kRequestIdHeader));
+  out.start = in.start_time_ == std::chrono::steady_clock::time_point::min()
+                  ? std::chrono::steady_clock::now()
+                  : in.start_time_;
+  out.is_connection_closed = in.is_connection_closed;
+  return out;
+}
+
+HttpRequest convert_full(const httplib::Request& in, const httplib::Response& res) {
+  HttpRequest out = convert_head(in, res);
+  out.body = in.body;
+  // Files and plain fields live in two maps; each keeps the client's order among equal names.
+  for (const auto& [name, file] : in.form.files) {
+    out.form.push_back({name, file.filename, file.content_type, file.content});
+  }
+  for (const auto& [name, field] : in.form.fields) {
+    auto type = field.headers.find("Content-Type");
+    out.form.push_back({name, "", type == field.headers.end() ? std::string() : type->second, field.content});
+  }
+  return out;
+}
+
+void apply(const HttpResponse& from, httplib::Response& to) {
+  to.status = from.status;
+  for (const auto& [key, value] : from.headers) to.set_header(key, value);
+  to.set_content(from.body, from.content_type);
+}
+
+}  // namespace
+
+bool CaseInsensitiveLess::operator()(std::string_view a, std::string_view b) const {
+  return std::lexicographical_compare(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
+    return std::tolower(static_cast<unsigned char>(x)) < std::tolower(static_cast<unsigned char>(y));
+  });
+}
+
+std::string HttpRequest::header(std::string_view name) const {
+  auto it = headers.find(name);
+  return it == headers.end() ? std::string() : it->second;
+}
+
+bool HttpRequest::has_header(std::string_view name) const { return headers.find(name) != headers.end(); }
+
+std::vector<std::string> methods_for_path(const std::vector<HttpRoute>& routes, std::string_view path) {
+  std::vector<std::string> methods;
+  for (const auto& route : routes) {
+    if (route.path == path) methods.push_back(route.method);
+  }
+  return methods;
+}
+
+struct HttpServer::Impl {
+  HttpServerOptions options;
+  std::vector<HttpRoute> routes;
+  HttpHooks hooks;
+  std::unique_ptr<httplib::Server> server;
+  int bound_port = -1;
+};
+
+HttpServer::HttpServer(HttpServerOptions options, std::vector<HttpRoute> routes, HttpHooks hooks)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->options = std::move(options);
+  impl_->routes = std::move(routes);
+  impl_->hooks = std::move(hooks);
+  const auto& opt = impl_->options;
+
+  if (!opt.ssl_cert_file.empty() || !opt.ssl_key_file.empty()) {
+    if (opt.ssl_cert_file.empty() || opt.ssl_key_file.empty()) {
+      throw Error(ErrorCode::kInvalidArgument, "TLS needs both --ssl-cert-file and --ssl-key-file");
+    }
+    auto tls = std::make_unique<httplib::SSLServer>(opt.ssl_cert_file.c_str(), opt.ssl_key_file.c_str());
+    if (!tls->is_valid()) {
+      throw Error(ErrorCode::kIo, "cannot use TLS certificate '" + opt.ssl_cert_file + "' with key '" +
+                                      opt.ssl_key_file + "'");
+    }
+    impl_->server = std::move(tls);
+  } else {
+    impl_->server = std::make_unique<httplib::Server>();
+  }
+  auto& svr = *impl_->server;
+  auto* impl = impl_.get();
+
+  const auto threads = static_cast<std::size_t>(std::max(1, opt.threads));
+  const auto max_threads = std::max(threads, static_cast<std::size_t>(opt.max_threads));
+  const auto pending = static_cast<std::size_t>(std::max(1, opt.max_pending_connections));
+  svr.new_task_queue = [threads, max_threads, pending] {
+    return new httplib::ThreadPool(threads, max_threads, pending);
+  };
+  svr.set_payload_max_length(opt.max_body_bytes);
+  const auto [read_s, read_us] = split_seconds(opt.read_timeout_s);
+  svr.set_read_timeout(read_s, read_us);
+  const auto [write_s, write_us] = split_seconds(opt.write_timeout_s);
+  svr.set_write_timeout(write_s, write_us);
+  svr.set_keep_alive_timeout(static_cast<time_t>(std::max(1.0, opt.keep_alive_timeout_s)));
+  svr.set_tcp_nodelay(true);
+  // Proxies are not trusted: X-Forwarded-For never replaces the socket peer.
+  svr.set_trusted_proxies({});
+
+  svr.set_pre_routing_handler([impl](const httplib::Request& req, httplib::Response& res) {
+    HttpRequest head = convert_head(req, res);
+    std::optional<HttpResponse> early = impl->hooks.before ? impl->hooks.before(head) : std::nullopt;
+    if (!head.request_id.empty()) res.set_header(std::string(kRequestIdHeader), head.request_id);
+    if (!early) return httplib::Server::HandlerResponse::Unhandled;
+    apply(*early, res);
+    return httplib::Server::HandlerResponse::Handled;
+  });
+
+  for (const auto& route : impl_->routes) {
+    httplib::Server::Handler handler = [&route](const httplib::Request& req, httplib::Response& res) {
+      HttpRequest full = convert_full(req, res);
+      HttpResponse out;
+      route.handler(full, out);
+      apply(out, res);
+    };
+    if (route.method == "GET") {
+      svr.Get(route.path, handler);
+    } else if (route.method == "POST") {
+      svr.Post(route.path, handler);
+    } else if (route.method == "PUT") {
+      svr.Put(route.path, handler);
+    } else if (route.method == "DELETE") {
+      svr.Delete(route.path, handler);
+    } else if (route.method == "OPTIONS") {
+      svr.Options(route.path, handler);
+    } else {
+      throw Error(ErrorCode::kInternal, "route " + route.path + " has unsupported method " + route.method);
+    }
+  }
+
+  svr.set_exception_handler([impl](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+    HttpRequest head = convert_head(req, res);
+    apply(impl->hooks.exception(head, ep), res);
+  });
+
+  // Library-detected errors arrive here with an empty body; our own error responses already
+  // carry one and pass through untouched.
+  svr.set_error_handler([impl](const httplib::Request&, httplib::Response& res) {
+    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    const std::string id = res.get_header_value(std::string(kRequestIdHeader));
+    HttpResponse out = impl->hooks.library_error(res.status, id);
+    apply(out, res);
+    return httplib::Server::HandlerResponse::Handled;
+  });
+
+  svr.set_post_routing_handler([impl](const httplib::Request& req, httplib::Response& res) {
+    if (!impl->hooks.after) return;
+    HttpRequest head = convert_head(req, res);
+    std::vector<std::pair<std::string, std::string>> extra;
+    impl->hooks.after(head, res.status, res.body.size(), extra);
+    for (const auto& [key, value] : extra) res.set_header(key, value);
+  });
+}
+
+HttpServer::~HttpServer() = default;
+
+void HttpServer::bind() {
+  auto& opt = impl_->options;
+  if (opt.port == 0) {
+    impl_->bound_port = impl_->server->bind_to_any_port(opt.host);
+  } else if (impl_->server->bind_to_port(opt.host, opt.port)) {
+    impl_->bound_port = opt.port;
+  }
+  if (impl_->bound_port <= 0) {
+    throw Error(ErrorCode::kIo, "cannot listen on " + opt.host + ":" + std::to_string(opt.port) +
+                                    " (address in use, or not an address of this machine)");
+  }
+}
+
+int HttpServer::port() const { return impl_->bound_port; }
+
+void HttpServer::listen() { impl_->server->listen_after_bind(); }
+
+void HttpServer::wait_until_listening() const { impl_->server->wait_until_ready(); }
+
+void HttpServer::stop() { impl_->server->stop(); }
+
+}  // namespace vlm::server

@@ -1,0 +1,46 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "vlm/model.h"
+
+namespace vlm::server {
+
+struct ModelSpec {
+  std::string name;
+  std::string path;
+};
+
+// Everything `vlmserve serve` decides, after flags, config file and VLM_* variables are merged.
+struct ServerConfig {
+  std::vector<ModelSpec> models;
+  std::string default_model;  // empty: the first model
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  std::string api_key;  // empty: no auth
+  std::string ssl_cert_file;
+  std::string ssl_key_file;
+  std::vector<std::string> cors_origins;  // "*" allows any origin
+  ModelOptions model_options;
+  DetectOptions default_options;  // what a request gets for parameters it does not send
+  double max_body_mb = 20.0;
+  double max_pixels = 50e6;
+  double timeout_s = 60.0;
+  int queue = 64;
+  int batch_max = 8;
+  double batch_wait_ms = 5.0;
+  int max_images = 32;  // images in one request
+  double read_timeout_s = 10.0;
+  double write_timeout_s = 10.0;
+  int http_threads = 8;
+  int http_max_threads = 64;
+  int max_pending_connections = 256;
+  double drain_timeout_s = 30.0;
+  int warmup_runs = 2;
+};
+
+// Throws vlm::Error kInvalidArgument naming the first bad field.
+void validate(const ServerConfig& config);
+
+}  // namespace vlm::server
