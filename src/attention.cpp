@@ -7,9 +7,17 @@
 #include <cmath>
 #include <mutex>
 #include <set>
+#include <tuple>
+#include <utility>
 
 #include "vlm/error.h"
 #include "vlm/logging.h"
+
+#if VLM_WITH_CUDA
+#include <cuda_runtime_api.h>
+
+#include "flash_attention/flash_api.h"
+#endif
 
 namespace vlm {
 namespace {
@@ -62,6 +70,56 @@ at::Tensor eager_attention(const at::Tensor& q, const at::Tensor& k, const at::T
   return at::matmul(probs.to(v.scalar_type()), v);
 }
 
+#if VLM_WITH_CUDA
+constexpr bool kFlashBuilt = true;
+#else
+constexpr bool kFlashBuilt = false;
+#endif
+
+// Compute capability of q's device, cached per device (the query costs a driver call).
+std::pair<int, int> device_capability([[maybe_unused]] const at::Tensor& q) {
+#if VLM_WITH_CUDA
+  if (!q.is_cuda()) return {0, 0};
+  static std::mutex mutex;
+  static std::vector<std::pair<int, int>> cache;
+  const int device = q.get_device();
+  std::lock_guard lock(mutex);
+  if (device >= static_cast<int>(cache.size())) cache.resize(device + 1, {-1, -1});
+  if (cache[device].first < 0) {
+    int major = 0;
+    int minor = 0;
+    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess) {
+      cudaGetLastError();
+      major = minor = 0;
+    }
+    cache[device] = {major, minor};
+  }
+  return cache[device];
+#else
+  return {0, 0};
+#endif
+}
+
+// Why flash cannot run this request, or empty when it can.
+std::string flash_unsupported_reason(const AttentionRequest& request, bool flash_built) {
+  if (!flash_built) return "this build has no flash-attention kernel (built without CUDA)";
+  if (!request.on_cuda) return "tensors are not on a CUDA device";
+  if (request.sm_major < 8) {
+    return "GPU sm_" + std::to_string(request.sm_major) + std::to_string(request.sm_minor) + " is older than sm_80";
+  }
+  if (request.dtype != c10::ScalarType::Half && request.dtype != c10::ScalarType::BFloat16) {
+    return std::string("dtype ") + c10::toString(request.dtype) + " is not float16 or bfloat16";
+  }
+  if (request.head_dim != 32 && request.head_dim != 64 && request.head_dim != 128) {
+    return "head dim " + std::to_string(request.head_dim) + " is not 32, 64 or 128";
+  }
+  if (!(request.scale > 0.0) || !std::isfinite(request.scale)) {
+    return "softmax scale " + std::to_string(request.scale) + " is not positive";
+  }
+  return {};
+}
+
 void log_fallback_once(const std::string& reason) {
   static std::mutex mutex;
   static std::set<std::string> seen;
@@ -93,18 +151,32 @@ std::string_view attention_backend_name(AttentionBackend backend) {
 void set_default_attention_backend(AttentionBackend backend) { g_default_backend = backend; }
 AttentionBackend default_attention_backend() { return g_default_backend; }
 
-std::vector<std::string> available_attention_backends() { return {"eager", "sdpa"}; }
+std::vector<std::string> available_attention_backends() {
+  if (kFlashBuilt) return {"flash", "eager", "sdpa"};
+  return {"eager", "sdpa"};
+}
 
-AttentionChoice choose_attention_backend(const at::Tensor& q, const at::Tensor& /*k*/,
-                                         const AttentionOptions& options) {
-  AttentionBackend requested = options.backend == AttentionBackend::kAuto ? default_attention_backend() : options.backend;
+AttentionChoice choose_attention_backend(const AttentionRequest& request, AttentionBackend requested,
+                                         bool flash_built) {
   if (requested == AttentionBackend::kEager || requested == AttentionBackend::kSdpa) return {requested, ""};
-  (void)q;
-  std::string reason = "this build has no flash-attention kernel (built without CUDA)";
+  std::string reason = flash_unsupported_reason(request, flash_built);
+  if (reason.empty()) return {AttentionBackend::kFlash, ""};
   if (requested == AttentionBackend::kFlash) {
     throw Error(ErrorCode::kUnavailable, "attention backend flash cannot run: " + reason);
   }
   return {AttentionBackend::kEager, reason};
+}
+
+AttentionChoice choose_attention_backend(const at::Tensor& q, const at::Tensor& /*k*/,
+                                         const AttentionOptions& options) {
+  AttentionBackend requested = options.backend == AttentionBackend::kAuto ? default_attention_backend() : options.backend;
+  AttentionRequest request;
+  request.on_cuda = q.is_cuda();
+  std::tie(request.sm_major, request.sm_minor) = device_capability(q);
+  request.dtype = q.scalar_type();
+  request.head_dim = q.dim() == 4 ? q.size(3) : 0;
+  request.scale = options.scale.value_or(request.head_dim > 0 ? 1.0 / std::sqrt(static_cast<double>(request.head_dim)) : 1.0);
+  return choose_attention_backend(request, requested, kFlashBuilt);
 }
 
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const AttentionOptions& options) {
@@ -112,6 +184,11 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
   double scale = options.scale.value_or(1.0 / std::sqrt(static_cast<double>(q.size(3))));
   AttentionChoice choice = choose_attention_backend(q, k, options);
   if (!choice.fallback_reason.empty()) log_fallback_once(choice.fallback_reason);
+#if VLM_WITH_CUDA
+  if (choice.backend == AttentionBackend::kFlash) {
+    return flash::flash_attention_forward(q, k, v, scale, options.causal, options.key_lengths);
+  }
+#endif
   at::Tensor mask = build_mask(q, k, options);
   if (choice.backend == AttentionBackend::kSdpa) {
     return at::scaled_dot_product_attention(q, k, v, mask.defined() ? std::optional<at::Tensor>(mask) : std::nullopt,

@@ -38,6 +38,21 @@ struct AttentionChoice {
 AttentionChoice choose_attention_backend(const at::Tensor& q, const at::Tensor& k,
                                          const AttentionOptions& options);
 
+// What the dispatcher knows about a call, without tensors, so that the choice is unit-testable on a
+// machine without a GPU.
+struct AttentionRequest {
+  bool on_cuda = false;
+  int sm_major = 0;  // compute capability of the CUDA device (0 when not on CUDA)
+  int sm_minor = 0;
+  c10::ScalarType dtype = c10::ScalarType::Float;
+  int64_t head_dim = 0;
+  double scale = 1.0;
+};
+// `requested` is already resolved from kAuto to the process default; flash_built says whether this
+// binary has the kernels. Throws kUnavailable when flash is asked for explicitly and cannot run.
+AttentionChoice choose_attention_backend(const AttentionRequest& request, AttentionBackend requested,
+                                         bool flash_built);
+
 // Process-wide default used when AttentionOptions::backend is kAuto (set from --attention).
 void set_default_attention_backend(AttentionBackend backend);
 AttentionBackend default_attention_backend();

@@ -4,10 +4,10 @@ set(VLM_FLASH_SOURCES
   flash_attention/flash_api.cpp
   flash_attention/instantiations/flash_fwd_c00_fp16_d32_m48_n48_w3.cu
   flash_attention/instantiations/flash_fwd_c00_bf16_d32_m48_n48_w3.cu
-  flash_attention/instantiations/flash_fwd_c01_fp16_d64_m128_n64_w8.cu
-  flash_attention/instantiations/flash_fwd_c01_bf16_d64_m128_n64_w8.cu
-  flash_attention/instantiations/flash_fwd_c02_fp16_d128_m128_n64_w8.cu
-  flash_attention/instantiations/flash_fwd_c02_bf16_d128_m128_n64_w8.cu
+  flash_attention/instantiations/flash_fwd_c01_fp16_d64_m128_n64_w4.cu
+  flash_attention/instantiations/flash_fwd_c01_bf16_d64_m128_n64_w4.cu
+  flash_attention/instantiations/flash_fwd_c02_fp16_d128_m64_n64_w4.cu
+  flash_attention/instantiations/flash_fwd_c02_bf16_d128_m64_n64_w4.cu
   flash_attention/instantiations/flash_fwd_c03_fp16_d32_m16_n64_w1.cu
   flash_attention/instantiations/flash_fwd_c03_bf16_d32_m16_n64_w1.cu
   flash_attention/instantiations/flash_fwd_c04_fp16_d64_m16_n64_w1.cu
@@ -18,10 +18,10 @@ set(VLM_FLASH_SOURCES
 set(VLM_FLASH_TUNING_SOURCES
   flash_attention/instantiations/flash_fwd_c06_fp16_d32_m64_n64_w4.cu
   flash_attention/instantiations/flash_fwd_c06_bf16_d32_m64_n64_w4.cu
-  flash_attention/instantiations/flash_fwd_c07_fp16_d64_m128_n64_w4.cu
-  flash_attention/instantiations/flash_fwd_c07_bf16_d64_m128_n64_w4.cu
+  flash_attention/instantiations/flash_fwd_c07_fp16_d64_m128_n64_w8.cu
+  flash_attention/instantiations/flash_fwd_c07_bf16_d64_m128_n64_w8.cu
   flash_attention/instantiations/flash_fwd_c08_fp16_d64_m64_n64_w4.cu
   flash_attention/instantiations/flash_fwd_c08_bf16_d64_m64_n64_w4.cu
-  flash_attention/instantiations/flash_fwd_c09_fp16_d128_m64_n64_w4.cu
-  flash_attention/instantiations/flash_fwd_c09_bf16_d128_m64_n64_w4.cu
+  flash_attention/instantiations/flash_fwd_c09_fp16_d128_m128_n64_w8.cu
+  flash_attention/instantiations/flash_fwd_c09_bf16_d128_m128_n64_w8.cu
 )

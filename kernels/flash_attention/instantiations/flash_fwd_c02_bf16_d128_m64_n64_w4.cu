@@ -1,4 +1,4 @@
-// One config-table row (d128 m128 n64 w8, bf16) per file so instantiations compile in parallel.
+// One config-table row (d128 m64 n64 w4, bf16) per file so instantiations compile in parallel.
 #include "flash_attention/flash_fwd_kernel.cuh"
 
 namespace vlm::flash {

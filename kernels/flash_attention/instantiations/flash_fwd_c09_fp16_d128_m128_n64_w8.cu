@@ -2,5 +2,5 @@
 #include "flash_attention/flash_fwd_kernel.cuh"
 
 namespace vlm::flash {
-template void run_flash_config<2, __half>(const FlashFwdParams&, int, cudaStream_t);
+template void run_flash_config<9, __half>(const FlashFwdParams&, int, cudaStream_t);
 }  // namespace vlm::flash

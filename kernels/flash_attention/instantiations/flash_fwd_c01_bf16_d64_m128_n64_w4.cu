@@ -2,5 +2,5 @@
 #include "flash_attention/flash_fwd_kernel.cuh"
 
 namespace vlm::flash {
-template void run_flash_config<7, __nv_bfloat16>(const FlashFwdParams&, int, cudaStream_t);
+template void run_flash_config<1, __nv_bfloat16>(const FlashFwdParams&, int, cudaStream_t);
 }  // namespace vlm::flash
