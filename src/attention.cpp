@@ -7,7 +7,7 @@
 #include <cmath>
 #include <mutex>
 #include <set>
-#include <tuple>
+#include <optional>
 #include <utility>
 
 #include "vlm/error.h"
@@ -17,6 +17,7 @@
 #include <cuda_runtime_api.h>
 
 #include "flash_attention/flash_api.h"
+#include "flash_attention/flash_params.h"
 #endif
 
 namespace vlm {
@@ -76,28 +77,35 @@ constexpr bool kFlashBuilt = true;
 constexpr bool kFlashBuilt = false;
 #endif
 
-// Compute capability of q's device, cached per device (the query costs a driver call).
-std::pair<int, int> device_capability([[maybe_unused]] const at::Tensor& q) {
+struct DeviceInfo {
+  int sm_major = 0;
+  int sm_minor = 0;
+  bool kernel_image = false;
+};
+
+// Compute capability of q's device and whether the flash kernels load there, cached per device
+// (each costs a driver call).
+DeviceInfo device_info([[maybe_unused]] const at::Tensor& q) {
 #if VLM_WITH_CUDA
-  if (!q.is_cuda()) return {0, 0};
+  if (!q.is_cuda()) return {};
   static std::mutex mutex;
-  static std::vector<std::pair<int, int>> cache;
+  static std::vector<std::optional<DeviceInfo>> cache;
   const int device = q.get_device();
   std::lock_guard lock(mutex);
-  if (device >= static_cast<int>(cache.size())) cache.resize(device + 1, {-1, -1});
-  if (cache[device].first < 0) {
-    int major = 0;
-    int minor = 0;
-    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess) {
+  if (device >= static_cast<int>(cache.size())) cache.resize(device + 1);
+  if (!cache[device]) {
+    DeviceInfo info;
+    if (cudaDeviceGetAttribute(&info.sm_major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&info.sm_minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess) {
       cudaGetLastError();
-      major = minor = 0;
+      info = {};
     }
-    cache[device] = {major, minor};
+    info.kernel_image = info.sm_major >= 8 && flash::flash_kernels_loadable(device);
+    cache[device] = info;
   }
-  return cache[device];
+  return *cache[device];
 #else
-  return {0, 0};
+  return {};
 #endif
 }
 
@@ -107,6 +115,10 @@ std::string flash_unsupported_reason(const AttentionRequest& request, bool flash
   if (!request.on_cuda) return "tensors are not on a CUDA device";
   if (request.sm_major < 8) {
     return "GPU sm_" + std::to_string(request.sm_major) + std::to_string(request.sm_minor) + " is older than sm_80";
+  }
+  if (!request.kernel_image) {
+    return "the flash kernels have no code this GPU (sm_" + std::to_string(request.sm_major) +
+           std::to_string(request.sm_minor) + ") can load";
   }
   if (request.dtype != c10::ScalarType::Half && request.dtype != c10::ScalarType::BFloat16) {
     return std::string("dtype ") + c10::toString(request.dtype) + " is not float16 or bfloat16";
@@ -172,7 +184,10 @@ AttentionChoice choose_attention_backend(const at::Tensor& q, const at::Tensor& 
   AttentionBackend requested = options.backend == AttentionBackend::kAuto ? default_attention_backend() : options.backend;
   AttentionRequest request;
   request.on_cuda = q.is_cuda();
-  std::tie(request.sm_major, request.sm_minor) = device_capability(q);
+  const DeviceInfo info = device_info(q);
+  request.sm_major = info.sm_major;
+  request.sm_minor = info.sm_minor;
+  request.kernel_image = info.kernel_image;
   request.dtype = q.scalar_type();
   request.head_dim = q.dim() == 4 ? q.size(3) : 0;
   request.scale = options.scale.value_or(request.head_dim > 0 ? 1.0 / std::sqrt(static_cast<double>(request.head_dim)) : 1.0);

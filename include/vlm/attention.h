@@ -44,6 +44,7 @@ struct AttentionRequest {
   bool on_cuda = false;
   int sm_major = 0;  // compute capability of the CUDA device (0 when not on CUDA)
   int sm_minor = 0;
+  bool kernel_image = true;  // the flash kernels have code this GPU can load (sm_80 SASS or PTX)
   c10::ScalarType dtype = c10::ScalarType::Float;
   int64_t head_dim = 0;
   double scale = 1.0;

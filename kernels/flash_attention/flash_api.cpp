@@ -40,6 +40,10 @@ std::string flash_device_unsupported_reason(int device) {
   if (major < 8) {
     return "GPU sm_" + std::to_string(major) + std::to_string(minor) + " is older than sm_80";
   }
+  if (!flash_kernels_loadable(device)) {
+    return "the flash kernels have no code this GPU (sm_" + std::to_string(major) + std::to_string(minor) +
+           ") can load";
+  }
   return {};
 }
 

@@ -74,7 +74,28 @@ int sm_count(int device) {
   return counts[device];
 }
 
+// Compiled with the same targets as the attention kernels: if the driver has no code for this GPU
+// for the probe, it has none for them either.
+__global__ void flash_probe_kernel() {}
+
 }  // namespace
+
+bool flash_kernels_loadable(int device) {
+  int current = 0;
+  if (cudaGetDevice(&current) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  if (current != device && cudaSetDevice(device) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  cudaFuncAttributes attributes{};
+  const bool ok = cudaFuncGetAttributes(&attributes, flash_probe_kernel) == cudaSuccess;
+  cudaGetLastError();
+  if (current != device) cudaSetDevice(current);
+  return ok;
+}
 
 void set_flash_config_override(int config_index) { g_config_override = config_index; }
 void set_flash_splits_override(int num_splits) { g_splits_override = num_splits; }

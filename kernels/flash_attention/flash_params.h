@@ -58,6 +58,9 @@ FlashFwdPlan plan_flash_fwd(const FlashFwdParams& params, int device);
 // head dim (the torch-facing wrapper checks inputs before and reports them properly).
 void run_flash_fwd(FlashFwdParams params, const FlashFwdPlan& plan, cudaStream_t stream);
 
+// Whether the driver can load these kernels on `device` (false e.g. for sm_90 without PTX).
+bool flash_kernels_loadable(int device);
+
 // Overrides the config choice and split count (bench/tuning only): -1 / 0 restore the defaults.
 void set_flash_config_override(int config_index);
 void set_flash_splits_override(int num_splits);

@@ -48,12 +48,15 @@ TEST(AttentionDispatch, AutoFallsBackToEagerWithReason) {
   AttentionRequest turing = gpu_request();
   turing.sm_major = 7;
   turing.sm_minor = 5;
+  AttentionRequest no_image = gpu_request();
+  no_image.kernel_image = false;
   AttentionRequest zero_scale = gpu_request();
   zero_scale.scale = 0.0;
   const Case cases[] = {
       {gpu_request(), false, "this build has no flash-attention kernel (built without CUDA)"},
       {cpu, true, "tensors are not on a CUDA device"},
       {turing, true, "GPU sm_75 is older than sm_80"},
+      {no_image, true, "the flash kernels have no code this GPU (sm_90) can load"},
       {gpu_request(c10::ScalarType::Float), true, "dtype Float is not float16 or bfloat16"},
       {gpu_request(c10::ScalarType::Half, 96), true, "head dim 96 is not 32, 64 or 128"},
       {gpu_request(c10::ScalarType::Half, 16), true, "head dim 16 is not 32, 64 or 128"},
