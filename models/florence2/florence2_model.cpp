@@ -1,0 +1,139 @@
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "config.h"
+#include "florence2.h"
+#include "pipeline.h"
+#include "post_processor.h"
+#include "task_prompts.h"
+#include "vlm/attention.h"
+#include "vlm/device.h"
+#include "vlm/error.h"
+#include "vlm/logging.h"
+#include "vlm/tokenizer.h"
+
+namespace vlm::florence2 {
+namespace {
+
+// Microsoft's remote-code processor adds these at runtime; tokenizer.json files that already carry
+// them (onnx-community, florence-community) keep their ids.
+std::vector<std::string> florence_tokens() {
+  std::vector<std::string> tokens = {"<od>", "</od>", "<ocr>", "</ocr>"};
+  for (int i = 0; i < 1000; ++i) tokens.push_back("<loc_" + std::to_string(i) + ">");
+  for (const char* t : {"<cap>", "</cap>", "<ncap>", "</ncap>", "<dcap>", "</dcap>", "<grounding>", "</grounding>",
+                        "<seg>", "</seg>", "<sep>", "<region_cap>", "</region_cap>", "<region_to_desciption>",
+                        "</region_to_desciption>", "<proposal>", "</proposal>", "<poly>", "</poly>", "<and>"}) {
+    tokens.emplace_back(t);
+  }
+  return tokens;
+}
+
+// When neither max_new_tokens nor max_length is in the checkpoint: the budget Microsoft's model
+// card passes to generate() (transformers' own default of 20 total tokens truncates every task).
+constexpr int kDefaultMaxNewTokens = 1024;
+
+double elapsed_ms(std::chrono::steady_clock::time_point since) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - since).count();
+}
+
+class Florence2Model final : public Model {
+ public:
+  Florence2Model(const std::filesystem::path& dir, const ModelOptions& options,
+                 std::chrono::steady_clock::time_point load_start)
+      : device_(parse_device(options.device)),
+        pipeline_(dir, PipelineOptions{device_, options.half ? at::kHalf : at::kFloat}),
+        tokenizer_(Tokenizer::from_directory(dir)) {
+    tokenizer_.add_special_tokens(florence_tokens());
+    if (options.attention != "auto") set_default_attention_backend(parse_attention_backend(options.attention));
+    info_.family = "florence2";
+    info_.source = dir.string();
+    for (const auto& task : tasks()) info_.tasks.emplace_back(task.token);
+    info_.device = device_.str();
+    info_.dtype = options.half ? "float16" : "float32";
+    info_.attention = std::string(attention_backend_name(default_attention_backend()));
+    info_.image_size = pipeline_.config().preprocessor.height;
+    info_.load_ms = elapsed_ms(load_start);
+  }
+
+  const ModelInfo& info() const override { return info_; }
+
+  std::vector<ImageResult> run(std::span<const Image> images, const DetectOptions& options) override {
+    const std::string task = options.task.empty() ? "<OD>" : options.task;
+    if (!find_task(task)) throw Error(ErrorCode::kInvalidArgument, "unknown Florence-2 task \"" + task + "\"");
+    std::vector<ImageResult> results(images.size());
+    if (images.empty()) return results;
+    const auto start = std::chrono::steady_clock::now();
+
+    const std::string prompt = task_prompt(task, options.text);
+    std::vector<std::int64_t> ids{tokenizer_.bos_id().value_or(0)};
+    for (const auto id : tokenizer_.encode(prompt, /*add_special_tokens=*/false)) ids.push_back(id);
+    ids.push_back(tokenizer_.eos_id().value_or(2));
+    const auto batch = static_cast<std::int64_t>(images.size());
+    const at::Tensor prompt_ids =
+        at::tensor(ids, at::kLong).unsqueeze(0).expand({batch, static_cast<std::int64_t>(ids.size())});
+    const at::Tensor pixel_values = pipeline_.image_processor()(images);
+    const double preprocess_ms = elapsed_ms(start);
+
+    const auto infer_start = std::chrono::steady_clock::now();
+    const auto& generation = pipeline_.config().generation;
+    const at::Tensor encoder_hidden = pipeline_.encode(pipeline_.image_features(pixel_values), prompt_ids);
+    const at::Tensor generated =
+        pipeline_.generate(encoder_hidden, generation, generation.resolved_max_length(kDefaultMaxNewTokens));
+    const double inference_ms = elapsed_ms(infer_start);
+
+    const auto post_start = std::chrono::steady_clock::now();
+    for (std::size_t i = 0; i < images.size(); ++i) {
+      const at::Tensor row = generated[static_cast<std::int64_t>(i)].to(at::kInt).contiguous();
+      const std::vector<std::int32_t> tokens(row.data_ptr<std::int32_t>(), row.data_ptr<std::int32_t>() + row.numel());
+      const std::string text = tokenizer_.decode(tokens, /*skip_special_tokens=*/false);
+      ImageResult& result = results[i];
+      result.width = images[i].width();
+      result.height = images[i].height();
+      nlohmann::json parsed =
+          post_process_generation(text, task, ImageSize{result.width, result.height})[task];
+      fill_detections(parsed, result);
+      result.extra = {{"task", task}, {"result", parsed}, {"generated_ids", tokens},
+                      // transformers' post-processing yields no confidence; detections carry 0.
+                      {"scores", nullptr}};
+    }
+    const double post_ms = elapsed_ms(post_start);
+    for (auto& result : results) {
+      result.timings = {preprocess_ms / batch, inference_ms / batch, post_ms / batch};
+    }
+    return results;
+  }
+
+ private:
+  // Box-shaped answers become Detections; polygons and quad boxes stay in `extra` only.
+  static void fill_detections(const nlohmann::json& parsed, ImageResult& result) {
+    if (!parsed.is_object() || !parsed.contains("bboxes")) return;
+    const auto& boxes = parsed["bboxes"];
+    const nlohmann::json* labels = nullptr;
+    if (parsed.contains("labels")) labels = &parsed["labels"];
+    if (parsed.contains("bboxes_labels")) labels = &parsed["bboxes_labels"];
+    for (std::size_t i = 0; i < boxes.size(); ++i) {
+      Detection d;
+      if (labels && i < labels->size()) d.label = (*labels)[i].get<std::string>();
+      for (std::size_t k = 0; k < 4 && k < boxes[i].size(); ++k) d.box[k] = boxes[i][k].get<float>();
+      result.detections.push_back(std::move(d));
+    }
+  }
+
+  c10::Device device_;
+  Pipeline pipeline_;
+  Tokenizer tokenizer_;
+  ModelInfo info_;
+};
+
+}  // namespace
+
+bool is_florence2_model_folder(const std::filesystem::path& dir) { return is_florence2_folder(dir); }
+
+std::unique_ptr<Model> load_florence2_model(const std::filesystem::path& dir, const ModelOptions& options) {
+  auto model = std::make_unique<Florence2Model>(dir, options, std::chrono::steady_clock::now());
+  log::info("loaded Florence-2 from {} in {:.0f} ms", dir.string(), model->info().load_ms);
+  return model;
+}
+
+}  // namespace vlm::florence2

@@ -1,0 +1,56 @@
+#include "pipeline.h"
+
+#include <ATen/core/grad_mode.h>
+
+#include "generation.h"
+#include "image_projector.h"
+#include "vlm/error.h"
+
+namespace vlm::florence2 {
+
+Pipeline::Pipeline(const std::filesystem::path& dir, const PipelineOptions& options)
+    : config_(load_config(dir)), options_(options), processor_(config_.preprocessor) {
+  if (!at::isFloatingType(options.dtype)) throw Error(ErrorCode::kInvalidArgument, "dtype must be floating point");
+  weights_ = std::make_unique<LoadedWeights>(load_weights(dir, config_, options.dtype, options.device));
+  vision_ = std::make_unique<VisionEncoder>(config_.vision, weights_->weights);
+  encoder_ = std::make_unique<BartEncoder>(config_.text, weights_->weights);
+  decoder_ = std::make_unique<BartDecoder>(config_.text, weights_->weights);
+}
+
+at::Tensor Pipeline::vision_features(const at::Tensor& pixel_values) const {
+  at::NoGradGuard no_grad;
+  return vision_->forward(pixel_values.to(options_.device));
+}
+
+at::Tensor Pipeline::image_features(const at::Tensor& pixel_values) const {
+  at::NoGradGuard no_grad;
+  return project_image_features(weights_->weights, vision_features(pixel_values));
+}
+
+at::Tensor Pipeline::encode(const at::Tensor& image_features, const at::Tensor& prompt_ids) const {
+  at::NoGradGuard no_grad;
+  if (prompt_ids.size(0) != image_features.size(0)) {
+    throw Error(ErrorCode::kInvalidArgument, "prompt batch " + std::to_string(prompt_ids.size(0)) +
+                                                 " differs from image batch " + std::to_string(image_features.size(0)));
+  }
+  const at::Tensor prompt = encoder_->embed_tokens(prompt_ids.to(options_.device, at::kLong));
+  return encoder_->forward(at::cat({image_features.to(prompt.scalar_type()), prompt}, 1));
+}
+
+at::Tensor Pipeline::first_step_logits(const at::Tensor& encoder_hidden) const {
+  at::NoGradGuard no_grad;
+  KvCache cache = decoder_->start(encoder_hidden, 1);
+  const at::Tensor start =
+      at::full({encoder_hidden.size(0), 1}, config_.generation.decoder_start_token_id,
+               at::TensorOptions().dtype(at::kLong).device(options_.device));
+  return decoder_->forward(start, cache).select(1, 0).to(at::kCPU, at::kFloat);
+}
+
+at::Tensor Pipeline::generate(const at::Tensor& encoder_hidden, const GenerationConfig& generation,
+                              int max_length) const {
+  at::NoGradGuard no_grad;
+  const int limit = config_.text.max_position_embeddings;
+  return florence2::generate(*decoder_, encoder_hidden, generation, std::min(max_length, limit));
+}
+
+}  // namespace vlm::florence2

@@ -1,0 +1,52 @@
+#pragma once
+
+#include <filesystem>
+#include <memory>
+
+#include <ATen/ATen.h>
+
+#include "bart.h"
+#include "config.h"
+#include "image_processor.h"
+#include "vision_encoder.h"
+#include "weights.h"
+
+namespace vlm::florence2 {
+
+struct PipelineOptions {
+  at::Device device = at::kCPU;
+  at::ScalarType dtype = at::kFloat;
+};
+
+// The numeric model: image -> pixel values -> DaViT -> projector -> BART encoder -> decoder and
+// generation. Token ids in and out; prompts and post-processing live in Florence2Model.
+class Pipeline {
+ public:
+  Pipeline(const std::filesystem::path& dir, const PipelineOptions& options);
+
+  const Config& config() const { return config_; }
+  const LoadedWeights& weights() const { return *weights_; }
+  const ImageProcessor& image_processor() const { return processor_; }
+  const PipelineOptions& options() const { return options_; }
+
+  // pixel_values [B, 3, H, W] (any device/dtype) -> DaViT output [B, C, H', W'].
+  at::Tensor vision_features(const at::Tensor& pixel_values) const;
+  // pixel_values -> projected image tokens [B, 1 + H'W', d_model].
+  at::Tensor image_features(const at::Tensor& pixel_values) const;
+  // Encoder over [image tokens, prompt embeddings]; prompt_ids [B, L] int64.
+  at::Tensor encode(const at::Tensor& image_features, const at::Tensor& prompt_ids) const;
+  // Logits of the first decoder step (decoder_start_token_id) [B, vocab], float32 CPU.
+  at::Tensor first_step_logits(const at::Tensor& encoder_hidden) const;
+  at::Tensor generate(const at::Tensor& encoder_hidden, const GenerationConfig& generation, int max_length) const;
+
+ private:
+  Config config_;
+  PipelineOptions options_;
+  std::unique_ptr<LoadedWeights> weights_;
+  ImageProcessor processor_;
+  std::unique_ptr<VisionEncoder> vision_;
+  std::unique_ptr<BartEncoder> encoder_;
+  std::unique_ptr<BartDecoder> decoder_;
+};
+
+}  // namespace vlm::florence2
