@@ -22,5 +22,6 @@ inline constexpr int kExitUsage = 2;
 
 Subcommand add_detect_command(CLI::App& root);
 Subcommand add_serve_command(CLI::App& root);
+Subcommand add_pull_command(CLI::App& root);
 
 }  // namespace vlm::cli

@@ -53,6 +53,10 @@ const std::vector<OptionSpec>& table() {
        {"serve"}},
       {"drain-timeout-s", T::kFloat, "30", "On SIGINT/SIGTERM, how long in-flight requests may finish", {"serve"}},
       {"warmup", T::kInt, "2", "Warm-up forward passes per model before /ready says yes", {"serve"}},
+      {"cache", T::kString, "", "Model cache for hf:// models (default ~/.cache/vlmserve; huggingface_hub layout)",
+       {"pull", "detect", "serve", "think"}},
+      {"offline", T::kBool, "false", "Use only cached hf:// models, never the network (also HF_HUB_OFFLINE=1)",
+       {"pull", "detect", "serve", "think"}},
       {"log-level", T::kString, "info", "Log level: trace, debug, info, warn, error, off", {"*"}},
       {"log-format", T::kString, "text", "Log format: text or json", {"*"}},
   };

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Stages what the vlmserve binary needs at run time under STAGE_DIR, laid out for the Docker runtime
+# stage to copy to / as is (no package installs there):
+#   opt/vlmserve/bin/vlmserve, opt/vlmserve/lib/*.so* (libtorch, the CUDA libraries its wheel brings,
+#   OpenCV, spdlog, ...), var/lib/vlmserve/{models,audit}, etc/vlmserve/.
+# Only the C library and the dynamic loader (from the runtime base image) and the NVIDIA driver
+# (injected by the container toolkit) are left out. tests/deploy runs this in CI and starts the staged
+# binary with an empty environment to prove the bundle is complete.
+#   scripts/stage_runtime.sh BUILD_DIR STAGE_DIR
+set -euo pipefail
+
+build_dir="${1:?usage: stage_runtime.sh BUILD_DIR STAGE_DIR}"
+stage="${2:?usage: stage_runtime.sh BUILD_DIR STAGE_DIR}"
+binary="$build_dir/cli/vlmserve"
+[[ -x "$binary" ]] || { echo "stage_runtime.sh: no vlmserve binary at $binary; run scripts/build_release.sh first" >&2; exit 1; }
+
+rm -rf "$stage"
+mkdir -p "$stage/opt/vlmserve/bin" "$stage/opt/vlmserve/lib" "$stage/var/lib/vlmserve/models" \
+         "$stage/var/lib/vlmserve/audit" "$stage/etc/vlmserve"
+cp "$binary" "$stage/opt/vlmserve/bin/vlmserve"
+
+# From the base image, or the driver: never bundled.
+skip='^(linux-vdso|ld-linux|libc\.so|libm\.so|libdl\.so|librt\.so|libpthread\.so|libresolv\.so|libutil\.so|libcuda\.so|libnvidia-)'
+missing=0
+while read -r name arrow path _; do
+  [[ "$arrow" == "=>" ]] || continue
+  if [[ "$path" == "not" ]]; then echo "stage_runtime.sh: $name not found by the loader" >&2; missing=1; continue; fi
+  [[ "$name" =~ $skip ]] && continue
+  cp -L "$path" "$stage/opt/vlmserve/lib/$name"
+done < <(ldd "$binary")
+[[ $missing == 0 ]] || exit 1
+
+# libtorch and cuDNN open some libraries with dlopen (cuDNN engine sub-libraries, NVRTC, nvJitLink),
+# which ldd cannot see: take every library of the torch wheel and of the nvidia-* wheels it uses.
+torch_lib="$(ldd "$binary" | awk '/libc10\.so/ {print $3}' | xargs -r dirname)"
+if [[ -n "$torch_lib" ]]; then
+  cp -L "$torch_lib"/*.so* "$stage/opt/vlmserve/lib/"
+  site_packages="$(cd "$torch_lib/../.." && pwd)"
+  for lib_dir in "$site_packages"/nvidia/*/lib "$site_packages"/nvidia/cu*/lib; do
+    [[ -d "$lib_dir" ]] && find "$lib_dir" -maxdepth 1 -name '*.so*' -exec cp -L {} "$stage/opt/vlmserve/lib/" \;
+  done
+fi
+echo "staged $(du -sh "$stage" | cut -f1) in $stage ($(ls "$stage/opt/vlmserve/lib" | wc -l) libraries)"
