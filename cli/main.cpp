@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   std::vector<vlm::cli::Subcommand> commands = {
       vlm::cli::add_detect_command(app),
       vlm::cli::add_serve_command(app),
+      vlm::cli::add_audit_command(app),
       vlm::cli::add_pull_command(app),
   };
 
