@@ -8,6 +8,7 @@
 #include <fstream>
 #include <string>
 
+#include "remove_tree.h"
 #include "vlm/hub/cache_layout.h"
 #include "vlm/hub/file_lock.h"
 
@@ -19,9 +20,9 @@ class CacheLayoutTest : public ::testing::Test {
  protected:
   void SetUp() override {
     root_ = fs::temp_directory_path() / ("vlm_hub_cache_" + std::to_string(::getpid()));
-    fs::remove_all(root_);
+    vlm::hub::testing::remove_tree(root_);
   }
-  void TearDown() override { fs::remove_all(root_); }
+  void TearDown() override { vlm::hub::testing::remove_tree(root_); }
   fs::path root_;
 };
 
@@ -61,7 +62,7 @@ TEST_F(CacheLayoutTest, SnapshotLinksAreRelativeAndResolveToTheBlob) {
   EXPECT_EQ(fs::canonical(nested), fs::canonical(cache.blob_path("b1")));
   // Moving the whole cache keeps the links valid, which absolute links would not.
   fs::path moved = root_.string() + "_moved";
-  fs::remove_all(moved);
+  vlm::hub::testing::remove_tree(moved);
   fs::rename(root_, moved);
   std::ifstream in(RepoCache(moved, "org/repo").snapshot_file("c0", "sub/dir/tokenizer.json"));
   std::string content;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "vlm/error.h"
+#include "remove_tree.h"
 #include "vlm/hub/file_selection.h"
 
 namespace vlm::hub {
@@ -99,7 +100,7 @@ TEST(FileSelection, SafeRepoPaths) {
 TEST(FileSelection, SnapshotCompletenessFollowsTheIndex) {
   namespace fs = std::filesystem;
   fs::path dir = fs::temp_directory_path() / ("vlm_hub_complete_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()));
-  fs::remove_all(dir);
+  vlm::hub::testing::remove_tree(dir);
   fs::create_directories(dir);
   auto touch = [&](const std::string& name, const std::string& content = "x") { std::ofstream(dir / name) << content; };
   EXPECT_FALSE(snapshot_is_complete(dir));
@@ -114,7 +115,7 @@ TEST(FileSelection, SnapshotCompletenessFollowsTheIndex) {
   fs::remove(dir / "s2.safetensors");
   fs::create_symlink("../../blobs/gone", dir / "s2.safetensors");
   EXPECT_FALSE(snapshot_is_complete(dir));
-  fs::remove_all(dir);
+  vlm::hub::testing::remove_tree(dir);
 }
 
 }  // namespace
