@@ -71,7 +71,7 @@ TEST(DetectParams, EdgesOfEveryRange) {
   EXPECT_NO_THROW(parse_detect_params({{"max_det", "10000"}}, d));
   for (const nlohmann::json& bad :
        {nlohmann::json{{"conf", "1.0001"}}, {{"conf", -0.0001}}, {{"conf", "inf"}}, {{"conf", "0.5x"}}, {{"conf", ""}},
-        {{"max_det", 10001}}, {{"max_det", "1e1"}}, {{"max_det", 2.5}}, {{"classes", "-1"}}, {{"classes", ","}},
+        {{"max_det", 10001}}, {{"max_det", 2.5}}, {{"classes", "-1"}}, {{"classes", ","}},
         {{"classes", {{"a", 1}}}}, {{"agnostic_nms", "yes please"}}, {{"model", 3}}}) {
     EXPECT_EQ(code_of([&] { parse_detect_params(bad, d); }), "422 invalid_argument") << bad.dump();
   }
