@@ -96,6 +96,13 @@ TEST(TokenizerParity, OnnxCommunityTokenizerWithBakedInTokens) {
   expect_matches(tok, reference().at("onnx"));
 }
 
+// The tokenizer as transformers saves it for florence-community checkpoints (with <image>).
+TEST(TokenizerParity, TransformersSavedLayout) {
+  const auto tok = vlm::Tokenizer::from_directory(env_path("VLM_TEST_DATA") / "tokenizer" / "florence_community_layout");
+  EXPECT_EQ(tok.token_to_id("<image>"), 51289);
+  expect_matches(tok, reference().at("native"));
+}
+
 // vocab.json + merges.txt with the processor's tokens must behave as microsoft's tokenizer.json.
 TEST(TokenizerParity, VocabAndMergesFiles) {
   const fs::path dir = florence_dir("onnx-community-Florence-2-base");

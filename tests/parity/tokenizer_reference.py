@@ -209,6 +209,7 @@ def record(encode, decode, texts, id_lists):
 
 
 def main():
+    OUT.mkdir(parents=True, exist_ok=True)
     rng = random.Random(20240611)
     texts = corpus(rng)
 
@@ -249,11 +250,23 @@ def main():
         (flagged.add_special_tokens if t["special"] else flagged.add_tokens)([token])
     flag_ids = [[flagged.token_to_id(t["content"])] for t in FLAG_TOKENS]
 
+    # The florence-community layout: transformers' own save of the processor's tokenizer, with
+    # <image> added as the conversion script does (merges in the newer [a, b] form).
+    native = AutoTokenizer.from_pretrained(MS_DIR)
+    native.add_special_tokens({"additional_special_tokens": FLORENCE_TOKENS})
+    native.add_tokens(transformers.AddedToken("<image>", special=True, normalized=False), special_tokens=True)
+    native_dir = OUT / "florence_community_layout"
+    native.save_pretrained(native_dir)
+    native_raw = Tokenizer.from_file(str(native_dir / "tokenizer.json"))
+    native_texts = ["<image>" * 3 + "<s>Locate the objects with category name in the image.</s>"] + texts[:120]
+
     reference = {
         "versions": {"tokenizers": tokenizers.__version__, "transformers": transformers.__version__},
         "florence_tokens": FLORENCE_TOKENS,
         "microsoft": record(ms_encode, ms_decode, texts, id_lists),
         "onnx": record(onnx_encode, onnx_decode, texts, id_lists),
+        "native": record(onnx_encode_with(native_raw), onnx_decode_with(native_raw), native_texts,
+                         id_lists[:50] + [[51289, 0, 2, 51289]]),
         "flag_tokens": FLAG_TOKENS,
         "flags": record(onnx_encode_with(flagged), onnx_decode_with(flagged), FLAG_TEXTS, flag_ids),
         "tokens_to_string": [
@@ -262,7 +275,6 @@ def main():
         ],
         "code_point_classes": code_point_classes(),
     }
-    OUT.mkdir(parents=True, exist_ok=True)
     with open(OUT / "reference.json", "w", encoding="utf-8") as f:
         json.dump(reference, f, ensure_ascii=True)
     print(f"wrote {OUT / 'reference.json'}: {len(texts)} texts, {len(id_lists)} id lists")
