@@ -23,6 +23,7 @@ inline constexpr int kExitUsage = 2;
 Subcommand add_detect_command(CLI::App& root);
 Subcommand add_serve_command(CLI::App& root);
 Subcommand add_audit_command(CLI::App& root);
+Subcommand add_think_command(CLI::App& root);
 Subcommand add_pull_command(CLI::App& root);
 
 }  // namespace vlm::cli

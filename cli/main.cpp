@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
       vlm::cli::add_detect_command(app),
       vlm::cli::add_serve_command(app),
       vlm::cli::add_audit_command(app),
+      vlm::cli::add_think_command(app),
       vlm::cli::add_pull_command(app),
   };
 

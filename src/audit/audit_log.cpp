@@ -72,7 +72,10 @@ AuditLog::AuditLog(AuditOptions options)
       hmac_key_(checked_hmac_key(options_)),
       signing_key_(load_or_create_signing_key(signing_key_path(options_))) {
   std::error_code ec;
-  fs::create_directories(options_.directory, ec);
+  // Records name clients and requests: a directory we create is for this user only.
+  if (fs::create_directories(options_.directory, ec) && !ec) {
+    fs::permissions(options_.directory, fs::perms::owner_all, fs::perm_options::replace, ec);
+  }
   if (ec) {
     throw Error(ErrorCode::kIo, "cannot create audit directory " + options_.directory.string() + ": " + ec.message());
   }

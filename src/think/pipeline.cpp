@@ -1,0 +1,374 @@
+#include "vlm/think/pipeline.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <span>
+
+#include <openssl/crypto.h>
+
+#include "vlm/error.h"
+#include "vlm/think/question.h"
+#include "vlm/think/transcript.h"
+
+namespace vlm::think {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+struct Evidence {
+  std::string label;
+  std::array<float, 4> box{};
+  std::string source;  // detection, grounding, ocr
+  float score = -1.0F;  // < 0: the model gives none
+};
+
+struct OcrLine {
+  std::string text;
+  std::array<float, 4> box{};
+};
+
+// Runs one step; any failure leaves as an error that names the step and the code, nothing else,
+// because model errors can quote model state and must not become a side channel for step text.
+template <typename Fn>
+void run_step(const char* step, double& ms, Fn&& fn) {
+  const auto start = Clock::now();
+  try {
+    fn();
+  } catch (const Error& error) {
+    throw Error(ErrorCode::kInternal,
+                std::string("think step ") + step + " failed (" + std::string(error_code_name(error.code())) + ")");
+  } catch (const std::exception&) {
+    throw Error(ErrorCode::kInternal, std::string("think step ") + step + " failed (exception)");
+  }
+  ms = ms_since(start);
+}
+
+ImageResult run_task(StepModel& model, const Image& image, const std::string& task, const std::string& text = {}) {
+  DetectOptions options;
+  options.task = task;
+  options.text = text;
+  return model.run(image, options);
+}
+
+std::string box_text(const std::array<float, 4>& b) {
+  return "[" + std::to_string(std::lround(b[0])) + "," + std::to_string(std::lround(b[1])) + "," +
+         std::to_string(std::lround(b[2])) + "," + std::to_string(std::lround(b[3])) + "]";
+}
+
+// Clips to the image; nullopt for boxes that are not finite or have no area inside it.
+std::optional<std::array<float, 4>> clip_box(std::array<float, 4> b, const Image& image) {
+  for (float v : b) {
+    if (!std::isfinite(v)) return std::nullopt;
+  }
+  const auto w = static_cast<float>(image.width());
+  const auto h = static_cast<float>(image.height());
+  b[0] = std::clamp(b[0], 0.0F, w);
+  b[2] = std::clamp(b[2], 0.0F, w);
+  b[1] = std::clamp(b[1], 0.0F, h);
+  b[3] = std::clamp(b[3], 0.0F, h);
+  if (b[2] - b[0] < 1.0F || b[3] - b[1] < 1.0F) return std::nullopt;
+  return b;
+}
+
+std::vector<OcrLine> ocr_lines(const ImageResult& result) {
+  std::vector<OcrLine> lines;
+  if (!result.extra.is_object() || !result.extra.contains("result")) return lines;
+  const auto& parsed = result.extra["result"];
+  if (!parsed.is_object() || !parsed.contains("quad_boxes") || !parsed.contains("labels")) return lines;
+  const auto& quads = parsed["quad_boxes"];
+  const auto& labels = parsed["labels"];
+  for (std::size_t i = 0; i < quads.size() && i < labels.size(); ++i) {
+    if (!labels[i].is_string() || !quads[i].is_array() || quads[i].size() != 8) continue;
+    std::array<float, 4> box = {1e9F, 1e9F, -1e9F, -1e9F};
+    for (std::size_t k = 0; k < 8; k += 2) {
+      const auto x = quads[i][k].get<float>();
+      const auto y = quads[i][k + 1].get<float>();
+      box = {std::min(box[0], x), std::min(box[1], y), std::max(box[2], x), std::max(box[3], y)};
+    }
+    std::string text = labels[i].get<std::string>();
+    // Florence-2 OCR labels carry the </s> end marker on some lines.
+    for (const std::string marker : {"</s>", "<s>"}) {
+      for (auto pos = text.find(marker); pos != std::string::npos; pos = text.find(marker)) text.erase(pos, marker.size());
+    }
+    lines.push_back({std::move(text), box});
+  }
+  return lines;
+}
+
+bool inside(const std::array<float, 4>& inner, const std::array<float, 4>& outer) {
+  const float cx = (inner[0] + inner[2]) / 2;
+  const float cy = (inner[1] + inner[3]) / 2;
+  return cx >= outer[0] && cx <= outer[2] && cy >= outer[1] && cy <= outer[3];
+}
+
+std::string summary(const std::vector<Evidence>& items) {
+  std::map<std::string, std::size_t> counts;
+  for (const auto& item : items) ++counts[item.label];
+  std::vector<std::pair<std::size_t, std::string>> ordered;
+  for (const auto& [label, n] : counts) ordered.emplace_back(n, label);
+  std::sort(ordered.begin(), ordered.end(), [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first > b.first : a.second < b.second;
+  });
+  std::string out;
+  for (std::size_t i = 0; i < ordered.size(); ++i) {
+    if (i > 0) out += i + 1 == ordered.size() ? " and " : ", ";
+    out += std::to_string(ordered[i].first) + " " + counted_noun(ordered[i].second, ordered[i].first);
+  }
+  return out;
+}
+
+nlohmann::json evidence_json(const std::vector<Evidence>& items, std::size_t limit) {
+  nlohmann::json out = nlohmann::json::array();
+  for (std::size_t i = 0; i < items.size() && i < limit; ++i) {
+    nlohmann::json e = {{"label", items[i].label}, {"box", items[i].box}, {"source", items[i].source}};
+    if (items[i].score >= 0) e["score"] = items[i].score;
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+std::string model_version(const ModelInfo& info) {
+  return std::filesystem::path(info.source).filename().string() + " (" + info.dtype + ", " + info.device + ")";
+}
+
+}  // namespace
+
+ImageResult DirectStepModel::run(const Image& image, const DetectOptions& options) {
+  std::lock_guard lock(mutex_);
+  auto results = model_.run(std::span(&image, 1), options);
+  if (results.size() != 1) {
+    throw Error(ErrorCode::kInternal, "model returned " + std::to_string(results.size()) + " results for 1 image");
+  }
+  return std::move(results.front());
+}
+
+PrivateRecord::~PrivateRecord() {
+  OPENSSL_cleanse(transcript.data(), transcript.size());
+  OPENSSL_cleanse(final_text.data(), final_text.size());
+}
+
+ThinkResult run_think(const Image& image, const std::string& question, ThinkModels& models, const Policy& policy,
+                      const ThinkSettings& settings, PrivateRecord& record) {
+  const auto start = Clock::now();
+  if (normalize_words(question).empty()) {
+    throw Error(ErrorCode::kInvalidArgument, "question is empty (it needs at least one letter or digit)");
+  }
+  if (question.size() > policy.max_question_chars) {
+    throw Error(ErrorCode::kInvalidArgument, "question has " + std::to_string(question.size()) +
+                                                 " bytes, more than the policy's max_question_chars " +
+                                                 std::to_string(policy.max_question_chars));
+  }
+  StepModel* florence = models.florence;
+  StepModel* detector = models.detector;
+  if (florence == nullptr && detector == nullptr) {
+    throw Error(ErrorCode::kUnavailable, "think needs a loaded YOLO or Florence-2 model");
+  }
+  ThinkResult result;
+  if (florence != nullptr) result.models.push_back({models.florence_name, florence->info().family, model_version(florence->info())});
+  if (detector != nullptr && florence == nullptr) {
+    result.models.push_back({models.detector_name, detector->info().family, model_version(detector->info())});
+  }
+
+  const Question q = parse_question(question);
+  const PolicyTopic* refused = policy.refused_topic(question);
+  TranscriptWriter writer;
+  double observe_ms = 0, read_ms = 0, ground_ms = 0, check_ms = 0;
+
+  std::vector<Evidence> observed;
+  std::string caption;
+  run_step("observe", observe_ms, [&] {
+    if (refused != nullptr) {
+      writer.step(Step::kObserve, "skipped: the question is refused by policy");
+      return;
+    }
+    std::vector<Detection> detections;
+    if (florence != nullptr) {
+      const auto described = run_task(*florence, image, "<MORE_DETAILED_CAPTION>");
+      if (described.extra.is_object() && described.extra.contains("result") && described.extra["result"].is_string()) {
+        caption = described.extra["result"].get<std::string>();
+      }
+      detections = run_task(*florence, image, "<OD>").detections;
+    } else {
+      DetectOptions options;
+      options.conf = settings.detector_conf;
+      detections = detector->run(image, options).detections;
+    }
+    std::string text = caption.empty() ? "" : "caption: " + caption + "\n";
+    for (const auto& d : detections) {
+      text += d.label + " " + std::to_string(d.score) + " " + box_text(d.box) + "\n";
+      if (auto box = clip_box(d.box, image)) {
+        observed.push_back({d.label, *box, "detection", florence != nullptr ? -1.0F : d.score});
+      }
+    }
+    writer.step(Step::kObserve, text.empty() ? "nothing detected" : text);
+  });
+
+  std::vector<OcrLine> lines;
+  run_step("read", read_ms, [&] {
+    if (refused != nullptr) {
+      writer.step(Step::kRead, "skipped: the question is refused by policy");
+    } else if (florence == nullptr) {
+      writer.step(Step::kRead, "unavailable: no OCR-capable model is loaded");
+    } else {
+      lines = ocr_lines(run_task(*florence, image, "<OCR_WITH_REGION>"));
+      std::string text;
+      for (const auto& line : lines) text += line.text + " " + box_text(line.box) + "\n";
+      writer.step(Step::kRead, text.empty() ? "no text found" : text);
+    }
+  });
+
+  std::vector<Evidence> grounded;
+  std::vector<std::string> labels;
+  std::size_t dropped_boxes = 0;
+  run_step("ground", ground_ms, [&] {
+    if (refused != nullptr) {
+      writer.step(Step::kGround, "skipped: the question is refused by policy");
+      return;
+    }
+    std::string text = "subject: " + (q.subject.empty() ? std::string("(none)") : q.subject) + "\n";
+    if (florence != nullptr && !q.subject.empty()) {
+      for (const auto& d : run_task(*florence, image, "<CAPTION_TO_PHRASE_GROUNDING>", q.subject).detections) {
+        if (auto box = clip_box(d.box, image)) {
+          grounded.push_back({d.label.empty() ? q.subject : d.label, *box, "grounding"});
+        } else {
+          ++dropped_boxes;
+        }
+      }
+    } else if (detector != nullptr) {
+      labels = matching_labels(q.subject, detector->info().classes);
+      for (const auto& item : observed) {
+        if (std::find(labels.begin(), labels.end(), item.label) != labels.end()) grounded.push_back(item);
+      }
+      text += "detector classes named: " + std::to_string(labels.size()) + "\n";
+    }
+    for (const auto& g : grounded) text += g.label + " " + box_text(g.box) + "\n";
+    writer.step(Step::kGround, text);
+  });
+
+  nlohmann::json final_answer;
+  run_step("check", check_ms, [&] {
+    std::string check;
+    const auto answer = [&](const char* kind, const std::string& text, const std::vector<Evidence>& evidence,
+                            const char* outcome) {
+      final_answer = {{"kind", kind}, {"answer", text}, {"evidence", evidence_json(evidence, settings.max_evidence)}};
+      result.outcome = outcome;
+    };
+    if (refused != nullptr) {
+      check = "policy: refused (topic " + refused->topic + ")";
+      answer("refusal", refused->refusal, {}, "refused");
+    } else {
+      check = "policy: allowed\n";
+      if (dropped_boxes > 0) check += "grounding boxes outside the image dropped: " + std::to_string(dropped_boxes) + "\n";
+      switch (q.kind) {
+        case QuestionKind::kCount: {
+          if (florence == nullptr && !q.subject.empty() && labels.empty()) {
+            check += "consistency: the subject is not a class the detector knows";
+            answer("unanswerable", "I can't count that: the loaded detector does not recognise that kind of object.", {},
+                   "unanswerable");
+            break;
+          }
+          const std::vector<Evidence>& counted = q.subject.empty() ? observed : grounded;
+          if (florence != nullptr && !q.subject.empty()) {
+            // Grounding and detection are two independent looks; a disagreement means neither is trusted.
+            std::vector<std::string> od_labels;
+            for (const auto& o : observed) od_labels.push_back(o.label);
+            const auto named = matching_labels(q.subject, od_labels);
+            std::size_t od_count = 0;
+            for (const auto& o : observed) od_count += std::count(named.begin(), named.end(), o.label) > 0 ? 1 : 0;
+            if (!named.empty() && od_count != grounded.size()) {
+              check += "consistency: grounding and detection disagree";
+              answer("inconclusive", "The steps disagree about this count, so I won't give one.", {}, "inconclusive");
+              break;
+            }
+          }
+          const std::string noun = labels.size() == 1 ? labels.front()
+                                   : q.subject.empty() ? std::string("object")
+                                                       : q.subject;
+          const std::size_t n = counted.size();
+          const std::string text = n == 1 ? "There is 1 " + noun + "."
+                                          : "There are " + std::to_string(n) + " " +
+                                                (labels.size() == 1 || q.subject.empty() ? counted_noun(noun, n) : noun) + ".";
+          check += "consistency: ok";
+          answer("count", text, counted, "answered");
+          break;
+        }
+        case QuestionKind::kText: {
+          if (florence == nullptr) {
+            check += "consistency: no OCR step ran";
+            answer("unanswerable", "I can't read text: no OCR-capable model (Florence-2) is loaded.", {}, "unanswerable");
+            break;
+          }
+          std::vector<Evidence> used;
+          std::string text;
+          for (const auto& line : lines) {
+            const bool in_subject = std::any_of(grounded.begin(), grounded.end(),
+                                                [&](const Evidence& g) { return inside(line.box, g.box); });
+            if (grounded.empty() || in_subject) {
+              text += (text.empty() ? "" : " ") + line.text;
+              used.push_back({"text", line.box, "ocr"});
+            }
+          }
+          if (text.empty()) {
+            for (const auto& line : lines) {
+              text += (text.empty() ? "" : " ") + line.text;
+              used.push_back({"text", line.box, "ocr"});
+            }
+          }
+          check += "consistency: ok";
+          answer("text", text.empty() ? std::string("I can't find any text in the image.") : text, used, "answered");
+          break;
+        }
+        case QuestionKind::kDescribe: {
+          std::string text = caption;
+          if (text.empty()) {
+            const std::string seen = summary(observed);
+            text = seen.empty() ? "I don't see any object I recognise in this image." : "I see " + seen + ".";
+          }
+          check += "consistency: ok";
+          answer("description", text, grounded.empty() ? observed : grounded, "answered");
+          break;
+        }
+      }
+    }
+    writer.step(Step::kCheck, check);
+  });
+
+  writer.final_answer(final_answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  record.transcript = writer.str();
+  // The only way out of the transcript.
+  record.final_text = final_text_or_throw(record.transcript);
+  auto released = nlohmann::json::parse(record.final_text, nullptr, false);
+  if (!released.is_object() || !released.contains("answer")) {
+    throw Error(ErrorCode::kInternal, "the final block is not an answer object");
+  }
+  result.final_answer = std::move(released);
+  result.timings = {{"observe_ms", observe_ms}, {"read_ms", read_ms}, {"ground_ms", ground_ms},
+                    {"check_ms", check_ms}, {"total_ms", ms_since(start)}};
+  return result;
+}
+
+audit::RequestEntry think_audit_entry(const std::string& request_id, const std::string& client,
+                                      const std::string& image_sha256, const std::string& question,
+                                      const ThinkResult* result, const PrivateRecord* record,
+                                      const std::string& outcome) {
+  audit::RequestEntry entry;
+  entry.request_id = request_id;
+  entry.client = client.empty() ? "anonymous" : client;
+  entry.endpoint = "/think";
+  if (result != nullptr) entry.models = result->models;
+  entry.image_sha256 = image_sha256;
+  entry.question = question;
+  if (record != nullptr && !record->transcript.empty()) entry.transcript = record->transcript;
+  if (record != nullptr && !record->final_text.empty()) entry.final_answer = record->final_text;
+  entry.outcome = outcome;
+  return entry;
+}
+
+}  // namespace vlm::think
