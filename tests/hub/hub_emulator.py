@@ -83,6 +83,7 @@ class Faults:
         self.bytes_per_second = None  # throttle CDN bodies
         self.api_blobs = True  # False: a mirror whose revision API omits sizes and hashes
         self.ignore_range = False
+        self.stall_resumed = False  # requests with a Range header get headers but no body
 
     def take_cut(self, key):
         with self.lock:
@@ -211,8 +212,8 @@ class Emulator:
         return None
 
     def _revision_api(self, handler, repo_id, revision_parts, query, headers):
-        revision = urllib.parse.unquote("/".join(revision_parts[1:]))
-        rest = "/revision/" + "/".join(revision_parts[1:]) + ("?" + query if query else "")
+        revision = urllib.parse.unquote("/".join(revision_parts))
+        rest = "/revision/" + "/".join(revision_parts) + ("?" + query if query else "")
         if repo_id in self.renames:
             self._send(handler, 307, {"Location": "/api/models/" + self.renames[repo_id] + rest})
             return
@@ -280,6 +281,8 @@ class Emulator:
         if head:
             return
         cut = self.faults.take_cut(cut_key) if cut_key else None
+        if cut_key and range_header and self.faults.stall_resumed:
+            cut = 0
         if cut is not None:
             body = body[:cut]
         chunk = 64 * 1024

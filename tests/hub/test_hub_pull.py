@@ -95,6 +95,7 @@ class HubPullTest(unittest.TestCase):
         faults.bytes_per_second = None
         faults.api_blobs = True
         faults.ignore_range = False
+        faults.stall_resumed = False
         self.cache = Path(tempfile.mkdtemp(dir=self.base))
         self.home = Path(tempfile.mkdtemp(dir=self.base))
 
@@ -203,7 +204,8 @@ class HubPullTest(unittest.TestCase):
 
     def test_partial_download_survives_the_process_and_resumes(self):
         weights = sha256(self.repos["acme/tiny-florence"].files["model.safetensors"])
-        self.hub.faults.cut_after[weights] = [1_500_000, 100]  # every attempt dies
+        self.hub.faults.cut_after[weights] = [1_500_000, 1]
+        self.hub.faults.stall_resumed = True  # every retry is cut before its first byte
         failed = self.pull("hf://acme/tiny-florence")
         self.assertNotEqual(failed.returncode, 0)
         self.assertIn("model.safetensors", failed.stderr)
@@ -215,6 +217,7 @@ class HubPullTest(unittest.TestCase):
         self.assertFalse((blobs / weights).exists())
 
         self.hub.faults.cut_after.clear()
+        self.hub.faults.stall_resumed = False
         self.hub.clear_log()
         resumed = self.pull("hf://acme/tiny-florence")
         self.assert_pulled(resumed, "acme/tiny-florence", FLORENCE_NEEDED)
@@ -336,9 +339,9 @@ class HubPullTest(unittest.TestCase):
         plain = Emulator(self.repos.values())
         try:
             hf_cache = self.home / "hf-cache"
-            script = ("import sys; from huggingface_hub import snapshot_download; "
-                      "print(snapshot_download('acme/tiny-florence', cache_dir=sys.argv[1], "
-                      "allow_patterns=sys.argv[2:]))")
+            script = ("import os, sys; from huggingface_hub import hf_hub_download; "
+                      "paths = [hf_hub_download('acme/tiny-florence', f, cache_dir=sys.argv[1]) for f in sys.argv[2:]]; "
+                      "print(os.path.dirname(paths[0]))")
             env = self.env(HF_ENDPOINT=plain.url(), HF_HUB_DISABLE_XET="1", HF_HUB_DISABLE_TELEMETRY="1")
             made = subprocess.run([sys.executable, "-c", script, str(hf_cache), *sorted(FLORENCE_NEEDED)],
                                   env=env, capture_output=True, text=True, timeout=120)
