@@ -151,27 +151,50 @@ def random_id_lists(rng, vocab_size):
 
 
 def code_point_classes():
+    """One letter per code point: L, N, S (whitespace) or O, derived in two batched passes (the
+    generator of the C++ table classifies one code point at a time, so the two derivations are
+    independent)."""
     split = Split(Regex(r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"),
                   behavior="isolated")
-    out = []
-    for cp in range(0x110000):
-        if 0xD800 <= cp < 0xE000:
-            out.append("O")
-            continue
-        if cp == 0x20:
-            out.append("S")
-            continue
+    cps = [cp for cp in range(0x110000) if not (0xD800 <= cp < 0xE000) and cp != 0x20]
+
+    def pieces_of(points, template):
+        out = []
+        for k in range(0, len(points), 256):  # short strings: the regex engine is slower on long ones
+            text = "".join(template.format(chr(cp)) for cp in points[k:k + 256])
+            out.extend(p for p, _ in split.pre_tokenize_str(text))
+        return out
+
+    # "a" c "1" "\n": a letter joins "a", a number joins "1", anything else stands alone.
+    pieces = pieces_of(cps, "a{}1\n")
+    kinds = {}
+    i = 0
+    for cp in cps:
         c = chr(cp)
-        got = [p for p, _ in split.pre_tokenize_str("a" + c + "1")]
-        if got == ["a" + c, "1"]:
-            out.append("L")
-        elif got == ["a", c + "1"]:
-            out.append("N")
-        elif got == ["a", c, "1"]:
-            out.append("O" if [p for p, _ in split.pre_tokenize_str("!" + c + "!")] == ["!" + c + "!"] else "S")
+        if pieces[i] == "a" + c:
+            kinds[cp], step = "L", 3
+        elif pieces[i] == "a" and pieces[i + 1] == c + "1":
+            kinds[cp], step = "N", 3
+        elif pieces[i] == "a" and pieces[i + 1] == c and pieces[i + 2] == "1":
+            kinds[cp], step = "?", 4
         else:
-            raise SystemExit(f"unexpected split of U+{cp:04X}: {got!r}")
-    return "".join(out)
+            raise SystemExit(f"unexpected pieces at U+{cp:04X}: {pieces[i:i + 4]!r}")
+        assert pieces[i + step - 1] == "\n", (hex(cp), pieces[i:i + step])
+        i += step
+    # "!" c "!" "\n": punctuation stays one piece with the bangs, whitespace splits them.
+    rest = [cp for cp in cps if kinds[cp] == "?"]
+    pieces = pieces_of(rest, "!{}!\n")
+    i = 0
+    for cp in rest:
+        if pieces[i] == "!" + chr(cp) + "!":
+            kinds[cp], step = "O", 2
+        elif pieces[i:i + 3] == ["!", chr(cp), "!"]:
+            kinds[cp], step = "S", 4
+        else:
+            raise SystemExit(f"unexpected pieces at U+{cp:04X}: {pieces[i:i + 4]!r}")
+        i += step
+    kinds[0x20] = "S"
+    return "".join("O" if 0xD800 <= cp < 0xE000 else kinds[cp] for cp in range(0x110000))
 
 
 # Added tokens with every AddedToken flag, registered on the onnx tokenizer in this order.
