@@ -8,6 +8,7 @@
 #include "errors.h"
 #include "request_id.h"
 #include "gpu_memory.h"
+#include "vlm/audit/crypto.h"
 #include "vlm/logging.h"
 
 namespace vlm::server {
@@ -38,6 +39,19 @@ App::App(ServerConfig config) : config_(std::move(config)) {
   validate(config_);
   routes_ = route_table();
   default_model_ = config_.default_model.empty() ? config_.models.front().name : config_.default_model;
+  client_id_ = config_.api_key.empty() ? "anonymous" : "key-" + audit::to_hex(audit::sha256(config_.api_key)).substr(0, 16);
+  if (config_.audit) {
+    think_policy_ = think::Policy::load(config_.think_policy);
+    audit_log_ = std::make_unique<audit::AuditLog>(*config_.audit);
+    const auto& recovery = audit_log_->recovery();
+    if (recovery.dropped_bytes > 0) {
+      log::warn("audit log: dropped a torn last line of {} bytes (sha256 {}) left by a crash; chain resumed at seq {}",
+                recovery.dropped_bytes, recovery.dropped_sha256, recovery.resumed_seq);
+    }
+    log::info("audit log in {} ({}), checkpoints signed by {}", config_.audit->directory.string(),
+              recovery.new_log ? "new chain" : "resumed from " + recovery.resumed_file,
+              audit::to_hex(audit_log_->public_key()));
+  }
 }
 
 App::~App() {

@@ -12,7 +12,9 @@
 #include "http_server.h"
 #include "metrics.h"
 #include "server_config.h"
+#include "vlm/audit/audit_log.h"
 #include "vlm/model.h"
+#include "vlm/think/policy.h"
 
 namespace vlm::server {
 
@@ -62,6 +64,7 @@ class App {
   void handle_metrics(const HttpRequest& request, HttpResponse& response);
   void handle_openapi(const HttpRequest& request, HttpResponse& response);
   void handle_detect(const HttpRequest& request, HttpResponse& response);
+  void handle_think(const HttpRequest& request, HttpResponse& response);  // handlers_think.cpp
 
   // For handlers of image routes: the named (or default) ready model; throws ApiError 404/503.
   ServedModel& model_for(const std::string& name);
@@ -83,6 +86,9 @@ class App {
   std::string default_model_;
   std::atomic<ServerState> state_{ServerState::kLoading};
   std::atomic<int> active_requests_{0};  // inference requests between parse and response
+  std::unique_ptr<audit::AuditLog> audit_log_;  // null: /think answers 503
+  think::Policy think_policy_;
+  std::string client_id_;  // audit identity: the API key's id, never the key
   friend class ActiveRequest;
 };
 

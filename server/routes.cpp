@@ -15,6 +15,7 @@ std::vector<RouteSpec> App::route_table() {
       {"GET",  "/v1/models",    Access::kApiKey, true,  false, bind(&App::handle_models)},
       {"GET",  "/openapi.json", Access::kApiKey, true,  false, bind(&App::handle_openapi)},
       {"POST", "/detect",       Access::kApiKey, true,  true,  bind(&App::handle_detect)},
+      {"POST", "/think",        Access::kApiKey, true,  true,  bind(&App::handle_think)},
   };
 }
 

@@ -1,8 +1,10 @@
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "vlm/audit/audit_log.h"
 #include "vlm/model.h"
 
 namespace vlm::server {
@@ -38,6 +40,8 @@ struct ServerConfig {
   int max_pending_connections = 256;
   double drain_timeout_s = 30.0;
   int warmup_runs = 2;
+  std::optional<audit::AuditOptions> audit;  // --audit-dir and friends; /think needs it
+  std::string think_policy = "configs/think-policy.json";
 };
 
 // Throws vlm::Error kInvalidArgument naming the first bad field.
