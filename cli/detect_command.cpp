@@ -13,9 +13,11 @@
 
 #include "command.h"
 #include "common.h"
+#include "hub_settings.h"
 #include "input_files.h"
 #include "vlm/annotate.h"
 #include "vlm/error.h"
+#include "vlm/hub/resolve.h"
 #include "vlm/logging.h"
 
 namespace vlm::cli {
@@ -60,7 +62,7 @@ class DetectRun {
     annotate_dir_ = settings_.get("save-annotated");
     if (!annotate_dir_.empty()) std::filesystem::create_directories(annotate_dir_);
     model_name_ = spec.name;
-    std::unique_ptr<Model> model = load_model(spec.path, load_options);
+    std::unique_ptr<Model> model = load_model(hub::resolve_model_path(spec.path, hub_options(settings_)), load_options);
 
     for (std::size_t start = 0; start < inputs.size(); start += static_cast<std::size_t>(batch)) {
       std::size_t end = std::min(inputs.size(), start + static_cast<std::size_t>(batch));

@@ -7,8 +7,10 @@
 
 #include "command.h"
 #include "common.h"
+#include "hub_settings.h"
 #include "serve.h"
 #include "vlm/error.h"
+#include "vlm/hub/resolve.h"
 
 namespace vlm::cli {
 namespace {
@@ -35,7 +37,8 @@ server::ServerConfig server_config(const Settings& settings) {
   server::ServerConfig config;
   for (const std::string& text : settings.get_list("model")) {
     ModelSpec spec = parse_model_spec(text);
-    config.models.push_back({spec.name, spec.path});
+    // hf:// models are fetched (or found in the cache) before the server starts listening.
+    config.models.push_back({spec.name, hub::resolve_model_path(spec.path, hub_options(settings)).string()});
   }
   config.default_model = settings.get("default-model");
   config.host = settings.get("host");

@@ -10,8 +10,10 @@
 #include "audit_settings.h"
 #include "command.h"
 #include "common.h"
+#include "hub_settings.h"
 #include "vlm/audit/crypto.h"
 #include "vlm/error.h"
+#include "vlm/hub/resolve.h"
 #include "vlm/logging.h"
 #include "vlm/think/pipeline.h"
 
@@ -54,7 +56,7 @@ int run_think_command(ThinkState& state) {
   think::ThinkModels models;
   for (const std::string& text : settings.get_list("model")) {
     const ModelSpec spec = parse_model_spec(text);
-    loaded.push_back(load_model(spec.path, load_options));
+    loaded.push_back(load_model(hub::resolve_model_path(spec.path, hub_options(settings)), load_options));
     steps.push_back(std::make_unique<think::DirectStepModel>(*loaded.back()));
     const std::string& family = loaded.back()->info().family;
     if (family == "florence2" && models.florence == nullptr) {
