@@ -46,8 +46,35 @@ bool starts_with_at(std::string_view text, std::size_t pos, std::string_view pre
   return text.size() - pos >= prefix.size() && text.compare(pos, prefix.size(), prefix) == 0;
 }
 
-// <loc_(\d+)> at pos: end offset and value. Python's \d also takes non-ASCII decimal digits; the
-// tokenizer never produces those inside a loc token, so ASCII is enough here.
+// Value of the decimal digit (Python's \d: Unicode category Nd, which int() also reads) at pos, or
+// -1; len receives its UTF-8 length. Nd digits come in runs of ten from a zero (a Unicode stability
+// guarantee), so the zeros are the whole table; these are Unicode 14's, Python 3.11's version.
+int decimal_digit_at(std::string_view text, std::size_t pos, std::size_t& len) {
+  const auto b = static_cast<unsigned char>(text[pos]);
+  len = 1;
+  if (b < 0x80) return b >= '0' && b <= '9' ? b - '0' : -1;
+  static constexpr char32_t kZeros[] = {
+      0x660,   0x6F0,   0x7C0,   0x966,   0x9E6,   0xA66,   0xAE6,   0xB66,   0xBE6,   0xC66,   0xCE6,
+      0xD66,   0xDE6,   0xE50,   0xED0,   0xF20,   0x1040,  0x1090,  0x17E0,  0x1810,  0x1946,  0x19D0,
+      0x1A80,  0x1A90,  0x1B50,  0x1BB0,  0x1C40,  0x1C50,  0xA620,  0xA8D0,  0xA900,  0xA9D0,  0xA9F0,
+      0xAA50,  0xABF0,  0xFF10,  0x104A0, 0x10D30, 0x11066, 0x110F0, 0x11136, 0x111D0, 0x112F0, 0x11450,
+      0x114D0, 0x11650, 0x116C0, 0x11730, 0x118E0, 0x11950, 0x11C50, 0x11D50, 0x11DA0, 0x16A60, 0x16AC0,
+      0x16B50, 0x1D7CE, 0x1D7D8, 0x1D7E2, 0x1D7EC, 0x1D7F6, 0x1E140, 0x1E2F0, 0x1E950, 0x1FBF0};
+  const std::size_t n = b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4;
+  if (pos + n > text.size()) return -1;
+  static constexpr unsigned char kMask[5] = {0, 0, 0x1F, 0x0F, 0x07};
+  char32_t cp = b & kMask[n];
+  for (std::size_t k = 1; k < n; ++k) cp = (cp << 6) | (static_cast<unsigned char>(text[pos + k]) & 0x3F);
+  for (char32_t zero : kZeros) {
+    if (cp >= zero && cp < zero + 10) {
+      len = n;
+      return static_cast<int>(cp - zero);
+    }
+  }
+  return -1;
+}
+
+// <loc_(\d+)> at pos: end offset and value.
 struct Loc {
   std::size_t end;
   long long value;
@@ -58,11 +85,11 @@ std::optional<Loc> loc_at(std::string_view text, std::size_t pos) {
   std::size_t i = pos + 5;
   long long value = 0;
   const std::size_t digits_begin = i;
-  while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
+  std::size_t len = 0;
+  for (int digit; i < text.size() && (digit = decimal_digit_at(text, i, len)) >= 0; i += len) {
     // Saturate: torch.tensor would overflow long before this matters.
     value = value > std::numeric_limits<long long>::max() / 10 ? std::numeric_limits<long long>::max()
-                                                               : value * 10 + (text[i] - '0');
-    ++i;
+                                                               : value * 10 + digit;
   }
   if (i == digits_begin || i >= text.size() || text[i] != '>') return std::nullopt;
   return Loc{i + 1, value};

@@ -120,6 +120,10 @@ def crafted(rng):
         "<loc_100><loc_100><loc_110><loc_100><loc_110><loc_110><loc_100><loc_110>",
         "<loc_500><loc_500><loc_400><loc_600><loc_600><loc_400><loc_300><loc_300>",
         L(7),
+        # Python's \\d takes any Unicode decimal digit, and int() reads it.
+        "arabic<loc_\u0663\u0664><loc_\u0661><loc_\uff19\uff19><loc_1\u0968>"
+        "<loc_\U0001d7d9><loc_\u0e52><loc_\u07c3><loc_\u0665>",
+        "\u00b2<loc_\u00b2><loc_1><loc_2><loc_3><loc_4>",
     ]
 
 
@@ -152,7 +156,7 @@ def main():
     cases = []
     for task in TASKS:
         for i, text in enumerate(texts + random_texts):
-            size = SIZES[i % len(SIZES)]
+            size = SIZES[i % len(SIZES)] if i < len(texts) else (rng.randrange(1, 5000), rng.randrange(1, 5000))
             for name, proc in procs.items():
                 if name != "original" and task != "<OCR_WITH_REGION>":
                     continue
