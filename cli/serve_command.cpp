@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "audit_settings.h"
 #include "command.h"
 #include "common.h"
 #include "hub_settings.h"
@@ -61,6 +62,8 @@ server::ServerConfig server_config(const Settings& settings) {
   config.max_images = to_int(settings, "max-images");
   config.read_timeout_s = settings.get_float("read-timeout-s");
   config.write_timeout_s = settings.get_float("write-timeout-s");
+  config.audit = audit_options(settings);
+  config.think_policy = settings.get("think-policy");
   config.http_threads = to_int(settings, "http-threads");
   config.http_max_threads = to_int(settings, "http-max-threads");
   config.max_pending_connections = to_int(settings, "max-pending-connections");
