@@ -23,7 +23,7 @@ if(NOT CMAKE_CUDA_COMPILER AND EXISTS /usr/local/cuda/bin/nvcc)
   set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)
 endif()
 # The architecture list must be known before torch's CUDA module runs, or it picks its own.
-set(TORCH_CUDA_ARCH_LIST "8.0")
+set(TORCH_CUDA_ARCH_LIST "8.0+PTX")
 find_package(Torch REQUIRED)
 
 include(CheckLanguage)

@@ -5,8 +5,8 @@
 namespace vlm {
 namespace {
 
-// Pixel coordinates to 0.01 px and timings to 0.001 ms: enough for any consumer, and short lines.
-double round_to(double value, double step) { return std::round(value / step) * step; }
+// Timings to the microsecond; model outputs stay exact so that consumers can compare them.
+double round_ms(double value) { return std::round(value * 1000.0) / 1000.0; }
 
 }  // namespace
 
@@ -14,17 +14,15 @@ nlohmann::json to_json(const Detection& detection) {
   return {
       {"label", detection.label},
       {"class_id", detection.class_id},
-      {"score", round_to(detection.score, 1e-5)},
-      {"box",
-       {round_to(detection.box[0], 0.01), round_to(detection.box[1], 0.01), round_to(detection.box[2], 0.01),
-        round_to(detection.box[3], 0.01)}},
+      {"score", detection.score},
+      {"box", {detection.box[0], detection.box[1], detection.box[2], detection.box[3]}},
   };
 }
 
 nlohmann::json to_json(const Timings& timings) {
-  return {{"preprocess_ms", round_to(timings.preprocess_ms, 1e-3)},
-          {"inference_ms", round_to(timings.inference_ms, 1e-3)},
-          {"postprocess_ms", round_to(timings.postprocess_ms, 1e-3)}};
+  return {{"preprocess_ms", round_ms(timings.preprocess_ms)},
+          {"inference_ms", round_ms(timings.inference_ms)},
+          {"postprocess_ms", round_ms(timings.postprocess_ms)}};
 }
 
 nlohmann::json to_json(const ImageResult& result) {
@@ -43,7 +41,7 @@ nlohmann::json to_json(const ModelInfo& info) {
   return {{"family", info.family},       {"source", info.source},     {"tasks", info.tasks},
           {"classes", info.classes},     {"device", info.device},     {"dtype", info.dtype},
           {"attention", info.attention}, {"image_size", info.image_size}, {"max_batch", info.max_batch},
-          {"load_ms", round_to(info.load_ms, 1e-3)}};
+          {"load_ms", round_ms(info.load_ms)}};
 }
 
 }  // namespace vlm

@@ -1,0 +1,145 @@
+"""`vlmserve detect` against the reference packages on real photos (fixtures from yolo_fixtures.py).
+
+Tolerances (fp32, CPU): same number of detections, same classes, every box corner within 1 pixel,
+scores within 1e-3. Also: the bus photo shows the bus and the people, and large coco8 ground-truth
+objects are found.
+
+Usage: test_yolo_parity.py MODEL [--device cpu|cuda] [--half] [--box-tol PX] [--score-tol S]
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ASSETS = Path(os.environ["VLM_ASSETS"])
+DATA = Path(os.environ["VLM_TEST_DATA"])
+BIN = os.environ["VLM_BIN"]
+
+COCO_PERSON, COCO_BUS = 0, 5
+
+
+def run_detect(model, settings, device, half, batch):
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "results.jsonl"
+        cmd = [BIN, "detect", str(ASSETS / "images"), str(ASSETS / "images" / "coco8" / "images"),
+               "--model", str(DATA / f"{model}.torchscript"), "--out", str(out), "--device", device,
+               "--conf", str(settings["conf"]), "--iou", str(settings["iou"]), "--max-det", str(settings["max_det"]),
+               "--batch", str(batch)]
+        if half:
+            cmd.append("--half")
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        if proc.returncode != 0:
+            sys.exit(f"vlmserve detect failed ({proc.returncode}):\n{proc.stderr}")
+        return [json.loads(line) for line in out.read_text().splitlines()]
+
+
+def match(ref_rows, ours, box_tol, score_tol):
+    """Greedy one-to-one matching; returns a list of problems (empty when everything agrees)."""
+    problems = []
+    if len(ref_rows) != len(ours):
+        problems.append(f"{len(ours)} detections, reference has {len(ref_rows)}")
+    unused = list(range(len(ours)))
+    worst_box = worst_score = 0.0
+    for x1, y1, x2, y2, score, cls in ref_rows:
+        best = None
+        for k in unused:
+            d = ours[k]
+            box_err = max(abs(a - b) for a, b in zip(d["box"], (x1, y1, x2, y2)))
+            score_err = abs(d["score"] - score)
+            if d["class_id"] == int(cls) and box_err <= box_tol and score_err <= score_tol:
+                if best is None or box_err < best[1]:
+                    best = (k, box_err, score_err)
+        if best is None:
+            problems.append(f"no match for reference class {int(cls)} score {score:.4f} box "
+                            f"[{x1:.1f}, {y1:.1f}, {x2:.1f}, {y2:.1f}]")
+        else:
+            unused.remove(best[0])
+            worst_box, worst_score = max(worst_box, best[1]), max(worst_score, best[2])
+    return problems, worst_box, worst_score
+
+
+def iou(a, b):
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def check_ground_truth(records):
+    """Large coco8 objects (over 5% of the image) are found with their class at IoU >= 0.5 (recall >= 0.8).
+
+    Run at conf 0.1: YOLOv5n, the smallest COCO model, scores the umbrella in 000000000036 at 0.23 and
+    never finds the dog in 000000000042 (neither does the yolov5 package: parity above is exact), so
+    one miss in the five large objects is the model's, not ours.
+    """
+    problems, found, total = [], 0, 0
+    for record in records:
+        path = Path(record["path"])
+        label_file = ASSETS / "images" / "coco8" / "labels" / (path.stem + ".txt")
+        if not label_file.exists():
+            continue
+        w, h = record["width"], record["height"]
+        for line in label_file.read_text().split("\n"):
+            if not line.strip():
+                continue
+            cls, cx, cy, bw, bh = line.split()
+            cls, cx, cy, bw, bh = int(cls), float(cx) * w, float(cy) * h, float(bw) * w, float(bh) * h
+            if bw * bh < 0.05 * w * h:
+                continue
+            truth = (cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2)
+            total += 1
+            if any(d["class_id"] == cls and iou(d["box"], truth) >= 0.5 for d in record["detections"]):
+                found += 1
+            else:
+                problems.append(f"{path.name}: ground-truth class {cls} at {[round(v) for v in truth]} not found")
+    print(f"coco8 large objects found: {found}/{total}" + ("" if not problems else f" (missed: {'; '.join(problems)})"))
+    return [] if total and found >= 0.8 * total else problems
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("model")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--half", action="store_true")
+    parser.add_argument("--box-tol", type=float, default=1.0)
+    parser.add_argument("--score-tol", type=float, default=1e-3)
+    parser.add_argument("--batch", type=int, default=4)
+    args = parser.parse_args()
+
+    reference = json.loads((DATA / f"reference_{args.model}.json").read_text())
+    records = run_detect(args.model, reference["settings"], args.device, args.half, args.batch)
+    by_path = {r["path"]: r for r in records}
+    failures = []
+    total = worst_box = worst_score = 0
+    for path, rows in reference["images"].items():
+        record = by_path.get(path)
+        if record is None or "error" in record:
+            failures.append(f"{path}: no result ({record and record.get('error')})")
+            continue
+        problems, box_err, score_err = match(rows, record["detections"], args.box_tol, args.score_tol)
+        total += len(rows)
+        worst_box, worst_score = max(worst_box, box_err), max(worst_score, score_err)
+        failures += [f"{Path(path).name}: {p}" for p in problems]
+
+    if args.model == "yolov5n":
+        bus = by_path[str(ASSETS / "images" / "bus.jpg")]["detections"]
+        if not any(d["class_id"] == COCO_BUS for d in bus):
+            failures.append("bus.jpg: no bus detected")
+        if sum(d["class_id"] == COCO_PERSON for d in bus) < 3:
+            failures.append("bus.jpg: fewer than 3 people detected")
+        gt_settings = dict(reference["settings"], conf=0.1)
+        failures += check_ground_truth(run_detect(args.model, gt_settings, args.device, args.half, args.batch))
+
+    print(f"{args.model} on {args.device}{' fp16' if args.half else ''}: {len(reference['images'])} photos, "
+          f"{total} reference detections, worst box error {worst_box:.4f} px, worst score error {worst_score:.2e}")
+    if failures:
+        print("\n".join(failures[:40]))
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

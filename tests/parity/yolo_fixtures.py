@@ -1,0 +1,140 @@
+"""Test setup for YOLO parity: exports models to TorchScript and records the reference packages' detections.
+
+Writes into $VLM_TEST_DATA:
+  yolov5n.torchscript          official COCO YOLOv5n, exported by the pinned `yolov5` package
+  yolov8n.torchscript          yolov8n.yaml with random weights (seed 0), exported by `ultralytics`
+  yolo11n.torchscript          yolo11n.yaml with random weights (seed 0), exported by `ultralytics`
+  reference_<model>.json       {image path: [[x1, y1, x2, y2, score, class], ...]} from each package's own inference
+Nothing is downloaded; re-running with unchanged inputs reuses the exports.
+"""
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+# yolov5 checkpoints pickle whole modules; torch >= 2.6 refuses that by default.
+os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+
+def _yolov5_offline():
+    # yolov5 7.0.14 asks the Hugging Face hub for any weights file before looking on disk, through an
+    # import path that huggingface_hub >= 0.25 (pinned by transformers) no longer has. Our weights are
+    # local files: skip the hub lookup.
+    import yolov5.models.common as common
+    import yolov5.utils.downloads as downloads
+
+    for module in (common, downloads):
+        module.attempt_download_from_hub = lambda *args, **kwargs: None
+
+
+_yolov5_offline()
+
+ASSETS = Path(os.environ.get("VLM_ASSETS", Path(__file__).resolve().parents[2] / ".." / "shared" / "assets"))
+OUT = Path(os.environ.get("VLM_TEST_DATA", "build/test-data"))
+
+# Settings shared with the C++ side (tests/parity/test_yolo_parity.py passes the same flags).
+V5_SETTINGS = {"conf": 0.25, "iou": 0.45, "max_det": 300}
+RANDOM_SETTINGS = {"conf": 0.5, "iou": 0.7, "max_det": 300}
+
+
+def photos():
+    images = sorted((ASSETS / "images").glob("*.jpg")) + sorted((ASSETS / "images" / "coco8" / "images").glob("*.jpg"))
+    if not images:
+        sys.exit(f"no photos under {ASSETS / 'images'}")
+    return images
+
+
+def export_yolov5():
+    target = OUT / "yolov5n.torchscript"
+    if target.exists():
+        return target
+    from yolov5 import export
+
+    weights = OUT / "yolov5n.pt"
+    shutil.copyfile(ASSETS / "models" / "yolov5n.pt", weights)
+    export.run(weights=str(weights), include=("torchscript",), imgsz=(640, 640), device="cpu")
+    if not target.exists():
+        sys.exit("yolov5 export produced no TorchScript file")
+    return target
+
+
+def reference_yolov5(model_path):
+    from yolov5.models.common import DetectMultiBackend
+    from yolov5.utils.augmentations import letterbox
+    from yolov5.utils.general import non_max_suppression, scale_boxes
+    import cv2
+
+    model = DetectMultiBackend(str(model_path), device=torch.device("cpu"))
+    results = {}
+    for path in photos():
+        bgr = cv2.imread(str(path))
+        padded = letterbox(bgr, (640, 640), stride=model.stride, auto=False)[0]
+        x = torch.from_numpy(np.ascontiguousarray(padded.transpose(2, 0, 1)[::-1])).float().div(255)[None]
+        with torch.no_grad():
+            pred = model(x)
+        det = non_max_suppression(pred, V5_SETTINGS["conf"], V5_SETTINGS["iou"], max_det=V5_SETTINGS["max_det"])[0]
+        det[:, :4] = scale_boxes(x.shape[2:], det[:, :4], bgr.shape)
+        results[str(path)] = det.tolist()
+    return results
+
+
+def export_random(config):
+    name = Path(config).stem
+    target = OUT / f"{name}.torchscript"
+    if target.exists():
+        return target
+    from ultralytics import YOLO
+
+    torch.manual_seed(0)
+    model = YOLO(config)  # builds from the yaml: random weights, no download
+    net = model.model
+    # Fresh weights leave activations near zero and every score equal. One training-mode pass over
+    # seeded noise sets the BatchNorm statistics, and a class bias of -3 spreads scores so that a few
+    # hundred boxes per photo pass conf 0.3: enough to exercise thresholds, NMS and max_det.
+    for module in net.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.momentum = 1.0
+    for branch in net.model[-1].cv3:
+        branch[-1].bias.data.fill_(-3.0)
+    net.train()
+    with torch.no_grad():
+        net(torch.rand(2, 3, 640, 640, generator=torch.Generator().manual_seed(0)))
+    net.eval()
+    exported = model.export(format="torchscript", imgsz=640, device="cpu")
+    shutil.move(exported, target)
+    return target
+
+
+def reference_ultralytics(model_path):
+    from ultralytics import YOLO
+
+    model = YOLO(str(model_path), task="detect")
+    results = {}
+    for path in photos():
+        r = model.predict(str(path), conf=RANDOM_SETTINGS["conf"], iou=RANDOM_SETTINGS["iou"],
+                          max_det=RANDOM_SETTINGS["max_det"], imgsz=640, device="cpu", verbose=False)[0]
+        boxes = r.boxes
+        rows = torch.cat([boxes.xyxy, boxes.conf[:, None], boxes.cls[:, None]], 1)
+        results[str(path)] = rows.tolist()
+    return results
+
+
+def main():
+    OUT.mkdir(parents=True, exist_ok=True)
+    v5 = export_yolov5()
+    (OUT / "reference_yolov5n.json").write_text(json.dumps({"settings": V5_SETTINGS, "images": reference_yolov5(v5)}))
+    for config in ("yolov8n.yaml", "yolo11n.yaml"):
+        path = export_random(config)
+        refs = reference_ultralytics(path)
+        (OUT / f"reference_{path.stem}.json").write_text(json.dumps({"settings": RANDOM_SETTINGS, "images": refs}))
+    print(f"YOLO fixtures written to {OUT}")
+
+
+if __name__ == "__main__":
+    main()
