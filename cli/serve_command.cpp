@@ -61,6 +61,7 @@ server::ServerConfig server_config(const Settings& settings) {
   config.batch_wait_ms = settings.get_float("batch-wait-ms");
   config.max_images = to_int(settings, "max-images");
   config.read_timeout_s = settings.get_float("read-timeout-s");
+  config.header_timeout_s = settings.get_float("header-timeout-s");
   config.write_timeout_s = settings.get_float("write-timeout-s");
   config.audit = audit_options(settings);
   config.think_policy = settings.get("think-policy");

@@ -185,6 +185,17 @@ std::optional<HttpResponse> App::before(HttpRequest& request) {
                           request.request_id);
   }
 
+  // The HTTP library only notices an over-limit Content-Length after reading up to the limit;
+  // refusing here answers at once and never reads the body.
+  const std::string length = request.header("Content-Length");
+  const auto max_body = static_cast<unsigned long long>(config_.max_body_mb * 1024.0 * 1024.0);
+  if (!length.empty() && length.size() <= 19 && std::all_of(length.begin(), length.end(), ::isdigit) &&
+      std::stoull(length) > max_body) {
+    return error_response(413, "payload_too_large",
+                          "request body of " + length + " bytes is over the limit of " + std::to_string(max_body) + " bytes",
+                          request.request_id);
+  }
+
   if (route->access == Access::kApiKey && !config_.api_key.empty() && !authorized(request)) {
     HttpResponse response = error_response(401, "unauthorized", "missing or wrong API key (send 'Authorization: Bearer <key>')",
                                            request.request_id);

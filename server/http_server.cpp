@@ -4,8 +4,15 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <condition_variable>
 #include <exception>
+#include <map>
+#include <mutex>
+#include <thread>
 #include <utility>
+
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <httplib.h>
 
@@ -57,6 +64,118 @@ void apply(const HttpResponse& from, httplib::Response& to) {
   to.set_content(from.body, from.content_type);
 }
 
+
+// A per-request deadline for the phases a client controls: the request line and headers, then the
+// body. Socket read timeouts alone cannot stop a slowloris client, which sends one byte just
+// before each timeout; the watchdog shuts the socket down when the deadline passes instead. It
+// holds a dup() of each socket so a descriptor number reused by a newer connection is never hit.
+class ConnectionDeadlines {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  ConnectionDeadlines() : watchdog_([this] { watch(); }) {}
+  ~ConnectionDeadlines() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    watchdog_.join();
+    for (auto& [id, entry] : entries_) ::close(entry.fd);
+  }
+
+  std::uint64_t add(int fd, Clock::time_point deadline) {
+    const int copy = ::dup(fd);
+    if (copy < 0) return 0;
+    std::lock_guard lock(mutex_);
+    const std::uint64_t id = ++next_id_;
+    entries_[id] = {copy, deadline};
+    return id;
+  }
+
+  void set(std::uint64_t id, Clock::time_point deadline) {
+    std::lock_guard lock(mutex_);
+    if (auto it = entries_.find(id); it != entries_.end()) it->second.deadline = deadline;
+  }
+
+  void remove(std::uint64_t id) {
+    std::lock_guard lock(mutex_);
+    if (auto it = entries_.find(id); it != entries_.end()) {
+      ::close(it->second.fd);
+      entries_.erase(it);
+    }
+  }
+
+ private:
+  struct Entry {
+    int fd = -1;
+    Clock::time_point deadline;
+  };
+
+  void watch() {
+    std::unique_lock lock(mutex_);
+    while (!stopping_) {
+      wake_.wait_for(lock, std::chrono::milliseconds(100));
+      const auto now = Clock::now();
+      for (auto& [id, entry] : entries_) {
+        if (entry.deadline <= now) {
+          ::shutdown(entry.fd, SHUT_RDWR);
+          entry.deadline = Clock::time_point::max();
+        }
+      }
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::map<std::uint64_t, Entry> entries_;
+  std::uint64_t next_id_ = 0;
+  bool stopping_ = false;
+  std::thread watchdog_;
+};
+
+// The connection the current worker thread serves (httplib runs a whole connection on one thread).
+thread_local std::uint64_t t_connection = 0;
+
+// httplib::Server::process_and_close_socket (0.41) with the connection registered for deadlines;
+// the base version is private, so this repeats its few lines around the protected process_request.
+class GuardedServer : public httplib::Server {
+ public:
+  GuardedServer(ConnectionDeadlines& deadlines, double header_timeout_s)
+      : deadlines_(deadlines),
+        header_timeout_(std::chrono::duration_cast<ConnectionDeadlines::Clock::duration>(
+            std::chrono::duration<double>(header_timeout_s))) {}
+
+  ConnectionDeadlines::Clock::duration header_timeout() const { return header_timeout_; }
+  ConnectionDeadlines::Clock::duration keep_alive_timeout() const { return std::chrono::seconds(keep_alive_timeout_sec_); }
+
+ private:
+  bool process_and_close_socket(socket_t sock) override {
+    t_connection = deadlines_.add(sock, ConnectionDeadlines::Clock::now() + header_timeout_);
+    std::string remote_addr;
+    int remote_port = 0;
+    httplib::detail::get_remote_ip_and_port(sock, remote_addr, remote_port);
+    std::string local_addr;
+    int local_port = 0;
+    httplib::detail::get_local_ip_and_port(sock, local_addr, local_port);
+    bool websocket_upgraded = false;
+    const bool ok = httplib::detail::process_server_socket(
+        svr_sock_, sock, keep_alive_max_count_, keep_alive_timeout_sec_, read_timeout_sec_, read_timeout_usec_,
+        write_timeout_sec_, write_timeout_usec_, [&](httplib::Stream& strm, bool close_connection, bool& connection_closed) {
+          return process_request(strm, remote_addr, remote_port, local_addr, local_port, close_connection,
+                                 connection_closed, nullptr, &websocket_upgraded);
+        });
+    httplib::detail::shutdown_socket(sock);
+    httplib::detail::close_socket(sock);
+    deadlines_.remove(t_connection);
+    t_connection = 0;
+    return ok;
+  }
+
+  ConnectionDeadlines& deadlines_;
+  ConnectionDeadlines::Clock::duration header_timeout_;
+};
+
 }  // namespace
 
 bool CaseInsensitiveLess::operator()(std::string_view a, std::string_view b) const {
@@ -81,6 +200,8 @@ std::vector<std::string> methods_for_path(const std::vector<HttpRoute>& routes, 
 }
 
 struct HttpServer::Impl {
+  ConnectionDeadlines deadlines;  // declared first: destroyed after the server that uses it
+  GuardedServer* guarded = nullptr;  // null with TLS (the handshake path stays httplib's own)
   HttpServerOptions options;
   std::vector<HttpRoute> routes;
   HttpHooks hooks;
@@ -106,7 +227,9 @@ HttpServer::HttpServer(HttpServerOptions options, std::vector<HttpRoute> routes,
     }
     impl_->server = std::move(tls);
   } else {
-    impl_->server = std::make_unique<httplib::Server>();
+    auto guarded = std::make_unique<GuardedServer>(impl_->deadlines, opt.header_timeout_s);
+    impl_->guarded = guarded.get();
+    impl_->server = std::move(guarded);
   }
   auto& svr = *impl_->server;
   auto* impl = impl_.get();
@@ -128,6 +251,12 @@ HttpServer::HttpServer(HttpServerOptions options, std::vector<HttpRoute> routes,
   svr.set_trusted_proxies({});
 
   svr.set_pre_routing_handler([impl](const httplib::Request& req, httplib::Response& res) {
+    if (impl->guarded != nullptr && t_connection != 0) {
+      // Headers are in; the body gets its own bound (a slow upload holds a worker no longer).
+      impl->deadlines.set(t_connection, std::chrono::steady_clock::now() + impl->guarded->header_timeout() +
+                                            std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                                std::chrono::duration<double>(impl->options.body_timeout_s)));
+    }
     HttpRequest head = convert_head(req, res);
     std::optional<HttpResponse> early = impl->hooks.before ? impl->hooks.before(head) : std::nullopt;
     if (!head.request_id.empty()) res.set_header(std::string(kRequestIdHeader), head.request_id);
@@ -137,7 +266,11 @@ HttpServer::HttpServer(HttpServerOptions options, std::vector<HttpRoute> routes,
   });
 
   for (const auto& route : impl_->routes) {
-    httplib::Server::Handler handler = [&route](const httplib::Request& req, httplib::Response& res) {
+    httplib::Server::Handler handler = [impl, &route](const httplib::Request& req, httplib::Response& res) {
+      // The body is read; the handler's own timeout governs from here.
+      if (impl->guarded != nullptr && t_connection != 0) {
+        impl->deadlines.set(t_connection, std::chrono::steady_clock::time_point::max());
+      }
       HttpRequest full = convert_full(req, res);
       HttpResponse out;
       route.handler(full, out);
@@ -174,6 +307,12 @@ HttpServer::HttpServer(HttpServerOptions options, std::vector<HttpRoute> routes,
   });
 
   svr.set_post_routing_handler([impl](const httplib::Request& req, httplib::Response& res) {
+    if (impl->guarded != nullptr && t_connection != 0) {
+      impl->deadlines.set(t_connection, std::chrono::steady_clock::now() + impl->guarded->keep_alive_timeout() +
+                                            impl->guarded->header_timeout() +
+                                            std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                                std::chrono::duration<double>(impl->options.write_timeout_s)));
+    }
     if (!impl->hooks.after) return;
     HttpRequest head = convert_head(req, res);
     std::vector<std::pair<std::string, std::string>> extra;

@@ -87,6 +87,9 @@ struct HttpServerOptions {
   double read_timeout_s = 10.0;
   double write_timeout_s = 10.0;
   double keep_alive_timeout_s = 5.0;
+  // Whole-phase bounds, enforced by a watchdog (plain HTTP): request line + headers, then body.
+  double header_timeout_s = 10.0;
+  double body_timeout_s = 60.0;
   int threads = 8;       // connection workers kept alive
   int max_threads = 64;  // workers under load; beyond that connections wait in the accept queue
   int max_pending_connections = 256;  // accepted but unserved; beyond that they are closed at once

@@ -31,6 +31,8 @@ int serve(const ServerConfig& config) {
   http.max_body_bytes = static_cast<std::size_t>(config.max_body_mb * 1024.0 * 1024.0);
   http.read_timeout_s = config.read_timeout_s;
   http.write_timeout_s = config.write_timeout_s;
+  http.header_timeout_s = config.header_timeout_s;
+  http.body_timeout_s = config.timeout_s;
   http.threads = config.http_threads;
   http.max_threads = config.http_max_threads;
   http.max_pending_connections = config.max_pending_connections;

@@ -40,6 +40,7 @@ void validate(const ServerConfig& config) {
   require(config.batch_wait_ms >= 0 && config.batch_wait_ms <= 10000,
           "--batch-wait-ms must be in [0, 10000], got " + number(config.batch_wait_ms));
   require(config.max_images >= 1 && config.max_images <= 1024, "--max-images must be in [1, 1024], got " + std::to_string(config.max_images));
+  require(config.header_timeout_s > 0, "--header-timeout-s must be positive");
   require(config.read_timeout_s > 0 && config.write_timeout_s > 0, "--read-timeout-s and --write-timeout-s must be positive");
   require(config.http_threads >= 1 && config.http_max_threads >= config.http_threads,
           "--http-threads must be >= 1 and --http-max-threads >= --http-threads");

@@ -34,6 +34,7 @@ struct ServerConfig {
   double batch_wait_ms = 5.0;
   int max_images = 32;  // images in one request
   double read_timeout_s = 10.0;
+  double header_timeout_s = 10.0;  // whole request line + headers; slowloris bound
   double write_timeout_s = 10.0;
   int http_threads = 8;
   int http_max_threads = 64;

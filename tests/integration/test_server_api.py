@@ -45,11 +45,15 @@ def boxes(record):
     return [(d["class_id"], round(d["score"], 4), [round(v, 2) for v in d["box"]]) for d in record["detections"]]
 
 
+def png_chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
 def png_header(width, height):
-    """A PNG signature and IHDR chunk declaring width x height, with no pixel data."""
+    """A well-formed PNG (IHDR, a tiny IDAT, IEND) that declares width x height: a decompression bomb's shape."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    chunk = b"IHDR" + ihdr
-    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk + struct.pack(">I", zlib.crc32(chunk))
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", zlib.compress(b"\0" * 64))
+            + png_chunk(b"IEND", b""))
 
 
 class DetectInputs(unittest.TestCase):
@@ -194,7 +198,7 @@ class Errors(unittest.TestCase):
 
     def test_bad_base64(self):
         self.expect(SERVER.post("/detect", json={"image": "!!!not base64!!!"}), 400, "bad_base64")
-        self.expect(SERVER.post("/detect", json={"image": "QUJD="}), 400, "bad_base64")  # impossible length
+        self.expect(SERVER.post("/detect", json={"image": "QUJDR"}), 400, "bad_base64")  # 30 bits: no whole last byte
 
     def test_unknown_model(self):
         r = SERVER.post("/detect", files={"image": ("a.jpg", image_bytes("bus.jpg"))}, data={"model": "nope"})
