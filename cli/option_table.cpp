@@ -47,6 +47,8 @@ const std::vector<OptionSpec>& table() {
       {"max-images", T::kInt, "32", "Images in one request (413 beyond)", {"serve"}},
       {"read-timeout-s", T::kFloat, "10", "Socket read timeout: a client silent this long is dropped", {"serve"}},
       {"write-timeout-s", T::kFloat, "10", "Socket write timeout", {"serve"}},
+      {"header-timeout-s", T::kFloat, "10",
+       "Whole time a client may take to send its request line and headers (slowloris bound)", {"serve"}},
       {"http-threads", T::kInt, "8", "Connection worker threads kept alive", {"serve"}},
       {"http-max-threads", T::kInt, "64", "Connection worker threads under load", {"serve"}},
       {"max-pending-connections", T::kInt, "256", "Accepted connections waiting for a worker; more are closed",
