@@ -79,7 +79,6 @@ const std::vector<OptionSpec>& table() {
        {"serve", "think"}},
       {"audit-checkpoint-s", T::kFloat, "60", "Signed audit checkpoint at least this often, in seconds (0: never)",
        {"serve"}},
-      {"audit-detect", T::kBool, "false", "Also write an audit record for every /detect request", {"serve"}},
       {"question", T::kString, "",
        "The question about the image (think); a candidate question to test against a record (audit find)",
        {"think", "audit-find"}},
