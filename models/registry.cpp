@@ -3,6 +3,7 @@
 
 #include "vlm/error.h"
 #include "vlm/model.h"
+#include "florence2.h"
 #include "yolo_model.h"
 
 namespace vlm {
@@ -12,6 +13,9 @@ std::unique_ptr<Model> load_model(const std::filesystem::path& path, const Model
   if (!std::filesystem::exists(path, ec)) throw Error(ErrorCode::kNotFound, "model not found: " + path.string());
   if (std::filesystem::is_regular_file(path, ec) && path.extension() != ".pt" && yolo::is_torchscript_file(path)) {
     return yolo::load_yolo_model(path, options);
+  }
+  if (std::filesystem::is_directory(path, ec) && florence2::is_florence2_model_folder(path)) {
+    return florence2::load_florence2_model(path, options);
   }
   if (std::filesystem::is_directory(path, ec)) {
     throw Error(ErrorCode::kUnsupportedModel,

@@ -1,9 +1,12 @@
 #include "weights.h"
 
+#include <cstring>
 #include <fstream>
+#include <string_view>
 #include <sstream>
 
-#include <torch/csrc/jit/serialization/pickle.h>
+#include <caffe2/serialize/inline_container.h>
+#include <torch/csrc/jit/serialization/unpickler.h>
 
 #include "vlm/error.h"
 #include "vlm/safetensors.h"
@@ -52,6 +55,42 @@ void add_attention(std::map<std::string, Shape>& out, const std::string& prefix,
   for (const char* proj : {".q_proj", ".k_proj", ".v_proj", ".out_proj"}) add_linear(out, prefix + proj, dim, dim);
 }
 
+// Entry the rewrite below adds to the unpickled dict; skipped when reading tensors.
+constexpr std::string_view kMemoEntry = "__vlm_ordered_dict_class";
+
+// torch.save's zip archive: data.pkl plus one record per storage. Hugging Face writes plain dicts,
+// but a state dict saved as collections.OrderedDict unpickles to None in libtorch (its unpickler
+// only expects OrderedDict as a tensor's empty backward hooks). So the leading `OrderedDict()` call
+// is rewritten into an empty dict that holds the class in one entry: the class still lands in memo
+// slot 0, where every tensor's hooks argument fetches it.
+c10::IValue unpickle_state_dict(const std::filesystem::path& bin) {
+  caffe2::serialize::PyTorchStreamReader reader(bin.string());
+  auto [pickle_data, pickle_size] = reader.getRecord("data.pkl");
+  std::string pickle(static_cast<const char*>(pickle_data.get()), pickle_size);
+  using namespace std::string_view_literals;
+  static constexpr auto kOrderedDict = "ccollections\nOrderedDict\nq\x00)R"sv;
+  const auto at = pickle.find(kOrderedDict);
+  if (at != std::string::npos && at <= 2) {
+    std::string replacement = "}X";
+    const auto length = static_cast<std::uint32_t>(kMemoEntry.size());
+    for (int i = 0; i < 4; ++i) replacement += static_cast<char>((length >> (8 * i)) & 0xFF);
+    replacement += kMemoEntry;
+    replacement += "(ccollections\nOrderedDict\nq\x00ts"sv;
+    pickle.replace(at, kOrderedDict.size(), replacement);
+  }
+  std::size_t offset = 0;
+  auto read = [&](char* out, std::size_t n) {
+    n = std::min(n, pickle.size() - offset);
+    std::memcpy(out, pickle.data() + offset, n);
+    offset += n;
+    return n;
+  };
+  auto read_record = [&](const std::string& name) { return std::get<0>(reader.getRecord("data/" + name)); };
+  torch::jit::Unpickler unpickler(read, nullptr, nullptr, read_record, c10::Device(c10::kCPU));
+  return unpickler.parse_ivalue();
+}
+
+
 struct RawTensor {
   std::string source_name;
   at::Tensor tensor;
@@ -72,21 +111,19 @@ std::pair<std::map<std::string, RawTensor>, std::filesystem::path> read_checkpoi
     throw Error(ErrorCode::kNotFound, "no model.safetensors, model.safetensors.index.json or pytorch_model.bin in " +
                                           dir.string());
   }
-  std::ifstream in(bin, std::ios::binary);
-  if (!in) throw Error(ErrorCode::kIo, "cannot read " + bin.string());
-  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   c10::IValue value;
   try {
-    value = torch::jit::pickle_load(bytes);
-  } catch (const std::exception& e) {
+    value = unpickle_state_dict(bin);
+  } catch (const c10::Error& e) {
     throw Error(ErrorCode::kBadCheckpoint,
                 bin.string() + " is not a readable torch.save archive (truncated or legacy format?): " +
-                    std::string(e.what()).substr(0, 300));
+                    std::string(e.what_without_backtrace()).substr(0, 300));
   }
   if (!value.isGenericDict()) {
     throw Error(ErrorCode::kBadCheckpoint, bin.string() + " does not hold a state dict (got " + value.tagKind() + ")");
   }
   for (const auto& item : value.toGenericDict()) {
+    if (item.key().isString() && item.key().toStringRef() == kMemoEntry) continue;
     if (!item.key().isString() || !item.value().isTensor()) {
       throw Error(ErrorCode::kBadCheckpoint, bin.string() + " holds a non-tensor entry " +
                                                  (item.key().isString() ? item.key().toStringRef() : "?"));

@@ -230,9 +230,21 @@ def make_broken(out, tiny_native, tiny_original):
         f.truncate(os.path.getsize(path) // 2)
 
 
+def build_base(out, tokenizer, paths, start):
+    model = build_model(BASE, seed=4321)
+    native_dir, _ = save_both_layouts(model, BASE, out, "base")
+    processor = AutoImageProcessor.from_pretrained(native_dir)
+    refs = {}
+    im = load_rgb([p for p in paths if p.endswith("dog.jpg")][0])
+    refs["image0.rgb"] = torch.from_numpy(im.copy())
+    forward_refs(model, processor, [im], prompt_ids(tokenizer, "<OD>", ""), "base", refs)
+    save_file(refs, os.path.join(out, "base_refs.safetensors"))
+    print(f"base fixtures in {time.time() - start:.1f}s", file=sys.stderr)
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--base", action="store_true", help="also build the Florence-2-base-shaped fixtures")
+    parser.add_argument("--base-only", action="store_true", help="build only the Florence-2-base-shaped fixtures")
     parser.add_argument("--out", default=os.path.join(os.environ.get("VLM_TEST_DATA", "build/test_data"), "florence2"))
     args = parser.parse_args()
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
@@ -240,11 +252,14 @@ def main():
     start = time.time()
     tokenizer = Tokenizer.from_file(os.path.join(ONNX_BASE, "tokenizer.json"))
 
+    paths = photos()
+    if args.base_only:
+        build_base(args.out, tokenizer, paths, start)
+        return
     model = build_model(TINY, seed=1234)
     tiny_native, tiny_original = save_both_layouts(model, TINY, args.out, "tiny")
     processor = AutoImageProcessor.from_pretrained(tiny_native)
     print("image processor:", type(processor).__name__, file=sys.stderr)
-    paths = photos()
     images = [load_rgb(p) for p in paths]
     refs = {}
     for i, (path, im) in enumerate(zip(paths, images)):
@@ -275,16 +290,6 @@ def main():
     make_broken(args.out, tiny_native, tiny_original)
     print(f"tiny fixtures in {time.time() - start:.1f}s", file=sys.stderr)
 
-    if args.base:
-        model = build_model(BASE, seed=4321)
-        save_both_layouts(model, BASE, args.out, "base")
-        refs = {}
-        dog = [p for p in paths if p.endswith("dog.jpg")]
-        im = load_rgb(dog[0])
-        refs["image0.rgb"] = torch.from_numpy(im.copy())
-        forward_refs(model, processor, [im], prompt_ids(tokenizer, "<OD>", ""), "base", refs)
-        save_file(refs, os.path.join(args.out, "base_refs.safetensors"))
-        print(f"base fixtures in {time.time() - start:.1f}s", file=sys.stderr)
     with open(os.path.join(args.out, "READY"), "w") as f:
         f.write("ok\n")
 
