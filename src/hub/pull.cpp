@@ -30,7 +30,7 @@ std::vector<std::string> files_under(const fs::path& dir) {
   std::error_code error;
   for (auto it = fs::recursive_directory_iterator(dir, error); !error && it != fs::recursive_directory_iterator();
        it.increment(error)) {
-    if (!it->is_directory(error)) files.push_back(fs::relative(it->path(), dir, error).generic_string());
+    if (!it->is_directory(error)) files.push_back(it->path().lexically_relative(dir).generic_string());  // not relative(): it follows the symlink
   }
   std::sort(files.begin(), files.end());
   return files;
