@@ -80,6 +80,17 @@ std::string python_strip(std::string_view text) {
   return std::string(text.substr(begin, end - begin));
 }
 
+std::vector<std::string> processor_added_tokens() {
+  std::vector<std::string> tokens = {"<od>", "</od>", "<ocr>", "</ocr>"};
+  for (int i = 0; i < 1000; ++i) tokens.push_back("<loc_" + std::to_string(i) + ">");
+  for (const char* t : {"<cap>", "</cap>", "<ncap>", "</ncap>", "<dcap>", "</dcap>", "<grounding>", "</grounding>",
+                        "<seg>", "</seg>", "<sep>", "<region_cap>", "</region_cap>", "<region_to_desciption>",
+                        "</region_to_desciption>", "<proposal>", "</proposal>", "<poly>", "</poly>", "<and>"}) {
+    tokens.emplace_back(t);
+  }
+  return tokens;
+}
+
 std::span<const TaskInfo> tasks() { return kTasks; }
 
 const TaskInfo* find_task(std::string_view token) {

@@ -3,6 +3,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 // Florence-2 task tokens and the prompts the model was trained on, as transformers'
 // Florence2Processor builds them (processing_florence2.py, transformers 5.23). Torch-free.
@@ -49,6 +50,12 @@ std::string task_prompt(std::string_view task, std::string_view text = {});
 // The parse type post_process_generation uses for a task; unknown tasks are pure text.
 PostProcessType post_process_type(std::string_view task);
 std::string_view post_process_type_name(PostProcessType type);  // "description_with_bboxes", ...
+
+// The 1,024 tokens Microsoft's remote-code processor registers at runtime (<od>, </od>, <ocr>,
+// </ocr>, <loc_0>..<loc_999>, <cap>, ..., <and>), in registration order: passed to
+// Tokenizer::add_special_tokens they take ids 50265..51288 on BART's 50,265-token vocabulary, and
+// they are no-ops for tokenizer.json files that already carry them.
+std::vector<std::string> processor_added_tokens();
 
 // Python's str.strip(): the characters str.isspace() accepts, removed from both ends.
 std::string python_strip(std::string_view text);

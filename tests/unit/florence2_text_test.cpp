@@ -18,13 +18,26 @@ namespace {
 using Json = nlohmann::json;
 namespace f2 = vlm::florence2;
 
-Json onnx_preprocessor_config() {
+Json onnx_file(const char* name) {
   const char* assets = std::getenv("VLM_ASSETS");
   const std::filesystem::path path = std::filesystem::path(assets != nullptr ? assets : "../shared/assets") /
-                                     "florence2" / "onnx-community-Florence-2-base" / "preprocessor_config.json";
+                                     "florence2" / "onnx-community-Florence-2-base" / name;
   std::ifstream in(path);
   if (!in) throw std::runtime_error("cannot read " + path.string());
   return Json::parse(in);
+}
+
+Json onnx_preprocessor_config() { return onnx_file("preprocessor_config.json"); }
+
+// onnx-community baked the processor's tokens into its files: same contents, same ids.
+TEST(Florence2Tasks, ProcessorAddedTokensMatchTheBakedInOnes) {
+  const Json added = onnx_file("added_tokens.json");
+  const auto tokens = f2::processor_added_tokens();
+  ASSERT_EQ(tokens.size(), added.size());
+  for (std::size_t i = 0; i < tokens.size(); ++i) {
+    ASSERT_TRUE(added.contains(tokens[i])) << tokens[i];
+    EXPECT_EQ(added.at(tokens[i]).get<int>(), 50265 + static_cast<int>(i)) << tokens[i];
+  }
 }
 
 TEST(Florence2Tasks, TableMatchesTheCheckpointsTaskData) {
