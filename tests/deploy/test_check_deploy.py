@@ -27,13 +27,13 @@ def replace(path, old, new):
 
 CASES = {
     "a RUN step that is not a script": (
-        lambda r: replace(r / "docker/Dockerfile", "RUN bash scripts/build_release.sh cpu", "RUN apt-get install -y curl && bash scripts/build_release.sh cpu"),
-        "[build-cpu] RUN is a call to a repo script: apt-get install -y curl && bash scripts/build_release.sh cpu /src/build/release"),
+        lambda r: replace(r / "docker/Dockerfile", "RUN bash scripts/build.sh cpu", "RUN apt-get install -y curl && bash scripts/build.sh cpu"),
+        "[build-cpu] RUN is a call to a repo script: apt-get install -y curl && bash scripts/build.sh cpu vlmserve"),
     "a script that does not exist": (
         lambda r: (r / "scripts/stage_runtime.sh").unlink(), "[build-gpu] scripts/stage_runtime.sh exists"),
     "a script CI never runs": (
         lambda r: replace(r / "tests/deploy/CMakeLists.txt", "test_release_bundle.py", "nothing.py"),
-        "[build-cpu] scripts/build_release.sh is run by CI too"),
+        "[build-cpu] scripts/stage_runtime.sh is run by CI too"),
     "a root runtime": (lambda r: replace(r / "docker/Dockerfile", "USER 10001:10001\nWORKDIR /var/lib/vlmserve\nVOLUME", "USER root\nWORKDIR /var/lib/vlmserve\nVOLUME"),
                        "[cpu] runs as a non-root user"),
     "a wrong entrypoint": (lambda r: replace(r / "docker/Dockerfile", 'ENTRYPOINT ["vlmserve"]', 'ENTRYPOINT ["/bin/sh"]'),
