@@ -2,7 +2,7 @@
 # Stages what the vlmserve binary needs at run time under STAGE_DIR, laid out for the Docker runtime
 # stage to copy to / as is (no package installs there):
 #   opt/vlmserve/bin/vlmserve, opt/vlmserve/lib/*.so* (libtorch, the CUDA libraries its wheel brings,
-#   OpenCV, spdlog, ...), var/lib/vlmserve/{models,audit}, etc/vlmserve/.
+#   OpenCV, spdlog, ...), var/lib/vlmserve/{models,audit,keys}, etc/vlmserve/.
 # Only the C library and the dynamic loader (from the runtime base image) and the NVIDIA driver
 # (injected by the container toolkit) are left out. tests/deploy runs this in CI and starts the staged
 # binary with an empty environment to prove the bundle is complete.
@@ -22,7 +22,7 @@ binary="$build_dir/cli/vlmserve"
 
 rm -rf "$stage"
 mkdir -p "$stage/opt/vlmserve/bin" "$stage/opt/vlmserve/lib" "$stage/var/lib/vlmserve/models" \
-         "$stage/var/lib/vlmserve/audit" "$stage/etc/vlmserve"
+         "$stage/var/lib/vlmserve/audit" "$stage/var/lib/vlmserve/keys" "$stage/etc/vlmserve"
 cp "$binary" "$stage/opt/vlmserve/bin/vlmserve"
 
 # From the base image, or the driver: never bundled.

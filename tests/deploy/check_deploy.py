@@ -212,6 +212,10 @@ def check_compose(c, options, stages):
             c.check(target in mounts and mounts[target] in top_volumes,
                     f"compose[{name}]: a named volume is mounted at {target}")
         c.check(env.get("VLM_CACHE") == MODELS_DIR, f"compose[{name}]: hf:// cache is the models volume")
+        c.check(env.get("VLM_AUDIT_DIR") == AUDIT_DIR, f"compose[{name}]: the audit chain is on the audit volume")
+        key_dir = str(Path(env.get("VLM_AUDIT_KEY_FILE", "/")).parent)
+        c.check(mounts.get(key_dir) in top_volumes and mounts.get(key_dir) != mounts.get(AUDIT_DIR),
+                f"compose[{name}]: the audit key lives on its own named volume", key_dir)
         used_secrets = service.get("secrets") or []
         c.check(bool(used_secrets) and all(s in top_secrets for s in used_secrets),
                 f"compose[{name}]: secrets are declared", str(used_secrets))
@@ -312,6 +316,19 @@ def check_k8s(c, options):
             keys = {i["key"] for i in volume["secret"].get("items", [])}
             c.check(keys <= set((secrets.get(name) or {}).get("stringData", {})), f"secret volume keys exist in {name}")
     c.check(MODELS_DIR in mounts and AUDIT_DIR in mounts, "models and audit volumes mounted")
+    config = next(iter(config_maps.values()), {}).get("data", {})
+    c.check(config.get("VLM_AUDIT_DIR") == AUDIT_DIR, "the audit chain is written to the audit mount")
+    key_file = config.get("VLM_AUDIT_KEY_FILE", "")
+    c.check(str(Path(key_file).parent) in mounts, "the audit key file's folder is mounted", key_file)
+    for init in spec.get("initContainers", []):
+        for mount in init.get("volumeMounts", []):
+            volume = volumes.get(mount["name"], {})
+            c.check(bool(volume), f"init container {init['name']}: mount {mount['mountPath']} has a volume")
+            if "secret" in volume:
+                keys = {i["key"] for i in volume["secret"].get("items", [])}
+                c.check(keys <= set((secrets.get(volume["secret"]["secretName"]) or {}).get("stringData", {})),
+                        f"init container {init['name']}: secret keys exist")
+        c.check(key_file in init.get("command", []), f"init container {init['name']} writes the audit key the server reads")
     c.check("$(POD_NAME)" in mounts.get(AUDIT_DIR, {}).get("subPathExpr", "") and
             any(v["name"] == "POD_NAME" for v in container.get("env", [])),
             "audit volume is split per pod (subPathExpr $(POD_NAME))")

@@ -30,7 +30,7 @@ class ReleaseBundleTest(unittest.TestCase):
                    "HOME": str(cls.stage / "var" / "lib" / "vlmserve")}
 
     def test_layout_matches_the_dockerfile(self):
-        for folder in ("opt/vlmserve/bin", "opt/vlmserve/lib", "var/lib/vlmserve/models", "var/lib/vlmserve/audit",
+        for folder in ("opt/vlmserve/bin", "opt/vlmserve/lib", "var/lib/vlmserve/models", "var/lib/vlmserve/audit", "var/lib/vlmserve/keys",
                        "etc/vlmserve"):
             self.assertTrue((self.stage / folder).is_dir(), folder)
 
