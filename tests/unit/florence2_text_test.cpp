@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -75,6 +76,52 @@ TEST(Florence2Tasks, UnknownTasksAreParsedAsPureText) {
   EXPECT_EQ(f2::post_process_type("<NOT_A_TASK>"), f2::PostProcessType::kPureText);
   const Json out = f2::post_process_generation("<s> hi <loc_1></s>", "<NOT_A_TASK>", {10, 10});
   EXPECT_EQ(out, (Json{{"<NOT_A_TASK>", "hi <loc_1>"}}));
+}
+
+// Token soup for every task: answers keep transformers' shapes and stay valid UTF-8 JSON.
+TEST(Florence2PostProcess, RandomTextsKeepTheAnswerShape) {
+  std::mt19937 rng(5);
+  const std::vector<std::string> pool = {"car", " a dog", "日本", "é", "\n", " ", "<s>", "</s>", "<pad>", "<poly>",
+                                         "</poly>", "<sep>", "<od>", "<loc_", ">", "<", "<loc_12>", "<loc_999>",
+                                         "<loc_0>", "<loc_500>", "<loc_7>", "\xc2\xa0"};
+  for (int n = 0; n < 2000; ++n) {
+    std::string text;
+    for (int k = static_cast<int>(rng() % 60); k > 0; --k) text += pool[rng() % pool.size()];
+    for (const f2::TaskInfo& task : f2::tasks()) {
+      const f2::ImageSize size{1 + static_cast<int>(rng() % 4000), 1 + static_cast<int>(rng() % 4000)};
+      const Json out = f2::post_process_generation(text, task.token, size);
+      ASSERT_EQ(out.size(), 1u);
+      const Json& answer = out.at(std::string(task.token));
+      EXPECT_NO_THROW((void)out.dump()) << Json(text).dump();
+      switch (task.post_process) {
+        case f2::PostProcessType::kPureText:
+          EXPECT_TRUE(answer.is_string());
+          break;
+        case f2::PostProcessType::kOcr:
+          EXPECT_EQ(answer.at("quad_boxes").size(), answer.at("labels").size());
+          for (const Json& q : answer.at("quad_boxes")) EXPECT_EQ(q.size(), 8u);
+          break;
+        case f2::PostProcessType::kPolygons:
+          EXPECT_EQ(answer.at("polygons").size(), answer.at("labels").size());
+          for (const Json& polys : answer.at("polygons")) {
+            for (const Json& p : polys) EXPECT_EQ(p.size() % 2, 0u);
+          }
+          break;
+        case f2::PostProcessType::kDescriptionWithBboxesOrPolygons:
+          EXPECT_EQ(answer.at("bboxes").size(), answer.at("bboxes_labels").size());
+          EXPECT_EQ(answer.at("polygons").size(), answer.at("polygons_labels").size());
+          break;
+        default:
+          EXPECT_EQ(answer.at("bboxes").size(), answer.at("labels").size());
+          for (const Json& b : answer.at("bboxes")) {
+            ASSERT_EQ(b.size(), 4u);
+            // Bins 0..999 land inside the image.
+            EXPECT_LE(b[0].get<int>(), size.width);
+            EXPECT_LE(b[1].get<int>(), size.height);
+          }
+      }
+    }
+  }
 }
 
 TEST(Florence2PostProcess, RejectsEmptyImageSize) {

@@ -141,6 +141,60 @@ TEST(Tokenizer, ConcurrentEncodesAgree) {
   for (int m : mismatches) EXPECT_EQ(m, 0);
 }
 
+void append_utf8(std::string& out, char32_t cp) {
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xC0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xE0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+}
+
+// Byte-level BPE loses nothing: any UTF-8 text decodes back to itself (no token here strips
+// whitespace, so the property holds for every input).
+TEST(Tokenizer, RandomUnicodeRoundTrips) {
+  const auto tok = vlm::Tokenizer::from_file(florence_dir("Florence-2-base") / "tokenizer.json");
+  std::mt19937 rng(11);
+  const std::vector<std::string> pieces = {"<s>", "</s>", "<pad>", "<unk>", " ", "  ", "\n", "\t", "'s", "'ll"};
+  int failures = 0;
+  for (int n = 0; n < 400; ++n) {
+    std::string text;
+    const int length = static_cast<int>(rng() % 80);
+    for (int k = 0; k < length; ++k) {
+      const unsigned r = rng() % 10;
+      char32_t cp = 0;
+      if (r < 3) {
+        cp = 0x20 + rng() % 0x5F;  // ASCII
+      } else if (r < 5) {
+        cp = rng() % 0x800;
+      } else if (r < 7) {
+        cp = rng() % 0x10000;
+      } else if (r < 8) {
+        cp = rng() % 0x110000;
+      } else {
+        text += pieces[rng() % pieces.size()];
+        continue;
+      }
+      if (cp >= 0xD800 && cp < 0xE000) cp = 0xFFFD;
+      append_utf8(text, cp);
+    }
+    const auto ids = tok.encode(text, true);
+    if (tok.decode(ids, false) != "<s>" + text + "</s>" && ++failures <= 5) {
+      ADD_FAILURE() << "round trip lost text of " << text.size() << " bytes: " << Json(text).dump();
+    }
+  }
+  EXPECT_EQ(failures, 0);
+}
+
 // A quadratic merge loop or pre-tokenizer would need hours here; the linear ones take about a second.
 TEST(Tokenizer, LongInputsStayFast) {
   const auto tok = vlm::Tokenizer::from_file(florence_dir("onnx-community-Florence-2-base") / "tokenizer.json");
