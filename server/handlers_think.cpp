@@ -8,6 +8,7 @@
 #include "image_input.h"
 #include "vlm/audit/crypto.h"
 #include "vlm/image.h"
+#include "vlm/logging.h"
 #include "vlm/think/pipeline.h"
 
 namespace vlm::server {
@@ -79,8 +80,9 @@ void App::handle_think(const HttpRequest& request, HttpResponse& response) {
     try {
       audit_log_->append(think::think_audit_entry(request.request_id, client_id_, image_sha256, question, nullptr,
                                                   nullptr, outcome));
-    } catch (const Error&) {
+    } catch (const Error& error) {
       // The request already failed; its error response goes out either way.
+      log::error("request {}: audit append failed: {}", request.request_id, error.what());
     }
   };
   try {
@@ -137,7 +139,9 @@ void App::handle_think(const HttpRequest& request, HttpResponse& response) {
       appended = audit_log_->append(think::think_audit_entry(request.request_id, client_id_, image_sha256, question,
                                                              &result, &record, result.outcome));
     } catch (const Error& error) {
-      // Fail closed: no answer leaves without its record. The cause goes to the server log only.
+      // Fail closed: no answer leaves without its record. The cause (a file system error, never
+      // request text) goes to the server log only.
+      log::error("request {}: audit append failed: {}", request.request_id, error.what());
       throw ApiError(503, "audit_unavailable", "the audit record could not be written; no answer was released");
     }
     nlohmann::json body = std::move(result.final_answer);

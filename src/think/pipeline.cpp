@@ -34,8 +34,9 @@ struct OcrLine {
   std::array<float, 4> box{};
 };
 
-// Runs one step; any failure leaves as an error that names the step and the code, nothing else,
-// because model errors can quote model state and must not become a side channel for step text.
+// Runs one step; a model error leaves as an error that names the step and the code, nothing else,
+// because model errors can quote model output and must not become a side channel for step text.
+// Other exceptions (the server's timeout and client-closed errors) pass through unchanged.
 template <typename Fn>
 void run_step(const char* step, double& ms, Fn&& fn) {
   const auto start = Clock::now();
@@ -44,8 +45,6 @@ void run_step(const char* step, double& ms, Fn&& fn) {
   } catch (const Error& error) {
     throw Error(ErrorCode::kInternal,
                 std::string("think step ") + step + " failed (" + std::string(error_code_name(error.code())) + ")");
-  } catch (const std::exception&) {
-    throw Error(ErrorCode::kInternal, std::string("think step ") + step + " failed (exception)");
   }
   ms = ms_since(start);
 }

@@ -41,7 +41,7 @@ def main() -> int:
     parser.add_argument("writer")
     parser.add_argument("--iterations", type=int, default=300)
     parser.add_argument("--seed", type=int, default=6)
-    parser.add_argument("--max-run-ms", type=float, default=30.0)
+    parser.add_argument("--max-run-ms", type=float, default=10.0)
     args = parser.parse_args()
 
     rng = random.Random(args.seed)
@@ -51,7 +51,7 @@ def main() -> int:
     os.chmod(work, 0o700)
 
     acked = set()
-    kills = torn_recoveries = torn_injected = rotations_seen = 0
+    kills = torn_recoveries = torn_injected = rotations_seen = mid_stream = 0
     started = time.monotonic()
     for iteration in range(args.iterations):
         proc = subprocess.Popen([args.writer, "write", str(work), f"w{iteration}", "3000", "4"],
@@ -64,14 +64,20 @@ def main() -> int:
                                  f"{ready!r} {proc.stderr.read().decode()}")
         if "dropped=0 " not in ready + " ":
             torn_recoveries += 1
-        # Random moment: sometimes right away, mostly mid-stream of appends, rotations and checkpoints.
+        # Random moment: after 0-5 acknowledged appends (so the kill lands among appends, rotations
+        # and checkpoints however loaded the machine is), plus a random delay.
+        early = []
+        for _ in range(rng.randrange(0, 6)):
+            line = proc.stdout.readline().decode()
+            if line.startswith("ACK "):
+                early.append(line.split()[1])
         time.sleep(rng.random() * args.max_run_ms / 1000.0)
         proc.send_signal(signal.SIGKILL)
         out, err = proc.communicate(timeout=30)
         kills += 1
-        for line in out.decode().splitlines():
-            if line.startswith("ACK "):
-                acked.add(line.split()[1])
+        acks = early + [line.split()[1] for line in out.decode().splitlines() if line.startswith("ACK ")]
+        acked.update(acks)
+        mid_stream += 1 if acks else 0
         # A write(2) of one short line is not torn by SIGKILL in practice; a power cut can tear it.
         # Simulate that on a quarter of the kills: a cut-off copy of the last line, no newline.
         if rng.random() < 0.25:
@@ -102,9 +108,12 @@ def main() -> int:
     elapsed = time.monotonic() - started
     print(f"{kills} kill -9 at random moments, {torn_recoveries} restarts recovered a torn tail "
           f"({torn_injected} simulated), "
-          f"{rotations_seen} rotated files, {len(acked)} acknowledged records, none lost; {elapsed:.1f} s")
-    if len(acked) < args.iterations:
-        raise AssertionError(f"only {len(acked)} records acknowledged: the writer barely ran, the test proves little")
+          f"{rotations_seen} rotated files, {len(acked)} acknowledged records, none lost; "
+          f"{mid_stream} kills mid-stream; {elapsed:.1f} s")
+    # On a loaded machine a writer may be killed before its first append; most kills must still land
+    # while records are being written, or the test proves little.
+    if mid_stream < args.iterations // 2:
+        raise AssertionError(f"only {mid_stream} of {kills} kills came after an acknowledged append")
     if torn_recoveries < torn_injected:
         raise AssertionError(f"{torn_injected} torn tails injected but only {torn_recoveries} were recovered")
     return 0
