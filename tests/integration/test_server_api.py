@@ -24,7 +24,12 @@ def setUpModule():
     global SERVER, SPEC
     key_file = TMP / "api.key"
     key_file.write_text(API_KEY + "\n")
-    SERVER = Server("--api-key-file", str(key_file), "--max-body-mb", "4", "--max-images", "4", api_key=API_KEY)
+    # Settings arrive by all three routes: flags, a --config file and VLM_* variables (the limits
+    # they set are asserted by test_too_many_images and test_oversized_body_with_content_length).
+    config = TMP / "server.json"
+    config.write_text(json.dumps({"max_images": 4, "cors_origins": ["https://app.example"], "max_body_mb": 64}))
+    SERVER = Server("--config", str(config), "--api-key-file", str(key_file), env={"VLM_MAX_BODY_MB": "4"},
+                    api_key=API_KEY)
     SPEC = OpenApi()
     # The reference: the same model through `vlmserve detect`, whose per-image record /detect must match.
     out = subprocess.run([BIN, "detect", "--model", f"yolo={MODEL}", str(ROOT / "../shared/assets/images/bus.jpg"),
@@ -310,6 +315,20 @@ class InfoRoutesAndAuth(unittest.TestCase):
         self.assertNotIn("6.6.6.6", "\n".join(SERVER.logs()))
         self.assertFalse([x for x in SERVER.logs() if x.startswith("2099-01-01")])
         self.assertTrue("\\n" in line or "%0a" in line.lower(), line)
+
+    def test_cors_for_allowed_origins_only(self):
+        pre = requests.options(SERVER.base + "/detect", timeout=10, headers={
+            "Origin": "https://app.example", "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type"})
+        self.assertEqual(pre.status_code, 204)
+        self.assertEqual(pre.headers["Access-Control-Allow-Origin"], "https://app.example")
+        self.assertIn("POST", pre.headers["Access-Control-Allow-Methods"])
+        self.assertIn("Authorization", pre.headers["Access-Control-Allow-Headers"])
+        r = SERVER.get("/v1/models", headers={"Origin": "https://app.example"})
+        self.assertEqual(r.headers["Access-Control-Allow-Origin"], "https://app.example")
+        self.assertIn("X-Request-Id", r.headers["Access-Control-Expose-Headers"])
+        other = SERVER.get("/v1/models", headers={"Origin": "https://evil.example"})
+        self.assertNotIn("Access-Control-Allow-Origin", other.headers)
 
     def test_api_key_never_logged(self):
         SERVER.get("/v1/models")

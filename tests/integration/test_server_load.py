@@ -79,6 +79,30 @@ class Batching(unittest.TestCase):
             self.assertTrue(dets)
             self.assertTrue(all(d["class_id"] == c for d in dets))
 
+    def test_2b_clients_that_disconnect_leave_nothing_behind(self):
+        import socket
+
+        data = self.photos[0]
+        head = (f"POST /detect HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+                f"Content-Length: {len(data)}\r\n\r\n").encode()
+
+        def detect_lines():
+            return sum(1 for line in self.server.logs() if " POST /detect " in line)
+
+        before = detect_lines()
+        for _ in range(12):
+            with socket.create_connection(("127.0.0.1", self.server.port), timeout=5) as s:
+                s.sendall(head + data)  # and hang up without reading the answer
+        # Every abandoned request reaches its end (run or cancelled) and is logged; then nothing is left.
+        deadline = time.time() + 120
+        while time.time() < deadline and detect_lines() < before + 12:
+            time.sleep(0.2)
+        self.assertGreaterEqual(detect_lines(), before + 12)
+        text = self.server.get("/metrics").text
+        self.assertIn("vlm_inference_requests_active 0", text)
+        self.assertIn('vlm_queue_depth{model="yolo"} 0', text)
+        self.assertEqual(post(self.server, data).status_code, 200)
+
     def test_3_sigterm_finishes_in_flight_requests(self):
         with futures.ThreadPoolExecutor(8) as pool:
             pending = [pool.submit(post, self.server, self.photos[i % len(self.photos)]) for i in range(8)]
