@@ -24,7 +24,12 @@ at::Tensor Pipeline::vision_features(const at::Tensor& pixel_values) const {
 
 at::Tensor Pipeline::image_features(const at::Tensor& pixel_values) const {
   at::NoGradGuard no_grad;
-  return project_image_features(weights_->weights, vision_features(pixel_values));
+  return project(vision_features(pixel_values));
+}
+
+at::Tensor Pipeline::project(const at::Tensor& vision_features) const {
+  at::NoGradGuard no_grad;
+  return project_image_features(weights_->weights, vision_features);
 }
 
 at::Tensor Pipeline::encode(const at::Tensor& image_features, const at::Tensor& prompt_ids) const {

@@ -33,6 +33,8 @@ class Pipeline {
   at::Tensor vision_features(const at::Tensor& pixel_values) const;
   // pixel_values -> projected image tokens [B, 1 + H'W', d_model].
   at::Tensor image_features(const at::Tensor& pixel_values) const;
+  // DaViT output -> projected image tokens.
+  at::Tensor project(const at::Tensor& vision_features) const;
   // Encoder over [image tokens, prompt embeddings]; prompt_ids [B, L] int64.
   at::Tensor encode(const at::Tensor& image_features, const at::Tensor& prompt_ids) const;
   // Logits of the first decoder step (decoder_start_token_id) [B, vocab], float32 CPU.
