@@ -6,6 +6,7 @@
 #include <optional>
 #include <unordered_set>
 
+#include "python_str.h"
 #include "task_prompts.h"
 #include "vlm/error.h"
 
@@ -17,17 +18,6 @@ namespace {
 
 using Json = nlohmann::json;
 constexpr std::size_t npos = std::string_view::npos;
-
-std::string replace_all(std::string_view text, std::string_view from, std::string_view to) {
-  std::string out;
-  std::size_t pos = 0;
-  for (std::size_t hit; (hit = text.find(from, pos)) != npos; pos = hit + from.size()) {
-    out.append(text.substr(pos, hit - pos));
-    out.append(to);
-  }
-  out.append(text.substr(pos));
-  return out;
-}
 
 std::string replace_first(std::string_view text, std::string_view from) {
   const std::size_t hit = text.find(from);
@@ -156,14 +146,6 @@ std::vector<std::string_view> find_phrases(std::string_view text, RunFn run, boo
   return out;
 }
 
-bool python_space_at(std::string_view text, std::size_t pos, std::size_t& len) {
-  // python_strip knows the full set; reuse it on one code point.
-  const auto b = static_cast<unsigned char>(text[pos]);
-  len = b < 0x80 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4;
-  if (pos + len > text.size()) len = 1;
-  return python_strip(text.substr(pos, len)).empty();
-}
-
 // re.search(r"^\s*(.*?)(?=<od>|</od>|<box>|</box>|<bbox>|</bbox>|<loc_[|<poly>])", text).group():
 // the text before the first lookahead token after the leading whitespace, or nothing when a
 // newline ('.' does not cross it) or the end comes first.
@@ -171,7 +153,7 @@ std::optional<std::string_view> phrase_before_tokens(std::string_view text, bool
   static constexpr std::string_view kStops[] = {"<od>", "</od>", "<box>", "</box>", "<bbox>", "</bbox>", "<loc_"};
   std::size_t p = 0;
   std::size_t len = 0;
-  while (p < text.size() && python_space_at(text, p, len)) p += len;
+  while (p < text.size() && python_isspace(code_point_at(text, p, len))) p += len;
   for (; p < text.size(); ++p) {
     if (text[p] == '\n') return std::nullopt;
     if (text[p] != '<') continue;

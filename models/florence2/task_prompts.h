@@ -57,7 +57,4 @@ std::string_view post_process_type_name(PostProcessType type);  // "description_
 // they are no-ops for tokenizer.json files that already carry them.
 std::vector<std::string> processor_added_tokens();
 
-// Python's str.strip(): the characters str.isspace() accepts, removed from both ends.
-std::string python_strip(std::string_view text);
-
 }  // namespace vlm::florence2
