@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# The GPU machine's whole check in one device call, from the repo root, with .gpu-deps/ carried
+# (made here by scripts/gpu/prepare_carry.sh: the GPU machine has no OpenCV/spdlog/fmt and no apt, so
+# vlmserve is built on Debian 12 with the auto preset and travels with its libraries):
+#   1. vlmserve --version: CUDA devices >= 1 and flash among the attention backends
+#   2. YOLO parity with --device cuda, fp32: tests/parity/test_yolo_parity.py at the CPU tolerances
+#      (same count and classes, boxes within 1 px, scores within 1e-3)
+#   3. the same in fp16 (--half): scripts/gpu/yolo_parity_fp16.py, boxes within 2 px, scores within
+#      1e-2, detections within 1e-2 of the confidence threshold allowed to flip (listed)
+#   4. scripts/gpu/attention.sh --skip-sanitizer (flash kernels: build, check, benchmark) with the time
+#      left in the call's 10 minutes
+# Logs go to $OUT (logs.tar.gz, summary.txt: two files, well inside the 8 that come back).
+#   run: command "scripts/gpu/run_all.sh", carry [".gpu-deps"], timeout_s 600
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+start=$(date +%s)
+budget_s="${VLM_GPU_BUDGET_S:-570}"
+out="${OUT:-build-gpu/out}"
+mkdir -p "$out"
+logs="$(mktemp -d)"
+bundle="$PWD/.gpu-deps"
+summary=()
+status=0
+note() { summary+=("$(printf '%-34s %-5s %s' "$1" "$2" "$3")"); [[ "$2" == FAIL ]] && status=1; }
+
+[[ -x "$bundle/bin/vlmserve" ]] || { echo "run_all.sh: no $bundle/bin/vlmserve; run scripts/gpu/prepare_carry.sh and carry .gpu-deps" >&2; exit 1; }
+
+torch_dir=/opt/torch/.venv/lib/python3.12/site-packages/torch
+if [[ -d "$torch_dir/lib" ]]; then
+  echo "torch libraries: $torch_dir/lib (the expected path)"
+else
+  torch_dir="$(python3 -c 'import torch, os; print(os.path.dirname(torch.__file__))')" || exit 1
+  echo "torch libraries: $torch_dir/lib (located through python3; not the expected path)"
+fi
+nvidia_dirs="$(ls -d "$torch_dir"/../nvidia/*/lib 2>/dev/null | xargs -r -n1 realpath | paste -sd:)"
+lib_path="$bundle/lib:$torch_dir/lib${nvidia_dirs:+:$nvidia_dirs}"
+python3 -c 'import torch; print("python3 torch", torch.__version__, "| GPU:", torch.cuda.get_device_name(0))'
+nvidia-smi --query-gpu=name,compute_cap,driver_version,memory.total --format=csv,noheader
+
+# Only vlmserve sees the bundle's libraries: python3 keeps the machine's own libz/libssl/liblzma.
+wrapper="$logs/vlmserve"
+printf '#!/bin/sh\nLD_LIBRARY_PATH=%q exec %q "$@"\n' "$lib_path" "$bundle/bin/vlmserve" >"$wrapper"
+chmod +x "$wrapper"
+export VLM_BIN="$wrapper" VLM_ASSETS="$bundle/assets"
+if LD_LIBRARY_PATH="$lib_path" ldd "$bundle/bin/vlmserve" | grep "not found"; then
+  note "bundle libraries" FAIL "ldd: libraries not found (above)"
+fi
+
+echo "== vlmserve --version"
+"$VLM_BIN" --version 2>&1 | tee "$logs/version.json"
+version_check="$(python3 - "$logs/version.json" <<'EOF'
+import json, sys
+try:
+    v = json.load(open(sys.argv[1]))
+except ValueError as e:
+    print(f"FAIL not JSON ({e})"); sys.exit()
+ok = v["cuda"]["compiled"] and v["cuda"]["devices"] >= 1 and "flash" in v["attention_backends"]
+print(("PASS" if ok else "FAIL") + f" CUDA devices {v['cuda']['devices']} (runtime {v['cuda']['runtime']}), "
+      f"backends {','.join(v['attention_backends'])}, libtorch {v['libtorch']}")
+EOF
+)"
+note "vlmserve --version" "${version_check%% *}" "${version_check#* }"
+
+# The references name photos by the absolute path they had where prepare_carry.sh ran.
+data="$logs/test-data"
+mkdir -p "$data"
+old_prefix="$(cat "$bundle/fixtures/ASSETS_PREFIX")"
+models=()
+for model in yolov5n yolov8n yolo11n; do
+  [[ -f "$bundle/fixtures/$model.torchscript" ]] || { note "yolo parity $model" SKIP "fixture not carried"; continue; }
+  ln -s "$bundle/fixtures/$model.torchscript" "$data/$model.torchscript"
+  sed "s#\"$old_prefix/#\"$VLM_ASSETS/#g" "$bundle/fixtures/reference_$model.json" >"$data/reference_$model.json"
+  models+=("$model")
+done
+export VLM_TEST_DATA="$data"
+
+result_line() { grep -E "^$1 on cuda" "$2" | tail -1 | sed -E 's/^[^:]*: //'; }
+for model in "${models[@]}"; do
+  echo "== YOLO parity $model, cuda fp32 (1 px, 1e-3)"
+  t0=$(date +%s)
+  python3 tests/parity/test_yolo_parity.py "$model" --device cuda >"$logs/parity_${model}_fp32.log" 2>&1
+  rc=$?
+  cat "$logs/parity_${model}_fp32.log" | head -50
+  note "yolo parity $model cuda fp32" "$([[ $rc == 0 ]] && echo PASS || echo FAIL)" \
+    "$(result_line "$model" "$logs/parity_${model}_fp32.log") [$(( $(date +%s) - t0 )) s]"
+
+  echo "== YOLO parity $model, cuda fp16 (2 px, 1e-2, threshold flips listed)"
+  t0=$(date +%s)
+  python3 scripts/gpu/yolo_parity_fp16.py "$model" >"$logs/parity_${model}_fp16.log" 2>&1
+  rc=$?
+  cat "$logs/parity_${model}_fp16.log" | head -50
+  note "yolo parity $model cuda fp16" "$([[ $rc == 0 ]] && echo PASS || echo FAIL)" \
+    "$(result_line "$model" "$logs/parity_${model}_fp16.log") [$(( $(date +%s) - t0 )) s]"
+done
+
+left=$(( budget_s - ($(date +%s) - start) ))
+if (( left > 60 )); then
+  echo "== scripts/gpu/attention.sh --skip-sanitizer (${left} s left)"
+  mkdir -p "$logs/attention"
+  OUT="$logs/attention" timeout "$left" scripts/gpu/attention.sh --skip-sanitizer 2>&1 | tee "$logs/attention.log" | tail -60
+  rc=${PIPESTATUS[0]}
+  case $rc in
+    0) note "attention.sh --skip-sanitizer" PASS "see attention.log" ;;
+    124) note "attention.sh --skip-sanitizer" FAIL "out of time after ${left} s" ;;
+    *) note "attention.sh --skip-sanitizer" FAIL "exit $rc" ;;
+  esac
+else
+  note "attention.sh" SKIP "only ${left} s left"
+fi
+
+{
+  echo "== summary ($(( $(date +%s) - start )) s, $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1))"
+  printf '%s\n' "${summary[@]}"
+} | tee "$out/summary.txt"
+tar -czf "$out/logs.tar.gz" -C "$logs" --exclude=vlmserve --exclude=test-data . 2>/dev/null
+exit $status
