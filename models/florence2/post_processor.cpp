@@ -50,11 +50,8 @@ int decimal_digit_at(std::string_view text, std::size_t pos, std::size_t& len) {
       0xAA50,  0xABF0,  0xFF10,  0x104A0, 0x10D30, 0x11066, 0x110F0, 0x11136, 0x111D0, 0x112F0, 0x11450,
       0x114D0, 0x11650, 0x116C0, 0x11730, 0x118E0, 0x11950, 0x11C50, 0x11D50, 0x11DA0, 0x16A60, 0x16AC0,
       0x16B50, 0x1D7CE, 0x1D7D8, 0x1D7E2, 0x1D7EC, 0x1D7F6, 0x1E140, 0x1E2F0, 0x1E950, 0x1FBF0};
-  const std::size_t n = b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4;
-  if (pos + n > text.size()) return -1;
-  static constexpr unsigned char kMask[5] = {0, 0, 0x1F, 0x0F, 0x07};
-  char32_t cp = b & kMask[n];
-  for (std::size_t k = 1; k < n; ++k) cp = (cp << 6) | (static_cast<unsigned char>(text[pos + k]) & 0x3F);
+  std::size_t n = 0;
+  const char32_t cp = code_point_at(text, pos, n);
   for (char32_t zero : kZeros) {
     if (cp >= zero && cp < zero + 10) {
       len = n;
