@@ -153,6 +153,10 @@ def check_dockerfile(c, options, ci_scripts):
                             f"[{name}] COPY --from={from_stage} names an earlier stage")
                     source_stage = stages.get(from_stage, {"instructions": []})
                     produced = " ".join(r for k, r in source_stage["instructions"] if k == "RUN")
+                    if not source_stage["instructions"]:  # a plain base image: only its apt keys
+                        c.check(paths[:-1] == ["/etc/apt/trusted.gpg.d/"],
+                                f"[{name}] COPY --from={from_stage} takes only the apt keys of a base image: {paths[:-1]}")
+                        continue
                     c.check(all(p.startswith("/stage") for p in paths[:-1]) and "/stage" in produced,
                             f"[{name}] COPY --from={from_stage} takes what stage_runtime.sh staged: {paths[:-1]}")
                 else:
