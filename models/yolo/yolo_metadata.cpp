@@ -38,9 +38,7 @@ std::vector<std::string> parse_names(const nlohmann::json& names, const std::str
   return out;
 }
 
-}  // namespace
-
-YoloMetadata parse_yolo_metadata(const std::string& config_text, const std::string& source) {
+YoloMetadata parse_config(const std::string& config_text, const std::string& source) {
   if (config_text.empty()) {
     bad(source, "TorchScript file carries no config.txt metadata; export it with `yolo export format=torchscript` "
                 "(ultralytics) or yolov5's `export.py --include torchscript`");
@@ -78,6 +76,7 @@ YoloMetadata parse_yolo_metadata(const std::string& config_text, const std::stri
   }
   if (config.contains("stride")) {
     const auto& stride = config["stride"];
+    if (stride.is_array() && stride.empty()) bad(source, "stride list is empty");
     meta.stride = stride.is_array() ? std::max(1, stride.back().get<int>()) : stride.get<int>();
   }
   if (meta.task != "detect") {
@@ -89,6 +88,17 @@ YoloMetadata parse_yolo_metadata(const std::string& config_text, const std::stri
                     " is out of range");
   }
   return meta;
+}
+
+}  // namespace
+
+YoloMetadata parse_yolo_metadata(const std::string& config_text, const std::string& source) {
+  try {
+    return parse_config(config_text, source);
+  } catch (const nlohmann::json::exception& e) {
+    // A value of the wrong JSON type ("imgsz": ["a"]) is malformed metadata, not an internal error.
+    bad(source, std::string("config.txt metadata has a value of the wrong type: ") + e.what());
+  }
 }
 
 }  // namespace vlm::yolo

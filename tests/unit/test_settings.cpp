@@ -1,0 +1,170 @@
+// How a subcommand's settings resolve: flag > VLM_* environment > --config file > default, and config
+// files whose keys are checked (duplicate definitions are test_option_table's job).
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <CLI/CLI.hpp>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core_test_data.h"
+#include "settings.h"
+#include "vlm/error.h"
+
+namespace vlm::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Sets environment variables for one test and restores what was there before.
+class ScopedEnv {
+ public:
+  ScopedEnv(std::initializer_list<std::pair<const char*, const char*>> values) {
+    for (const auto& [name, value] : values) {
+      const char* old = std::getenv(name);
+      saved_.emplace_back(name, old ? std::optional<std::string>(old) : std::nullopt);
+      ::setenv(name, value, 1);
+    }
+  }
+  ~ScopedEnv() {
+    for (const auto& [name, value] : saved_) {
+      if (value) {
+        ::setenv(name.c_str(), value->c_str(), 1);
+      } else {
+        ::unsetenv(name.c_str());
+      }
+    }
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
+};
+
+fs::path write_config(const std::string& name, const std::string& text) {
+  const char* root = std::getenv("VLM_TEST_DATA");
+  fs::path folder = fs::path(root ? root : fs::temp_directory_path().string()) / "settings_test";
+  fs::create_directories(folder);
+  fs::path path = folder / name;
+  std::ofstream(path) << text;
+  return path;
+}
+
+Settings resolve(const std::string& command, std::vector<std::string> args) {
+  Settings settings(command);
+  CLI::App app;
+  settings.register_flags(app);
+  std::vector<const char*> argv = {"vlmserve"};
+  for (const std::string& arg : args) argv.push_back(arg.c_str());
+  app.parse(static_cast<int>(argv.size()), argv.data());
+  settings.resolve();
+  return settings;
+}
+
+void expect_invalid(const std::string& command, const std::vector<std::string>& args, ErrorCode code,
+                    const std::vector<std::string>& fragments) {
+  try {
+    resolve(command, args);
+    FAIL() << "resolved without an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), code) << e.what();
+    for (const std::string& fragment : fragments) {
+      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << "'" << fragment << "' not in: " << e.what();
+    }
+  }
+}
+
+TEST(Settings, DefaultsComeFromTheTable) {
+  Settings s = resolve("detect", {});
+  EXPECT_DOUBLE_EQ(s.get_float("conf"), 0.25);
+  EXPECT_EQ(s.get_int("max-det"), 300);
+  EXPECT_FALSE(s.get_bool("half"));
+  EXPECT_TRUE(s.get_list("classes").empty());
+  EXPECT_FALSE(s.is_set("conf"));
+  // An option of another subcommand is not declared here.
+  EXPECT_THROW(s.get("port"), Error);
+}
+
+TEST(Settings, FlagBeatsEnvironmentBeatsConfigBeatsDefault) {
+  fs::path config = write_config("precedence.json", R"({"conf": 0.4, "iou": 0.55, "max_det": 17, "batch": 3})");
+  ScopedEnv env({{"VLM_CONF", "0.5"}, {"VLM_IOU", "0.65"}});
+  Settings s = resolve("detect", {"--config", config.string(), "--conf", "0.6"});
+  EXPECT_DOUBLE_EQ(s.get_float("conf"), 0.6);     // flag over env and config
+  EXPECT_DOUBLE_EQ(s.get_float("iou"), 0.65);     // env over config
+  EXPECT_EQ(s.get_int("max-det"), 17);            // config over default
+  EXPECT_EQ(s.get_int("batch"), 3);
+  EXPECT_EQ(s.get("device"), "cpu");              // default
+  EXPECT_TRUE(s.is_set("conf"));
+  EXPECT_TRUE(s.is_set("iou"));
+  EXPECT_TRUE(s.is_set("max-det"));
+  EXPECT_FALSE(s.is_set("device"));
+}
+
+TEST(Settings, ListsAndSwitchesFollowTheSameOrder) {
+  fs::path config = write_config("lists.json", R"({"classes": [0, 2], "half": true, "agnostic_nms": false})");
+  {
+    Settings s = resolve("detect", {"--config", config.string()});
+    EXPECT_EQ(s.get_list("classes"), (std::vector<std::string>{"0", "2"}));
+    EXPECT_TRUE(s.get_bool("half"));
+    EXPECT_FALSE(s.get_bool("agnostic-nms"));
+  }
+  {
+    ScopedEnv env({{"VLM_CLASSES", "1,3,5"}, {"VLM_AGNOSTIC_NMS", "1"}});
+    Settings s = resolve("detect", {"--config", config.string()});
+    EXPECT_EQ(s.get_list("classes"), (std::vector<std::string>{"1", "3", "5"}));
+    EXPECT_TRUE(s.get_bool("agnostic-nms"));
+    Settings flagged = resolve("detect", {"--config", config.string(), "--classes", "7,8"});
+    EXPECT_EQ(flagged.get_list("classes"), (std::vector<std::string>{"7", "8"}));
+  }
+}
+
+TEST(Settings, ConfigPathFromTheEnvironmentAndEmptyVariablesIgnored) {
+  fs::path config = write_config("from_env.json", R"({"max_det": 42})");
+  ScopedEnv env({{"VLM_CONFIG", config.c_str()}, {"VLM_MAX_DET", ""}});
+  Settings s = resolve("detect", {});
+  EXPECT_EQ(s.get_int("max-det"), 42);
+}
+
+TEST(Settings, UnknownConfigKeyIsNamed) {
+  fs::path config = write_config("unknown.json", R"({"conf": 0.3, "confidence": 0.5})");
+  expect_invalid("detect", {"--config", config.string()}, ErrorCode::kInvalidArgument,
+                 {"'confidence'", "unknown.json", "detect"});
+  // A real key of another subcommand is still unknown here; and flag spellings are not config keys.
+  config = write_config("other_command.json", R"({"port": 9000})");
+  expect_invalid("detect", {"--config", config.string()}, ErrorCode::kInvalidArgument, {"'port'"});
+  config = write_config("dashes.json", R"({"max-det": 5})");
+  expect_invalid("detect", {"--config", config.string()}, ErrorCode::kInvalidArgument, {"'max-det'"});
+}
+
+TEST(Settings, MalformedConfigFiles) {
+  fs::path config = write_config("not_json.json", R"({"conf": 0.3,)");
+  expect_invalid("detect", {"--config", config.string()}, ErrorCode::kInvalidArgument, {"not a JSON object"});
+  config = write_config("array.json", "[1, 2]");
+  expect_invalid("detect", {"--config", config.string()}, ErrorCode::kInvalidArgument, {"not a JSON object"});
+  config = write_config("object_value.json", R"({"conf": {"value": 0.3}})");
+  expect_invalid("detect", {"--config", config.string()}, ErrorCode::kInvalidArgument, {"'conf'"});
+  config = write_config("list_for_scalar.json", R"({"conf": [0.3, 0.4]})");
+  expect_invalid("detect", {"--config", config.string()}, ErrorCode::kInvalidArgument, {"'conf'", "not a list"});
+  config = write_config("bad_number.json", R"({"max_det": "many"})");
+  expect_invalid("detect", {"--config", config.string()}, ErrorCode::kInvalidArgument, {"--max-det", "'many'"});
+  expect_invalid("detect", {"--config", "/nonexistent/vlm.json"}, ErrorCode::kNotFound, {"/nonexistent/vlm.json"});
+}
+
+TEST(Settings, BadValuesFailAtResolveNamingTheOption) {
+  {
+    ScopedEnv env({{"VLM_MAX_DET", "12abc"}});
+    expect_invalid("detect", {}, ErrorCode::kInvalidArgument, {"--max-det", "'12abc'"});
+  }
+  {
+    ScopedEnv env({{"VLM_HALF", "maybe"}});
+    expect_invalid("detect", {}, ErrorCode::kInvalidArgument, {"--half", "'maybe'"});
+  }
+  expect_invalid("detect", {"--conf", "high"}, ErrorCode::kInvalidArgument, {"--conf", "'high'"});
+}
+
+}  // namespace
+}  // namespace vlm::cli
