@@ -117,6 +117,11 @@ PullResult pull(const RepoSpec& spec, const HubOptions& options) {
                                           "`vlmserve pull " + spec.to_string() + "` once with network access");
   }
 
+  // A commit never changes: once its snapshot is complete there is nothing to ask the hub.
+  if (is_commit_hash(spec.revision)) {
+    if (std::optional<PullResult> cached = find_cached(spec, options)) return *cached;
+  }
+
   HubTransport transport(options);
   RepoRevision revision;
   try {

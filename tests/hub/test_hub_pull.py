@@ -181,8 +181,10 @@ class HubPullTest(unittest.TestCase):
         tagged = self.pull("hf://acme/tiny-florence@v1.0")
         snapshot = self.assert_pulled(tagged, "acme/tiny-florence", FLORENCE_NEEDED)
         self.assertEqual((snapshot.parent.parent / "refs" / "v1.0").read_text(), commit)
+        self.hub.clear_log()
         pinned = self.pull(f"hf://acme/tiny-florence@{commit}")
         self.assertEqual(pinned.stdout, tagged.stdout)
+        self.assertEqual(self.hub.log, [])  # a cached commit needs no network at all
         missing = self.pull("hf://acme/tiny-florence@no-such-branch")
         self.assertNotEqual(missing.returncode, 0)
         self.assertIn("404", missing.stderr)
