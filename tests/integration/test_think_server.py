@@ -17,7 +17,7 @@ import os
 import subprocess
 import unittest
 
-from server_harness import BIN, MODEL, TMP, Server, image_bytes, run_tests
+from server_harness import BIN, MODEL, TMP, OpenApi, Server, image_bytes, run_tests
 
 API_KEY = "think-key-" + "k" * 24
 OBS = "obscanary7f3a"
@@ -25,6 +25,7 @@ TOPIC = "topiccanary9b2e"
 Q = "qcanary51d0"
 REFUSAL = "I can't identify people from their appearance."
 SERVER = None
+SPEC = None
 AUDIT = TMP / "audit"
 STATE = {"requests": 0, "bodies": [], "metrics": ""}
 
@@ -46,7 +47,8 @@ def make_canary_model():
 
 
 def setUpModule():
-    global SERVER
+    global SERVER, SPEC
+    SPEC = OpenApi()
     os.chmod(TMP, 0o700)
     AUDIT.mkdir(mode=0o700)
     policy = TMP / "policy.json"
@@ -83,6 +85,7 @@ def think(question=None, image="bus.jpg", form="multipart", model="canary", extr
         body = dict(params, image=base64.b64encode(image_bytes(image)).decode())
         response = SERVER.post("/think", json=body)
     STATE["bodies"].append(response.text + json.dumps(dict(response.headers)))
+    SPEC.check("/think", "post", response)
     return response
 
 
@@ -162,12 +165,14 @@ class ThinkTest(unittest.TestCase):
         response = SERVER.post("/think", files={"image": ("x.jpg", b"not an image at all", "image/jpeg")},
                                data={"question": f"how many people {Q}"})
         self.assertEqual(response.status_code, 415, response.text)
+        SPEC.check("/think", "post", response)
         assert_no_canary(self, response.text, "not_an_image error")
         STATE["requests"] += 1
         response = SERVER.post("/think", files=[("image", ("a.jpg", image_bytes("bus.jpg"), "image/jpeg")),
                                                 ("image", ("b.jpg", image_bytes("bus.jpg"), "image/jpeg"))],
                                data={"question": f"how many people {Q}"})
         self.assertEqual(response.status_code, 413, response.text)
+        SPEC.check("/think", "post", response)
         assert_no_canary(self, response.text, "too_many_images error")
 
     def test_4_thirty_two_concurrent_requests(self):
