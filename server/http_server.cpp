@@ -61,7 +61,7 @@ HttpRequest convert_full(const httplib::Request& in, const httplib::Response& re
 void apply(const HttpResponse& from, httplib::Response& to) {
   to.status = from.status;
   for (const auto& [key, value] : from.headers) to.set_header(key, value);
-  to.set_content(from.body, from.content_type);
+  if (!from.body.empty() || !from.content_type.empty()) to.set_content(from.body, from.content_type);
 }
 
 

@@ -189,6 +189,21 @@ class SlowClients(unittest.TestCase):
         self.assertGreaterEqual(elapsed, 1.5)
 
 
+class RequestDeadline(unittest.TestCase):
+    def test_request_past_its_deadline_gets_503_timeout_and_the_server_goes_on(self):
+        # 1 ms cannot cover decoding plus a forward pass on any machine: every /detect times out.
+        server = Server("--timeout-s", "0.001", "--warmup", "0")
+        try:
+            r = requests.post(server.base + "/detect", data=image_bytes("person.jpg"),
+                              headers={"Content-Type": "image/jpeg"}, timeout=60)
+            self.assertEqual(r.status_code, 503, r.text)
+            self.assertEqual(r.json()["error"]["code"], "timeout")
+            self.assertEqual(r.headers["Retry-After"], "1")
+            self.assertEqual(requests.get(server.base + "/health", timeout=5).json(), {"status": "ready"})
+        finally:
+            self.assertEqual(server.terminate(), 0)
+
+
 class Tls(unittest.TestCase):
     def test_https_with_given_certificate(self):
         cert, key = TMP / "cert.pem", TMP / "key.pem"
