@@ -75,8 +75,8 @@ std::optional<Loc> loc_at(std::string_view text, std::size_t pos) {
   std::size_t len = 0;
   for (int digit; i < text.size() && (digit = decimal_digit_at(text, i, len)) >= 0; i += len) {
     // Saturate: torch.tensor would overflow long before this matters.
-    value = value > std::numeric_limits<long long>::max() / 10 ? std::numeric_limits<long long>::max()
-                                                               : value * 10 + digit;
+    value =
+        value > std::numeric_limits<long long>::max() / 10 ? std::numeric_limits<long long>::max() : value * 10 + digit;
   }
   if (i == digits_begin || i >= text.size() || text[i] != '>') return std::nullopt;
   return Loc{i + 1, value};
@@ -402,21 +402,21 @@ Json boxes_answer(const std::vector<Instance>& instances) {
 
 std::vector<std::string> PostProcessorConfig::default_banned_grounding_tokens() {
   // The list of microsoft/Florence-2's processing_florence2.py (duplicates included there).
-  return {"it",        "I",         "me",         "mine",       "you",        "your",      "yours",
-          "he",        "him",       "his",        "she",        "her",        "hers",      "they",
-          "them",      "their",     "theirs",     "one",        "oneself",    "we",        "us",
-          "our",       "ours",      "you",        "your",       "yours",      "they",      "them",
-          "their",     "theirs",    "mine",       "yours",      "his",        "hers",      "its",
-          "ours",      "yours",     "theirs",     "myself",     "yourself",   "himself",   "herself",
-          "itself",    "ourselves", "yourselves", "themselves", "this",       "that",      "these",
-          "those",     "who",       "whom",       "whose",      "which",      "what",      "who",
-          "whom",      "whose",     "which",      "that",       "all",        "another",   "any",
-          "anybody",   "anyone",    "anything",   "each",       "everybody",  "everyone",  "everything",
-          "few",       "many",      "nobody",     "none",       "one",        "several",   "some",
-          "somebody",  "someone",   "something",  "each other", "one another", "myself",   "yourself",
-          "himself",   "herself",   "itself",     "ourselves",  "yourselves", "themselves", "the image",
-          "image",     "images",    "the",        "a",          "an",         "a group",   "other objects",
-          "lots",      "a set"};
+  return {"it",       "I",         "me",         "mine",       "you",         "your",       "yours",
+          "he",       "him",       "his",        "she",        "her",         "hers",       "they",
+          "them",     "their",     "theirs",     "one",        "oneself",     "we",         "us",
+          "our",      "ours",      "you",        "your",       "yours",       "they",       "them",
+          "their",    "theirs",    "mine",       "yours",      "his",         "hers",       "its",
+          "ours",     "yours",     "theirs",     "myself",     "yourself",    "himself",    "herself",
+          "itself",   "ourselves", "yourselves", "themselves", "this",        "that",       "these",
+          "those",    "who",       "whom",       "whose",      "which",       "what",       "who",
+          "whom",     "whose",     "which",      "that",       "all",         "another",    "any",
+          "anybody",  "anyone",    "anything",   "each",       "everybody",   "everyone",   "everything",
+          "few",      "many",      "nobody",     "none",       "one",         "several",    "some",
+          "somebody", "someone",   "something",  "each other", "one another", "myself",     "yourself",
+          "himself",  "herself",   "itself",     "ourselves",  "yourselves",  "themselves", "the image",
+          "image",    "images",    "the",        "a",          "an",          "a group",    "other objects",
+          "lots",     "a set"};
 }
 
 int dequantize_bin(long long bin, int axis_size) { return dequantize(bin, axis_size); }
@@ -432,15 +432,11 @@ Json post_process_generation(std::string_view text, std::string_view task, Image
     case PostProcessType::kPureText:
       answer = python_strip(replace_all(replace_all(text, "<s>", ""), "</s>", ""));
       break;
-    case PostProcessType::kOcr:
-      answer = parse_ocr(text, image_size, config.ocr_area_threshold);
-      break;
+    case PostProcessType::kOcr: answer = parse_ocr(text, image_size, config.ocr_area_threshold); break;
     case PostProcessType::kDescriptionWithBboxes:
       answer = boxes_answer(parse_bboxes(text, image_size, false, nullptr));
       break;
-    case PostProcessType::kBboxes:
-      answer = boxes_answer(parse_bboxes(text, image_size, true, nullptr));
-      break;
+    case PostProcessType::kBboxes: answer = boxes_answer(parse_bboxes(text, image_size, true, nullptr)); break;
     case PostProcessType::kPhraseGrounding: {
       const std::unordered_set<std::string> banned(config.banned_grounding_tokens.begin(),
                                                    config.banned_grounding_tokens.end());

@@ -35,9 +35,26 @@ constexpr std::array<TaskInfo, 15> kTasks = {{
 std::vector<std::string> processor_added_tokens() {
   std::vector<std::string> tokens = {"<od>", "</od>", "<ocr>", "</ocr>"};
   for (int i = 0; i < 1000; ++i) tokens.push_back("<loc_" + std::to_string(i) + ">");
-  for (const char* t : {"<cap>", "</cap>", "<ncap>", "</ncap>", "<dcap>", "</dcap>", "<grounding>", "</grounding>",
-                        "<seg>", "</seg>", "<sep>", "<region_cap>", "</region_cap>", "<region_to_desciption>",
-                        "</region_to_desciption>", "<proposal>", "</proposal>", "<poly>", "</poly>", "<and>"}) {
+  for (const char* t : {"<cap>",
+                        "</cap>",
+                        "<ncap>",
+                        "</ncap>",
+                        "<dcap>",
+                        "</dcap>",
+                        "<grounding>",
+                        "</grounding>",
+                        "<seg>",
+                        "</seg>",
+                        "<sep>",
+                        "<region_cap>",
+                        "</region_cap>",
+                        "<region_to_desciption>",
+                        "</region_to_desciption>",
+                        "<proposal>",
+                        "</proposal>",
+                        "<poly>",
+                        "</poly>",
+                        "<and>"}) {
     tokens.emplace_back(t);
   }
   return tokens;
@@ -57,8 +74,8 @@ std::string construct_prompt(std::string_view prompt) {
   for (const TaskInfo& t : kTasks) {
     if (t.takes_input || result.find(t.token) == std::string::npos) continue;
     if (result != t.token) {
-      throw Error(ErrorCode::kInvalidArgument, "task " + std::string(t.token) +
-                                                   " takes no text and must be the whole prompt, got '" + result + "'");
+      throw Error(ErrorCode::kInvalidArgument,
+                  "task " + std::string(t.token) + " takes no text and must be the whole prompt, got '" + result + "'");
     }
     result = std::string(t.prompt);
     break;

@@ -28,9 +28,9 @@ enum class PostProcessType {
 };
 
 struct TaskInfo {
-  std::string_view token;      // "<OD>"
-  std::string_view prompt;     // "Locate {input} in the image." for tasks with input
-  bool takes_input;            // the prompt has an {input} slot
+  std::string_view token;   // "<OD>"
+  std::string_view prompt;  // "Locate {input} in the image." for tasks with input
+  bool takes_input;         // the prompt has an {input} slot
   PostProcessType post_process;
 };
 

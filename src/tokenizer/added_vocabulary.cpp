@@ -23,14 +23,6 @@ char32_t code_point_at(std::string_view text, std::size_t pos) {
   return cp;
 }
 
-// Rust's char::is_alphanumeric || '_', approximated by the regex classes (only single_word tokens
-// care, and Florence has none).
-bool is_word_char(char32_t cp) {
-  if (cp == '_') return true;
-  const CodePointClass c = classify_code_point(cp);
-  return c == CodePointClass::kLetter || c == CodePointClass::kNumber;
-}
-
 }  // namespace
 
 void AddedVocabulary::Trie::insert(std::string_view content, int32_t id) {
@@ -57,7 +49,8 @@ std::pair<std::size_t, int32_t> AddedVocabulary::Trie::longest_at(std::string_vi
     auto it = children.find((static_cast<uint64_t>(node) << 8) | static_cast<unsigned char>(text[i]));
     if (it == children.end()) break;
     node = it->second;
-    if (terminal_id[static_cast<std::size_t>(node)] >= 0) best = {i + 1 - pos, terminal_id[static_cast<std::size_t>(node)]};
+    if (terminal_id[static_cast<std::size_t>(node)] >= 0)
+      best = {i + 1 - pos, terminal_id[static_cast<std::size_t>(node)]};
   }
   return best;
 }
@@ -74,7 +67,8 @@ void AddedVocabulary::add(const AddedToken& token, int32_t id) {
 void AddedVocabulary::rebuild() {
   non_normalized_ = Trie{};
   normalized_ = Trie{};
-  for (const auto& [id, token] : id_to_token_) (token.normalized ? normalized_ : non_normalized_).insert(token.content, id);
+  for (const auto& [id, token] : id_to_token_)
+    (token.normalized ? normalized_ : non_normalized_).insert(token.content, id);
 }
 
 std::optional<int32_t> AddedVocabulary::token_to_id(std::string_view content) const {
@@ -114,8 +108,8 @@ void AddedVocabulary::find_matches(std::string_view text, std::size_t base, cons
     pos = stop;  // the matcher resumes after the raw match whatever happens to it
     const AddedToken& token = id_to_token_.at(id);
     if (token.single_word) {
-      const bool space_before = start == 0 || !is_word_char(code_point_at(text, previous_start(text, start)));
-      const bool space_after = stop == text.size() || !is_word_char(code_point_at(text, stop));
+      const bool space_before = start == 0 || !is_word_code_point(code_point_at(text, previous_start(text, start)));
+      const bool space_after = stop == text.size() || !is_word_code_point(code_point_at(text, stop));
       if (!space_before || !space_after) continue;
     }
     if (token.lstrip) {

@@ -24,9 +24,7 @@ struct MergeEntry {
   int32_t rank;
   int pos;
   int32_t new_id;
-  bool operator<(const MergeEntry& other) const {
-    return rank != other.rank ? rank > other.rank : pos > other.pos;
-  }
+  bool operator<(const MergeEntry& other) const { return rank != other.rank ? rank > other.rank : pos > other.pos; }
 };
 
 }  // namespace

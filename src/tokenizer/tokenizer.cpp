@@ -100,8 +100,9 @@ Vocab parse_vocab(const Json& vocab, const std::string& what) {
 std::pair<std::string, std::string> split_merge(std::string_view line, std::size_t rank) {
   const std::size_t space = line.find(' ');
   if (space == std::string_view::npos || line.find(' ', space + 1) != std::string_view::npos) {
-    throw Error(ErrorCode::kBadCheckpoint,
-                "merge " + std::to_string(rank) + " is not two tokens separated by one space: '" + std::string(line) + "'");
+    throw Error(
+        ErrorCode::kBadCheckpoint,
+        "merge " + std::to_string(rank) + " is not two tokens separated by one space: '" + std::string(line) + "'");
   }
   return {std::string(line.substr(0, space)), std::string(line.substr(space + 1))};
 }
@@ -219,7 +220,7 @@ Tokenizer Tokenizer::from_json_string(std::string_view json_text) {
                                              parse_merges(model.at("merges")), std::move(options));
 
     for (const Json& t : root.value("added_tokens", Json::array())) {
-      AddedToken token{t.at("content").get<std::string>(), flag(t, "special", false), flag(t, "lstrip", false),
+      AddedToken token{t.at("content").get<std::string>(), flag(t, "special", false),     flag(t, "lstrip", false),
                        flag(t, "rstrip", false),           flag(t, "single_word", false), flag(t, "normalized", true)};
       impl->added.add(token, t.at("id").get<int32_t>());
     }
@@ -260,7 +261,8 @@ Tokenizer Tokenizer::from_vocab_and_merges(const std::filesystem::path& vocab_js
 Tokenizer Tokenizer::from_directory(const std::filesystem::path& dir) {
   std::error_code ec;
   if (std::filesystem::is_regular_file(dir / "tokenizer.json", ec)) return from_file(dir / "tokenizer.json");
-  if (std::filesystem::is_regular_file(dir / "vocab.json", ec) && std::filesystem::is_regular_file(dir / "merges.txt", ec)) {
+  if (std::filesystem::is_regular_file(dir / "vocab.json", ec) &&
+      std::filesystem::is_regular_file(dir / "merges.txt", ec)) {
     return from_vocab_and_merges(dir / "vocab.json", dir / "merges.txt");
   }
   throw Error(ErrorCode::kNotFound, "no tokenizer.json, nor vocab.json with merges.txt, in " + dir.string());

@@ -8,4 +8,8 @@ enum class CodePointClass : unsigned char { kLetter, kNumber, kSpace, kOther };
 // Table generated from `tokenizers` itself (gen_unicode_classes.py); surrogates are kOther.
 CodePointClass classify_code_point(char32_t cp);
 
+// Rust regex's \w (alphabetic, marks, decimal digits, connector punctuation, joiners): a
+// single_word added token does not match next to one of these.
+bool is_word_code_point(char32_t cp);
+
 }  // namespace vlm::tokenizer_detail

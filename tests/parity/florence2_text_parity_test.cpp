@@ -80,10 +80,11 @@ TEST(Florence2TextParity, PostProcessGenerationEveryTask) {
     }
   }
   EXPECT_EQ(failures, 0) << "of " << cases.size() << " cases";
-  for (const char* task : {"<CAPTION>", "<DETAILED_CAPTION>", "<MORE_DETAILED_CAPTION>", "<OD>", "<DENSE_REGION_CAPTION>",
-                           "<REGION_PROPOSAL>", "<CAPTION_TO_PHRASE_GROUNDING>", "<REFERRING_EXPRESSION_SEGMENTATION>",
-                           "<REGION_TO_SEGMENTATION>", "<OPEN_VOCABULARY_DETECTION>", "<REGION_TO_CATEGORY>",
-                           "<REGION_TO_DESCRIPTION>", "<OCR>", "<OCR_WITH_REGION>"}) {
+  for (const char* task :
+       {"<CAPTION>", "<DETAILED_CAPTION>", "<MORE_DETAILED_CAPTION>", "<OD>", "<DENSE_REGION_CAPTION>",
+        "<REGION_PROPOSAL>", "<CAPTION_TO_PHRASE_GROUNDING>", "<REFERRING_EXPRESSION_SEGMENTATION>",
+        "<REGION_TO_SEGMENTATION>", "<OPEN_VOCABULARY_DETECTION>", "<REGION_TO_CATEGORY>", "<REGION_TO_DESCRIPTION>",
+        "<OCR>", "<OCR_WITH_REGION>"}) {
     EXPECT_TRUE(tasks.contains(task)) << task << " has no reference case";
   }
 }

@@ -98,7 +98,8 @@ TEST(TokenizerParity, OnnxCommunityTokenizerWithBakedInTokens) {
 
 // The tokenizer as transformers saves it for florence-community checkpoints (with <image>).
 TEST(TokenizerParity, TransformersSavedLayout) {
-  const auto tok = vlm::Tokenizer::from_directory(env_path("VLM_TEST_DATA") / "tokenizer" / "florence_community_layout");
+  const auto tok =
+      vlm::Tokenizer::from_directory(env_path("VLM_TEST_DATA") / "tokenizer" / "florence_community_layout");
   EXPECT_EQ(tok.token_to_id("<image>"), 51289);
   expect_matches(tok, reference().at("native"));
 }
@@ -152,12 +153,27 @@ TEST(TokenizerParity, CodePointClassesMatchTokenizers) {
     if (cp >= 0xD800 && cp < 0xE000) continue;
     const char want = classes[cp];
     const CodePointClass got = vlm::tokenizer_detail::classify_code_point(cp);
-    const char got_char = got == CodePointClass::kLetter ? 'L'
+    const char got_char = got == CodePointClass::kLetter   ? 'L'
                           : got == CodePointClass::kNumber ? 'N'
                           : got == CodePointClass::kSpace  ? 'S'
                                                            : 'O';
     if (got_char != want && ++mismatches <= 10) {
       ADD_FAILURE() << "U+" << std::hex << static_cast<uint32_t>(cp) << ": got " << got_char << ", tokenizers " << want;
+    }
+  }
+  EXPECT_EQ(mismatches, 0);
+}
+
+// The \\w class behind single_word matches, on every code point below U+3000 and a random sample above.
+TEST(TokenizerParity, WordCodePointsMatchTokenizers) {
+  int mismatches = 0;
+  const Json& sample = reference().at("word_code_points");
+  ASSERT_GT(sample.size(), 20000u);
+  for (const Json& entry : sample) {
+    const auto cp = entry[0].get<char32_t>();
+    const bool want = entry[1].get<bool>();
+    if (vlm::tokenizer_detail::is_word_code_point(cp) != want && ++mismatches <= 10) {
+      ADD_FAILURE() << "U+" << std::hex << static_cast<uint32_t>(cp) << ": tokenizers says word=" << want;
     }
   }
   EXPECT_EQ(mismatches, 0);

@@ -197,6 +197,23 @@ def code_point_classes():
     return "".join("O" if 0xD800 <= cp < 0xE000 else kinds[cp] for cp in range(0x110000))
 
 
+def word_code_points(rng):
+    """[code point, is \\w] for a sample: what decides whether a single_word token matches next to it."""
+    tok = Tokenizer.from_file(str(ONNX_DIR / "tokenizer.json"))
+    tok.add_tokens([tokenizers.AddedToken("[W]", single_word=True, normalized=False)])
+    word_id = tok.token_to_id("[W]")
+    sample = list(range(0, 0x3000)) + [rng.randrange(0x3000, 0x110000) for _ in range(20000)]
+    sample = [cp for cp in sample if not 0xD800 <= cp < 0xE000]
+    out = []
+    for k in range(0, len(sample), 4096):
+        chunk = sample[k:k + 4096]
+        # c "[W]" " ": the token is found after c unless c is a word character.
+        enc = tok.encode("".join(chr(c) + "[W] " for c in chunk), add_special_tokens=False)
+        matched = {start // 5 for i, (start, _) in zip(enc.ids, enc.offsets) if i == word_id}
+        out.extend([c, j not in matched] for j, c in enumerate(chunk))
+    return out
+
+
 # Added tokens with every AddedToken flag, registered on the onnx tokenizer in this order.
 FLAG_TOKENS = [
     {"content": "[R]", "special": True, "lstrip": False, "rstrip": True, "single_word": False, "normalized": False},
@@ -210,7 +227,8 @@ FLAG_TOKENS = [
 FLAG_TEXTS = [
     "a [R]   b", "a   [L] b", "a[W]b", "a [W] b", "[W]", "é[W] ", "_[W]_", "1[W]2", " [W]\t", "x[N]y",
     "  [L][R]  ", "[R][R]  [L]", "\u00a0\u3000[L]", "[R]\u2028\u00a0x", "a [LR] b [LR]", "[LR]", "Ġqq qq Ġqq",
-    "a <od> b  <od>", "[N][LR][W][R][L]", "[[R]] [[L]]", "<s> [L] </s>",
+    "a <od> b  <od>", "[N][LR][W][R][L]", "\u0903[W]", "\u00b2[W]\u00b2", "\u200d[W]", "\u203f[W]",
+    "[W]\u0301", "\u0663[W]\u2160", "[[R]] [[L]]", "<s> [L] </s>",
 ]
 
 
@@ -297,6 +315,7 @@ def main():
             for toks in (["Ġx"], ["ðŁĺ"], ["ðŁĺ", "Ģ"], ["Hello", "Ġworld"], ["<od>"], ["Ã©", "âĢĭ"], ["é€"])
         ],
         "code_point_classes": code_point_classes(),
+        "word_code_points": word_code_points(rng),
     }
     with open(OUT / "reference.json", "w", encoding="utf-8") as f:
         json.dump(reference, f, ensure_ascii=True)

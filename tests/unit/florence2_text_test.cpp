@@ -81,9 +81,9 @@ TEST(Florence2Tasks, UnknownTasksAreParsedAsPureText) {
 // Token soup for every task: answers keep transformers' shapes and stay valid UTF-8 JSON.
 TEST(Florence2PostProcess, RandomTextsKeepTheAnswerShape) {
   std::mt19937 rng(5);
-  const std::vector<std::string> pool = {"car", " a dog", "日本", "é", "\n", " ", "<s>", "</s>", "<pad>", "<poly>",
-                                         "</poly>", "<sep>", "<od>", "<loc_", ">", "<", "<loc_12>", "<loc_999>",
-                                         "<loc_0>", "<loc_500>", "<loc_7>", "\xc2\xa0"};
+  const std::vector<std::string> pool = {
+      "car",   " a dog", "日本",  "é", "\n", " ",        "<s>",       "</s>",    "<pad>",     "<poly>",  "</poly>",
+      "<sep>", "<od>",   "<loc_", ">", "<",  "<loc_12>", "<loc_999>", "<loc_0>", "<loc_500>", "<loc_7>", "\xc2\xa0"};
   for (int n = 0; n < 2000; ++n) {
     std::string text;
     for (int k = static_cast<int>(rng() % 60); k > 0; --k) text += pool[rng() % pool.size()];
@@ -94,9 +94,7 @@ TEST(Florence2PostProcess, RandomTextsKeepTheAnswerShape) {
       const Json& answer = out.at(std::string(task.token));
       EXPECT_NO_THROW((void)out.dump()) << Json(text).dump();
       switch (task.post_process) {
-        case f2::PostProcessType::kPureText:
-          EXPECT_TRUE(answer.is_string());
-          break;
+        case f2::PostProcessType::kPureText: EXPECT_TRUE(answer.is_string()); break;
         case f2::PostProcessType::kOcr:
           EXPECT_EQ(answer.at("quad_boxes").size(), answer.at("labels").size());
           for (const Json& q : answer.at("quad_boxes")) EXPECT_EQ(q.size(), 8u);

@@ -2,10 +2,10 @@
 // small vocabulary, loading errors, invalid input, thread safety and time on long inputs.
 
 #include <chrono>
-#include <functional>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <string>
 #include <thread>
