@@ -208,6 +208,35 @@ TEST(AuditLog, CrashBetweenRotationStepsResumes) {
   EXPECT_EQ(report.files, 2U);
 }
 
+TEST(AuditLog, TimersCheckpointAndRotateWithoutFsyncPerRecord) {
+  const auto options = options_in(fresh_dir());
+  auto tuned = options;
+  tuned.fsync_each_record = false;
+  tuned.checkpoint_every_records = 0;  // only the timer may checkpoint
+  tuned.checkpoint_interval = std::chrono::milliseconds(100);
+  tuned.rotate_bytes = 0;
+  tuned.rotate_interval = std::chrono::seconds(1);
+  const auto count_checkpoints = [&] {
+    std::size_t n = 0;
+    for (const auto& file : expand_audit_inputs({tuned.directory})) {
+      for (const auto& line : split_lines(slurp(file))) n += nlohmann::json::parse(line)["type"] == "checkpoint";
+    }
+    return n;
+  };
+  {
+    AuditLog log(tuned);
+    log.append(entry(1));
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    EXPECT_EQ(count_checkpoints(), 1U) << "one timer checkpoint after the append, none while idle";
+    log.append(entry(2));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1300));
+  }
+  EXPECT_GE(expand_audit_inputs({tuned.directory}).size(), 2U) << "the one-second timer rotated the file";
+  const auto report = verify_log({tuned.directory}, trusted(tuned));
+  ASSERT_TRUE(report.ok) << describe(report);
+  EXPECT_GE(report.checkpoints, 2U);
+}
+
 TEST(AuditLog, ThirtyTwoThreadsLeaveOneValidChain) {
   const auto options = options_in(fresh_dir());
   constexpr int kThreads = 32;
