@@ -17,11 +17,11 @@ namespace vlm::florence2 {
 namespace {
 
 using Json = nlohmann::json;
-constexpr std::size_t npos = std::string_view::npos;
+constexpr std::size_t kNpos = std::string_view::npos;
 
 std::string replace_first(std::string_view text, std::string_view from) {
   const std::size_t hit = text.find(from);
-  if (hit == npos) return std::string(text);
+  if (hit == kNpos) return std::string(text);
   std::string out(text.substr(0, hit));
   out.append(text.substr(hit + from.size()));
   return out;
@@ -92,18 +92,18 @@ std::pair<std::size_t, std::size_t> loc_run(std::string_view text, std::size_t p
   return {count, pos};
 }
 
-// One of <loc_\d+>|<sep>|<poly>|</poly> at pos: its end, or npos.
+// One of <loc_\d+>|<sep>|<poly>|</poly> at pos: its end, or kNpos.
 std::size_t polygon_token_at(std::string_view text, std::size_t pos) {
   if (auto loc = loc_at(text, pos)) return loc->end;
   for (std::string_view t : {std::string_view("<sep>"), std::string_view("<poly>"), std::string_view("</poly>")}) {
     if (starts_with_at(text, pos, t)) return pos + t.size();
   }
-  return npos;
+  return kNpos;
 }
 
 std::pair<std::size_t, std::size_t> polygon_token_run(std::string_view text, std::size_t pos) {
   std::size_t count = 0;
-  for (std::size_t end; (end = polygon_token_at(text, pos)) != npos; pos = end) ++count;
+  for (std::size_t end; (end = polygon_token_at(text, pos)) != kNpos; pos = end) ++count;
   return {count, pos};
 }
 
@@ -131,7 +131,7 @@ std::vector<std::string_view> find_phrases(std::string_view text, RunFn run, boo
     // [^<]+ is greedy and the tokens all start with '<', so only its longest run can succeed;
     // every later start inside the same run fails the same way.
     std::size_t r = text.find('<', i);
-    if (r == npos) break;
+    if (r == kNpos) break;
     const auto [count, end] = run(text, r);
     if (count >= 4) {
       out.push_back(text.substr(i, end - i));
@@ -313,7 +313,7 @@ std::vector<PolygonInstance> parse_polygons(std::string_view raw, ImageSize size
     const std::string phrase = python_strip(*match);
 
     std::vector<std::string_view> instances;
-    if (phrase_text.find("<poly>") != npos && phrase_text.find("</poly>") != npos) {
+    if (phrase_text.find("<poly>") != kNpos && phrase_text.find("</poly>") != kNpos) {
       instances = poly_groups(phrase_text);
     } else {
       instances = {phrase_text};
@@ -458,7 +458,7 @@ Json post_process_generation(std::string_view text, std::string_view task, Image
       Json bboxes_labels = Json::array();
       Json polygons = Json::array();
       Json polygons_labels = Json::array();
-      if (text.find("<poly>") != npos) {
+      if (text.find("<poly>") != kNpos) {
         for (auto& inst : parse_polygons(text, image_size, false)) {
           polygons.push_back(std::move(inst.polygons));
           polygons_labels.push_back(std::move(inst.label));

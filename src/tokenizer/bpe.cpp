@@ -31,13 +31,17 @@ struct MergeEntry {
 
 BpeModel::BpeModel(Vocab vocab, const std::vector<std::pair<std::string, std::string>>& merges, BpeOptions options)
     : vocab_(std::move(vocab)), options_(std::move(options)) {
-  int32_t max_id = -1;
+  std::size_t id_count = 0;
   for (const auto& [token, id] : vocab_) {
-    if (id < 0) throw Error(ErrorCode::kBadCheckpoint, "vocabulary token '" + token + "' has negative id");
-    max_id = std::max(max_id, id);
+    // Ids index a table, so a stray huge id must not turn into a huge allocation.
+    if (id < 0 || id >= kMaxId) {
+      throw Error(ErrorCode::kBadCheckpoint,
+                  "vocabulary token '" + token + "' has id " + std::to_string(id) + ", outside [0, 2^24)");
+    }
+    id_count = std::max(id_count, static_cast<std::size_t>(id) + 1);
   }
-  id_to_token_.resize(static_cast<std::size_t>(max_id + 1));
-  has_id_.assign(static_cast<std::size_t>(max_id + 1), false);
+  id_to_token_.resize(id_count);
+  has_id_.assign(id_count, false);
   for (const auto& [token, id] : vocab_) {
     id_to_token_[static_cast<std::size_t>(id)] = token;
     has_id_[static_cast<std::size_t>(id)] = true;
@@ -47,10 +51,13 @@ BpeModel::BpeModel(Vocab vocab, const std::vector<std::pair<std::string, std::st
     const auto& [left, right] = merges[rank];
     auto a = vocab_.find(left);
     auto b = vocab_.find(right);
-    auto merged = vocab_.find(left + right);
+    std::string joined = left;
+    joined += right;
+    auto merged = vocab_.find(joined);
     if (a == vocab_.end() || b == vocab_.end() || merged == vocab_.end()) {
-      throw Error(ErrorCode::kBadCheckpoint, "merge " + std::to_string(rank) + " '" + left + " " + right +
-                                                 "' uses or produces a token missing from the vocabulary");
+      std::string message = "merge " + std::to_string(rank) + " '";
+      message.append(left).append(" ").append(right).append("' uses or produces a token missing from the vocabulary");
+      throw Error(ErrorCode::kBadCheckpoint, message);
     }
     // Later duplicates do not override the first (best-ranked) occurrence.
     merges_.try_emplace(pair_key(a->second, b->second), static_cast<int32_t>(rank), merged->second);

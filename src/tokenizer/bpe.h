@@ -52,6 +52,7 @@ class BpeModel {
   std::optional<int32_t> unk_id_;
   BpeOptions options_;
 
+  static constexpr int32_t kMaxId = 1 << 24;
   static constexpr std::size_t kCacheCapacity = 10000;
   mutable std::mutex cache_mutex_;
   mutable std::unordered_map<std::string, std::vector<int32_t>, StringHash, std::equal_to<>> cache_;
