@@ -45,7 +45,8 @@ int run_pull(PullState& state) {
 Subcommand add_pull_command(CLI::App& root) {
   auto state = std::make_shared<PullState>();
   CLI::App* app = root.add_subcommand("pull", "Download models from the Hugging Face hub into the local cache");
-  app->add_option("models", state->specs, "hf://ORG/REPO or hf://ORG/REPO@REVISION (branch, tag or commit)")->required();
+  app->add_option("models", state->specs, "hf://ORG/REPO or hf://ORG/REPO@REVISION (branch, tag or commit)")
+      ->required();
   state->settings.register_flags(*app);
   app->footer(
       "Fetches only what vlmserve loads (config, generation/preprocessor config, tokenizer, weights; or a YOLO "

@@ -109,7 +109,8 @@ void fsync_dir(const fs::path& dir) {
 }
 
 // One attempt: continue `<id>.incomplete` from its current length, then verify and rename.
-std::uint64_t transfer(const HubTransport& transport, const RepoCache& cache, const RepoFile& file, const std::string& url) {
+std::uint64_t transfer(const HubTransport& transport, const RepoCache& cache, const RepoFile& file,
+                       const std::string& url) {
   const std::string& blob_id = file.cache_blob_id();
   fs::path partial = cache.incomplete_path(blob_id);
   Fd fd(::open(partial.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
@@ -120,7 +121,8 @@ std::uint64_t transfer(const HubTransport& transport, const RepoCache& cache, co
   BlobHasher hasher = hasher_for(file);
   std::vector<char> buffer(kReadChunk);
   for (std::uint64_t done = 0; done < offset;) {
-    ssize_t n = ::pread(fd.get(), buffer.data(), std::min<std::uint64_t>(kReadChunk, offset - done), static_cast<off_t>(done));
+    ssize_t n =
+        ::pread(fd.get(), buffer.data(), std::min<std::uint64_t>(kReadChunk, offset - done), static_cast<off_t>(done));
     if (n <= 0) throw Error(ErrorCode::kIo, "cannot read back " + partial.string() + ": " + std::strerror(errno));
     hasher.update(buffer.data(), static_cast<std::size_t>(n));
     done += static_cast<std::uint64_t>(n);
@@ -202,10 +204,10 @@ std::uint64_t transfer(const HubTransport& transport, const RepoCache& cache, co
   if (actual != expected) {
     ::close(fd.release());
     fs::remove(partial);
-    throw Error(ErrorCode::kBadCheckpoint, file.path + " from " + url + " failed verification: " +
-                                               std::string(hasher.algorithm()) + " is " + actual + ", the hub's metadata says " +
-                                               expected + " (" + std::to_string(total) +
-                                               " bytes); the download was discarded and nothing was cached");
+    throw Error(ErrorCode::kBadCheckpoint,
+                file.path + " from " + url + " failed verification: " + std::string(hasher.algorithm()) + " is " +
+                    actual + ", the hub's metadata says " + expected + " (" + std::to_string(total) +
+                    " bytes); the download was discarded and nothing was cached");
   }
   if (::fsync(fd.get()) != 0) throw_write_error(errno, partial, file, total);
   ::close(fd.release());
@@ -250,8 +252,9 @@ std::uint64_t ensure_blob(const HubTransport& transport, const RepoCache& cache,
       return transfer(transport, cache, file, url);
     } catch (const TransientError& failure) {
       if (attempt >= options.max_retries) {
-        throw Error(ErrorCode::kUnavailable, std::string(failure.what()) + " (gave up after " + std::to_string(attempt + 1) +
-                                                 " attempts; the partial download is kept and the next pull resumes it)");
+        throw Error(ErrorCode::kUnavailable,
+                    std::string(failure.what()) + " (gave up after " + std::to_string(attempt + 1) +
+                        " attempts; the partial download is kept and the next pull resumes it)");
       }
       auto pause = std::chrono::milliseconds(250) * (1 << std::min(attempt, 5));
       log::warn("{}; retrying in {} ms", failure.what(), pause.count());

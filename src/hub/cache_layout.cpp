@@ -67,7 +67,9 @@ fs::path RepoCache::lock_path(std::string_view blob_id) const {
   return cache_root_ / ".locks" / folder_name_ / (std::string(blob_id) + ".lock");
 }
 
-fs::path RepoCache::snapshot_dir(std::string_view commit) const { return repo_dir_ / "snapshots" / std::string(commit); }
+fs::path RepoCache::snapshot_dir(std::string_view commit) const {
+  return repo_dir_ / "snapshots" / std::string(commit);
+}
 
 fs::path RepoCache::snapshot_file(std::string_view commit, std::string_view repo_path) const {
   return snapshot_dir(commit) / std::string(repo_path);
@@ -87,7 +89,8 @@ void RepoCache::write_ref(std::string_view revision, std::string_view commit) co
   write_file_atomically(repo_dir_ / "refs" / std::string(revision), commit);
 }
 
-void RepoCache::link_snapshot_file(std::string_view commit, std::string_view repo_path, std::string_view blob_id) const {
+void RepoCache::link_snapshot_file(std::string_view commit, std::string_view repo_path,
+                                   std::string_view blob_id) const {
   fs::path link = snapshot_file(commit, repo_path);
   create_dirs(link.parent_path());
   // Relative, like huggingface_hub's, so a cache moved or mounted elsewhere keeps working.

@@ -51,13 +51,15 @@ BlobHasher BlobHasher::git_blob_sha1(std::uint64_t size) {
 }
 
 void BlobHasher::update(const void* data, std::size_t size) {
-  if (EVP_DigestUpdate(state_->context, data, size) != 1) throw Error(ErrorCode::kInternal, "OpenSSL digest update failed");
+  if (EVP_DigestUpdate(state_->context, data, size) != 1)
+    throw Error(ErrorCode::kInternal, "OpenSSL digest update failed");
 }
 
 std::string BlobHasher::hex_digest() {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
-  if (EVP_DigestFinal_ex(state_->context, digest, &length) != 1) throw Error(ErrorCode::kInternal, "OpenSSL digest final failed");
+  if (EVP_DigestFinal_ex(state_->context, digest, &length) != 1)
+    throw Error(ErrorCode::kInternal, "OpenSSL digest final failed");
   static constexpr char kHex[] = "0123456789abcdef";
   std::string hex;
   hex.reserve(length * 2);

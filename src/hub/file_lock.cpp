@@ -16,7 +16,8 @@ namespace vlm::hub {
 FileLock::FileLock(const std::filesystem::path& path, std::string_view what) {
   std::error_code error;
   std::filesystem::create_directories(path.parent_path(), error);
-  if (error) throw Error(ErrorCode::kIo, "cannot create lock folder " + path.parent_path().string() + ": " + error.message());
+  if (error)
+    throw Error(ErrorCode::kIo, "cannot create lock folder " + path.parent_path().string() + ": " + error.message());
   fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd_ < 0) throw Error(ErrorCode::kIo, "cannot open lock file " + path.string() + ": " + std::strerror(errno));
   if (::flock(fd_, LOCK_EX | LOCK_NB) == 0) return;

@@ -17,9 +17,15 @@ namespace {
 
 // Read by the configuration, processor and tokenizer code when present; none is required alone.
 constexpr std::array<std::string_view, 9> kSupportFiles = {
-    "config.json",          "generation_config.json", "preprocessor_config.json",
-    "tokenizer.json",       "tokenizer_config.json",  "special_tokens_map.json",
-    "added_tokens.json",    "vocab.json",             "merges.txt",
+    "config.json",
+    "generation_config.json",
+    "preprocessor_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.json",
+    "merges.txt",
 };
 
 // Weight layouts the loaders read, in order of preference: safetensors maps without copying.
@@ -116,13 +122,13 @@ std::vector<std::string> shards_from_index(std::string_view index_json, std::str
   std::set<std::string> seen;
   for (const auto& [tensor, file] : map->items()) {
     if (!file.is_string()) {
-      throw Error(ErrorCode::kBadCheckpoint,
-                  std::string(index_name) + ": weight_map[\"" + tensor + "\"] is " + file.type_name() + ", expected a file name");
+      throw Error(ErrorCode::kBadCheckpoint, std::string(index_name) + ": weight_map[\"" + tensor + "\"] is " +
+                                                 file.type_name() + ", expected a file name");
     }
     std::string name = file.get<std::string>();
     if (!is_safe_repo_path(name)) {
-      throw Error(ErrorCode::kBadCheckpoint,
-                  std::string(index_name) + ": weight_map[\"" + tensor + "\"] names '" + name + "', which is outside the repository");
+      throw Error(ErrorCode::kBadCheckpoint, std::string(index_name) + ": weight_map[\"" + tensor + "\"] names '" +
+                                                 name + "', which is outside the repository");
     }
     if (seen.insert(name).second) shards.push_back(name);
   }
@@ -140,7 +146,8 @@ bool snapshot_is_complete(const fs::path& dir) {
       std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
       try {
         std::vector<std::string> shards = shards_from_index(text, index);
-        return std::all_of(shards.begin(), shards.end(), [&](const std::string& shard) { return exists_in(dir, shard); });
+        return std::all_of(shards.begin(), shards.end(),
+                           [&](const std::string& shard) { return exists_in(dir, shard); });
       } catch (const Error&) {
         return false;
       }

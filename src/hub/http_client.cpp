@@ -14,7 +14,8 @@ namespace vlm::hub {
 namespace {
 
 std::string lowercase(std::string text) {
-  std::transform(text.begin(), text.end(), text.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  std::transform(text.begin(), text.end(), text.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return text;
 }
 
@@ -40,8 +41,7 @@ std::string explain(httplib::Error error, const Url& url) {
     case httplib::Error::ConnectionTimeout:
       reason += " (no route to the hub: check the network, a proxy, or HF_ENDPOINT; --offline uses the cache only)";
       break;
-    default:
-      break;
+    default: break;
   }
   return reason;
 }
@@ -91,7 +91,8 @@ std::string Url::to_string() const { return origin() + target; }
 Url parse_url(std::string_view text) {
   Url url;
   std::size_t scheme_end = text.find("://");
-  if (scheme_end == std::string_view::npos) throw Error(ErrorCode::kInvalidArgument, "URL '" + std::string(text) + "' has no scheme");
+  if (scheme_end == std::string_view::npos)
+    throw Error(ErrorCode::kInvalidArgument, "URL '" + std::string(text) + "' has no scheme");
   url.scheme = lowercase(std::string(text.substr(0, scheme_end)));
   if (url.scheme != "http" && url.scheme != "https") {
     throw Error(ErrorCode::kInvalidArgument, "URL '" + std::string(text) + "' is not http or https");
@@ -108,7 +109,8 @@ Url parse_url(std::string_view text) {
   bool bracketed_ipv6 = !authority.empty() && authority.front() == '[';
   if (colon != std::string_view::npos && (!bracketed_ipv6 || authority[colon - 1] == ']')) {
     std::string port(authority.substr(colon + 1));
-    if (port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), ::isdigit) || std::stoi(port) > 65535) {
+    if (port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), ::isdigit) ||
+        std::stoi(port) > 65535) {
       throw Error(ErrorCode::kInvalidArgument, "URL '" + std::string(text) + "' has a bad port '" + port + "'");
     }
     url.port = std::stoi(port);

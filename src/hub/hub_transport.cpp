@@ -16,7 +16,8 @@ std::string hub_message(const HttpResponse& response) {
   std::string message = response.header("x-error-message");
   if (message.empty() && !response.body.empty() && response.body.size() < 4096) {
     nlohmann::json body = nlohmann::json::parse(response.body, nullptr, false);
-    if (body.is_object() && body.contains("error") && body["error"].is_string()) message = body["error"].get<std::string>();
+    if (body.is_object() && body.contains("error") && body["error"].is_string())
+      message = body["error"].get<std::string>();
   }
   return message.empty() ? std::string() : " (hub says: " + message + ")";
 }
@@ -31,15 +32,16 @@ void throw_for_status(const HttpResponse& response, std::string_view what, bool 
   const std::string code = response.header("x-error-code");
   switch (response.status) {
     case 401:
-      throw Error(ErrorCode::kUnavailable,
-                  prefix + " Unauthorized" + said + ": the repository does not exist, is private, or is gated; " +
-                      (has_token ? "the token in HF_TOKEN was not accepted for it"
-                                 : "set HF_TOKEN to a token that has access"));
+      throw Error(ErrorCode::kUnavailable, prefix + " Unauthorized" + said +
+                                               ": the repository does not exist, is private, or is gated; " +
+                                               (has_token ? "the token in HF_TOKEN was not accepted for it"
+                                                          : "set HF_TOKEN to a token that has access"));
     case 403:
-      throw Error(ErrorCode::kUnavailable,
-                  prefix + " Forbidden" + said + ": " +
-                      (has_token ? "the token in HF_TOKEN lacks access; for a gated model, request access on its hub page"
-                                 : "set HF_TOKEN to a token that has access"));
+      throw Error(
+          ErrorCode::kUnavailable,
+          prefix + " Forbidden" + said + ": " +
+              (has_token ? "the token in HF_TOKEN lacks access; for a gated model, request access on its hub page"
+                         : "set HF_TOKEN to a token that has access"));
     case 404: {
       std::string thing = code == "RevisionNotFound" ? "revision not found"
                           : code == "EntryNotFound"  ? "file not found in the repository"
@@ -47,8 +49,7 @@ void throw_for_status(const HttpResponse& response, std::string_view what, bool 
                                                      : "not found";
       throw Error(ErrorCode::kNotFound, prefix + " Not Found, " + thing + said);
     }
-    default:
-      break;
+    default: break;
   }
   if (is_retryable_status(response.status)) throw TransientError(prefix + said);
   throw Error(ErrorCode::kUnavailable, prefix + ", which vlmserve did not expect" + said);
@@ -67,7 +68,8 @@ std::vector<std::pair<std::string, std::string>> HubTransport::headers_for(const
       {"Accept-Encoding", "identity"},
   };
   // The token goes to the hub's own origin only; never to the CDN a download is redirected to.
-  if (!token_.empty() && url.origin() == endpoint_url_.origin()) headers.emplace_back("Authorization", "Bearer " + token_);
+  if (!token_.empty() && url.origin() == endpoint_url_.origin())
+    headers.emplace_back("Authorization", "Bearer " + token_);
   return headers;
 }
 
@@ -82,7 +84,8 @@ HttpResponse HubTransport::get(const std::string& url, std::string_view what) co
     if (response.status >= 400) throw_for_status(response, what, !token_.empty());
     return response;
   }
-  throw Error(ErrorCode::kUnavailable, std::string(what) + ": more than " + std::to_string(kMaxRedirects) + " redirects from " + url);
+  throw Error(ErrorCode::kUnavailable,
+              std::string(what) + ": more than " + std::to_string(kMaxRedirects) + " redirects from " + url);
 }
 
 HttpResponse HubTransport::head(const std::string& url, std::string_view what) const {
@@ -99,7 +102,8 @@ HttpResponse HubTransport::head(const std::string& url, std::string_view what) c
     if (response.status >= 400) throw_for_status(response, what, !token_.empty());
     return response;
   }
-  throw Error(ErrorCode::kUnavailable, std::string(what) + ": more than " + std::to_string(kMaxRedirects) + " redirects from " + url);
+  throw Error(ErrorCode::kUnavailable,
+              std::string(what) + ": more than " + std::to_string(kMaxRedirects) + " redirects from " + url);
 }
 
 HttpResponse HubTransport::download(const std::string& url, std::uint64_t offset, std::string_view what,
@@ -126,12 +130,14 @@ HttpResponse HubTransport::download(const std::string& url, std::uint64_t offset
     }
     if (response.status >= 400 && response.status != 416) throw_for_status(response, what, !token_.empty());
     if (!passed_on && response.status != 416) {
-      throw Error(ErrorCode::kUnavailable, std::string(what) + ": the hub answered " + std::to_string(response.status) + " with no body to download");
+      throw Error(ErrorCode::kUnavailable, std::string(what) + ": the hub answered " + std::to_string(response.status) +
+                                               " with no body to download");
     }
     first.status = response.status;
     return first;
   }
-  throw Error(ErrorCode::kUnavailable, std::string(what) + ": more than " + std::to_string(kMaxRedirects) + " redirects from " + url);
+  throw Error(ErrorCode::kUnavailable,
+              std::string(what) + ": more than " + std::to_string(kMaxRedirects) + " redirects from " + url);
 }
 
 }  // namespace vlm::hub

@@ -30,7 +30,8 @@ std::vector<std::string> files_under(const fs::path& dir) {
   std::error_code error;
   for (auto it = fs::recursive_directory_iterator(dir, error); !error && it != fs::recursive_directory_iterator();
        it.increment(error)) {
-    if (!it->is_directory(error)) files.push_back(it->path().lexically_relative(dir).generic_string());  // not relative(): it follows the symlink
+    if (!it->is_directory(error))
+      files.push_back(it->path().lexically_relative(dir).generic_string());  // not relative(): it follows the symlink
   }
   std::sort(files.begin(), files.end());
   return files;
@@ -46,7 +47,8 @@ std::string read_file(const fs::path& path) {
 std::optional<PullResult> find_cached(const RepoSpec& spec, const HubOptions& options) {
   for (const fs::path& root : cache_roots(options)) {
     RepoCache cache(root, spec.repo_id);
-    std::optional<std::string> commit = is_commit_hash(spec.revision) ? std::optional(spec.revision) : cache.read_ref(spec.revision);
+    std::optional<std::string> commit =
+        is_commit_hash(spec.revision) ? std::optional(spec.revision) : cache.read_ref(spec.revision);
     if (!commit) continue;
     fs::path dir = cache.snapshot_dir(*commit);
     if (!snapshot_is_complete(dir)) continue;
@@ -81,7 +83,11 @@ bool has_all_files(const fs::path& dir, const FileSelection& selection) {
 class SnapshotFetcher {
  public:
   SnapshotFetcher(const RepoSpec& spec, const HubOptions& options, const RepoRevision& revision)
-      : spec_(spec), options_(options), revision_(revision), transport_(options), cache_(options.cache_dir, spec.repo_id) {}
+      : spec_(spec),
+        options_(options),
+        revision_(revision),
+        transport_(options),
+        cache_(options.cache_dir, spec.repo_id) {}
 
   std::uint64_t fetch(const std::string& path) {
     const RepoFile* listed = revision_.find(path);
@@ -112,9 +118,11 @@ class SnapshotFetcher {
 PullResult pull(const RepoSpec& spec, const HubOptions& options) {
   if (options.offline) {
     if (std::optional<PullResult> cached = find_cached(spec, options)) return *cached;
-    throw Error(ErrorCode::kNotFound, spec.to_string() + " is not in the cache (searched " + searched(options) +
-                                          ") and offline mode (--offline / HF_HUB_OFFLINE=1) forbids downloading it; run "
-                                          "`vlmserve pull " + spec.to_string() + "` once with network access");
+    throw Error(ErrorCode::kNotFound,
+                spec.to_string() + " is not in the cache (searched " + searched(options) +
+                    ") and offline mode (--offline / HF_HUB_OFFLINE=1) forbids downloading it; run "
+                    "`vlmserve pull " +
+                    spec.to_string() + "` once with network access");
   }
 
   // A commit never changes: once its snapshot is complete there is nothing to ask the hub.

@@ -48,8 +48,10 @@ std::string url_quote(std::string_view text, bool keep_slash) {
   return quoted;
 }
 
-std::string resolve_url(std::string_view endpoint, const RepoSpec& spec, std::string_view commit, std::string_view repo_path) {
-  return std::string(endpoint) + "/" + spec.repo_id + "/resolve/" + url_quote(commit, false) + "/" + url_quote(repo_path, true);
+std::string resolve_url(std::string_view endpoint, const RepoSpec& spec, std::string_view commit,
+                        std::string_view repo_path) {
+  return std::string(endpoint) + "/" + spec.repo_id + "/resolve/" + url_quote(commit, false) + "/" +
+         url_quote(repo_path, true);
 }
 
 RepoRevision parse_repo_revision(std::string_view json, std::string_view what) {
@@ -70,9 +72,12 @@ RepoRevision parse_repo_revision(std::string_view json, std::string_view what) {
     RepoFile file;
     file.path = sibling["rfilename"].get<std::string>();
     if (!is_safe_repo_path(file.path)) malformed(what, "lists an unsafe file path '" + file.path + "'");
-    if (sibling.contains("size") && sibling["size"].is_number_unsigned()) file.size = sibling["size"].get<std::uint64_t>();
-    if (sibling.contains("blobId") && sibling["blobId"].is_string()) file.blob_id = sibling["blobId"].get<std::string>();
-    if (!file.blob_id.empty() && !is_sha1_hex(file.blob_id)) malformed(what, "gives '" + file.path + "' a malformed blobId");
+    if (sibling.contains("size") && sibling["size"].is_number_unsigned())
+      file.size = sibling["size"].get<std::uint64_t>();
+    if (sibling.contains("blobId") && sibling["blobId"].is_string())
+      file.blob_id = sibling["blobId"].get<std::string>();
+    if (!file.blob_id.empty() && !is_sha1_hex(file.blob_id))
+      malformed(what, "gives '" + file.path + "' a malformed blobId");
     if (sibling.contains("lfs") && sibling["lfs"].is_object()) {
       const auto& lfs = sibling["lfs"];
       if (!lfs.contains("sha256") || !lfs["sha256"].is_string() || !is_sha256_hex(lfs["sha256"].get<std::string>())) {
@@ -105,19 +110,21 @@ void fill_metadata_from_head(const HubTransport& transport, const std::string& u
   } else if (is_sha256_hex(etag)) {
     file.sha256 = etag;
   } else {
-    throw Error(ErrorCode::kUnavailable, file.path + ": the hub gave no SHA-256 or git blob id to verify it against (ETag '" +
+    throw Error(ErrorCode::kUnavailable, file.path +
+                                             ": the hub gave no SHA-256 or git blob id to verify it against (ETag '" +
                                              etag + "', X-Linked-Etag '" + linked + "')");
   }
   try {
     file.size = std::stoull(size);
   } catch (const std::exception&) {
-    throw Error(ErrorCode::kUnavailable, file.path + ": the hub gave no size for it (X-Linked-Size / Content-Length '" + size + "')");
+    throw Error(ErrorCode::kUnavailable,
+                file.path + ": the hub gave no size for it (X-Linked-Size / Content-Length '" + size + "')");
   }
 }
 
 RepoRevision fetch_repo_revision(const HubTransport& transport, const RepoSpec& spec) {
-  std::string url = transport.endpoint() + "/api/models/" + spec.repo_id + "/revision/" + url_quote(spec.revision, false) +
-                    "?blobs=true";
+  std::string url = transport.endpoint() + "/api/models/" + spec.repo_id + "/revision/" +
+                    url_quote(spec.revision, false) + "?blobs=true";
   std::string what = spec.to_string();
   HttpResponse response = transport.get(url, what);
   return parse_repo_revision(response.body, what);

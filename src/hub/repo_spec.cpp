@@ -15,9 +15,8 @@ constexpr std::size_t kMaxNameLength = 96;  // the hub's own limit on a user or 
 // the cache's "models--org--repo" separator or escape a folder); no leading or trailing '-' / '.'.
 bool is_valid_name(std::string_view name) {
   if (name.empty() || name.size() > kMaxNameLength) return false;
-  bool chars_ok = std::all_of(name.begin(), name.end(), [](unsigned char c) {
-    return std::isalnum(c) || c == '-' || c == '_' || c == '.';
-  });
+  bool chars_ok = std::all_of(name.begin(), name.end(),
+                              [](unsigned char c) { return std::isalnum(c) || c == '-' || c == '_' || c == '.'; });
   if (!chars_ok) return false;
   if (name.find("--") != std::string_view::npos || name.find("..") != std::string_view::npos) return false;
   auto edge_ok = [](char c) { return c != '-' && c != '.'; };
@@ -28,15 +27,13 @@ bool is_valid_revision(std::string_view revision) {
   if (revision.empty() || revision.size() > 255) return false;
   if (revision.front() == '/' || revision.back() == '/') return false;
   if (revision.find("..") != std::string_view::npos || revision.find("//") != std::string_view::npos) return false;
-  return std::all_of(revision.begin(), revision.end(), [](unsigned char c) {
-    return std::isgraph(c) && c != '\\' && c != '?' && c != '#' && c != '%';
-  });
+  return std::all_of(revision.begin(), revision.end(),
+                     [](unsigned char c) { return std::isgraph(c) && c != '\\' && c != '?' && c != '#' && c != '%'; });
 }
 
 [[noreturn]] void fail(std::string_view spec, std::string_view why) {
-  throw Error(ErrorCode::kInvalidArgument,
-              "model spec '" + std::string(spec) + "': " + std::string(why) +
-                  " (expected hf://ORG/REPO or hf://ORG/REPO@REVISION)");
+  throw Error(ErrorCode::kInvalidArgument, "model spec '" + std::string(spec) + "': " + std::string(why) +
+                                               " (expected hf://ORG/REPO or hf://ORG/REPO@REVISION)");
 }
 
 }  // namespace
@@ -58,7 +55,8 @@ RepoSpec parse_repo_spec(std::string_view spec) {
   if (std::size_t at = rest.find('@'); at != std::string_view::npos) {
     parsed.revision = std::string(rest.substr(at + 1));
     rest = rest.substr(0, at);
-    if (!is_valid_revision(parsed.revision)) fail(spec, "revision '" + parsed.revision + "' is not a valid branch, tag or commit");
+    if (!is_valid_revision(parsed.revision))
+      fail(spec, "revision '" + parsed.revision + "' is not a valid branch, tag or commit");
   }
   std::size_t slash = rest.find('/');
   if (slash == std::string_view::npos) fail(spec, "repository '" + std::string(rest) + "' has no ORG/ part");

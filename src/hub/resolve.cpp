@@ -24,7 +24,8 @@ std::filesystem::path model_path_in(const PullResult& pulled, const std::string&
   std::string listed;
   for (const std::string& name : exports) listed += (listed.empty() ? "" : ", ") + name;
   throw Error(ErrorCode::kInvalidArgument, spec + " holds several TorchScript exports (" + listed +
-                                               "); pass one by path: --model NAME=" + pulled.snapshot_dir.string() + "/<file>");
+                                               "); pass one by path: --model NAME=" + pulled.snapshot_dir.string() +
+                                               "/<file>");
 }
 
 }  // namespace

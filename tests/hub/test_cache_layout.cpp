@@ -1,5 +1,5 @@
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -33,7 +33,8 @@ TEST_F(CacheLayoutTest, UsesHuggingfaceHubNames) {
   EXPECT_EQ(cache.blob_path("abc"), root_ / "models--org--repo" / "blobs" / "abc");
   EXPECT_EQ(cache.incomplete_path("abc"), root_ / "models--org--repo" / "blobs" / "abc.incomplete");
   EXPECT_EQ(cache.lock_path("abc"), root_ / ".locks" / "models--org--repo" / "abc.lock");
-  EXPECT_EQ(cache.snapshot_file("c0mm1t", "onnx/model.onnx"), root_ / "models--org--repo" / "snapshots" / "c0mm1t" / "onnx/model.onnx");
+  EXPECT_EQ(cache.snapshot_file("c0mm1t", "onnx/model.onnx"),
+            root_ / "models--org--repo" / "snapshots" / "c0mm1t" / "onnx/model.onnx");
 }
 
 TEST_F(CacheLayoutTest, RefsRoundTripIncludingPullRequestRefs) {

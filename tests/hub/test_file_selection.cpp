@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "vlm/error.h"
 #include "remove_tree.h"
+#include "vlm/error.h"
 #include "vlm/hub/file_selection.h"
 
 namespace vlm::hub {
@@ -17,22 +17,35 @@ using Files = std::vector<std::string>;
 
 // The file list of microsoft/Florence-2-base as the hub lists it (remote code, both weight formats).
 const Files kFlorenceRepo = {
-    ".gitattributes", "LICENSE", "README.md", "config.json", "configuration_florence2.py",
-    "generation_config.json", "model.safetensors", "modeling_florence2.py", "preprocessor_config.json",
-    "processing_florence2.py", "pytorch_model.bin", "tokenizer.json", "tokenizer_config.json", "vocab.json",
+    ".gitattributes",
+    "LICENSE",
+    "README.md",
+    "config.json",
+    "configuration_florence2.py",
+    "generation_config.json",
+    "model.safetensors",
+    "modeling_florence2.py",
+    "preprocessor_config.json",
+    "processing_florence2.py",
+    "pytorch_model.bin",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.json",
 };
 
 TEST(FileSelection, TakesConfigsTokenizerAndSafetensorsOnly) {
   FileSelection selection = select_model_files(kFlorenceRepo, "hf://microsoft/Florence-2-base");
-  Files expected = {"config.json", "generation_config.json", "preprocessor_config.json", "tokenizer.json",
-                    "tokenizer_config.json", "vocab.json", "model.safetensors"};
+  Files expected = {"config.json",      "generation_config.json", "preprocessor_config.json",
+                    "tokenizer.json",   "tokenizer_config.json",  "vocab.json",
+                    "model.safetensors"};
   EXPECT_EQ(selection.files, expected);
   EXPECT_TRUE(selection.shard_index.empty());
 }
 
 TEST(FileSelection, FallsBackToPytorchBinThenShards) {
   Files bin_only = {"config.json", "pytorch_model.bin", "merges.txt", "vocab.json", "flax_model.msgpack"};
-  EXPECT_EQ(select_model_files(bin_only, "r").files, (Files{"config.json", "vocab.json", "merges.txt", "pytorch_model.bin"}));
+  EXPECT_EQ(select_model_files(bin_only, "r").files,
+            (Files{"config.json", "vocab.json", "merges.txt", "pytorch_model.bin"}));
 
   Files sharded = {"config.json", "model.safetensors.index.json", "model-00001-of-00002.safetensors",
                    "model-00002-of-00002.safetensors", "pytorch_model.bin"};
@@ -75,8 +88,12 @@ TEST(FileSelection, ReadsShardNamesFromTheIndex) {
 
 TEST(FileSelection, RejectsIndexesThatAreMalformedOrEscapeTheRepo) {
   const char* bad[] = {
-      "not json", "[]", R"({"weight_map": {}})", R"({"weight_map": {"a": 3}})",
-      R"({"weight_map": {"a": "../../etc/passwd"}})", R"({"weight_map": {"a": "/abs.safetensors"}})",
+      "not json",
+      "[]",
+      R"({"weight_map": {}})",
+      R"({"weight_map": {"a": 3}})",
+      R"({"weight_map": {"a": "../../etc/passwd"}})",
+      R"({"weight_map": {"a": "/abs.safetensors"}})",
   };
   for (const char* index : bad) {
     try {
@@ -99,7 +116,8 @@ TEST(FileSelection, SafeRepoPaths) {
 
 TEST(FileSelection, SnapshotCompletenessFollowsTheIndex) {
   namespace fs = std::filesystem;
-  fs::path dir = fs::temp_directory_path() / ("vlm_hub_complete_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()));
+  fs::path dir = fs::temp_directory_path() /
+                 ("vlm_hub_complete_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()));
   vlm::hub::testing::remove_tree(dir);
   fs::create_directories(dir);
   auto touch = [&](const std::string& name, const std::string& content = "x") { std::ofstream(dir / name) << content; };

@@ -66,8 +66,7 @@ class HttpClient {
   HttpResponse get(const HttpRequest& request) const;
   // Streams the body to `sink` once `accept` has seen the status and headers. Either callback
   // returning false stops the transfer quietly (the caller knows why); the body field stays empty.
-  HttpResponse get_streamed(const HttpRequest& request,
-                            const std::function<bool(const HttpResponse&)>& accept,
+  HttpResponse get_streamed(const HttpRequest& request, const std::function<bool(const HttpResponse&)>& accept,
                             const std::function<bool(const char*, std::size_t)>& sink) const;
 
  private:

@@ -10,8 +10,8 @@ namespace vlm::hub {
 // How models are fetched from the Hugging Face hub, or from a mirror that speaks its protocol.
 struct HubOptions {
   std::string endpoint = "https://huggingface.co";  // HF_ENDPOINT
-  std::string token;                                 // HF_TOKEN; empty means anonymous
-  std::filesystem::path cache_dir;                   // VLM_CACHE, default ~/.cache/vlmserve
+  std::string token;                                // HF_TOKEN; empty means anonymous
+  std::filesystem::path cache_dir;                  // VLM_CACHE, default ~/.cache/vlmserve
   // Caches searched read-only after cache_dir, so models an existing huggingface_hub cache already
   // holds are used in place instead of fetched again.
   std::vector<std::filesystem::path> extra_cache_dirs;

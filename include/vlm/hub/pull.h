@@ -13,9 +13,9 @@ namespace vlm::hub {
 struct PullResult {
   std::filesystem::path snapshot_dir;  // the folder to hand to load_model
   std::string commit;
-  std::vector<std::string> files;      // relative paths inside snapshot_dir
+  std::vector<std::string> files;  // relative paths inside snapshot_dir
   std::uint64_t bytes_downloaded = 0;
-  bool from_cache = false;             // nothing was fetched
+  bool from_cache = false;  // nothing was fetched
 };
 
 // Downloads what the model's loader needs at `spec` into options.cache_dir (or finds it cached).

@@ -11,7 +11,7 @@
 namespace vlm::hub {
 
 struct RepoFile {
-  std::string path;     // relative to the repository root
+  std::string path;  // relative to the repository root
   std::uint64_t size = 0;
   std::string blob_id;  // git blob id (SHA-1) of the file, or of its LFS pointer
   std::string sha256;   // LFS files only: SHA-256 of the content
