@@ -60,6 +60,16 @@ std::shared_ptr<BatchJob> Batcher::submit(std::vector<Image> images, const Detec
   return job;
 }
 
+void Batcher::cancel(const std::shared_ptr<BatchJob>& job, const std::string& reason) {
+  job->cancelled = true;
+  std::lock_guard lock(mutex_);
+  auto it = std::find(queue_.begin(), queue_.end(), job);
+  if (it != queue_.end()) {
+    queue_.erase(it);
+    metrics_.count_rejected(name_, reason);
+  }
+}
+
 std::size_t Batcher::depth() const {
   std::lock_guard lock(mutex_);
   return queue_.size();

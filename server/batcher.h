@@ -64,6 +64,10 @@ class Batcher {
     Batcher& batcher_;
   };
 
+  // The client gave up: the job leaves the queue at once (its slot is free for others); a job
+  // already running finishes and its result is dropped.
+  void cancel(const std::shared_ptr<BatchJob>& job, const std::string& reason);
+
   std::size_t depth() const;
   std::size_t in_flight() const;  // queued plus running
   // Finishes queued work, then stops the worker.

@@ -69,12 +69,12 @@ void App::handle_detect(const HttpRequest& request, HttpResponse& response) {
   // Poll so a vanished client or a passed deadline frees the queue slot instead of running for nobody.
   while (future.wait_for(std::chrono::milliseconds(20)) != std::future_status::ready) {
     if (std::chrono::steady_clock::now() >= deadline) {
-      job->cancelled = true;
+      served.batcher->cancel(job, "timeout");
       throw ApiError(503, "timeout", "no result within --timeout-s (" + nlohmann::json(config_.timeout_s).dump() + " s)",
                      {{"Retry-After", "1"}});
     }
     if (request.is_connection_closed && request.is_connection_closed()) {
-      job->cancelled = true;
+      served.batcher->cancel(job, "client_closed");
       throw ApiError(499, "client_closed", "the client closed the connection");
     }
   }
