@@ -42,7 +42,8 @@ int run_verify(AuditState& state) {
   settings.resolve();
   apply_process_settings(settings);
   audit::VerifyOptions options;
-  if (!settings.get("public-key").empty()) options.trusted_public_key = audit::load_public_key(settings.get("public-key"));
+  if (!settings.get("public-key").empty())
+    options.trusted_public_key = audit::load_public_key(settings.get("public-key"));
   for (const auto& file : settings.get_list("checkpoints")) options.checkpoint_files.emplace_back(file);
   options.allow_partial = settings.get_bool("partial");
   const auto report = audit::verify_log(as_paths(state.verify_files), options);
@@ -61,7 +62,8 @@ int run_verify(AuditState& state) {
   }
   std::cout << "OK: " << report.files << " files, " << report.records << " records (seq " << report.first_seq << ".."
             << report.last_seq << "), " << report.checkpoints << " signed checkpoints verified";
-  if (!options.checkpoint_files.empty()) std::cout << ", " << report.external_checkpoints << " checkpoint copies matched";
+  if (!options.checkpoint_files.empty())
+    std::cout << ", " << report.external_checkpoints << " checkpoint copies matched";
   std::cout << "\nhead " << report.head_hash << "\n";
   if (!report.signer.empty()) std::cout << "signer " << report.signer << "\n";
   for (const auto& note : report.notes) std::cout << "note: " << note << "\n";
@@ -85,7 +87,8 @@ int run_find(AuditState& state) {
   if (settings.is_set("transcript-file")) {
     candidates.emplace_back("transcript", read_text(settings.get("transcript-file"), "--transcript-file"));
   }
-  if (settings.is_set("final-file")) candidates.emplace_back("final", read_text(settings.get("final-file"), "--final-file"));
+  if (settings.is_set("final-file"))
+    candidates.emplace_back("final", read_text(settings.get("final-file"), "--final-file"));
   std::vector<std::uint8_t> key;
   if (!candidates.empty()) {
     if (settings.get("audit-key-file").empty()) {
@@ -111,14 +114,17 @@ int run_find(AuditState& state) {
 
 Subcommand add_audit_command(CLI::App& root) {
   auto state = std::make_shared<AuditState>();
-  CLI::App* app = root.add_subcommand("audit", "Check the /think audit log: verify its chain and signatures, find a record");
+  CLI::App* app =
+      root.add_subcommand("audit", "Check the /think audit log: verify its chain and signatures, find a record");
   app->require_subcommand(1);
   state->verify = app->add_subcommand(
-      "verify", "Check hash chain, Merkle roots and checkpoint signatures across rotated files; name the first bad record");
+      "verify",
+      "Check hash chain, Merkle roots and checkpoint signatures across rotated files; name the first bad record");
   state->verify->add_option("files", state->verify_files, "Audit files or folders (rotated files in any order)")
       ->required();
   state->verify_settings.register_flags(*state->verify);
-  state->find = app->add_subcommand("find", "Show the record of one request; optionally test candidate texts against its HMACs");
+  state->find =
+      app->add_subcommand("find", "Show the record of one request; optionally test candidate texts against its HMACs");
   state->find->add_option("files", state->find_files, "Audit files or folders")->required();
   state->find_settings.register_flags(*state->find);
   return {app, [state]() {

@@ -82,8 +82,10 @@ const std::vector<OptionSpec>& table() {
       {"question", T::kString, "",
        "The question about the image (think); a candidate question to test against a record (audit find)",
        {"think", "audit-find"}},
-      {"think-policy", T::kString, "configs/think-policy.json",
-       "Policy for /think: topics to refuse and their refusal text", {"serve", "think"}},
+      {"think-policy", T::kString, "",
+       "Policy file for /think: topics to refuse and their refusal text (default: the built-in copy of "
+       "configs/think-policy.json)",
+       {"serve", "think"}},
       {"public-key", T::kString, "", "Trusted public key file for checkpoint signatures (the signing key's .pub)",
        {"audit-verify"}},
       {"checkpoints", T::kList, "", "Checkpoint copies kept elsewhere (--audit-checkpoint-copy); catch a truncated tail",

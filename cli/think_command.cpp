@@ -35,12 +35,16 @@ int run_think_command(ThinkState& state) {
   Settings& settings = state.settings;
   settings.resolve();
   apply_process_settings(settings);
+  if (!think::protect_process_memory())
+    log::warn("could not disable core dumps: a crash could write the transcript to disk");
   const std::string question = settings.get("question");
   if (question.empty()) throw Error(ErrorCode::kInvalidArgument, "think needs --question");
-  const auto policy = think::Policy::load(settings.get("think-policy"));
+  const auto policy = settings.get("think-policy").empty() ? think::Policy::builtin()
+                                                           : think::Policy::load(settings.get("think-policy"));
   const ModelOptions load_options = model_options(settings);
   const ImageLoadOptions image_options = image_load_options(settings);
-  if (settings.get_list("model").empty()) throw Error(ErrorCode::kInvalidArgument, "think needs --model (YOLO and/or Florence-2)");
+  if (settings.get_list("model").empty())
+    throw Error(ErrorCode::kInvalidArgument, "think needs --model (YOLO and/or Florence-2)");
 
   std::optional<audit::AuditLog> audit_log;
   if (auto options = audit_options(settings)) {
@@ -84,8 +88,9 @@ int run_think_command(ThinkState& state) {
     for (const auto& model : result.models) names.push_back(model.name);
     body["models"] = names;
     if (audit_log) {
-      body["audit_id"] = audit_log->append(think::think_audit_entry(request_id, "cli", image_sha256, question, &result,
-                                                                     &record, result.outcome))
+      body["audit_id"] = audit_log
+                             ->append(think::think_audit_entry(request_id, "cli", image_sha256, question, &result,
+                                                               &record, result.outcome))
                              .record_hash;
       audit_log->close();
     }

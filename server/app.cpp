@@ -10,6 +10,7 @@
 #include "gpu_memory.h"
 #include "vlm/audit/crypto.h"
 #include "vlm/logging.h"
+#include "vlm/think/pipeline.h"
 
 namespace vlm::server {
 namespace {
@@ -41,7 +42,8 @@ App::App(ServerConfig config) : config_(std::move(config)) {
   default_model_ = config_.default_model.empty() ? config_.models.front().name : config_.default_model;
   client_id_ = config_.api_key.empty() ? "anonymous" : "key-" + audit::to_hex(audit::sha256(config_.api_key)).substr(0, 16);
   if (config_.audit) {
-    think_policy_ = think::Policy::load(config_.think_policy);
+    if (!think::protect_process_memory()) log::warn("could not disable core dumps: a crash could write /think transcripts to disk");
+    think_policy_ = config_.think_policy.empty() ? think::Policy::builtin() : think::Policy::load(config_.think_policy);
     audit_log_ = std::make_unique<audit::AuditLog>(*config_.audit);
     const auto& recovery = audit_log_->recovery();
     if (recovery.dropped_bytes > 0) {

@@ -78,8 +78,8 @@ void App::handle_think(const HttpRequest& request, HttpResponse& response) {
   // Whatever happens below, the log gets one record for this request before the client hears back.
   const auto audit_failure = [&](const std::string& outcome) {
     try {
-      audit_log_->append(think::think_audit_entry(request.request_id, client_id_, image_sha256, question, nullptr,
-                                                  nullptr, outcome));
+      audit_log_->append(
+          think::think_audit_entry(request.request_id, client_id_, image_sha256, question, nullptr, nullptr, outcome));
     } catch (const Error& error) {
       // The request already failed; its error response goes out either way.
       log::error("request {}: audit append failed: {}", request.request_id, error.what());

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <system_error>
 #include <fstream>
 #include <sstream>
 
@@ -19,7 +20,8 @@ namespace vlm::audit {
 namespace fs = std::filesystem;
 namespace {
 
-std::string errno_text() { return std::strerror(errno); }
+// std::strerror is not thread-safe; the error category formats through strerror_r.
+std::string errno_text() { return std::system_category().message(errno); }
 
 [[noreturn]] void throw_io(const std::string& what) { throw Error(ErrorCode::kIo, what + ": " + errno_text()); }
 
@@ -164,8 +166,9 @@ AuditLog::Tail AuditLog::scan_file(const fs::path& path, bool active) {
     tail.complete_bytes = pos;
   }
   if (!active && tail.complete_bytes != tail.total_bytes) {
-    throw Error(ErrorCode::kIo, "rotated audit file " + path.string() + " ends in a partial line; it was fsynced "
-                                "before rotation, so it has been altered");
+    throw Error(ErrorCode::kIo, "rotated audit file " + path.string() +
+                                    " ends in a partial line; it was fsynced "
+                                    "before rotation, so it has been altered");
   }
   return tail;
 }

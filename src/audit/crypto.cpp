@@ -53,8 +53,7 @@ Digest hmac_sha256(std::span<const std::uint8_t> key, std::string_view message) 
   Digest out{};
   unsigned int length = 0;
   if (HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-           reinterpret_cast<const unsigned char*>(message.data()), message.size(), out.data(),
-           &length) == nullptr) {
+           reinterpret_cast<const unsigned char*>(message.data()), message.size(), out.data(), &length) == nullptr) {
     throw_openssl("HMAC(sha256)");
   }
   return out;
@@ -73,8 +72,7 @@ std::string to_hex(std::span<const std::uint8_t> bytes) {
 
 std::vector<std::uint8_t> from_hex(std::string_view hex) {
   if (hex.size() % 2 != 0) {
-    throw Error(ErrorCode::kInvalidArgument,
-                "hex string has odd length " + std::to_string(hex.size()));
+    throw Error(ErrorCode::kInvalidArgument, "hex string has odd length " + std::to_string(hex.size()));
   }
   std::vector<std::uint8_t> out(hex.size() / 2);
   for (std::size_t i = 0; i < out.size(); ++i) {
@@ -148,8 +146,8 @@ std::vector<std::uint8_t> SigningKey::sign(std::string_view message) const {
   }
   std::size_t length = 64;
   std::vector<std::uint8_t> signature(length);
-  if (EVP_DigestSign(ctx.get(), signature.data(), &length,
-                     reinterpret_cast<const unsigned char*>(message.data()), message.size()) != 1) {
+  if (EVP_DigestSign(ctx.get(), signature.data(), &length, reinterpret_cast<const unsigned char*>(message.data()),
+                     message.size()) != 1) {
     throw_openssl("EVP_DigestSign(ed25519)");
   }
   signature.resize(length);
@@ -177,8 +175,7 @@ std::vector<std::uint8_t> SigningKey::seed() const {
 bool ed25519_verify(std::span<const std::uint8_t> public_key, std::string_view message,
                     std::span<const std::uint8_t> signature) {
   if (public_key.size() != 32 || signature.size() != 64) return false;
-  EVP_PKEY* pkey =
-      EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, public_key.data(), public_key.size());
+  EVP_PKEY* pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, public_key.data(), public_key.size());
   if (pkey == nullptr) {
     ERR_clear_error();
     return false;

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <system_error>
 #include <string>
 
 #include "vlm/error.h"
@@ -17,7 +18,8 @@ namespace {
 
 constexpr std::size_t kKeyBytes = 32;
 
-std::string errno_text() { return std::strerror(errno); }
+// std::strerror is not thread-safe; the error category formats through strerror_r.
+std::string errno_text() { return std::system_category().message(errno); }
 
 class Fd {
  public:

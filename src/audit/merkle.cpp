@@ -24,8 +24,7 @@ Digest merkle_node_hash(const Digest& left, const Digest& right) {
   return sha256(std::span<const std::uint8_t>(buffer, sizeof buffer));
 }
 
-MerkleFrontier::MerkleFrontier(std::uint64_t size, std::vector<Digest> nodes)
-    : size_(size), nodes_(std::move(nodes)) {
+MerkleFrontier::MerkleFrontier(std::uint64_t size, std::vector<Digest> nodes) : size_(size), nodes_(std::move(nodes)) {
   if (static_cast<std::size_t>(std::popcount(size_)) != nodes_.size()) {
     throw Error(ErrorCode::kInvalidArgument, "Merkle frontier for " + std::to_string(size_) + " leaves needs " +
                                                  std::to_string(std::popcount(size_)) + " nodes, got " +

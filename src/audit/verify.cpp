@@ -42,9 +42,8 @@ std::uint64_t chain_position(const fs::path& path) {
 bool is_hex_digest(const nlohmann::json& value) {
   if (!value.is_string()) return false;
   const auto& text = value.get_ref<const std::string&>();
-  return text.size() == 64 && std::all_of(text.begin(), text.end(), [](char c) {
-           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-         });
+  return text.size() == 64 &&
+         std::all_of(text.begin(), text.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
 // Schema of one record beyond what the hash chain covers; returns an empty string when it fits.
@@ -56,7 +55,8 @@ std::string schema_problem(const nlohmann::json& r) {
   const auto is_string = [](const nlohmann::json& v) { return v.is_string(); };
   const auto is_uint = [](const nlohmann::json& v) { return v.is_number_unsigned(); };
   const auto digest_or_null = [](const nlohmann::json& v) { return v.is_null() || is_hex_digest(v); };
-  for (const auto& problem : {need("v", [](const nlohmann::json& v) { return v == kRecordVersion; }, "version 1"),
+  for (const auto& problem : {need(
+                                  "v", [](const nlohmann::json& v) { return v == kRecordVersion; }, "version 1"),
                               need("type", is_string, "a string"), need("seq", is_uint, "an unsigned integer"),
                               need("time", is_string, "a string"), need("prev_hash", is_hex_digest, "a digest")}) {
     if (!problem.empty()) return problem;
@@ -67,24 +67,29 @@ std::string schema_problem(const nlohmann::json& r) {
     problems = {need("request_id", is_string, "a string"),
                 need("client", is_string, "a string"),
                 need("endpoint", is_string, "a string"),
-                need("models", [](const nlohmann::json& v) { return v.is_array(); }, "an array"),
+                need(
+                    "models", [](const nlohmann::json& v) { return v.is_array(); }, "an array"),
                 need("image_sha256", is_string, "a string"),
                 need("question_hmac", digest_or_null, "a digest or null"),
                 need("transcript_hmac", digest_or_null, "a digest or null"),
                 need("final_hmac", digest_or_null, "a digest or null"),
                 need("outcome", is_string, "a string")};
   } else if (type == kTypeFileStart) {
-    problems = {need("prev_file", [](const nlohmann::json& v) { return v.is_null() || v.is_string(); },
-                     "a string or null"),
-                need("tree_size", is_uint, "an unsigned integer"),
-                need("frontier", [](const nlohmann::json& v) {
-                  return v.is_array() && std::all_of(v.begin(), v.end(), is_hex_digest);
-                }, "an array of digests")};
+    problems = {
+        need(
+            "prev_file", [](const nlohmann::json& v) { return v.is_null() || v.is_string(); }, "a string or null"),
+        need("tree_size", is_uint, "an unsigned integer"),
+        need(
+            "frontier",
+            [](const nlohmann::json& v) { return v.is_array() && std::all_of(v.begin(), v.end(), is_hex_digest); },
+            "an array of digests")};
   } else if (type == kTypeCheckpoint) {
-    problems = {need("tree_size", is_uint, "an unsigned integer"), need("merkle_root", is_hex_digest, "a digest"),
-                need("public_key", is_hex_digest, "64 hex digits"),
-                need("signature", [](const nlohmann::json& v) { return v.is_string() && v.get<std::string>().size() == 128; },
-                     "128 hex digits")};
+    problems = {
+        need("tree_size", is_uint, "an unsigned integer"), need("merkle_root", is_hex_digest, "a digest"),
+        need("public_key", is_hex_digest, "64 hex digits"),
+        need(
+            "signature", [](const nlohmann::json& v) { return v.is_string() && v.get<std::string>().size() == 128; },
+            "128 hex digits")};
   } else if (type == kTypeRecovery) {
     problems = {need("dropped_bytes", is_uint, "an unsigned integer")};
   } else {
@@ -136,7 +141,8 @@ class Verifier {
         return finish();
       }
     }
-    if (report_.checkpoints == 0) report_.notes.push_back("no checkpoint in the log: a truncated tail cannot be detected");
+    if (report_.checkpoints == 0)
+      report_.notes.push_back("no checkpoint in the log: a truncated tail cannot be detected");
     if (frontier_.size() > last_checkpoint_size_ && report_.checkpoints > 0) {
       report_.notes.push_back(std::to_string(frontier_.size() - last_checkpoint_size_) +
                               " records after the last checkpoint are protected by the hash chain only");
@@ -206,8 +212,9 @@ class Verifier {
       if (end == std::string::npos) {
         const auto bytes = std::to_string(data.size() - pos);
         fail(path.string(), number, std::nullopt,
-             last_file ? "last line is incomplete (" + bytes + " bytes without a newline): a write was cut off; "
-                         "the writer drops it when it restarts"
+             last_file ? "last line is incomplete (" + bytes +
+                             " bytes without a newline): a write was cut off; "
+                             "the writer drops it when it restarts"
                        : "line is incomplete (" + bytes + " bytes without a newline) in a file that is not the last");
         return false;
       }
@@ -384,9 +391,9 @@ std::vector<fs::path> expand_audit_inputs(const std::vector<fs::path>& inputs) {
     }
   }
   std::vector<std::pair<std::uint64_t, fs::path>> ordered;
+  ordered.reserve(files.size());
   for (auto& file : files) ordered.emplace_back(chain_position(file), std::move(file));
-  std::stable_sort(ordered.begin(), ordered.end(),
-                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::stable_sort(ordered.begin(), ordered.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   files.clear();
   for (auto& [position, file] : ordered) files.push_back(std::move(file));
   return files;

@@ -8,6 +8,8 @@
 #include <span>
 
 #include <openssl/crypto.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 
 #include "vlm/error.h"
 #include "vlm/think/question.h"
@@ -25,7 +27,7 @@ double ms_since(Clock::time_point start) {
 struct Evidence {
   std::string label;
   std::array<float, 4> box{};
-  std::string source;  // detection, grounding, ocr
+  std::string source;   // detection, grounding, ocr
   float score = -1.0F;  // < 0: the model gives none
 };
 
@@ -94,7 +96,8 @@ std::vector<OcrLine> ocr_lines(const ImageResult& result) {
     std::string text = labels[i].get<std::string>();
     // Florence-2 OCR labels carry the </s> end marker on some lines.
     for (const std::string marker : {"</s>", "<s>"}) {
-      for (auto pos = text.find(marker); pos != std::string::npos; pos = text.find(marker)) text.erase(pos, marker.size());
+      for (auto pos = text.find(marker); pos != std::string::npos; pos = text.find(marker))
+        text.erase(pos, marker.size());
     }
     lines.push_back({std::move(text), box});
   }
@@ -112,9 +115,8 @@ std::string summary(const std::vector<Evidence>& items) {
   for (const auto& item : items) ++counts[item.label];
   std::vector<std::pair<std::size_t, std::string>> ordered;
   for (const auto& [label, n] : counts) ordered.emplace_back(n, label);
-  std::sort(ordered.begin(), ordered.end(), [](const auto& a, const auto& b) {
-    return a.first != b.first ? a.first > b.first : a.second < b.second;
-  });
+  std::sort(ordered.begin(), ordered.end(),
+            [](const auto& a, const auto& b) { return a.first != b.first ? a.first > b.first : a.second < b.second; });
   std::string out;
   for (std::size_t i = 0; i < ordered.size(); ++i) {
     if (i > 0) out += i + 1 == ordered.size() ? " and " : ", ";
@@ -170,7 +172,8 @@ ThinkResult run_think(const Image& image, const std::string& question, ThinkMode
     throw Error(ErrorCode::kUnavailable, "think needs a loaded YOLO or Florence-2 model");
   }
   ThinkResult result;
-  if (florence != nullptr) result.models.push_back({models.florence_name, florence->info().family, model_version(florence->info())});
+  if (florence != nullptr)
+    result.models.push_back({models.florence_name, florence->info().family, model_version(florence->info())});
   if (detector != nullptr && florence == nullptr) {
     result.models.push_back({models.detector_name, detector->info().family, model_version(detector->info())});
   }
@@ -264,13 +267,14 @@ ThinkResult run_think(const Image& image, const std::string& question, ThinkMode
       answer("refusal", refused->refusal, {}, "refused");
     } else {
       check = "policy: allowed\n";
-      if (dropped_boxes > 0) check += "grounding boxes outside the image dropped: " + std::to_string(dropped_boxes) + "\n";
+      if (dropped_boxes > 0)
+        check += "grounding boxes outside the image dropped: " + std::to_string(dropped_boxes) + "\n";
       switch (q.kind) {
         case QuestionKind::kCount: {
           if (florence == nullptr && !q.subject.empty() && labels.empty()) {
             check += "consistency: the subject is not a class the detector knows";
-            answer("unanswerable", "I can't count that: the loaded detector does not recognise that kind of object.", {},
-                   "unanswerable");
+            answer("unanswerable", "I can't count that: the loaded detector does not recognise that kind of object.",
+                   {}, "unanswerable");
             break;
           }
           const std::vector<Evidence>& counted = q.subject.empty() ? observed : grounded;
@@ -287,13 +291,14 @@ ThinkResult run_think(const Image& image, const std::string& question, ThinkMode
               break;
             }
           }
-          const std::string noun = labels.size() == 1 ? labels.front()
+          const std::string noun = labels.size() == 1  ? labels.front()
                                    : q.subject.empty() ? std::string("object")
                                                        : q.subject;
           const std::size_t n = counted.size();
-          const std::string text = n == 1 ? "There is 1 " + noun + "."
-                                          : "There are " + std::to_string(n) + " " +
-                                                (labels.size() == 1 || q.subject.empty() ? counted_noun(noun, n) : noun) + ".";
+          const std::string text =
+              n == 1 ? "There is 1 " + noun + "."
+                     : "There are " + std::to_string(n) + " " +
+                           (labels.size() == 1 || q.subject.empty() ? counted_noun(noun, n) : noun) + ".";
           check += "consistency: ok";
           answer("count", text, counted, "answered");
           break;
@@ -301,7 +306,8 @@ ThinkResult run_think(const Image& image, const std::string& question, ThinkMode
         case QuestionKind::kText: {
           if (florence == nullptr) {
             check += "consistency: no OCR step ran";
-            answer("unanswerable", "I can't read text: no OCR-capable model (Florence-2) is loaded.", {}, "unanswerable");
+            answer("unanswerable", "I can't read text: no OCR-capable model (Florence-2) is loaded.", {},
+                   "unanswerable");
             break;
           }
           std::vector<Evidence> used;
@@ -348,9 +354,17 @@ ThinkResult run_think(const Image& image, const std::string& question, ThinkMode
     throw Error(ErrorCode::kInternal, "the final block is not an answer object");
   }
   result.final_answer = std::move(released);
-  result.timings = {{"observe_ms", observe_ms}, {"read_ms", read_ms}, {"ground_ms", ground_ms},
-                    {"check_ms", check_ms}, {"total_ms", ms_since(start)}};
+  result.timings = {{"observe_ms", observe_ms},
+                    {"read_ms", read_ms},
+                    {"ground_ms", ground_ms},
+                    {"check_ms", check_ms},
+                    {"total_ms", ms_since(start)}};
   return result;
+}
+
+bool protect_process_memory() {
+  const rlimit no_core{0, 0};
+  return ::setrlimit(RLIMIT_CORE, &no_core) == 0 && ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0;
 }
 
 audit::RequestEntry think_audit_entry(const std::string& request_id, const std::string& client,

@@ -7,9 +7,7 @@
 namespace vlm::think {
 namespace {
 
-[[noreturn]] void bad(const std::string& what) {
-  throw Error(ErrorCode::kInvalidArgument, "think policy: " + what);
-}
+[[noreturn]] void bad(const std::string& what) { throw Error(ErrorCode::kInvalidArgument, "think policy: " + what); }
 
 }  // namespace
 
@@ -33,11 +31,13 @@ std::string normalize_words(std::string_view text) {
 
 Policy Policy::from_json(const nlohmann::json& document) {
   if (!document.is_object()) bad("the document is not a JSON object");
-  if (document.value("version", 0) != 1) bad("\"version\" must be 1, got " + document.value("version", nlohmann::json()).dump());
+  if (document.value("version", 0) != 1)
+    bad("\"version\" must be 1, got " + document.value("version", nlohmann::json()).dump());
   Policy policy;
   if (document.contains("max_question_chars")) {
     const auto& max = document["max_question_chars"];
-    if (!max.is_number_unsigned() || max.get<std::size_t>() == 0) bad("\"max_question_chars\" must be a positive integer");
+    if (!max.is_number_unsigned() || max.get<std::size_t>() == 0)
+      bad("\"max_question_chars\" must be a positive integer");
     policy.max_question_chars = max.get<std::size_t>();
   }
   const auto& refuse = document.value("refuse", nlohmann::json::array());
@@ -45,7 +45,8 @@ Policy Policy::from_json(const nlohmann::json& document) {
   for (std::size_t i = 0; i < refuse.size(); ++i) {
     const auto& item = refuse[i];
     const std::string where = "refuse[" + std::to_string(i) + "]";
-    if (!item.is_object() || !item.contains("topic") || !item["topic"].is_string()) bad(where + ".topic must be a string");
+    if (!item.is_object() || !item.contains("topic") || !item["topic"].is_string())
+      bad(where + ".topic must be a string");
     if (!item.contains("refusal") || !item["refusal"].is_string() || item["refusal"].get<std::string>().empty()) {
       bad(where + ".refusal must be a non-empty string");
     }

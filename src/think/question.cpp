@@ -11,11 +11,12 @@ namespace {
 
 const std::set<std::string, std::less<>>& fillers() {
   static const std::set<std::string, std::less<>> kWords = {
-      "what", "where", "which", "who", "how", "many", "much", "is", "are", "was", "were", "the", "a", "an",
-      "this", "that", "these", "those", "there", "in", "on", "of", "at", "to", "do", "does", "did", "can",
-      "could", "you", "see", "image", "photo", "picture", "say", "says", "read", "written", "text", "any",
-      "please", "tell", "me", "count", "number", "show", "find", "locate", "describe", "it", "its", "i",
-      "whats", "wheres", "visible", "here", "shown", "total", "for", "with", "by", "be", "have", "has"};
+      "what",    "where", "which", "who",    "how",      "many",  "much",  "is",     "are",   "was",    "were",
+      "the",     "a",     "an",    "this",   "that",     "these", "those", "there",  "in",    "on",     "of",
+      "at",      "to",    "do",    "does",   "did",      "can",   "could", "you",    "see",   "image",  "photo",
+      "picture", "say",   "says",  "read",   "written",  "text",  "any",   "please", "tell",  "me",     "count",
+      "number",  "show",  "find",  "locate", "describe", "it",    "its",   "i",      "whats", "wheres", "visible",
+      "here",    "shown", "total", "for",    "with",     "by",    "be",    "have",   "has"};
   return kWords;
 }
 
@@ -39,8 +40,9 @@ bool contains_word(const std::string& padded, std::string_view word) {
 
 const std::map<std::string, std::vector<std::string>, std::less<>>& irregular() {
   static const std::map<std::string, std::vector<std::string>, std::less<>> kForms = {
-      {"person", {"people", "persons", "man", "men", "woman", "women", "child", "children", "kid", "kids",
-                  "human", "humans", "pedestrian", "pedestrians", "player", "players"}},
+      {"person",
+       {"people", "persons", "man", "men", "woman", "women", "child", "children", "kid", "kids", "human", "humans",
+        "pedestrian", "pedestrians", "player", "players"}},
       {"mouse", {"mice"}},
       {"knife", {"knives"}},
       {"sheep", {"sheep"}},
@@ -104,7 +106,8 @@ std::vector<std::string> matching_labels(std::string_view subject, const std::ve
     const std::string name = normalize_words(label);
     if (name.empty()) continue;
     std::vector<std::string> forms = {name, name + "s", name + "es"};
-    if (auto it = irregular().find(name); it != irregular().end()) forms.insert(forms.end(), it->second.begin(), it->second.end());
+    if (auto it = irregular().find(name); it != irregular().end())
+      forms.insert(forms.end(), it->second.begin(), it->second.end());
     for (const auto& form : forms) {
       if (contains_word(padded, form)) {
         out.push_back(label);
@@ -121,7 +124,8 @@ std::string counted_noun(const std::string& label, std::size_t count) {
   if (label == "mouse") return "mice";
   if (label == "knife") return "knives";
   if (label == "sheep" || label == "skis" || label == "scissors") return label;
-  if (label.ends_with("s") || label.ends_with("ch") || label.ends_with("sh") || label.ends_with("x")) return label + "es";
+  if (label.ends_with("s") || label.ends_with("ch") || label.ends_with("sh") || label.ends_with("x"))
+    return label + "es";
   return label + "s";
 }
 

@@ -25,9 +25,9 @@ VerifyOptions trusted(const AuditOptions& options) {
 }
 
 std::string describe(const VerifyReport& report) {
-  return report.failure ? report.failure->file + ":" + std::to_string(report.failure->line) + ": " +
-                              report.failure->message
-                        : "ok";
+  return report.failure
+             ? report.failure->file + ":" + std::to_string(report.failure->line) + ": " + report.failure->message
+             : "ok";
 }
 
 TEST(AuditLog, ChainVerifiesAndCarriesOnlyDigestsOfPrivateText) {

@@ -106,8 +106,8 @@ TEST_F(TamperSuite, PristineLogVerifies) {
 TEST_F(TamperSuite, FlippedByteAnywhereIsDetectedAtThatRecord) {
   for (const auto& at : positions(pristine_)) {
     const auto& line = pristine_[at.file].second[at.line];
-    for (std::size_t offset : {std::size_t{0}, line.size() / 3, line.size() / 2, line.size() - 12, line.size() - 1,
-                               line.size()}) {
+    for (std::size_t offset :
+         {std::size_t{0}, line.size() / 3, line.size() / 2, line.size() - 12, line.size() - 1, line.size()}) {
       Files files = pristine_;
       std::string& target = files[at.file].second[at.line];
       if (offset == line.size()) {

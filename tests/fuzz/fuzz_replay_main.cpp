@@ -22,8 +22,9 @@ void run(const std::string& input) {
 
 // Byte flips, deletions, duplications and tag insertions: the edits that reach parser branches.
 std::string mutate(std::string input, std::mt19937_64& rng) {
-  static const std::vector<std::string> kTokens = {"<final>", "</final>", "<think-observe>", "</think-observe>",
-                                                   "<think-read>", "</think-check>", "&lt;", "&", "<", ">", "\n"};
+  static const std::vector<std::string> kTokens = {
+      "<final>", "</final>", "<think-observe>", "</think-observe>", "<think-read>", "</think-check>", "&lt;", "&", "<",
+      ">",       "\n"};
   const int edits = 1 + static_cast<int>(rng() % 4);
   for (int e = 0; e < edits; ++e) {
     const std::size_t pos = input.empty() ? 0 : rng() % (input.size() + 1);
@@ -34,9 +35,7 @@ std::string mutate(std::string input, std::mt19937_64& rng) {
       case 1:
         if (!input.empty()) input.erase(pos % input.size(), 1 + rng() % 8);
         break;
-      case 2:
-        input.insert(pos, kTokens[rng() % kTokens.size()]);
-        break;
+      case 2: input.insert(pos, kTokens[rng() % kTokens.size()]); break;
       default:
         if (!input.empty()) {
           const std::size_t from = rng() % input.size();

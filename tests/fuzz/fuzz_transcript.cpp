@@ -16,7 +16,8 @@ void require(bool condition) {
 
 std::size_t count(std::string_view haystack, std::string_view needle) {
   std::size_t n = 0;
-  for (std::size_t pos = haystack.find(needle); pos != std::string_view::npos; pos = haystack.find(needle, pos + 1)) ++n;
+  for (std::size_t pos = haystack.find(needle); pos != std::string_view::npos; pos = haystack.find(needle, pos + 1))
+    ++n;
   return n;
 }
 
@@ -40,8 +41,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   // Accepted: exactly one final block, last, whose escaped text is in the input verbatim.
   std::string_view trimmed = input;
-  while (!trimmed.empty() && (trimmed.back() == ' ' || trimmed.back() == '\n' || trimmed.back() == '\r' ||
-                              trimmed.back() == '\t')) {
+  while (!trimmed.empty() &&
+         (trimmed.back() == ' ' || trimmed.back() == '\n' || trimmed.back() == '\r' || trimmed.back() == '\t')) {
     trimmed.remove_suffix(1);
   }
   require(trimmed.ends_with("</final>"));

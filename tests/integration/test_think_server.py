@@ -17,7 +17,7 @@ import os
 import subprocess
 import unittest
 
-from server_harness import BIN, MODEL, TMP, OpenApi, Server, image_bytes, run_tests
+from server_harness import BIN, IMAGES, MODEL, TMP, OpenApi, Server, image_bytes, run_tests
 
 API_KEY = "think-key-" + "k" * 24
 OBS = "obscanary7f3a"
@@ -184,6 +184,30 @@ class ThinkTest(unittest.TestCase):
         self.assertEqual(len({r.json()["audit_id"] for r in responses}), 32)
         self.assertEqual(len({r.json()["request_id"] for r in responses}), 32)
         STATE["metrics"] = SERVER.get("/metrics").text
+
+    def test_5_cli_think_gives_the_same_answer(self):
+        response = think("How many people are in this photo?", image="bus.jpg", model="yolo")
+        self.assertEqual(response.status_code, 200, response.text)
+        cli_audit = TMP / "cli-audit"
+        cli_audit.mkdir(mode=0o700)
+        out = subprocess.run([BIN, "think", str(IMAGES / "bus.jpg"), "--question", "How many people are in this photo?",
+                              "--model", f"yolo={MODEL}", "--audit-dir", str(cli_audit / "log"),
+                              "--audit-key-file", str(cli_audit / "audit.key")],
+                             capture_output=True, text=True, timeout=300)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        body = json.loads(out.stdout)
+        for field in ("answer", "kind", "evidence", "outcome", "models"):
+            self.assertEqual(body[field], response.json()[field], field)
+        verify = subprocess.run([BIN, "audit", "verify", str(cli_audit / "log"), "--public-key",
+                                 str(cli_audit / "audit.key.ed25519.pub")], capture_output=True, text=True, timeout=60)
+        self.assertEqual(verify.returncode, 0, verify.stdout)
+        found = subprocess.run([BIN, "audit", "find", str(cli_audit / "log"), "--id", body["audit_id"]],
+                               capture_output=True, text=True, timeout=60)
+        self.assertIn('"outcome": "answered"', found.stdout)
+        missing = subprocess.run([BIN, "think", str(IMAGES / "bus.jpg"), "--model", f"yolo={MODEL}"],
+                                 capture_output=True, text=True, timeout=300)
+        self.assertEqual(missing.returncode, 2)
+        self.assertIn("think needs --question", missing.stderr)
 
     def test_9_logs_metrics_and_audit_after_shutdown(self):
         self.assertTrue(STATE["metrics"], "metrics were not collected")

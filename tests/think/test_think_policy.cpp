@@ -27,6 +27,18 @@ TEST(ThinkPolicy, ShippedPolicyLoadsAndRefusesOnWholeWords) {
   EXPECT_EQ(policy.refused_topic("whois thermal camera count"), nullptr);
 }
 
+TEST(ThinkPolicy, BuiltinCopyEqualsTheShippedFile) {
+  const auto builtin = Policy::builtin();
+  const auto shipped = Policy::load(repo_policy());
+  ASSERT_EQ(builtin.refuse.size(), shipped.refuse.size());
+  for (std::size_t i = 0; i < builtin.refuse.size(); ++i) {
+    EXPECT_EQ(builtin.refuse[i].topic, shipped.refuse[i].topic);
+    EXPECT_EQ(builtin.refuse[i].match, shipped.refuse[i].match);
+    EXPECT_EQ(builtin.refuse[i].refusal, shipped.refuse[i].refusal);
+  }
+  EXPECT_EQ(builtin.max_question_chars, shipped.max_question_chars);
+}
+
 TEST(ThinkPolicy, MalformedPoliciesNameTheField) {
   const auto message = [](const nlohmann::json& doc) {
     try {
@@ -40,9 +52,10 @@ TEST(ThinkPolicy, MalformedPoliciesNameTheField) {
   EXPECT_NE(message({{"version", 2}}).find("version"), std::string::npos);
   EXPECT_NE(message({{"version", 1}, {"refuse", {{{"topic", "x"}, {"match", {"a"}}}}}}).find("refuse[0].refusal"),
             std::string::npos);
-  EXPECT_NE(message({{"version", 1}, {"refuse", {{{"topic", "x"}, {"refusal", "no"}, {"match", nlohmann::json::array()}}}}})
-                .find("refuse[0].match"),
-            std::string::npos);
+  EXPECT_NE(
+      message({{"version", 1}, {"refuse", {{{"topic", "x"}, {"refusal", "no"}, {"match", nlohmann::json::array()}}}}})
+          .find("refuse[0].match"),
+      std::string::npos);
   EXPECT_NE(message({{"version", 1}, {"max_question_chars", 0}}).find("max_question_chars"), std::string::npos);
   EXPECT_THROW(Policy::load("/nonexistent/think-policy.json"), Error);
 }

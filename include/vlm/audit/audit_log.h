@@ -25,10 +25,10 @@ struct AuditOptions {
   std::filesystem::path signing_key_file;  // Ed25519 seed; empty: <key_file>.ed25519
   // Every checkpoint is also appended here; keep it on other storage so a truncated log is caught.
   std::filesystem::path checkpoint_copy;
-  bool fsync_each_record = true;  // off: fsync only at checkpoints, rotation and close
-  std::uint64_t rotate_bytes = 64ULL << 20;             // 0: no size-based rotation
-  std::chrono::seconds rotate_interval{0};              // 0: no time-based rotation
-  std::uint64_t checkpoint_every_records = 1000;        // 0: none by count
+  bool fsync_each_record = true;                          // off: fsync only at checkpoints, rotation and close
+  std::uint64_t rotate_bytes = 64ULL << 20;               // 0: no size-based rotation
+  std::chrono::seconds rotate_interval{0};                // 0: no time-based rotation
+  std::uint64_t checkpoint_every_records = 1000;          // 0: none by count
   std::chrono::milliseconds checkpoint_interval{60'000};  // 0: none by time
 };
 
@@ -53,11 +53,11 @@ struct RequestEntry {
 
 // What start-up found; the owner logs it (this library does not log).
 struct RecoveryReport {
-  bool new_log = false;              // no previous record anywhere: the chain starts at genesis
-  std::string resumed_file;          // file holding the record the chain resumed from
-  std::uint64_t resumed_seq = 0;     // seq of that record
-  std::uint64_t dropped_bytes = 0;   // torn last line removed (0: none)
-  std::string dropped_sha256;        // of the removed bytes, also written into the recovery record
+  bool new_log = false;             // no previous record anywhere: the chain starts at genesis
+  std::string resumed_file;         // file holding the record the chain resumed from
+  std::uint64_t resumed_seq = 0;    // seq of that record
+  std::uint64_t dropped_bytes = 0;  // torn last line removed (0: none)
+  std::string dropped_sha256;       // of the removed bytes, also written into the recovery record
 };
 
 struct Appended {

@@ -16,8 +16,7 @@
 namespace vlm::audit {
 
 inline constexpr int kRecordVersion = 1;
-inline constexpr std::string_view kGenesisHash =
-    "0000000000000000000000000000000000000000000000000000000000000000";
+inline constexpr std::string_view kGenesisHash = "0000000000000000000000000000000000000000000000000000000000000000";
 inline constexpr std::string_view kActiveFileName = "audit.jsonl";
 
 // Record types: the first record of every file is a file_start; request records carry one

@@ -23,8 +23,8 @@ struct VerifyOptions {
 };
 
 struct VerifyFailure {
-  std::string file;          // as given
-  std::uint64_t line = 0;    // 1-based; 0 when the problem is not one line
+  std::string file;        // as given
+  std::uint64_t line = 0;  // 1-based; 0 when the problem is not one line
   std::optional<std::uint64_t> seq;
   std::string message;
 };

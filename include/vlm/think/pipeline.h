@@ -72,6 +72,11 @@ struct PrivateRecord {
 ThinkResult run_think(const Image& image, const std::string& question, ThinkModels& models, const Policy& policy,
                       const ThinkSettings& settings, PrivateRecord& record);
 
+// Keeps transcripts out of crash output: no core dumps (RLIMIT_CORE 0) and no ptrace or
+// /proc/PID/mem reads by other processes of the same user (PR_SET_DUMPABLE 0). Returns false, with
+// the process unchanged, where the system refuses.
+bool protect_process_memory();
+
 // Audit record of one /think; private texts go in only to be HMACed by the log.
 audit::RequestEntry think_audit_entry(const std::string& request_id, const std::string& client,
                                       const std::string& image_sha256, const std::string& question,

@@ -24,6 +24,8 @@ struct Policy {
   // Throws kInvalidArgument naming the first malformed field, kNotFound for a missing file.
   static Policy from_json(const nlohmann::json& document);
   static Policy load(const std::filesystem::path& path);
+  // configs/think-policy.json as it was when this binary was built.
+  static Policy builtin();
 
   // The first topic whose phrase occurs in the question (case-insensitive, whole words).
   const PolicyTopic* refused_topic(std::string_view question) const;

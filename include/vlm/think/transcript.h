@@ -29,11 +29,11 @@ enum class TranscriptFault {
   kRepeatedStep,
   kStepAfterFinal,
   kMissingFinal,
-  kEmptyFinal,       // nothing but whitespace inside <final>
+  kEmptyFinal,  // nothing but whitespace inside <final>
   kRepeatedFinal,
   kTextAfterFinal,
-  kBadEscape,        // '&' not starting &lt; &gt; or &amp;
-  kInvalidUtf8,      // the final text is not valid UTF-8 (it goes into JSON responses)
+  kBadEscape,    // '&' not starting &lt; &gt; or &amp;
+  kInvalidUtf8,  // the final text is not valid UTF-8 (it goes into JSON responses)
 };
 // Stable snake_case name; safe to log and return: it never carries transcript text.
 std::string_view fault_name(TranscriptFault fault);
