@@ -6,8 +6,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -53,7 +53,7 @@ bool is_disk_full(int error) { return error == ENOSPC || error == EDQUOT || erro
 
 [[noreturn]] void throw_write_error(int error, const fs::path& path, const RepoFile& file, std::uint64_t at) {
   std::string message = "cannot write " + file.path + " to " + path.string() + " at byte " + std::to_string(at) + ": " +
-                        std::strerror(error);
+                        std::generic_category().message(error);
   if (is_disk_full(error)) {
     message = "disk full: " + message + "; free space or point VLM_CACHE at a larger disk (" + human_size(file.size) +
               " needed for this file; the partial download is kept and resumes)";
@@ -114,7 +114,8 @@ std::uint64_t transfer(const HubTransport& transport, const RepoCache& cache, co
   const std::string& blob_id = file.cache_blob_id();
   fs::path partial = cache.incomplete_path(blob_id);
   Fd fd(::open(partial.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
-  if (fd.get() < 0) throw Error(ErrorCode::kIo, "cannot open " + partial.string() + ": " + std::strerror(errno));
+  if (fd.get() < 0)
+    throw Error(ErrorCode::kIo, "cannot open " + partial.string() + ": " + std::generic_category().message(errno));
 
   std::uint64_t offset = static_cast<std::uint64_t>(::lseek(fd.get(), 0, SEEK_END));
   if (offset > file.size && ::ftruncate(fd.get(), 0) == 0) offset = 0;
@@ -123,7 +124,9 @@ std::uint64_t transfer(const HubTransport& transport, const RepoCache& cache, co
   for (std::uint64_t done = 0; done < offset;) {
     ssize_t n =
         ::pread(fd.get(), buffer.data(), std::min<std::uint64_t>(kReadChunk, offset - done), static_cast<off_t>(done));
-    if (n <= 0) throw Error(ErrorCode::kIo, "cannot read back " + partial.string() + ": " + std::strerror(errno));
+    if (n <= 0)
+      throw Error(ErrorCode::kIo,
+                  "cannot read back " + partial.string() + ": " + std::generic_category().message(errno));
     hasher.update(buffer.data(), static_cast<std::size_t>(n));
     done += static_cast<std::uint64_t>(n);
   }
@@ -213,7 +216,8 @@ std::uint64_t transfer(const HubTransport& transport, const RepoCache& cache, co
   ::close(fd.release());
   fs::path blob = cache.blob_path(blob_id);
   if (::rename(partial.c_str(), blob.c_str()) != 0) {
-    throw Error(ErrorCode::kIo, "cannot move " + partial.string() + " into place: " + std::strerror(errno));
+    throw Error(ErrorCode::kIo,
+                "cannot move " + partial.string() + " into place: " + std::generic_category().message(errno));
   }
   fsync_dir(blob.parent_path());
   log::info("{}: {} verified ({} {})", file.path, human_size(file.size), hasher.algorithm(), actual);

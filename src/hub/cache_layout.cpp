@@ -7,10 +7,10 @@
 #include <atomic>
 #include <cctype>
 #include <cerrno>
-#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <system_error>
 
 #include "vlm/error.h"
 
@@ -19,7 +19,7 @@ namespace fs = std::filesystem;
 namespace {
 
 [[noreturn]] void throw_io(const std::string& action, const fs::path& path, int error) {
-  throw Error(ErrorCode::kIo, action + " " + path.string() + ": " + std::strerror(error));
+  throw Error(ErrorCode::kIo, action + " " + path.string() + ": " + std::generic_category().message(error));
 }
 
 // A unique name beside `path` for write-then-rename, so concurrent writers never share one.

@@ -62,7 +62,7 @@ std::string BlobHasher::hex_digest() {
     throw Error(ErrorCode::kInternal, "OpenSSL digest final failed");
   static constexpr char kHex[] = "0123456789abcdef";
   std::string hex;
-  hex.reserve(length * 2);
+  hex.reserve(static_cast<std::size_t>(length) * 2);
   for (unsigned int i = 0; i < length; ++i) {
     hex += kHex[digest[i] >> 4];
     hex += kHex[digest[i] & 0xf];
