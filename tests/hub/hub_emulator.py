@@ -84,6 +84,7 @@ class Faults:
         self.api_blobs = True  # False: a mirror whose revision API omits sizes and hashes
         self.ignore_range = False
         self.stall_resumed = False  # requests with a Range header get headers but no body
+        self.hold_blobs_until_clients = 0  # CDN answers wait until this many revision lookups arrived
 
     def take_cut(self, key):
         with self.lock:
@@ -273,6 +274,12 @@ class Emulator:
             status = 206
             base = {**base, "Content-Range": f"bytes {start}-{len(content) - 1}/{len(content)}"}
         body = content[start:]
+        if cut_key and self.faults.hold_blobs_until_clients:
+            deadline = time.monotonic() + 60
+            while (len(self.requests("hub", "GET", "/api/models/")) < self.faults.hold_blobs_until_clients
+                   and time.monotonic() < deadline):
+                time.sleep(0.05)
+            time.sleep(1.0)  # the other clients are now through their small files, queued on the lock
         handler.send_response(status)
         for name, value in {**base, "Content-Length": str(len(body)), "Connection": "close"}.items():
             handler.send_header(name, value)

@@ -96,6 +96,7 @@ class HubPullTest(unittest.TestCase):
         faults.api_blobs = True
         faults.ignore_range = False
         faults.stall_resumed = False
+        faults.hold_blobs_until_clients = 0
         self.cache = Path(tempfile.mkdtemp(dir=self.base))
         self.home = Path(tempfile.mkdtemp(dir=self.base))
 
@@ -325,7 +326,9 @@ class HubPullTest(unittest.TestCase):
         self.assertIn("model.safetensors", result.stderr)
 
     def test_concurrent_pulls_download_each_blob_once(self):
-        self.hub.faults.bytes_per_second = 2 * 1024 * 1024  # ~1.5 s for the weights: the pulls overlap
+        # The weights are held back until all four clients have started, so the others must meet
+        # the first one's lock rather than arriving after it finished.
+        self.hub.faults.hold_blobs_until_clients = 4
         procs = [subprocess.Popen([VLM_BIN, "pull", "hf://acme/tiny-florence"], env=self.env(),
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
         outputs = [p.communicate(timeout=120) for p in procs]
