@@ -320,10 +320,14 @@ def check_k8s(c, options):
             keys = {i["key"] for i in volume["secret"].get("items", [])}
             c.check(keys <= set((secrets.get(name) or {}).get("stringData", {})), f"secret volume keys exist in {name}")
     c.check(MODELS_DIR in mounts and AUDIT_DIR in mounts, "models and audit volumes mounted")
-    config = next(iter(config_maps.values()), {}).get("data", {})
-    c.check(config.get("VLM_AUDIT_DIR") == AUDIT_DIR, "the audit chain is written to the audit mount")
-    key_file = config.get("VLM_AUDIT_KEY_FILE", "")
-    c.check(str(Path(key_file).parent) in mounts, "the audit key file's folder is mounted", key_file)
+    env_values = {v["name"]: v.get("value", "") for v in container.get("env", [])}
+    names = list(env_values)
+    audit_dir, key_file = env_values.get("VLM_AUDIT_DIR", ""), env_values.get("VLM_AUDIT_KEY_FILE", "")
+    c.check(audit_dir.startswith(AUDIT_DIR + "/$(POD_NAME)/") and "POD_NAME" in names
+            and names.index("POD_NAME") < names.index("VLM_AUDIT_DIR"),
+            "each pod writes its own audit chain under the audit volume ($(POD_NAME), defined before use)", audit_dir)
+    c.check(key_file.startswith(AUDIT_DIR + "/$(POD_NAME)/") and not key_file.startswith(audit_dir + "/"),
+            "the audit key lives in the pod's folder, outside its log folder", key_file)
     for init in spec.get("initContainers", []):
         for mount in init.get("volumeMounts", []):
             volume = volumes.get(mount["name"], {})
@@ -333,9 +337,9 @@ def check_k8s(c, options):
                 c.check(keys <= set((secrets.get(volume["secret"]["secretName"]) or {}).get("stringData", {})),
                         f"init container {init['name']}: secret keys exist")
         c.check(key_file in init.get("command", []), f"init container {init['name']} writes the audit key the server reads")
-    c.check("$(POD_NAME)" in mounts.get(AUDIT_DIR, {}).get("subPathExpr", "") and
-            any(v["name"] == "POD_NAME" for v in container.get("env", [])),
-            "audit volume is split per pod (subPathExpr $(POD_NAME))")
+        init_mounts = {m["mountPath"]: m["name"] for m in init.get("volumeMounts", [])}
+        c.check(init_mounts.get(AUDIT_DIR) == mounts.get(AUDIT_DIR, {}).get("name"),
+                f"init container {init['name']} sees the same audit volume")
     api_key_file = next((v.get("value") for v in container.get("env", []) if v["name"] == "VLM_API_KEY_FILE"), "")
     c.check(any(api_key_file.startswith(p + "/") for p, m in mounts.items() if "secret" in volumes.get(m["name"], {})),
             "VLM_API_KEY_FILE lies in the mounted Secret")
