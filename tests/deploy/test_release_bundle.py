@@ -1,12 +1,17 @@
 """Runs the Dockerfile's staging step (scripts/stage_runtime.sh) on the binary CI built with the same
 scripts/build.sh the image uses, then starts the staged binary with an empty environment and only
-the bundle's library folder: what the runtime image will hold. Reference: the loader itself (ldd)
-and the binary's own --version/--help answers."""
+the bundle's library folder: what the runtime image will hold; then runs the image's own ENV,
+ENTRYPOINT/CMD and HEALTHCHECK against it. References: the loader itself (ldd), the binary's own
+answers, and the server's /health."""
 
 import os
+import shlex
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
 import unittest
 from pathlib import Path
 
@@ -14,6 +19,28 @@ ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("VLM_TEST_DATA", "/tmp")) / "release-bundle"
 SYSTEM_LIBS = ("linux-vdso", "ld-linux", "libc.so", "libm.so", "libdl.so", "librt.so", "libpthread.so",
                "libresolv.so", "libutil.so")
+
+
+def dockerfile_stage(name):
+    """ENV (dict), ENTRYPOINT, CMD and HEALTHCHECK command (lists) of one Dockerfile stage."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from check_deploy import exec_form, parse_dockerfile
+
+    env, entrypoint, cmd, health, current = {}, None, None, None, None
+    for keyword, rest in parse_dockerfile(ROOT / "docker" / "Dockerfile"):
+        if keyword == "FROM":
+            current = rest.split()[-1]
+        elif current != name:
+            continue
+        elif keyword == "ENV":
+            env.update(pair.split("=", 1) for pair in shlex.split(rest))
+        elif keyword == "ENTRYPOINT":
+            entrypoint = exec_form(rest)
+        elif keyword == "CMD":
+            cmd = exec_form(rest)
+        elif keyword == "HEALTHCHECK":
+            health = exec_form(rest[rest.index("CMD") + 3:].strip())
+    return env, entrypoint, cmd, health
 
 
 class ReleaseBundleTest(unittest.TestCase):
@@ -52,6 +79,48 @@ class ReleaseBundleTest(unittest.TestCase):
             self.assertEqual(helped.returncode, 0, helped.stderr)
             self.assertIn("--offline", helped.stdout)
 
+
+    def test_image_command_serves_and_its_healthcheck_probes_it(self):
+        """The cpu stage's ENV, ENTRYPOINT + CMD and HEALTHCHECK, run against the bundle: paths under
+        /opt and /var/lib are mapped into the stage folder, and the port is a free one."""
+        export = DATA.parent / "yolov5n.torchscript"
+        self.assertTrue(export.is_file(), f"{export} missing: the yolo_fixtures test makes it")
+        stage_env, entrypoint, cmd, health = dockerfile_stage("cpu")
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = str(probe.getsockname()[1])
+        mapped = {"/opt/vlmserve": str(self.stage / "opt" / "vlmserve"), "/var/lib/vlmserve": str(self.stage / "var/lib/vlmserve")}
+
+        def in_stage(value):
+            for image_path, local in mapped.items():
+                value = value.replace(image_path, local)
+            return value
+
+        env = {k: in_stage(v).replace("$PATH", "/usr/bin:/bin") for k, v in stage_env.items()}
+        env.update(VLM_PORT=port, VLM_MODEL=f"yolo={export}")
+        argv = [str(self.binary)] + [port if a == "8080" else a for a in cmd]
+        self.assertEqual(entrypoint, ["vlmserve"])
+        server = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            healthy = False
+            for _ in range(240):
+                if subprocess.run(health, env=env, capture_output=True, timeout=10).returncode == 0:
+                    healthy = True
+                    break
+                self.assertIsNone(server.poll(), server.stdout.read() if server.poll() is not None else "")
+                time.sleep(0.5)
+            self.assertTrue(healthy, "HEALTHCHECK never passed")
+            key = Path(env["VLM_AUDIT_KEY_FILE"])
+            self.assertTrue(key.is_file())
+            self.assertEqual(key.stat().st_mode & 0o777, 0o600)
+            server.send_signal(signal.SIGTERM)
+            self.assertEqual(server.wait(timeout=60), 0)
+        finally:
+            if server.poll() is None:
+                server.kill()
+                server.wait()
+            server.stdout.close()
+        self.assertNotEqual(subprocess.run(health, env=env, capture_output=True, timeout=10).returncode, 0)
 
     @classmethod
     def tearDownClass(cls):
