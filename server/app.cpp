@@ -40,11 +40,12 @@ App::App(ServerConfig config) : config_(std::move(config)) {
   validate(config_);
   routes_ = route_table();
   default_model_ = config_.default_model.empty() ? config_.models.front().name : config_.default_model;
-  client_id_ = config_.api_key.empty() ? "anonymous" : "key-" + audit::to_hex(audit::sha256(config_.api_key)).substr(0, 16);
   if (config_.audit) {
     if (!think::protect_process_memory()) log::warn("could not disable core dumps: a crash could write /think transcripts to disk");
     think_policy_ = config_.think_policy.empty() ? think::Policy::builtin() : think::Policy::load(config_.think_policy);
     audit_log_ = std::make_unique<audit::AuditLog>(*config_.audit);
+    // Keyed, so the id in the log cannot be used to test guesses of the API key.
+    client_id_ = config_.api_key.empty() ? "anonymous" : "key-" + audit_log_->text_hmac("api_key_id", config_.api_key).substr(0, 16);
     const auto& recovery = audit_log_->recovery();
     if (recovery.dropped_bytes > 0) {
       log::warn("audit log: dropped a torn last line of {} bytes (sha256 {}) left by a crash; chain resumed at seq {}",

@@ -223,9 +223,12 @@ class ThinkTest(unittest.TestCase):
         for path in sorted((AUDIT / "log").glob("audit*.jsonl")):
             text = path.read_text()
             assert_no_canary(self, text, f"audit file {path.name}")
+            self.assertNotIn(API_KEY, text, "the API key itself is never logged")
             records += [json.loads(line) for line in text.splitlines()]
         requests_logged = [r for r in records if r["type"] == "request"]
         self.assertEqual(len(requests_logged), STATE["requests"], "one audit record per /think request")
+        self.assertEqual({r["client"] for r in requests_logged}, {requests_logged[0]["client"]})
+        self.assertRegex(requests_logged[0]["client"], r"^key-[0-9a-f]{16}$")
         self.assertEqual(records[-1]["type"], "checkpoint", "shutdown writes a final checkpoint")
         outcomes = {r["outcome"] for r in requests_logged}
         self.assertTrue({"answered", "refused", "unanswerable", "error:missing_question", "error:not_an_image"} <= outcomes,
