@@ -59,6 +59,7 @@ def main():
     parser.add_argument("--work", required=True)
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--fp32-only", action="store_true", help="skip vlmserve --half (slow on a CPU)")
     parser.add_argument("--tiny", action="store_true", help="tiny config (a smoke test of this script)")
     args = parser.parse_args()
     os.environ["VLM_ASSETS"] = args.assets
@@ -91,17 +92,19 @@ def main():
                                                                   dtype=torch.float32).to(args.device).eval()
             ref[attn] = time_transformers(m, processor, image, ids, gen, args.device, args.repeats)
             del m
-        for half in (False, True):
+        for half in (False,) if args.fp32_only else (False, True):
             ms, ours = time_vlmserve(args.vlmserve, model_dir, image_path, half, args.device, args.repeats, args.work)
             same = ours == ref["sdpa"][1]
             if not half and not same:
                 failed = True
-            rows.append((name, "fp16" if half else "fp32", ms, ref["eager"][0], ref["sdpa"][0], len(ours) - 1, same))
+            first = next((i for i, (a, b) in enumerate(zip(ours, ref["sdpa"][1])) if a != b), None)
+            rows.append((name, "fp16" if half else "fp32", ms, ref["eager"][0], ref["sdpa"][0], len(ours) - 1, same,
+                         ref["eager"][1] == ref["sdpa"][1], first))
     print(f"{'setting':<11} {'ours':<5} {'vlmserve ms':>11} {'hf eager ms':>11} {'hf sdpa ms':>10} "
-          f"{'eager/ours':>10} {'sdpa/ours':>9} {'tokens':>6} ids==hf_fp32")
-    for name, dtype, ms, eager, sdpa, tokens, same in rows:
+          f"{'eager/ours':>10} {'sdpa/ours':>9} {'tokens':>6} ids==hf_sdpa first_diff hf_eager==hf_sdpa")
+    for name, dtype, ms, eager, sdpa, tokens, same, hf_same, first in rows:
         print(f"{name:<11} {dtype:<5} {ms:11.1f} {eager:11.1f} {sdpa:10.1f} {eager / ms:10.2f} {sdpa / ms:9.2f} "
-              f"{tokens:6d} {same}")
+              f"{tokens:6d} {str(same):<11} {str(first):<10} {hf_same}")
     sys.exit(1 if failed else 0)
 
 

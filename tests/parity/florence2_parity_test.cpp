@@ -43,20 +43,25 @@ constexpr double kTolerance = 1e-4;
 void check_forward(const std::string& layout, const std::string& size) {
   const vlm::SafetensorsFile refs(data_dir() / (size + "_refs.safetensors"));
   const Pipeline pipeline(data_dir() / (size + "_" + layout), PipelineOptions{});
-  const at::Tensor pixel_values = refs.tensor(size + ".pixel_values");
+  // Three photos keep CI time down; generation below covers all of them.
+  auto ref = [&](const std::string& name) {
+    const at::Tensor t = refs.tensor(size + "." + name);
+    return t.slice(0, 0, std::min<std::int64_t>(3, t.size(0)));
+  };
+  const at::Tensor pixel_values = ref("pixel_values");
   const at::Tensor vision = pipeline.vision_features(pixel_values);
-  EXPECT_LE(relative_error(vision, refs.tensor(size + ".vision_features")), kTolerance) << "vision features";
   const at::Tensor image = pipeline.project(vision);
-  EXPECT_LE(relative_error(image, refs.tensor(size + ".image_features")), kTolerance) << "image features";
   const at::Tensor ids = refs.tensor(size + ".prompt_ids").unsqueeze(0).expand({pixel_values.size(0), -1});
   const at::Tensor encoded = pipeline.encode(image, ids);
-  EXPECT_LE(relative_error(encoded, refs.tensor(size + ".encoder_output")), kTolerance) << "encoder output";
   const at::Tensor logits = pipeline.first_step_logits(encoded);
-  EXPECT_LE(relative_error(logits, refs.tensor(size + ".logits")), kTolerance) << "first-step logits";
-  std::cout << layout << "/" << size << ": vision " << relative_error(vision, refs.tensor(size + ".vision_features"))
-            << ", image " << relative_error(image, refs.tensor(size + ".image_features")) << ", encoder "
-            << relative_error(encoded, refs.tensor(size + ".encoder_output")) << ", logits "
-            << relative_error(logits, refs.tensor(size + ".logits")) << "\n";
+  const double errors[] = {relative_error(vision, ref("vision_features")), relative_error(image, ref("image_features")),
+                           relative_error(encoded, ref("encoder_output")), relative_error(logits, ref("logits"))};
+  EXPECT_LE(errors[0], kTolerance) << "vision features";
+  EXPECT_LE(errors[1], kTolerance) << "image features";
+  EXPECT_LE(errors[2], kTolerance) << "encoder output";
+  EXPECT_LE(errors[3], kTolerance) << "first-step logits";
+  std::cout << layout << "/" << size << ": vision " << errors[0] << ", image " << errors[1] << ", encoder "
+            << errors[2] << ", logits " << errors[3] << "\n";
 }
 
 void check_generation(const std::string& layout, bool all_tasks) {
