@@ -2,6 +2,8 @@
 // Florence-2 (florence2_fixtures). Checks what the private transcript holds against what leaves.
 #include <gtest/gtest.h>
 
+#include <stdlib.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
@@ -76,10 +78,11 @@ TEST_F(YoloThink, TranscriptStaysPrivateAndMatchesItsAuditRecord) {
   EXPECT_EQ(nlohmann::json::parse(record.final_text), result.final_answer);
 
   // The audit record's HMACs let the key holder confirm this exact transcript and nothing else.
-  const auto dir = test_data() / "think-pipeline-audit";
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  fs::permissions(dir, fs::perms::owner_all, fs::perm_options::replace);
+  // A fresh directory per run. Not fs::remove_all: in a binary linked with the PyPI libtorch, that
+  // symbol resolves to libtorch's own older std::filesystem copy and crashes.
+  std::string pattern = (test_data() / "think-pipeline-audit-XXXXXX").string();
+  ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+  const fs::path dir = pattern;
   audit::AuditOptions options;
   options.directory = dir / "log";
   options.key_file = dir / "audit.key";
