@@ -7,6 +7,13 @@ function(vlm_configure_target target)
     # GCC 12 reports -Wrestrict inside libstdc++'s std::string at -O3 (GCC bug 105329), not in our code.
     $<$<AND:$<COMPILE_LANGUAGE:CXX>,$<CXX_COMPILER_ID:GNU>>:-Wno-restrict>
     $<$<AND:$<COMPILE_LANGUAGE:CXX>,$<BOOL:${VLM_WERROR}>>:-Werror>)
+  get_target_property(vlm_type ${target} TYPE)
+  if(vlm_type STREQUAL "EXECUTABLE")
+    # libtorch.so and libtorch_cpu.so export their own (older) copies of std::filesystem, and the
+    # loader binds to the first library in DT_NEEDED order that defines a symbol: without this,
+    # std::filesystem::remove_all in our code ran libtorch's copy and crashed. libstdc++ goes first.
+    target_link_options(${target} PRIVATE "LINKER:--push-state,--no-as-needed,-lstdc++,--pop-state")
+  endif()
   if(VLM_SANITIZE)
     target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-fsanitize=${VLM_SANITIZE} -fno-omit-frame-pointer>)
     target_link_options(${target} PUBLIC -fsanitize=${VLM_SANITIZE})

@@ -18,6 +18,10 @@ Image decode_image(std::span<const std::uint8_t> bytes, const ImageLoadOptions& 
                                                std::to_string(header.width) + "x" + std::to_string(header.height) +
                                                " pixels, over the limit of " + std::to_string(options.max_pixels));
   }
+  if (!header.truncation.empty()) {
+    throw Error(ErrorCode::kImageCorrupt,
+                std::string(image_format_name(header.format)) + " image is truncated or corrupt: " + header.truncation);
+  }
   // imdecode wants a Mat header; it only reads the buffer. IMREAD_COLOR applies EXIF orientation and
   // turns gray, 16-bit and RGBA inputs into 8-bit BGR.
   cv::Mat encoded(1, static_cast<int>(bytes.size()), CV_8UC1, const_cast<std::uint8_t*>(bytes.data()));

@@ -23,6 +23,13 @@ std::uint32_t le32(Bytes b, std::size_t at) {
 bool starts_with(Bytes b, std::string_view magic, std::size_t at = 0) {
   return b.size() >= at + magic.size() && std::memcmp(b.data() + at, magic.data(), magic.size()) == 0;
 }
+ImageHeader sized(ImageFormat format, std::uint32_t width, std::uint32_t height) {
+  ImageHeader header;
+  header.format = format;
+  header.width = width;
+  header.height = height;
+  return header;
+}
 [[noreturn]] void corrupt(ImageFormat format, const std::string& what) {
   throw Error(ErrorCode::kImageCorrupt,
               std::string(image_format_name(format)) + " image is truncated or corrupt: " + what);
@@ -50,12 +57,12 @@ ImageHeader probe_jpeg(Bytes b) {
     bool is_frame = marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
     if (is_frame) {
       need(b, at + 7, ImageFormat::kJpeg);
-      ImageHeader header{ImageFormat::kJpeg, be16(b, at + 5), be16(b, at + 3)};
+      ImageHeader header = sized(ImageFormat::kJpeg, be16(b, at + 5), be16(b, at + 3));
       // Entropy-coded data escapes 0xFF, so an FF D9 after the frame header can only be the end marker.
       static constexpr std::uint8_t kEnd[] = {0xFF, 0xD9};
       if (std::search(b.begin() + static_cast<std::ptrdiff_t>(at), b.end(), std::begin(kEnd), std::end(kEnd)) ==
           b.end()) {
-        corrupt(ImageFormat::kJpeg, "no end-of-image marker");
+        header.truncation = "no end-of-image marker";
       }
       return header;
     }
@@ -66,39 +73,37 @@ ImageHeader probe_jpeg(Bytes b) {
 ImageHeader probe_png(Bytes b) {
   need(b, 24, ImageFormat::kPng);
   if (!starts_with(b, "IHDR", 12)) corrupt(ImageFormat::kPng, "first chunk is not IHDR");
-  ImageHeader header{ImageFormat::kPng, be32(b, 16), be32(b, 20)};
+  ImageHeader header = sized(ImageFormat::kPng, be32(b, 16), be32(b, 20));
   static constexpr std::string_view kEnd = "IEND";
-  if (std::search(b.begin() + 24, b.end(), kEnd.begin(), kEnd.end()) == b.end()) {
-    corrupt(ImageFormat::kPng, "no IEND chunk");
-  }
+  if (std::search(b.begin() + 24, b.end(), kEnd.begin(), kEnd.end()) == b.end()) header.truncation = "no IEND chunk";
   return header;
 }
 
 ImageHeader probe_bmp(Bytes b) {
   need(b, 26, ImageFormat::kBmp);
   std::uint32_t dib_size = le32(b, 14);
-  if (dib_size == 12) return {ImageFormat::kBmp, le16(b, 18), le16(b, 20)};
+  if (dib_size == 12) return sized(ImageFormat::kBmp, le16(b, 18), le16(b, 20));
   if (dib_size < 40) corrupt(ImageFormat::kBmp, "DIB header size " + std::to_string(dib_size));
   auto width = static_cast<std::int32_t>(le32(b, 18));
   auto height = static_cast<std::int32_t>(le32(b, 22));  // negative: stored top-down
   if (width <= 0 || height == 0 || height == INT32_MIN) corrupt(ImageFormat::kBmp, "bad dimensions");
-  return {ImageFormat::kBmp, static_cast<std::uint32_t>(width), static_cast<std::uint32_t>(std::abs(height))};
+  return sized(ImageFormat::kBmp, static_cast<std::uint32_t>(width), static_cast<std::uint32_t>(std::abs(height)));
 }
 
 ImageHeader probe_webp(Bytes b) {
   need(b, 30, ImageFormat::kWebp);
   if (starts_with(b, "VP8 ", 12)) {
     if (b[23] != 0x9D || b[24] != 0x01 || b[25] != 0x2A) corrupt(ImageFormat::kWebp, "bad VP8 start code");
-    return {ImageFormat::kWebp, le16(b, 26) & 0x3FFF, le16(b, 28) & 0x3FFF};
+    return sized(ImageFormat::kWebp, le16(b, 26) & 0x3FFF, le16(b, 28) & 0x3FFF);
   }
   if (starts_with(b, "VP8L", 12)) {
     if (b[20] != 0x2F) corrupt(ImageFormat::kWebp, "bad VP8L signature");
     std::uint32_t bits = le32(b, 21);
-    return {ImageFormat::kWebp, (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1};
+    return sized(ImageFormat::kWebp, (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1);
   }
   if (starts_with(b, "VP8X", 12)) {
     auto le24 = [&](std::size_t at) { return b[at] | (b[at + 1] << 8) | (b[at + 2] << 16); };
-    return {ImageFormat::kWebp, static_cast<std::uint32_t>(le24(24)) + 1, static_cast<std::uint32_t>(le24(27)) + 1};
+    return sized(ImageFormat::kWebp, static_cast<std::uint32_t>(le24(24)) + 1, static_cast<std::uint32_t>(le24(27)) + 1);
   }
   corrupt(ImageFormat::kWebp, "unknown chunk after the RIFF header");
 }
@@ -112,7 +117,7 @@ ImageHeader probe_tiff(Bytes b) {
   need(b, ifd + 2, ImageFormat::kTiff);
   std::uint32_t count = u16(ifd);
   need(b, ifd + 2 + std::size_t{count} * 12, ImageFormat::kTiff);
-  ImageHeader header{ImageFormat::kTiff, 0, 0};
+  ImageHeader header = sized(ImageFormat::kTiff, 0, 0);
   for (std::uint32_t i = 0; i < count; ++i) {
     std::size_t entry = ifd + 2 + std::size_t{i} * 12;
     std::uint32_t tag = u16(entry);
@@ -140,7 +145,7 @@ std::string_view image_format_name(ImageFormat format) {
 
 ImageHeader probe_image(std::span<const std::uint8_t> bytes) {
   if (bytes.empty()) throw Error(ErrorCode::kEmptyInput, "image is empty (0 bytes)");
-  ImageHeader header{};
+  ImageHeader header;
   if (starts_with(bytes, "\xFF\xD8\xFF")) {
     header = probe_jpeg(bytes);
   } else if (starts_with(bytes, "\x89PNG\r\n\x1A\n")) {

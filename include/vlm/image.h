@@ -25,9 +25,12 @@ struct Image {
 
 // Size and format read from the header alone. Throws kEmptyInput, kNotAnImage or kImageCorrupt.
 struct ImageHeader {
-  ImageFormat format;
+  ImageFormat format = ImageFormat::kJpeg;
   std::uint32_t width = 0;
   std::uint32_t height = 0;
+  // Why the data ends early (missing end marker), empty when complete. Reported after the size
+  // check, so an oversized image is named as such even when it is also cut short.
+  std::string truncation;
 };
 ImageHeader probe_image(std::span<const std::uint8_t> bytes);
 std::string_view image_format_name(ImageFormat format);
