@@ -93,16 +93,27 @@ for model in "${models[@]}"; do
     "$(result_line "$model" "$logs/parity_${model}_fp16.log") [$(( $(date +%s) - t0 )) s]"
 done
 
+echo "== server benchmark, yolov5n on cuda fp32 and fp16 (vlmserve side only: no opencv-python here for the reference)"
+for precision in fp32 fp16; do
+  t0=$(date +%s)
+  VLM_PYTHON=python3 timeout 150 bench/server/run.sh --bin "$VLM_BIN" --model "$VLM_TEST_DATA/yolov5n.torchscript" \
+    --device cuda $([[ $precision == fp16 ]] && echo --half) --seconds 8 --no-reference >"$logs/bench_server_$precision.log" 2>&1
+  rc=$?
+  grep -E '"clients"' "$logs/bench_server_$precision.log" | head -3
+  note "server bench yolov5n cuda $precision" "$([[ $rc == 0 ]] && echo DONE || echo FAIL)" \
+    "$(python3 -c 'import json,sys; print("; ".join(f"{r[\"clients\"]} clients {r[\"req_per_s\"]:.1f} req/s p50 {r[\"p50_ms\"]:.1f} p99 {r[\"p99_ms\"]:.1f} ms" for r in map(json.loads, (l for l in open(sys.argv[1]) if l.startswith("{\"clients")))))' "$logs/bench_server_$precision.log" 2>/dev/null) [$(( $(date +%s) - t0 )) s]"
+done
+
 left=$(( budget_s - ($(date +%s) - start) ))
-if (( left > 60 )); then
-  echo "== scripts/gpu/attention.sh --skip-sanitizer (${left} s left)"
+if (( left > 90 )); then
+  echo "== scripts/gpu/attention.sh (${left} s left)"
   mkdir -p "$logs/attention"
-  OUT="$logs/attention" timeout "$left" scripts/gpu/attention.sh --skip-sanitizer 2>&1 | tee "$logs/attention.log" | tail -60
+  OUT="$logs/attention" timeout "$left" scripts/gpu/attention.sh 2>&1 | tee "$logs/attention.log" | tail -60
   rc=${PIPESTATUS[0]}
   case $rc in
-    0) note "attention.sh --skip-sanitizer" PASS "see attention.log" ;;
-    124) note "attention.sh --skip-sanitizer" FAIL "out of time after ${left} s" ;;
-    *) note "attention.sh --skip-sanitizer" FAIL "exit $rc" ;;
+    0) note "attention.sh (check, sanitizers, bench)" PASS "see attention.log" ;;
+    124) note "attention.sh" FAIL "out of time after ${left} s" ;;
+    *) note "attention.sh" FAIL "exit $rc" ;;
   esac
 else
   note "attention.sh" SKIP "only ${left} s left"
