@@ -1,9 +1,11 @@
 #include "vlm/hub/pull.h"
 
 #include <algorithm>
+#include <chrono>
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <thread>
 
 #include "vlm/error.h"
 #include "vlm/hub/blob_download.h"
@@ -132,16 +134,25 @@ PullResult pull(const RepoSpec& spec, const HubOptions& options) {
 
   HubTransport transport(options);
   RepoRevision revision;
-  try {
-    revision = fetch_repo_revision(transport, spec);
-  } catch (const TransientError& failure) {
-    // As huggingface_hub does: an unreachable hub falls back to what the cache already holds.
-    if (std::optional<PullResult> cached = find_cached(spec, options)) {
-      log::warn("{}; using the cached snapshot {}", failure.what(), cached->snapshot_dir.string());
-      return *cached;
+  for (int attempt = 0;; ++attempt) {
+    try {
+      revision = fetch_repo_revision(transport, spec);
+      break;
+    } catch (const TransientError& failure) {
+      // As huggingface_hub does: an unreachable hub falls back at once to what the cache holds;
+      // with nothing cached, a busy or briefly unreachable hub is asked again.
+      if (std::optional<PullResult> cached = find_cached(spec, options)) {
+        log::warn("{}; using the cached snapshot {}", failure.what(), cached->snapshot_dir.string());
+        return *cached;
+      }
+      if (attempt >= options.max_retries) {
+        throw Error(ErrorCode::kUnavailable, std::string(failure.what()) + "; " + spec.to_string() +
+                                                 " is not cached either (searched " + searched(options) + ")");
+      }
+      auto pause = std::chrono::milliseconds(250) * (1 << std::min(attempt, 5));
+      log::warn("{}; retrying in {} ms", failure.what(), pause.count());
+      std::this_thread::sleep_for(pause);
     }
-    throw Error(ErrorCode::kUnavailable, std::string(failure.what()) + "; " + spec.to_string() +
-                                             " is not cached either (searched " + searched(options) + ")");
   }
 
   std::string label = spec.to_string() + " (commit " + revision.commit + ")";

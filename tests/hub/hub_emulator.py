@@ -85,6 +85,7 @@ class Faults:
         self.ignore_range = False
         self.stall_resumed = False  # requests with a Range header get headers but no body
         self.hold_blobs_until_clients = 0  # CDN answers wait until this many revision lookups arrived
+        self.api_busy = 0  # the next this many revision lookups get 503 with Retry-After
 
     def take_cut(self, key):
         with self.lock:
@@ -213,6 +214,11 @@ class Emulator:
         return None
 
     def _revision_api(self, handler, repo_id, revision_parts, query, headers):
+        with self.faults.lock:
+            busy = self.faults.api_busy > 0
+            self.faults.api_busy -= busy
+        if busy:
+            return self._send(handler, 503, {"Retry-After": "1", "X-Error-Message": "Service Unavailable"})
         revision = urllib.parse.unquote("/".join(revision_parts))
         rest = "/revision/" + "/".join(revision_parts) + ("?" + query if query else "")
         if repo_id in self.renames:

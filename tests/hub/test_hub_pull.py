@@ -97,6 +97,7 @@ class HubPullTest(unittest.TestCase):
         faults.ignore_range = False
         faults.stall_resumed = False
         faults.hold_blobs_until_clients = 0
+        faults.api_busy = 0
         self.cache = Path(tempfile.mkdtemp(dir=self.base))
         self.home = Path(tempfile.mkdtemp(dir=self.base))
 
@@ -271,6 +272,17 @@ class HubPullTest(unittest.TestCase):
         fallback = self.pull("hf://acme/tiny-florence", env=closed)
         self.assertEqual(fallback.returncode, 0, fallback.stderr)
         self.assertEqual(fallback.stdout, online.stdout)
+
+    def test_busy_hub_is_asked_again(self):
+        self.hub.faults.api_busy = 2
+        result = self.pull("hf://acme/tiny-florence")
+        self.assert_pulled(result, "acme/tiny-florence", FLORENCE_NEEDED)
+        self.assertEqual(result.stderr.count("503"), 2)
+        self.hub.faults.api_busy = 10  # more than the retries: a clear error, not a hang
+        busy = self.pull("hf://acme/sharded")
+        self.assertNotEqual(busy.returncode, 0)
+        self.assertIn("503", busy.stderr)
+        self.assertIn("not cached either", busy.stderr)
 
     def test_gated_and_missing_repositories(self):
         anonymous = self.pull("hf://acme/gated")
