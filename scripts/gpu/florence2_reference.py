@@ -63,6 +63,10 @@ def main():
     parser.add_argument("--tiny", action="store_true", help="tiny config (a smoke test of this script)")
     args = parser.parse_args()
     os.environ["VLM_ASSETS"] = args.assets
+    # PyTorch runs cuDNN convolutions in TF32 by default; vlmserve turns TF32 off (src/runtime.cpp).
+    # The fp32 reference must be fp32 too, or DaViT's convolutions differ by ~1e-3.
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
     import florence2_make_fixtures as fx
     from transformers import AutoImageProcessor, Florence2ForConditionalGeneration
     from tokenizers import Tokenizer
