@@ -84,6 +84,12 @@ for model in "${models[@]}"; do
   note "yolo parity $model cuda fp32" "$([[ $rc == 0 ]] && echo PASS || echo FAIL)" \
     "$(result_line "$model" "$logs/parity_${model}_fp32.log") [$(( $(date +%s) - t0 )) s]"
 
+  if [[ $model != yolov5n ]]; then
+    # Random weights turn fp16 rounding into different boxes and scores (hundreds of near-equal,
+    # overlapping candidates): only the trained model says something about fp16 accuracy.
+    note "yolo parity $model cuda fp16" SKIP "random weights: fp16 checked on the trained yolov5n only"
+    continue
+  fi
   echo "== YOLO parity $model, cuda fp16 (2 px, 1e-2, threshold flips listed)"
   t0=$(date +%s)
   python3 scripts/gpu/yolo_parity_fp16.py "$model" >"$logs/parity_${model}_fp16.log" 2>&1
@@ -93,8 +99,17 @@ for model in "${models[@]}"; do
     "$(result_line "$model" "$logs/parity_${model}_fp16.log") [$(( $(date +%s) - t0 )) s]"
 done
 
-echo "== server benchmark, yolov5n on cuda fp32 and fp16 (vlmserve side only: no opencv-python here for the reference)"
-for precision in fp32 fp16; do
+if [[ -d .f2-gpu && "${VLM_GPU_SKIP_FLORENCE2:-0}" != 1 ]]; then
+  echo "== Florence-2 (base-shaped, random weights): vlmserve fp32/fp16 vs transformers eager/sdpa"
+  t0=$(date +%s)
+  timeout 240 scripts/gpu/florence2.sh >"$logs/florence2.log" 2>&1
+  rc=$?
+  tail -30 "$logs/florence2.log"
+  note "florence2 generation vs transformers" "$([[ $rc == 0 ]] && echo DONE || echo FAIL)" "see florence2.log [$(( $(date +%s) - t0 )) s]"
+fi
+
+[[ "${VLM_GPU_SKIP_BENCH:-0}" == 1 ]] || echo "== server benchmark, yolov5n on cuda fp32 and fp16 (vlmserve side only: no opencv-python here for the reference)"
+for precision in $([[ "${VLM_GPU_SKIP_BENCH:-0}" == 1 ]] || echo fp32 fp16); do
   t0=$(date +%s)
   VLM_PYTHON=python3 timeout 150 bench/server/run.sh --bin "$VLM_BIN" --model "$VLM_TEST_DATA/yolov5n.torchscript" \
     --device cuda $([[ $precision == fp16 ]] && echo --half) --seconds 8 --no-reference >"$logs/bench_server_$precision.log" 2>&1
@@ -105,7 +120,9 @@ for precision in fp32 fp16; do
 done
 
 left=$(( budget_s - ($(date +%s) - start) ))
-if (( left > 90 )); then
+if [[ "${VLM_GPU_SKIP_ATTENTION:-0}" == 1 ]]; then
+  note "attention.sh" SKIP "VLM_GPU_SKIP_ATTENTION=1"
+elif (( left > 90 )); then
   echo "== scripts/gpu/attention.sh (${left} s left)"
   mkdir -p "$logs/attention"
   OUT="$logs/attention" timeout "$left" scripts/gpu/attention.sh 2>&1 | tee "$logs/attention.log" | tail -60
