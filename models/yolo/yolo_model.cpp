@@ -1,5 +1,6 @@
 #include "yolo_model.h"
 
+#include <torch/csrc/jit/ir/ir.h>
 #include <torch/script.h>
 
 #include <chrono>
@@ -19,6 +20,30 @@ using Clock = std::chrono::steady_clock;
 
 double ms_since(Clock::time_point start) {
   return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+// torch.jit.trace records each convolution's allow_tf32 flag as a constant (true by default), so the
+// process-wide precision setting never reaches a traced export: on CUDA "fp32" would run TF32
+// convolutions (10-bit mantissa, scores off by ~1e-3). Rewrites that argument to false.
+void force_ieee_convolutions(torch::jit::Block* block, torch::jit::Graph& graph) {
+  static const auto kConvolution = c10::Symbol::fromQualString("aten::_convolution");
+  constexpr std::size_t kAllowTf32Input = 12;
+  for (torch::jit::Node* node : block->nodes()) {
+    for (torch::jit::Block* inner : node->blocks()) force_ieee_convolutions(inner, graph);
+    if (node->kind() == kConvolution && node->inputs().size() == kAllowTf32Input + 1) {
+      torch::jit::WithInsertPoint guard(node);
+      node->replaceInput(kAllowTf32Input, graph.insertConstant(false));
+    }
+  }
+}
+
+void force_ieee_convolutions(torch::jit::Module& module) {
+  for (const torch::jit::Module& sub : module.modules()) {
+    for (const torch::jit::Method& method : sub.get_methods()) {
+      std::shared_ptr<torch::jit::Graph> graph = method.graph();
+      force_ieee_convolutions(graph->block(), *graph);
+    }
+  }
 }
 
 class YoloModel final : public Model {
@@ -148,6 +173,7 @@ std::unique_ptr<Model> load_yolo_model(const std::filesystem::path& path, const 
   YoloMetadata meta = parse_yolo_metadata(extra["config.txt"], path.string());
   module.eval();
   module.to(dtype);
+  if (device.is_cuda() && dtype == torch::kFloat) force_ieee_convolutions(module);
 
   ModelInfo info;
   info.family = "yolo";
