@@ -104,7 +104,8 @@ class DetectRun {
           records[slots[k]] = std::move(record);
         }
       } catch (const Error& e) {
-        for (std::size_t slot : slots) records[slot] = error_record(inputs[slot].path, error_code_name(e.code()), e.what());
+        for (std::size_t slot : slots)
+          records[slot] = error_record(inputs[slot].path, error_code_name(e.code()), e.what());
       }
     }
     for (nlohmann::json& record : records) emit(record);
@@ -153,8 +154,9 @@ int run_detect(DetectState& state) {
     state.settings.resolve();
     apply_process_settings(state.settings);
     if (state.settings.get_list("model").empty()) {
-      throw Error(ErrorCode::kInvalidArgument, "--model is required (or set VLM_MODEL): a YOLO TorchScript export or a "
-                                               "Florence-2 folder; see README.md, 'Getting models'");
+      throw Error(ErrorCode::kInvalidArgument,
+                  "--model is required (or set VLM_MODEL): a YOLO TorchScript export or a "
+                  "Florence-2 folder; see README.md, 'Getting models'");
     }
     std::vector<InputFile> inputs = expand_inputs(state.paths, state.settings.get_bool("recursive"));
     std::string out_path = state.settings.get("out");

@@ -7,8 +7,8 @@
 namespace vlm::cli {
 
 bool has_image_extension(const std::filesystem::path& path) {
-  static constexpr std::array<std::string_view, 8> kExtensions = {".jpg", ".jpeg", ".png", ".bmp",
-                                                                 ".webp", ".tif", ".tiff", ".jpe"};
+  static constexpr std::array<std::string_view, 8> kExtensions = {".jpg",  ".jpeg", ".png",  ".bmp",
+                                                                  ".webp", ".tif",  ".tiff", ".jpe"};
   std::string ext = path.extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
   return std::find(kExtensions.begin(), kExtensions.end(), ext) != kExtensions.end();

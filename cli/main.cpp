@@ -13,11 +13,8 @@ int main(int argc, char** argv) {
   app.add_flag("--version", show_version, "Print version, libtorch, CUDA and attention backends, then exit");
 
   std::vector<vlm::cli::Subcommand> commands = {
-      vlm::cli::add_detect_command(app),
-      vlm::cli::add_serve_command(app),
-      vlm::cli::add_audit_command(app),
-      vlm::cli::add_think_command(app),
-      vlm::cli::add_pull_command(app),
+      vlm::cli::add_detect_command(app), vlm::cli::add_serve_command(app), vlm::cli::add_audit_command(app),
+      vlm::cli::add_think_command(app),  vlm::cli::add_pull_command(app),
   };
 
   try {

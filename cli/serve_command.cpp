@@ -47,7 +47,8 @@ server::ServerConfig server_config(const Settings& settings) {
   if (settings.is_set("api-key") && settings.is_set("api-key-file")) {
     throw Error(ErrorCode::kInvalidArgument, "give --api-key or --api-key-file, not both");
   }
-  config.api_key = settings.is_set("api-key-file") ? read_api_key(settings.get("api-key-file")) : settings.get("api-key");
+  config.api_key =
+      settings.is_set("api-key-file") ? read_api_key(settings.get("api-key-file")) : settings.get("api-key");
   config.ssl_cert_file = settings.get("ssl-cert-file");
   config.ssl_key_file = settings.get("ssl-key-file");
   config.cors_origins = settings.get_list("cors-origins");
@@ -87,7 +88,8 @@ int run_serve(ServeState& state) {
 
 Subcommand add_serve_command(CLI::App& root) {
   auto state = std::make_shared<ServeState>();
-  CLI::App* app = root.add_subcommand("serve", "Serve models over HTTP: POST /detect, /health, /ready, /v1/models, /metrics");
+  CLI::App* app =
+      root.add_subcommand("serve", "Serve models over HTTP: POST /detect, /health, /ready, /v1/models, /metrics");
   state->settings.register_flags(*app);
   app->footer(
       "Example: vlmserve serve --model yolo=yolov5n.torchscript --port 8080, then\n"

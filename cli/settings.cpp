@@ -83,7 +83,8 @@ void Settings::resolve() {
       for (const OptionSpec& candidate : option_table()) {
         if (config_key(candidate) == key && option_applies(candidate, command_)) spec = &candidate;
       }
-      if (spec == nullptr) invalid("config file " + config_path_ + ": unknown key '" + key + "' for '" + command_ + "'");
+      if (spec == nullptr)
+        invalid("config file " + config_path_ + ": unknown key '" + key + "' for '" + command_ + "'");
       if (value.is_array()) {
         if (spec->type != OptionType::kList) invalid("config key '" + key + "' takes one value, not a list");
         std::vector<std::string> items;
@@ -132,7 +133,8 @@ void Settings::resolve() {
 
 std::string Settings::get(std::string_view name) const {
   auto it = values_.find(std::string(name));
-  if (it == values_.end()) throw Error(ErrorCode::kInternal, "option '" + std::string(name) + "' is not declared for " + command_);
+  if (it == values_.end())
+    throw Error(ErrorCode::kInternal, "option '" + std::string(name) + "' is not declared for " + command_);
   return it->second.empty() ? std::string() : it->second.back();
 }
 
@@ -172,7 +174,8 @@ bool Settings::get_bool(std::string_view name) const {
 
 std::vector<std::string> Settings::get_list(std::string_view name) const {
   auto it = values_.find(std::string(name));
-  if (it == values_.end()) throw Error(ErrorCode::kInternal, "option '" + std::string(name) + "' is not declared for " + command_);
+  if (it == values_.end())
+    throw Error(ErrorCode::kInternal, "option '" + std::string(name) + "' is not declared for " + command_);
   return it->second;
 }
 

@@ -1,10 +1,10 @@
 // The only place that knows every model family: a path's contents decide which loader runs.
 #include <chrono>
 
+#include "florence2.h"
 #include "vlm/error.h"
 #include "vlm/model.h"
 #include "vlm/runtime.h"
-#include "florence2.h"
 #include "yolo_model.h"
 
 namespace vlm {
@@ -20,14 +20,18 @@ std::unique_ptr<Model> load_model(const std::filesystem::path& path, const Model
     return florence2::load_florence2_model(path, options);
   }
   if (std::filesystem::is_directory(path, ec)) {
-    throw Error(ErrorCode::kUnsupportedModel,
-                path.string() + " is a folder but holds no model this build can load (Florence-2 folders need config.json)");
+    throw Error(
+        ErrorCode::kUnsupportedModel,
+        path.string() + " is a folder but holds no model this build can load (Florence-2 folders need config.json)");
   }
   if (path.extension() == ".pt") {
-    throw Error(ErrorCode::kUnsupportedModel,
-                path.string() + " is a PyTorch training checkpoint; export it to TorchScript first: "
-                                "`yolo export model=" + path.filename().string() + " format=torchscript` (ultralytics) or "
-                                "`python -m yolov5.export --weights " + path.filename().string() + " --include torchscript`");
+    throw Error(ErrorCode::kUnsupportedModel, path.string() +
+                                                  " is a PyTorch training checkpoint; export it to TorchScript first: "
+                                                  "`yolo export model=" +
+                                                  path.filename().string() +
+                                                  " format=torchscript` (ultralytics) or "
+                                                  "`python -m yolov5.export --weights " +
+                                                  path.filename().string() + " --include torchscript`");
   }
   throw Error(ErrorCode::kUnsupportedModel, path.string() + " is neither a TorchScript export nor a model folder");
 }

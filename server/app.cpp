@@ -6,8 +6,8 @@
 #include <opencv2/core.hpp>
 
 #include "errors.h"
-#include "request_id.h"
 #include "gpu_memory.h"
+#include "request_id.h"
 #include "vlm/audit/crypto.h"
 #include "vlm/logging.h"
 #include "vlm/think/pipeline.h"
@@ -41,11 +41,13 @@ App::App(ServerConfig config) : config_(std::move(config)) {
   routes_ = route_table();
   default_model_ = config_.default_model.empty() ? config_.models.front().name : config_.default_model;
   if (config_.audit) {
-    if (!think::protect_process_memory()) log::warn("could not disable core dumps: a crash could write /think transcripts to disk");
+    if (!think::protect_process_memory())
+      log::warn("could not disable core dumps: a crash could write /think transcripts to disk");
     think_policy_ = config_.think_policy.empty() ? think::Policy::builtin() : think::Policy::load(config_.think_policy);
     audit_log_ = std::make_unique<audit::AuditLog>(*config_.audit);
     // Keyed, so the id in the log cannot be used to test guesses of the API key.
-    client_id_ = config_.api_key.empty() ? "anonymous" : "key-" + audit_log_->text_hmac("api_key_id", config_.api_key).substr(0, 16);
+    client_id_ = config_.api_key.empty() ? "anonymous"
+                                         : "key-" + audit_log_->text_hmac("api_key_id", config_.api_key).substr(0, 16);
     const auto& recovery = audit_log_->recovery();
     if (recovery.dropped_bytes > 0) {
       log::warn("audit log: dropped a torn last line of {} bytes (sha256 {}) left by a crash; chain resumed at seq {}",
@@ -94,7 +96,7 @@ HttpHooks App::hooks() {
       if (status >= 500) log::error("request {}: {}: {}", request.request_id, error_code_name(e.code()), e.what());
       // Internal failures keep their details in the log, not in the response.
       const std::string message = status >= 500 ? "internal error; see the server log for request " + request.request_id
-                                                 : std::string(e.what());
+                                                : std::string(e.what());
       return error_response(status, std::string(error_code_name(e.code())), message, request.request_id);
     } catch (const std::exception& e) {
       log::error("request {}: unexpected exception: {}", request.request_id, log::sanitize(e.what()));
@@ -132,8 +134,10 @@ bool App::authorized(const HttpRequest& request) const {
 void App::add_cors(const HttpRequest& request, std::vector<std::pair<std::string, std::string>>& headers) const {
   const std::string origin = request.header("Origin");
   if (origin.empty() || config_.cors_origins.empty()) return;
-  const bool any = std::find(config_.cors_origins.begin(), config_.cors_origins.end(), "*") != config_.cors_origins.end();
-  if (!any && std::find(config_.cors_origins.begin(), config_.cors_origins.end(), origin) == config_.cors_origins.end()) {
+  const bool any =
+      std::find(config_.cors_origins.begin(), config_.cors_origins.end(), "*") != config_.cors_origins.end();
+  if (!any &&
+      std::find(config_.cors_origins.begin(), config_.cors_origins.end(), origin) == config_.cors_origins.end()) {
     return;
   }
   headers.emplace_back("Access-Control-Allow-Origin", any ? "*" : origin);
@@ -163,12 +167,14 @@ std::optional<HttpResponse> App::before(HttpRequest& request) {
       if (r.path == request.path) allowed.push_back(r.method);
     }
     if (allowed.empty()) {
-      return error_response(404, "not_found", "no route " + log::sanitize(request.path.substr(0, 200)), request.request_id);
+      return error_response(404, "not_found", "no route " + log::sanitize(request.path.substr(0, 200)),
+                            request.request_id);
     }
     std::string allow;
     for (const auto& method : allowed) allow += (allow.empty() ? "" : ", ") + method;
     HttpResponse response = error_response(
-        405, "method_not_allowed", request.method.substr(0, 16) + " is not allowed on " + request.path + " (allowed: " + allow + ")",
+        405, "method_not_allowed",
+        request.method.substr(0, 16) + " is not allowed on " + request.path + " (allowed: " + allow + ")",
         request.request_id);
     response.headers.emplace_back("Allow", allow);
     return response;
@@ -177,14 +183,16 @@ std::optional<HttpResponse> App::before(HttpRequest& request) {
   // Compressed bodies are refused before a byte is read: inflating them is a decompression-bomb risk.
   const std::string encoding = lower(request.header("Content-Encoding"));
   if (!encoding.empty() && encoding != "identity") {
-    return error_response(415, "unsupported_media_type",
-                          "Content-Encoding '" + log::sanitize(encoding.substr(0, 32)) + "' is not accepted; send the body uncompressed",
-                          request.request_id);
+    return error_response(
+        415, "unsupported_media_type",
+        "Content-Encoding '" + log::sanitize(encoding.substr(0, 32)) + "' is not accepted; send the body uncompressed",
+        request.request_id);
   }
   const std::string transfer = lower(request.header("Transfer-Encoding"));
   if (!transfer.empty() && transfer != "chunked") {
     return error_response(415, "unsupported_media_type",
-                          "Transfer-Encoding '" + log::sanitize(transfer.substr(0, 32)) + "' is not accepted; use chunked or Content-Length",
+                          "Transfer-Encoding '" + log::sanitize(transfer.substr(0, 32)) +
+                              "' is not accepted; use chunked or Content-Length",
                           request.request_id);
   }
 
@@ -194,14 +202,15 @@ std::optional<HttpResponse> App::before(HttpRequest& request) {
   const auto max_body = static_cast<unsigned long long>(config_.max_body_mb * 1024.0 * 1024.0);
   if (!length.empty() && length.size() <= 19 && std::all_of(length.begin(), length.end(), ::isdigit) &&
       std::stoull(length) > max_body) {
-    return error_response(413, "payload_too_large",
-                          "request body of " + length + " bytes is over the limit of " + std::to_string(max_body) + " bytes",
-                          request.request_id);
+    return error_response(
+        413, "payload_too_large",
+        "request body of " + length + " bytes is over the limit of " + std::to_string(max_body) + " bytes",
+        request.request_id);
   }
 
   if (route->access == Access::kApiKey && !config_.api_key.empty() && !authorized(request)) {
-    HttpResponse response = error_response(401, "unauthorized", "missing or wrong API key (send 'Authorization: Bearer <key>')",
-                                           request.request_id);
+    HttpResponse response = error_response(
+        401, "unauthorized", "missing or wrong API key (send 'Authorization: Bearer <key>')", request.request_id);
     response.headers.emplace_back("WWW-Authenticate", "Bearer");
     return response;
   }
@@ -290,7 +299,8 @@ ServedModel& App::model_for(const std::string& name) {
   if (it == models_.end()) {
     std::string known;
     for (const auto& spec : config_.models) known += (known.empty() ? "" : ", ") + spec.name;
-    throw ApiError(404, "model_not_found", "no model named '" + log::sanitize(wanted.substr(0, 64)) + "' (loaded: " + known + ")");
+    throw ApiError(404, "model_not_found",
+                   "no model named '" + log::sanitize(wanted.substr(0, 64)) + "' (loaded: " + known + ")");
   }
   return *it->second;
 }

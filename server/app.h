@@ -85,7 +85,7 @@ class App {
   std::map<std::string, std::unique_ptr<ServedModel>> models_;
   std::string default_model_;
   std::atomic<ServerState> state_{ServerState::kLoading};
-  std::atomic<int> active_requests_{0};  // inference requests between parse and response
+  std::atomic<int> active_requests_{0};         // inference requests between parse and response
   std::unique_ptr<audit::AuditLog> audit_log_;  // null: /think answers 503
   think::Policy think_policy_;
   std::string client_id_;  // audit identity: the API key's id, never the key

@@ -109,16 +109,15 @@ std::vector<std::shared_ptr<BatchJob>> Batcher::gather(std::unique_lock<std::mut
 
   const DetectOptions& options = batch.front()->options;
   std::size_t images = batch.front()->images.size();
-  const auto wait_until = std::chrono::steady_clock::now() +
-                          std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                              std::chrono::duration<double, std::milli>(options_.batch_wait_ms));
+  const auto wait_until =
+      std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                             std::chrono::duration<double, std::milli>(options_.batch_wait_ms));
   const auto limit = static_cast<std::size_t>(options_.batch_max);
   while (images < limit) {
     bool took = false;
     for (auto it = queue_.begin(); it != queue_.end() && images < limit;) {
       auto& job = *it;
-      if (!job->cancelled.load() && same_run_options(job->options, options) &&
-          images + job->images.size() <= limit) {
+      if (!job->cancelled.load() && same_run_options(job->options, options) && images + job->images.size() <= limit) {
         images += job->images.size();
         batch.push_back(job);
         it = queue_.erase(it);
@@ -156,7 +155,8 @@ void Batcher::run_batch(std::vector<std::shared_ptr<BatchJob>>& batch) {
     auto next = results.begin();
     for (std::size_t i = 0; i < batch.size(); ++i) {
       const auto end = next + static_cast<std::ptrdiff_t>(counts[i]);
-      batch[i]->promise.set_value(std::vector<ImageResult>(std::make_move_iterator(next), std::make_move_iterator(end)));
+      batch[i]->promise.set_value(
+          std::vector<ImageResult>(std::make_move_iterator(next), std::make_move_iterator(end)));
       next = end;
     }
   } catch (...) {

@@ -19,7 +19,7 @@ namespace vlm::server {
 class Metrics;
 
 struct BatcherOptions {
-  int batch_max = 8;          // images per forward pass
+  int batch_max = 8;           // images per forward pass
   double batch_wait_ms = 5.0;  // longest a request waits for company
   int queue_capacity = 64;     // requests waiting; the next one is refused with 503
 };

@@ -44,7 +44,9 @@ std::string library_error_code(int status) {
 
 std::string library_error_message(int status) {
   switch (status) {
-    case 400: return "malformed HTTP request (bad request line, a header line over the limit, too many headers, or an unreadable body)";
+    case 400:
+      return "malformed HTTP request (bad request line, a header line over the limit, too many headers, or an "
+             "unreadable body)";
     case 404: return "no such route";
     case 413: return "request body is over the size limit";
     case 414: return "request target is over the length limit";

@@ -55,7 +55,8 @@ void App::handle_detect(const HttpRequest& request, HttpResponse& response) {
     for (std::size_t i = 0; i < input.images.size(); ++i) {
       const auto& bytes = input.images[i];
       try {
-        images.push_back(decode_image(std::span(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()), load));
+        images.push_back(
+            decode_image(std::span(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()), load));
       } catch (const Error& error) {
         const std::string where = input.images.size() > 1 ? "image " + std::to_string(i) + ": " : "";
         throw ApiError(http_status(error.code()), std::string(error_code_name(error.code())), where + error.what());
@@ -70,7 +71,8 @@ void App::handle_detect(const HttpRequest& request, HttpResponse& response) {
   while (future.wait_for(std::chrono::milliseconds(20)) != std::future_status::ready) {
     if (std::chrono::steady_clock::now() >= deadline) {
       served.batcher->cancel(job, "timeout");
-      throw ApiError(503, "timeout", "no result within --timeout-s (" + nlohmann::json(config_.timeout_s).dump() + " s)",
+      throw ApiError(503, "timeout",
+                     "no result within --timeout-s (" + nlohmann::json(config_.timeout_s).dump() + " s)",
                      {{"Retry-After", "1"}});
     }
     if (request.is_connection_closed && request.is_connection_closed()) {

@@ -3,8 +3,8 @@
 
 #include "app.h"
 #include "errors.h"
-#include "openapi_document.h"
 #include "gpu_memory.h"
+#include "openapi_document.h"
 
 namespace vlm::server {
 
@@ -19,8 +19,8 @@ void App::handle_ready(const HttpRequest& request, HttpResponse& response) {
     response.body = nlohmann::json{{"status", "ready"}}.dump();
     return;
   }
-  throw ApiError(503, std::string(server_state_name(state)), "not ready: the server is " + std::string(server_state_name(state)),
-                 {{"Retry-After", "1"}});
+  throw ApiError(503, std::string(server_state_name(state)),
+                 "not ready: the server is " + std::string(server_state_name(state)), {{"Retry-After", "1"}});
   (void)request;
 }
 
@@ -49,7 +49,8 @@ void App::handle_metrics(const HttpRequest&, HttpResponse& response) {
   text += "# HELP vlm_server_ready 1 when every model is loaded and the server is not draining.\n";
   text += fmt::format("# TYPE vlm_server_ready gauge\nvlm_server_ready {}\n", state == ServerState::kReady ? 1 : 0);
   text += "# HELP vlm_inference_requests_active Inference requests being parsed, queued or run.\n";
-  text += fmt::format("# TYPE vlm_inference_requests_active gauge\nvlm_inference_requests_active {}\n", active_requests_.load());
+  text += fmt::format("# TYPE vlm_inference_requests_active gauge\nvlm_inference_requests_active {}\n",
+                      active_requests_.load());
   if (state == ServerState::kReady || state == ServerState::kDraining) {
     text += "# HELP vlm_queue_depth Requests waiting for a forward pass, by model.\n# TYPE vlm_queue_depth gauge\n";
     for (const auto& [name, served] : models_) {
@@ -57,17 +58,21 @@ void App::handle_metrics(const HttpRequest&, HttpResponse& response) {
     }
   }
   if (auto memory = gpu_memory(config_.model_options.device)) {
-    text += "# HELP vlm_gpu_memory_used_bytes Device memory in use (all processes).\n# TYPE vlm_gpu_memory_used_bytes gauge\n";
-    text += fmt::format("vlm_gpu_memory_used_bytes{{device=\"{}\"}} {}\n", prometheus_label(config_.model_options.device),
-                        memory->used_bytes);
+    text +=
+        "# HELP vlm_gpu_memory_used_bytes Device memory in use (all processes).\n# TYPE vlm_gpu_memory_used_bytes "
+        "gauge\n";
+    text += fmt::format("vlm_gpu_memory_used_bytes{{device=\"{}\"}} {}\n",
+                        prometheus_label(config_.model_options.device), memory->used_bytes);
     text += "# HELP vlm_gpu_memory_total_bytes Device memory size.\n# TYPE vlm_gpu_memory_total_bytes gauge\n";
-    text += fmt::format("vlm_gpu_memory_total_bytes{{device=\"{}\"}} {}\n", prometheus_label(config_.model_options.device),
-                        memory->total_bytes);
+    text += fmt::format("vlm_gpu_memory_total_bytes{{device=\"{}\"}} {}\n",
+                        prometheus_label(config_.model_options.device), memory->total_bytes);
   }
   response.content_type = "text/plain; version=0.0.4; charset=utf-8";
   response.body = std::move(text);
 }
 
-void App::handle_openapi(const HttpRequest&, HttpResponse& response) { response.body = std::string(openapi_document()); }
+void App::handle_openapi(const HttpRequest&, HttpResponse& response) {
+  response.body = std::string(openapi_document());
+}
 
 }  // namespace vlm::server

@@ -37,9 +37,8 @@ HttpRequest convert_head(const httplib::Request& in, const httplib::Response& re
   for (const auto& [key, value] : in.headers) out.headers.emplace(key, value);
   for (const auto& [key, value] : in.params) out.query.emplace(key, value);
   out.request_id = res.get_header_value(std::string(kRequestIdHeader));
-  out.start = in.start_time_ == std::chrono::steady_clock::time_point::min()
-                  ? std::chrono::steady_clock::now()
-                  : in.start_time_;
+  out.start = in.start_time_ == std::chrono::steady_clock::time_point::min() ? std::chrono::steady_clock::now()
+                                                                             : in.start_time_;
   out.is_connection_closed = in.is_connection_closed;
   return out;
 }
@@ -63,7 +62,6 @@ void apply(const HttpResponse& from, httplib::Response& to) {
   for (const auto& [key, value] : from.headers) to.set_header(key, value);
   if (!from.body.empty() || !from.content_type.empty()) to.set_content(from.body, from.content_type);
 }
-
 
 // A per-request deadline for the phases a client controls: the request line and headers, then the
 // body. Socket read timeouts alone cannot stop a slowloris client, which sends one byte just
@@ -147,7 +145,9 @@ class GuardedServer : public httplib::Server {
             std::chrono::duration<double>(header_timeout_s))) {}
 
   ConnectionDeadlines::Clock::duration header_timeout() const { return header_timeout_; }
-  ConnectionDeadlines::Clock::duration keep_alive_timeout() const { return std::chrono::seconds(keep_alive_timeout_sec_); }
+  ConnectionDeadlines::Clock::duration keep_alive_timeout() const {
+    return std::chrono::seconds(keep_alive_timeout_sec_);
+  }
 
  private:
   bool process_and_close_socket(socket_t sock) override {
@@ -161,7 +161,8 @@ class GuardedServer : public httplib::Server {
     bool websocket_upgraded = false;
     const bool ok = httplib::detail::process_server_socket(
         svr_sock_, sock, keep_alive_max_count_, keep_alive_timeout_sec_, read_timeout_sec_, read_timeout_usec_,
-        write_timeout_sec_, write_timeout_usec_, [&](httplib::Stream& strm, bool close_connection, bool& connection_closed) {
+        write_timeout_sec_, write_timeout_usec_,
+        [&](httplib::Stream& strm, bool close_connection, bool& connection_closed) {
           return process_request(strm, remote_addr, remote_port, local_addr, local_port, close_connection,
                                  connection_closed, nullptr, &websocket_upgraded);
         });
@@ -200,7 +201,7 @@ std::vector<std::string> methods_for_path(const std::vector<HttpRoute>& routes, 
 }
 
 struct HttpServer::Impl {
-  ConnectionDeadlines deadlines;  // declared first: destroyed after the server that uses it
+  ConnectionDeadlines deadlines;     // declared first: destroyed after the server that uses it
   GuardedServer* guarded = nullptr;  // null with TLS (the handshake path stays httplib's own)
   HttpServerOptions options;
   std::vector<HttpRoute> routes;
@@ -222,8 +223,8 @@ HttpServer::HttpServer(HttpServerOptions options, std::vector<HttpRoute> routes,
     }
     auto tls = std::make_unique<httplib::SSLServer>(opt.ssl_cert_file.c_str(), opt.ssl_key_file.c_str());
     if (!tls->is_valid()) {
-      throw Error(ErrorCode::kIo, "cannot use TLS certificate '" + opt.ssl_cert_file + "' with key '" +
-                                      opt.ssl_key_file + "'");
+      throw Error(ErrorCode::kIo,
+                  "cannot use TLS certificate '" + opt.ssl_cert_file + "' with key '" + opt.ssl_key_file + "'");
     }
     impl_->server = std::move(tls);
   } else {

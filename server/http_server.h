@@ -32,7 +32,7 @@ struct FormPart {
 
 struct HttpRequest {
   std::string method;
-  std::string path;  // without the query string
+  std::string path;         // without the query string
   std::string remote_addr;  // the socket peer; client-sent address headers are never consulted
   HeaderMap headers;
   std::multimap<std::string, std::string> query;
@@ -90,8 +90,8 @@ struct HttpServerOptions {
   // Whole-phase bounds, enforced by a watchdog (plain HTTP): request line + headers, then body.
   double header_timeout_s = 10.0;
   double body_timeout_s = 60.0;
-  int threads = 8;       // connection workers kept alive
-  int max_threads = 64;  // workers under load; beyond that connections wait in the accept queue
+  int threads = 8;                    // connection workers kept alive
+  int max_threads = 64;               // workers under load; beyond that connections wait in the accept queue
   int max_pending_connections = 256;  // accepted but unserved; beyond that they are closed at once
 };
 

@@ -26,8 +26,7 @@ void add_param(ImageInput& input, const ImageInputRules& rules, const std::strin
 
 void add_image(ImageInput& input, const ImageInputRules& rules, std::string bytes) {
   if (input.images.size() >= rules.max_images) {
-    throw ApiError(413, "too_many_images",
-                   "more than " + std::to_string(rules.max_images) + " images in one request");
+    throw ApiError(413, "too_many_images", "more than " + std::to_string(rules.max_images) + " images in one request");
   }
   input.images.push_back(std::move(bytes));
 }
@@ -45,9 +44,11 @@ void parse_multipart(const HttpRequest& request, const ImageInputRules& rules, I
 void parse_json(const HttpRequest& request, const ImageInputRules& rules, ImageInput& input) {
   nlohmann::json body = nlohmann::json::parse(request.body, nullptr, false);
   if (body.is_discarded()) {
-    throw ApiError(400, "bad_json", "request body is not valid JSON (" + std::to_string(request.body.size()) + " bytes)");
+    throw ApiError(400, "bad_json",
+                   "request body is not valid JSON (" + std::to_string(request.body.size()) + " bytes)");
   }
-  if (!body.is_object()) throw ApiError(400, "bad_json", std::string("JSON body must be an object, got ") + body.type_name());
+  if (!body.is_object())
+    throw ApiError(400, "bad_json", std::string("JSON body must be an object, got ") + body.type_name());
   for (auto& [key, value] : body.items()) {
     if (key == "image") {
       if (!value.is_string()) {
@@ -56,12 +57,14 @@ void parse_json(const HttpRequest& request, const ImageInputRules& rules, ImageI
       add_image(input, rules, decode_base64(value.get_ref<const std::string&>()));
     } else if (key == "images") {
       if (!value.is_array()) {
-        throw ApiError(400, "bad_json", std::string("\"images\" must be an array of base64 strings, got ") + value.type_name());
+        throw ApiError(400, "bad_json",
+                       std::string("\"images\" must be an array of base64 strings, got ") + value.type_name());
       }
       input.batch = true;
       for (const auto& item : value) {
         if (!item.is_string()) {
-          throw ApiError(400, "bad_json", std::string("\"images\" items must be base64 strings, got ") + item.type_name());
+          throw ApiError(400, "bad_json",
+                         std::string("\"images\" items must be base64 strings, got ") + item.type_name());
         }
         add_image(input, rules, decode_base64(item.get_ref<const std::string&>()));
       }
@@ -85,7 +88,8 @@ std::string decode_base64(std::string_view text) {
     std::array<int, 256> table{};
     table.fill(-1);
     const std::string_view alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for (std::size_t i = 0; i < alphabet.size(); ++i) table[static_cast<unsigned char>(alphabet[i])] = static_cast<int>(i);
+    for (std::size_t i = 0; i < alphabet.size(); ++i)
+      table[static_cast<unsigned char>(alphabet[i])] = static_cast<int>(i);
     table['-'] = 62;
     table['_'] = 63;
     return table;

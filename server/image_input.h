@@ -15,9 +15,9 @@ namespace vlm::server {
 // What an image endpoint received, before any image is decoded. Shared by every route that takes
 // images (POST /detect today, POST /think later) so they accept the same three input forms.
 struct ImageInput {
-  std::vector<std::string> images;  // encoded bytes, in the client's order
+  std::vector<std::string> images;                   // encoded bytes, in the client's order
   nlohmann::json params = nlohmann::json::object();  // form fields / query (strings) or JSON values
-  std::string source;  // "multipart", "raw" or "json", for logs
+  std::string source;                                // "multipart", "raw" or "json", for logs
   bool batch = false;  // several images, or a JSON "images" array: answer with {"results": [...]}
 };
 

@@ -129,8 +129,8 @@ std::string Metrics::render() const {
   out += "# HELP vlm_requests_rejected_total Requests refused before running, by model and reason.\n";
   out += "# TYPE vlm_requests_rejected_total counter\n";
   for (const auto& [key, count] : rejected_) {
-    out += fmt::format("vlm_requests_rejected_total{{model=\"{}\",reason=\"{}\"}} {}\n",
-                       prometheus_label(key.first), prometheus_label(key.second), count);
+    out += fmt::format("vlm_requests_rejected_total{{model=\"{}\",reason=\"{}\"}} {}\n", prometheus_label(key.first),
+                       prometheus_label(key.second), count);
   }
   out += "# HELP vlm_model_load_seconds Time to load and warm up a model.\n# TYPE vlm_model_load_seconds gauge\n";
   for (const auto& [model, seconds] : load_seconds_) {

@@ -9,13 +9,13 @@ std::vector<RouteSpec> App::route_table() {
   };
   //       method  path             access            info log  inference  handler
   return {
-      {"GET",  "/health",       Access::kPublic, false, false, bind(&App::handle_health)},
-      {"GET",  "/ready",        Access::kPublic, false, false, bind(&App::handle_ready)},
-      {"GET",  "/metrics",      Access::kApiKey, false, false, bind(&App::handle_metrics)},
-      {"GET",  "/v1/models",    Access::kApiKey, true,  false, bind(&App::handle_models)},
-      {"GET",  "/openapi.json", Access::kApiKey, true,  false, bind(&App::handle_openapi)},
-      {"POST", "/detect",       Access::kApiKey, true,  true,  bind(&App::handle_detect)},
-      {"POST", "/think",        Access::kApiKey, true,  true,  bind(&App::handle_think)},
+      {"GET", "/health", Access::kPublic, false, false, bind(&App::handle_health)},
+      {"GET", "/ready", Access::kPublic, false, false, bind(&App::handle_ready)},
+      {"GET", "/metrics", Access::kApiKey, false, false, bind(&App::handle_metrics)},
+      {"GET", "/v1/models", Access::kApiKey, true, false, bind(&App::handle_models)},
+      {"GET", "/openapi.json", Access::kApiKey, true, false, bind(&App::handle_openapi)},
+      {"POST", "/detect", Access::kApiKey, true, true, bind(&App::handle_detect)},
+      {"POST", "/think", Access::kApiKey, true, true, bind(&App::handle_think)},
   };
 }
 

@@ -1,9 +1,9 @@
 #include "serve.h"
 
+#include <pthread.h>
 #include <csignal>
 #include <cstdio>
 #include <ctime>
-#include <pthread.h>
 #include <thread>
 
 #include "app.h"
@@ -64,7 +64,8 @@ int serve(const ServerConfig& config) {
     log::error("shutting down: a model failed to load");
     status = 1;
   } else {
-    log::info("received {}, draining (at most {} s)", signal_number == SIGINT ? "SIGINT" : "SIGTERM", config.drain_timeout_s);
+    log::info("received {}, draining (at most {} s)", signal_number == SIGINT ? "SIGINT" : "SIGTERM",
+              config.drain_timeout_s);
     loader.join();  // a model still loading finishes first; its batcher is then stopped cleanly
     // Requests still running past the bound are cut off; the exit is still the one asked for.
     app.drain(std::chrono::duration_cast<std::chrono::steady_clock::duration>(

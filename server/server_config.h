@@ -42,7 +42,7 @@ struct ServerConfig {
   double drain_timeout_s = 30.0;
   int warmup_runs = 2;
   std::optional<audit::AuditOptions> audit;  // --audit-dir and friends; /think needs it
-  std::string think_policy;  // empty: the built-in copy of configs/think-policy.json
+  std::string think_policy;                  // empty: the built-in copy of configs/think-policy.json
 };
 
 // Throws vlm::Error kInvalidArgument naming the first bad field.

@@ -6,8 +6,8 @@
 #include <atomic>
 #include <cmath>
 #include <mutex>
-#include <set>
 #include <optional>
+#include <set>
 #include <utility>
 
 #include "vlm/error.h"
@@ -28,8 +28,8 @@ std::atomic<AttentionBackend> g_default_backend{AttentionBackend::kAuto};
 void check_inputs(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
   auto shape = [](const at::Tensor& t) { return std::string(t.sizes().vec().empty() ? "[]" : c10::str(t.sizes())); };
   if (q.dim() != 4 || k.dim() != 4 || v.dim() != 4) {
-    throw Error(ErrorCode::kInvalidArgument, "attention expects 4-d q, k, v [B, H, S, D], got q " + shape(q) +
-                                                 ", k " + shape(k) + ", v " + shape(v));
+    throw Error(ErrorCode::kInvalidArgument, "attention expects 4-d q, k, v [B, H, S, D], got q " + shape(q) + ", k " +
+                                                 shape(k) + ", v " + shape(v));
   }
   if (k.sizes() != v.sizes() || q.size(0) != k.size(0) || q.size(1) != k.size(1) || q.size(3) != k.size(3)) {
     throw Error(ErrorCode::kInvalidArgument,
@@ -181,7 +181,8 @@ AttentionChoice choose_attention_backend(const AttentionRequest& request, Attent
 
 AttentionChoice choose_attention_backend(const at::Tensor& q, const at::Tensor& /*k*/,
                                          const AttentionOptions& options) {
-  AttentionBackend requested = options.backend == AttentionBackend::kAuto ? default_attention_backend() : options.backend;
+  AttentionBackend requested =
+      options.backend == AttentionBackend::kAuto ? default_attention_backend() : options.backend;
   AttentionRequest request;
   request.on_cuda = q.is_cuda();
   const DeviceInfo info = device_info(q);
@@ -190,7 +191,8 @@ AttentionChoice choose_attention_backend(const at::Tensor& q, const at::Tensor& 
   request.kernel_image = info.kernel_image;
   request.dtype = q.scalar_type();
   request.head_dim = q.dim() == 4 ? q.size(3) : 0;
-  request.scale = options.scale.value_or(request.head_dim > 0 ? 1.0 / std::sqrt(static_cast<double>(request.head_dim)) : 1.0);
+  request.scale =
+      options.scale.value_or(request.head_dim > 0 ? 1.0 / std::sqrt(static_cast<double>(request.head_dim)) : 1.0);
   return choose_attention_backend(request, requested, kFlashBuilt);
 }
 

@@ -19,7 +19,8 @@ c10::Device parse_device(const std::string& name) {
     index = std::stoi(name.substr(5));
   }
   auto count = static_cast<int>(torch::cuda::device_count());
-  if (count == 0) throw Error(ErrorCode::kUnavailable, "device " + name + " asked for, but no CUDA device is available");
+  if (count == 0)
+    throw Error(ErrorCode::kUnavailable, "device " + name + " asked for, but no CUDA device is available");
   if (index >= count) {
     throw Error(ErrorCode::kUnavailable,
                 "device " + name + " asked for, but only " + std::to_string(count) + " CUDA device(s) exist");

@@ -29,8 +29,8 @@ Image decode_image(std::span<const std::uint8_t> bytes, const ImageLoadOptions& 
   try {
     bgr = cv::imdecode(encoded, cv::IMREAD_COLOR);
   } catch (const cv::Exception& e) {
-    throw Error(ErrorCode::kImageCorrupt, std::string(image_format_name(header.format)) +
-                                              " image could not be decoded: " + e.err);
+    throw Error(ErrorCode::kImageCorrupt,
+                std::string(image_format_name(header.format)) + " image could not be decoded: " + e.err);
   }
   if (bgr.empty()) {
     throw Error(ErrorCode::kImageCorrupt,
@@ -44,7 +44,8 @@ Image decode_image(std::span<const std::uint8_t> bytes, const ImageLoadOptions& 
 Image load_image(const std::filesystem::path& path, const ImageLoadOptions& options) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) throw Error(ErrorCode::kNotFound, "no such file: " + path.string());
-  if (std::filesystem::is_directory(path, ec)) throw Error(ErrorCode::kInvalidArgument, path.string() + " is a directory");
+  if (std::filesystem::is_directory(path, ec))
+    throw Error(ErrorCode::kInvalidArgument, path.string() + " is a directory");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(ErrorCode::kIo, "cannot open " + path.string());
   std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

@@ -103,7 +103,8 @@ ImageHeader probe_webp(Bytes b) {
   }
   if (starts_with(b, "VP8X", 12)) {
     auto le24 = [&](std::size_t at) { return b[at] | (b[at + 1] << 8) | (b[at + 2] << 16); };
-    return sized(ImageFormat::kWebp, static_cast<std::uint32_t>(le24(24)) + 1, static_cast<std::uint32_t>(le24(27)) + 1);
+    return sized(ImageFormat::kWebp, static_cast<std::uint32_t>(le24(24)) + 1,
+                 static_cast<std::uint32_t>(le24(27)) + 1);
   }
   corrupt(ImageFormat::kWebp, "unknown chunk after the RIFF header");
 }
@@ -157,10 +158,11 @@ ImageHeader probe_image(std::span<const std::uint8_t> bytes) {
   } else if (starts_with(bytes, std::string_view("II*\0", 4)) || starts_with(bytes, std::string_view("MM\0*", 4))) {
     header = probe_tiff(bytes);
   } else if (starts_with(bytes, "GIF8") || starts_with(bytes, std::string_view("II+\0", 4)) ||
-             starts_with(bytes, std::string_view("\0\0\0\x0C" "jP  ", 8)) || starts_with(bytes, "ftypavif", 4) ||
-             starts_with(bytes, "ftypheic", 4)) {
-    throw Error(ErrorCode::kUnsupportedImage,
-                "image format is not supported (supported: JPEG, PNG, BMP, WebP, TIFF)");
+             starts_with(bytes, std::string_view("\0\0\0\x0C"
+                                                 "jP  ",
+                                                 8)) ||
+             starts_with(bytes, "ftypavif", 4) || starts_with(bytes, "ftypheic", 4)) {
+    throw Error(ErrorCode::kUnsupportedImage, "image format is not supported (supported: JPEG, PNG, BMP, WebP, TIFF)");
   } else {
     throw Error(ErrorCode::kNotAnImage, "data is not an image (" + std::to_string(bytes.size()) +
                                             " bytes; supported: JPEG, PNG, BMP, WebP, TIFF)");

@@ -99,12 +99,15 @@ std::size_t safetensors_dtype_size(SafetensorsDtype dtype) {
 
 SafetensorsDtype parse_safetensors_dtype(const std::string& name) {
   static const std::pair<const char*, SafetensorsDtype> kNames[] = {
-      {"BOOL", SafetensorsDtype::kBool},      {"U8", SafetensorsDtype::kU8},          {"I8", SafetensorsDtype::kI8},
-      {"I16", SafetensorsDtype::kI16},        {"U16", SafetensorsDtype::kU16},        {"F16", SafetensorsDtype::kF16},
-      {"BF16", SafetensorsDtype::kBF16},      {"I32", SafetensorsDtype::kI32},        {"U32", SafetensorsDtype::kU32},
-      {"F32", SafetensorsDtype::kF32},        {"F64", SafetensorsDtype::kF64},        {"I64", SafetensorsDtype::kI64},
-      {"U64", SafetensorsDtype::kU64},        {"F8_E4M3", SafetensorsDtype::kF8E4M3}, {"F8_E5M2", SafetensorsDtype::kF8E5M2},
-      {"F8_E8M0", SafetensorsDtype::kF8E8M0}, {"C64", SafetensorsDtype::kC64},
+      {"BOOL", SafetensorsDtype::kBool},      {"U8", SafetensorsDtype::kU8},
+      {"I8", SafetensorsDtype::kI8},          {"I16", SafetensorsDtype::kI16},
+      {"U16", SafetensorsDtype::kU16},        {"F16", SafetensorsDtype::kF16},
+      {"BF16", SafetensorsDtype::kBF16},      {"I32", SafetensorsDtype::kI32},
+      {"U32", SafetensorsDtype::kU32},        {"F32", SafetensorsDtype::kF32},
+      {"F64", SafetensorsDtype::kF64},        {"I64", SafetensorsDtype::kI64},
+      {"U64", SafetensorsDtype::kU64},        {"F8_E4M3", SafetensorsDtype::kF8E4M3},
+      {"F8_E5M2", SafetensorsDtype::kF8E5M2}, {"F8_E8M0", SafetensorsDtype::kF8E8M0},
+      {"C64", SafetensorsDtype::kC64},
   };
   for (const auto& [text, dtype] : kNames) {
     if (name == text) return dtype;
@@ -165,9 +168,8 @@ SafetensorsFile::SafetensorsFile(const std::filesystem::path& path)
     by_offset.push_back(&it->second);
   }
   std::uint64_t data_size = mapping_->size() - data_offset_;
-  std::sort(by_offset.begin(), by_offset.end(), [](const auto* a, const auto* b) {
-    return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
-  });
+  std::sort(by_offset.begin(), by_offset.end(),
+            [](const auto* a, const auto* b) { return a->begin != b->begin ? a->begin < b->begin : a->end < b->end; });
   std::uint64_t expected_begin = 0;
   for (const SafetensorsEntry* entry : by_offset) {
     if (entry->end > data_size) {
@@ -199,7 +201,8 @@ SafetensorsCheckpoint::SafetensorsCheckpoint(const std::filesystem::path& path) 
     } else if (std::filesystem::exists(path / "model.safetensors")) {
       target = path / "model.safetensors";
     } else {
-      throw Error(ErrorCode::kNotFound, path.string() + " holds neither model.safetensors nor model.safetensors.index.json");
+      throw Error(ErrorCode::kNotFound,
+                  path.string() + " holds neither model.safetensors nor model.safetensors.index.json");
     }
   }
   if (target.extension() != ".json") {

@@ -45,7 +45,8 @@ at::Tensor SafetensorsFile::tensor(const std::string& name) const {
     return copy;
   }
   auto keep_alive = mapping_;
-  return at::from_blob(data, entry.shape, [keep_alive](void*) {}, options);
+  return at::from_blob(
+      data, entry.shape, [keep_alive](void*) {}, options);
 }
 
 at::Tensor SafetensorsCheckpoint::tensor(const std::string& name) const {

@@ -82,8 +82,8 @@ int main(int argc, char** argv) {
   };
   auto opts = at::TensorOptions().dtype(at::kHalf).device(at::kCUDA);
   std::vector<std::string> rows;
-  std::printf("%-32s %9s %8s %8s %8s %7s %7s\n", "shape (fp16)", "ours ms", "ours TF", "FA2 TF", "cuDNN TF",
-              "/FA2", "/cuDNN");
+  std::printf("%-32s %9s %8s %8s %8s %7s %7s\n", "shape (fp16)", "ours ms", "ours TF", "FA2 TF", "cuDNN TF", "/FA2",
+              "/cuDNN");
   for (const Shape& s : shapes) {
     const int64_t bytes_per_set = 2 * (s.b * s.h * (s.sq + 2 * s.sk) * s.d);
     const int sets = static_cast<int>(std::clamp<int64_t>((256LL << 20) / std::max<int64_t>(bytes_per_set, 1), 1, 8));
@@ -116,7 +116,8 @@ int main(int argc, char** argv) {
     auto tf = [&](double ms) { return ms > 0 ? flops / (ms * 1e-3) / 1e12 : 0.0; };
     char line[256];
     std::snprintf(line, sizeof(line), "%-32s %9.4f %8.1f %8.1f %8.1f %7.2f %7.2f", s.name, ours_ms, tf(ours_ms),
-                  tf(fa2_ms), tf(cudnn_ms), fa2_ms > 0 ? fa2_ms / ours_ms : 0.0, cudnn_ms > 0 ? cudnn_ms / ours_ms : 0.0);
+                  tf(fa2_ms), tf(cudnn_ms), fa2_ms > 0 ? fa2_ms / ours_ms : 0.0,
+                  cudnn_ms > 0 ? cudnn_ms / ours_ms : 0.0);
     std::printf("%s\n", line);
     rows.emplace_back(line);
     if (tune) {

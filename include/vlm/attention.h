@@ -35,8 +35,7 @@ struct AttentionChoice {
   AttentionBackend backend;
   std::string fallback_reason;  // empty when the requested backend runs
 };
-AttentionChoice choose_attention_backend(const at::Tensor& q, const at::Tensor& k,
-                                         const AttentionOptions& options);
+AttentionChoice choose_attention_backend(const at::Tensor& q, const at::Tensor& k, const AttentionOptions& options);
 
 // What the dispatcher knows about a call, without tensors, so that the choice is unit-testable on a
 // machine without a GPU.
@@ -51,8 +50,7 @@ struct AttentionRequest {
 };
 // `requested` is already resolved from kAuto to the process default; flash_built says whether this
 // binary has the kernels. Throws kUnavailable when flash is asked for explicitly and cannot run.
-AttentionChoice choose_attention_backend(const AttentionRequest& request, AttentionBackend requested,
-                                         bool flash_built);
+AttentionChoice choose_attention_backend(const AttentionRequest& request, AttentionBackend requested, bool flash_built);
 
 // Process-wide default used when AttentionOptions::backend is kAuto (set from --attention).
 void set_default_attention_backend(AttentionBackend backend);

@@ -17,8 +17,23 @@ namespace vlm {
 
 // The element types of the safetensors format.
 enum class SafetensorsDtype {
-  kBool, kU8, kI8, kI16, kU16, kF16, kBF16, kI32, kU32, kF32, kF64, kI64, kU64,
-  kF8E4M3, kF8E5M2, kF8E8M0, kC64,
+  kBool,
+  kU8,
+  kI8,
+  kI16,
+  kU16,
+  kF16,
+  kBF16,
+  kI32,
+  kU32,
+  kF32,
+  kF64,
+  kI64,
+  kU64,
+  kF8E4M3,
+  kF8E5M2,
+  kF8E8M0,
+  kC64,
 };
 
 struct SafetensorsEntry {

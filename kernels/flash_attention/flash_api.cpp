@@ -47,9 +47,8 @@ std::string flash_device_unsupported_reason(int device) {
   return {};
 }
 
-at::Tensor flash_attention_forward(const at::Tensor& q_in, const at::Tensor& k_in, const at::Tensor& v_in,
-                                   double scale, bool causal, const at::Tensor& key_lengths,
-                                   const at::Tensor& out_in) {
+at::Tensor flash_attention_forward(const at::Tensor& q_in, const at::Tensor& k_in, const at::Tensor& v_in, double scale,
+                                   bool causal, const at::Tensor& key_lengths, const at::Tensor& out_in) {
   if (q_in.dim() != 4 || k_in.dim() != 4 || v_in.dim() != 4) {
     throw Error(ErrorCode::kInvalidArgument, "flash attention expects 4-d q, k, v [B, H, S, D], got q " +
                                                  describe(q_in) + ", k " + describe(k_in) + ", v " + describe(v_in));
@@ -60,9 +59,8 @@ at::Tensor flash_attention_forward(const at::Tensor& q_in, const at::Tensor& k_i
   }
   const auto dtype = q_in.scalar_type();
   if ((dtype != at::kHalf && dtype != at::kBFloat16) || k_in.scalar_type() != dtype || v_in.scalar_type() != dtype) {
-    throw Error(ErrorCode::kInvalidArgument,
-                "flash attention needs q, k, v all float16 or all bfloat16, got q " + describe(q_in) + ", k " +
-                    describe(k_in) + ", v " + describe(v_in));
+    throw Error(ErrorCode::kInvalidArgument, "flash attention needs q, k, v all float16 or all bfloat16, got q " +
+                                                 describe(q_in) + ", k " + describe(k_in) + ", v " + describe(v_in));
   }
   const int64_t batch = q_in.size(0), heads = q_in.size(1), seqlen_q = q_in.size(2), head_dim = q_in.size(3);
   const int64_t seqlen_k = k_in.size(2);
@@ -79,7 +77,8 @@ at::Tensor flash_attention_forward(const at::Tensor& q_in, const at::Tensor& k_i
     throw Error(ErrorCode::kInvalidArgument, "flash attention sizes overflow 32-bit indexing: q " + describe(q_in));
   }
   if (!(scale > 0.0) || !std::isfinite(scale)) {
-    throw Error(ErrorCode::kInvalidArgument, "flash attention needs a positive finite scale, got " + std::to_string(scale));
+    throw Error(ErrorCode::kInvalidArgument,
+                "flash attention needs a positive finite scale, got " + std::to_string(scale));
   }
   const c10::cuda::CUDAGuard guard(q_in.device());
   const std::string device_reason = flash_device_unsupported_reason(q_in.get_device());
@@ -89,8 +88,8 @@ at::Tensor flash_attention_forward(const at::Tensor& q_in, const at::Tensor& k_i
   if (key_lengths.defined()) {
     if (key_lengths.dim() != 1 || key_lengths.size(0) != batch ||
         (key_lengths.scalar_type() != at::kInt && key_lengths.scalar_type() != at::kLong)) {
-      throw Error(ErrorCode::kInvalidArgument, "key_lengths must be int32 or int64 [" + std::to_string(batch) +
-                                                   "], got " + describe(key_lengths));
+      throw Error(ErrorCode::kInvalidArgument,
+                  "key_lengths must be int32 or int64 [" + std::to_string(batch) + "], got " + describe(key_lengths));
     }
     lengths = key_lengths.to(q_in.device(), at::kInt).contiguous();
   }

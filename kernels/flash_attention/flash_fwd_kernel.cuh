@@ -155,7 +155,8 @@ __device__ __forceinline__ void load_tile(uint32_t smem_base, const typename T::
 }  // namespace detail
 
 template <typename T, bool kSplit>
-__global__ void __launch_bounds__(T::kThreads, T::kMinBlocks) flash_fwd_kernel(const __grid_constant__ FlashFwdParams p) {
+__global__ void __launch_bounds__(T::kThreads, T::kMinBlocks)
+    flash_fwd_kernel(const __grid_constant__ FlashFwdParams p) {
   using Element = typename T::Element;
   using namespace detail;
   constexpr int kBlockM = T::kBlockM;
@@ -197,13 +198,12 @@ __global__ void __launch_bounds__(T::kThreads, T::kMinBlocks) flash_fwd_kernel(c
     n_block_max = min(n_block_max, n_block_min + per_split);
   }
 
-  const auto* q_ptr = static_cast<const Element*>(p.q) + b * p.q_batch_stride + h * p.q_head_stride +
-                      m_start * p.q_row_stride;
+  const auto* q_ptr =
+      static_cast<const Element*>(p.q) + b * p.q_batch_stride + h * p.q_head_stride + m_start * p.q_row_stride;
   const auto* k_ptr = static_cast<const Element*>(p.k) + b * p.k_batch_stride + h * p.k_head_stride;
   const auto* v_ptr = static_cast<const Element*>(p.v) + b * p.v_batch_stride + h * p.v_head_stride;
   // Split partials are laid out [split, batch, heads, seqlen_q, head_dim] (and without head_dim for lse).
-  const int64_t partial_row0 =
-      ((static_cast<int64_t>(blockIdx.y) * p.batch + b) * p.heads + h) * p.seqlen_q + m_start;
+  const int64_t partial_row0 = ((static_cast<int64_t>(blockIdx.y) * p.batch + b) * p.heads + h) * p.seqlen_q + m_start;
 
   if (n_block_max <= n_block_min) {
     // No key is visible: the rows attend to nothing, as eager's nan_to_num makes them (zeros).
@@ -266,10 +266,10 @@ __global__ void __launch_bounds__(T::kThreads, T::kMinBlocks) flash_fwd_kernel(c
     if (n_block > n_block_min) {
       const int n = n_block - 1;
       const uint32_t next = (stage ^ 1) * T::kKVBytes;
-      load_tile<T, kBlockN>(k_smem + next, k_ptr + n * kBlockN * p.k_row_stride, p.k_row_stride,
-                            key_len - n * kBlockN, tid);
-      load_tile<T, kBlockN>(v_smem + next, v_ptr + n * kBlockN * p.v_row_stride, p.v_row_stride,
-                            key_len - n * kBlockN, tid);
+      load_tile<T, kBlockN>(k_smem + next, k_ptr + n * kBlockN * p.k_row_stride, p.k_row_stride, key_len - n * kBlockN,
+                            tid);
+      load_tile<T, kBlockN>(v_smem + next, v_ptr + n * kBlockN * p.v_row_stride, p.v_row_stride, key_len - n * kBlockN,
+                            tid);
     }
     cp_async_commit();
     if constexpr (T::kQInRegs) {
@@ -319,8 +319,7 @@ __global__ void __launch_bounds__(T::kThreads, T::kMinBlocks) flash_fwd_kernel(c
     }
 
     const int n_start = n_block * kBlockN;
-    const bool need_mask =
-        n_start + kBlockN > key_len || (p.causal && n_start + kBlockN - 1 > m_start + causal_offset);
+    const bool need_mask = n_start + kBlockN > key_len || (p.causal && n_start + kBlockN - 1 > m_start + causal_offset);
     if (need_mask) {
 #pragma unroll
       for (int mt = 0; mt < kMTiles; ++mt) {
@@ -419,13 +418,12 @@ __global__ void __launch_bounds__(T::kThreads, T::kMinBlocks) flash_fwd_kernel(c
           float* dst = p.o_partial + (partial_row0 + row) * kHeadDim + (lane & 3) * 2;
 #pragma unroll
           for (int dt = 0; dt < kDTiles; ++dt) {
-            *reinterpret_cast<float2*>(dst + dt * 8) =
-                make_float2(acc_o[mt][dt][2 * half] * inv_sum[mt][half], acc_o[mt][dt][2 * half + 1] * inv_sum[mt][half]);
+            *reinterpret_cast<float2*>(dst + dt * 8) = make_float2(acc_o[mt][dt][2 * half] * inv_sum[mt][half],
+                                                                   acc_o[mt][dt][2 * half + 1] * inv_sum[mt][half]);
           }
           if ((lane & 3) == 0) {
             const float sum = row_sum[mt][half];
-            p.lse_partial[partial_row0 + row] =
-                sum > 0.0f ? row_max[mt][half] * scale_log2 + __log2f(sum) : -INFINITY;
+            p.lse_partial[partial_row0 + row] = sum > 0.0f ? row_max[mt][half] * scale_log2 + __log2f(sum) : -INFINITY;
           }
         }
       }

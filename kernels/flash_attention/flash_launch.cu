@@ -115,16 +115,16 @@ FlashFwdPlan plan_flash_fwd(const FlashFwdParams& params, int device) {
       kFlashConfigs[override_index].head_dim == params.head_dim) {
     plan.config_index = override_index;
   } else {
-    plan.config_index = find_config(params.head_dim, params.seqlen_q <= kDecodeMaxRows ? ConfigRole::kDecode
-                                                                                         : ConfigRole::kPrefill);
+    plan.config_index =
+        find_config(params.head_dim, params.seqlen_q <= kDecodeMaxRows ? ConfigRole::kDecode : ConfigRole::kPrefill);
   }
   const FlashConfig& cfg = kFlashConfigs[plan.config_index];
   if (cfg.role == ConfigRole::kDecode) {
     // Split the keys only while the grid is short of two one-warp blocks per SM, keeping at least
     // two key tiles per split. Measured (H200, B24 H12 q1 k600: 288 blocks): 1 split 15.9 us,
     // 2 splits 17.9 us, 4 splits 18.6 us; the combine pass costs more than a fuller grid gains.
-    const int64_t rows_blocks = static_cast<int64_t>(params.batch) * params.heads *
-                                ((params.seqlen_q + cfg.block_m - 1) / cfg.block_m);
+    const int64_t rows_blocks =
+        static_cast<int64_t>(params.batch) * params.heads * ((params.seqlen_q + cfg.block_m - 1) / cfg.block_m);
     const int key_blocks = (params.seqlen_k + cfg.block_n - 1) / cfg.block_n;
     const int64_t target_blocks = static_cast<int64_t>(sm_count(device)) * 2;
     int splits = 1;

@@ -69,10 +69,10 @@ at::Tensor nms_keep_mask_cuda(const at::Tensor& boxes_sorted, float iou_threshol
   at::Tensor keep = at::empty({n}, boxes_sorted.options().dtype(at::kBool));
   auto* mask_ptr = reinterpret_cast<unsigned long long*>(mask.data_ptr<int64_t>());
   overlap_mask_kernel<<<dim3(col_blocks, col_blocks), kBlock, 0, stream>>>(boxes_sorted.data_ptr<float>(), n,
-                                                                             iou_threshold, mask_ptr);
+                                                                           iou_threshold, mask_ptr);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   sweep_kernel<<<1, 256, col_blocks * sizeof(unsigned long long), stream>>>(mask_ptr, n, col_blocks,
-                                                                           keep.data_ptr<bool>());
+                                                                            keep.data_ptr<bool>());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return keep;
 }

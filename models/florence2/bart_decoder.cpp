@@ -48,8 +48,7 @@ at::Tensor BartDecoder::forward(const at::Tensor& input_ids, KvCache& cache) con
     auto& entry = cache.layers[i];
     const at::Tensor q = split_heads(linear(weights_, layer + ".self_attn.q_proj", h), heads);
     entry.self_key.narrow(2, past, steps).copy_(split_heads(linear(weights_, layer + ".self_attn.k_proj", h), heads));
-    entry.self_value.narrow(2, past, steps)
-        .copy_(split_heads(linear(weights_, layer + ".self_attn.v_proj", h), heads));
+    entry.self_value.narrow(2, past, steps).copy_(split_heads(linear(weights_, layer + ".self_attn.v_proj", h), heads));
     at::Tensor a = attention(q, entry.self_key.narrow(2, 0, past + steps), entry.self_value.narrow(2, 0, past + steps),
                              self_options);
     a = linear(weights_, layer + ".self_attn.out_proj", merge_heads(a));

@@ -30,8 +30,7 @@ void read(const json& object, const char* key, T& out, const std::string& where)
   try {
     out = it->get<T>();
   } catch (const json::exception&) {
-    throw Error(ErrorCode::kBadCheckpoint,
-                where + ": field \"" + key + "\" has an unexpected type: " + it->dump());
+    throw Error(ErrorCode::kBadCheckpoint, where + ": field \"" + key + "\" has an unexpected type: " + it->dump());
   }
 }
 
@@ -44,8 +43,7 @@ void read_optional(const json& object, const char* key, std::optional<T>& out, c
   }
 }
 
-std::vector<int> int_list(const json& object, const char* key, std::vector<int> fallback,
-                          const std::string& where) {
+std::vector<int> int_list(const json& object, const char* key, std::vector<int> fallback, const std::string& where) {
   read(object, key, fallback, where);
   return fallback;
 }
@@ -54,9 +52,8 @@ void check_vision(const VisionConfig& v, const std::string& where) {
   const auto n = v.embed_dim.size();
   auto same = [&](std::size_t size, const char* name) {
     if (size != n) {
-      throw Error(ErrorCode::kBadCheckpoint, where + ": vision_config." + name + " has " +
-                                                 std::to_string(size) + " entries, embed_dim has " +
-                                                 std::to_string(n));
+      throw Error(ErrorCode::kBadCheckpoint, where + ": vision_config." + name + " has " + std::to_string(size) +
+                                                 " entries, embed_dim has " + std::to_string(n));
     }
   };
   if (n == 0) throw Error(ErrorCode::kBadCheckpoint, where + ": vision_config has no stages");
@@ -70,10 +67,10 @@ void check_vision(const VisionConfig& v, const std::string& where) {
   for (std::size_t i = 0; i < n; ++i) {
     if (v.num_heads[i] <= 0 || v.embed_dim[i] % v.num_heads[i] != 0 || v.num_groups[i] <= 0 ||
         v.embed_dim[i] % v.num_groups[i] != 0) {
-      throw Error(ErrorCode::kBadCheckpoint,
-                  where + ": vision stage " + std::to_string(i) + " embed_dim " +
-                      std::to_string(v.embed_dim[i]) + " is not divisible by num_heads " +
-                      std::to_string(v.num_heads[i]) + " and num_groups " + std::to_string(v.num_groups[i]));
+      throw Error(ErrorCode::kBadCheckpoint, where + ": vision stage " + std::to_string(i) + " embed_dim " +
+                                                 std::to_string(v.embed_dim[i]) + " is not divisible by num_heads " +
+                                                 std::to_string(v.num_heads[i]) + " and num_groups " +
+                                                 std::to_string(v.num_groups[i]));
     }
   }
 }
@@ -154,8 +151,8 @@ TextConfig parse_text(const json& j, CheckpointLayout layout, const std::string&
                 where + ": pre-norm BART (normalize_before / add_final_layer_norm) is not Florence-2");
   }
   if (t.d_model % t.encoder_attention_heads != 0 || t.d_model % t.decoder_attention_heads != 0) {
-    throw Error(ErrorCode::kBadCheckpoint, where + ": d_model " + std::to_string(t.d_model) +
-                                               " is not divisible by the attention head counts");
+    throw Error(ErrorCode::kBadCheckpoint,
+                where + ": d_model " + std::to_string(t.d_model) + " is not divisible by the attention head counts");
   }
   return t;
 }
@@ -169,12 +166,13 @@ void apply_generation(const json& j, GenerationConfig& g, const std::string& whe
   if (j.contains("early_stopping") && !j["early_stopping"].is_null()) {
     const auto& e = j["early_stopping"];
     if (e.is_boolean()) {
-      g.early_stopping = e.get<bool>() ? GenerationConfig::EarlyStopping::kTrue
-                                       : GenerationConfig::EarlyStopping::kFalse;
+      g.early_stopping =
+          e.get<bool>() ? GenerationConfig::EarlyStopping::kTrue : GenerationConfig::EarlyStopping::kFalse;
     } else if (e.is_string() && e.get<std::string>() == "never") {
       g.early_stopping = GenerationConfig::EarlyStopping::kNever;
     } else {
-      throw Error(ErrorCode::kBadCheckpoint, where + ": early_stopping must be true, false or \"never\", got " + e.dump());
+      throw Error(ErrorCode::kBadCheckpoint,
+                  where + ": early_stopping must be true, false or \"never\", got " + e.dump());
     }
   }
   read(j, "length_penalty", g.length_penalty, where);
@@ -195,7 +193,8 @@ void apply_generation(const json& j, GenerationConfig& g, const std::string& whe
   bool do_sample = false;
   read(j, "do_sample", do_sample, where);
   if (do_sample) {
-    throw Error(ErrorCode::kUnsupportedModel, where + ": do_sample=true is not supported (greedy and beam search only)");
+    throw Error(ErrorCode::kUnsupportedModel,
+                where + ": do_sample=true is not supported (greedy and beam search only)");
   }
   if (g.num_beams < 1) throw Error(ErrorCode::kBadCheckpoint, where + ": num_beams must be >= 1");
 }
@@ -260,8 +259,8 @@ Config load_config(const std::filesystem::path& dir) {
   const auto where = config_path.string();
   const json top = read_json(config_path);
   if (top.value("model_type", std::string()) != "florence2") {
-    throw Error(ErrorCode::kUnsupportedModel, where + ": model_type is \"" +
-                                                  top.value("model_type", std::string()) + "\", expected florence2");
+    throw Error(ErrorCode::kUnsupportedModel,
+                where + ": model_type is \"" + top.value("model_type", std::string()) + "\", expected florence2");
   }
   if (!top.contains("vision_config") || !top["vision_config"].is_object()) {
     throw Error(ErrorCode::kBadCheckpoint, where + ": no vision_config object");

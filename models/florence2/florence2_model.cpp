@@ -21,9 +21,26 @@ namespace {
 std::vector<std::string> florence_tokens() {
   std::vector<std::string> tokens = {"<od>", "</od>", "<ocr>", "</ocr>"};
   for (int i = 0; i < 1000; ++i) tokens.push_back("<loc_" + std::to_string(i) + ">");
-  for (const char* t : {"<cap>", "</cap>", "<ncap>", "</ncap>", "<dcap>", "</dcap>", "<grounding>", "</grounding>",
-                        "<seg>", "</seg>", "<sep>", "<region_cap>", "</region_cap>", "<region_to_desciption>",
-                        "</region_to_desciption>", "<proposal>", "</proposal>", "<poly>", "</poly>", "<and>"}) {
+  for (const char* t : {"<cap>",
+                        "</cap>",
+                        "<ncap>",
+                        "</ncap>",
+                        "<dcap>",
+                        "</dcap>",
+                        "<grounding>",
+                        "</grounding>",
+                        "<seg>",
+                        "</seg>",
+                        "<sep>",
+                        "<region_cap>",
+                        "</region_cap>",
+                        "<region_to_desciption>",
+                        "</region_to_desciption>",
+                        "<proposal>",
+                        "</proposal>",
+                        "<poly>",
+                        "</poly>",
+                        "<and>"}) {
     tokens.emplace_back(t);
   }
   return tokens;
@@ -90,10 +107,11 @@ class Florence2Model final : public Model {
       ImageResult& result = results[i];
       result.width = images[i].width();
       result.height = images[i].height();
-      nlohmann::json parsed =
-          post_process_generation(text, task, ImageSize{result.width, result.height})[task];
+      nlohmann::json parsed = post_process_generation(text, task, ImageSize{result.width, result.height})[task];
       fill_detections(parsed, result);
-      result.extra = {{"task", task}, {"result", parsed}, {"generated_ids", tokens},
+      result.extra = {{"task", task},
+                      {"result", parsed},
+                      {"generated_ids", tokens},
                       // transformers' post-processing yields no confidence; detections carry 0.
                       {"scores", nullptr}};
     }

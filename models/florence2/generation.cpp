@@ -65,10 +65,9 @@ at::Tensor beam_search(const BartDecoder& decoder, const at::Tensor& encoder_hid
   const at::Tensor eos = eos_tensor(config);
   const std::int64_t n_eos = static_cast<std::int64_t>(config.eos_token_ids.size());
   const std::int64_t keep = std::max<std::int64_t>(2, 1 + n_eos) * beams;
-  const at::Tensor top_beam_mask =
-      at::cat({at::ones({beams}, at::kBool), at::zeros({keep - beams}, at::kBool)});
-  const std::int64_t fill = config.pad_token_id != 0 ? config.pad_token_id
-                                                     : (config.eos_token_ids.empty() ? -1 : config.eos_token_ids[0]);
+  const at::Tensor top_beam_mask = at::cat({at::ones({beams}, at::kBool), at::zeros({keep - beams}, at::kBool)});
+  const std::int64_t fill =
+      config.pad_token_id != 0 ? config.pad_token_id : (config.eos_token_ids.empty() ? -1 : config.eos_token_ids[0]);
   const int prompt_len = 1;
   int cur_len = 1;
 
@@ -141,8 +140,8 @@ at::Tensor beam_search(const BartDecoder& decoder, const at::Tensor& encoder_hid
         (early == EarlyStopping::kNever && length_penalty > 0.0) ? max_length - prompt_len : cur_len - prompt_len;
     const at::Tensor best_possible =
         running_scores.narrow(1, 0, 1) / std::pow(static_cast<double>(best_length), length_penalty);
-    const at::Tensor worst_finished = at::where(is_sent_finished, std::get<0>(at::min(beam_scores, 1, true)),
-                                                at::full({}, -kLarge, at::kFloat));
+    const at::Tensor worst_finished =
+        at::where(is_sent_finished, std::get<0>(at::min(beam_scores, 1, true)), at::full({}, -kLarge, at::kFloat));
     heuristic_unsatisfied = heuristic_unsatisfied & at::any(best_possible > worst_finished, -1, true);
 
     const bool improvement_possible = heuristic_unsatisfied.any().item<bool>();

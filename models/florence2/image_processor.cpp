@@ -23,14 +23,16 @@ at::Tensor ImageProcessor::process_rgb(const at::Tensor& rgb_hwc) const {
   if (config_.do_rescale && config_.do_normalize) {
     // transformers fuses both steps: mean and std tensors (float32) scaled by 1/rescale_factor.
     const double inverse = 1.0 / config_.rescale_factor;
-    const at::Tensor mean = at::tensor(std::vector<double>(config_.image_mean.begin(), config_.image_mean.end()),
-                                       options) * inverse;
-    const at::Tensor std_dev = at::tensor(std::vector<double>(config_.image_std.begin(), config_.image_std.end()),
-                                          options) * inverse;
+    const at::Tensor mean =
+        at::tensor(std::vector<double>(config_.image_mean.begin(), config_.image_mean.end()), options) * inverse;
+    const at::Tensor std_dev =
+        at::tensor(std::vector<double>(config_.image_std.begin(), config_.image_std.end()), options) * inverse;
     out = out.sub_(mean.view({-1, 1, 1})).div_(std_dev.view({-1, 1, 1}));
   } else if (config_.do_normalize) {
-    const at::Tensor mean = at::tensor(std::vector<double>(config_.image_mean.begin(), config_.image_mean.end()), options);
-    const at::Tensor std_dev = at::tensor(std::vector<double>(config_.image_std.begin(), config_.image_std.end()), options);
+    const at::Tensor mean =
+        at::tensor(std::vector<double>(config_.image_mean.begin(), config_.image_mean.end()), options);
+    const at::Tensor std_dev =
+        at::tensor(std::vector<double>(config_.image_std.begin(), config_.image_std.end()), options);
     out = out.sub_(mean.view({-1, 1, 1})).div_(std_dev.view({-1, 1, 1}));
   } else if (config_.do_rescale) {
     out = out * config_.rescale_factor;

@@ -16,8 +16,8 @@ at::Tensor project_image_features(const Weights& weights, const at::Tensor& feat
                                                  std::to_string(width) + " exceeds the " +
                                                  std::to_string(rows.size(0)) + " learned image positions");
   }
-  const at::Tensor x_emb = columns.slice(0, 0, width);   // [W, C/2]
-  const at::Tensor y_emb = rows.slice(0, 0, height);     // [H, C/2]
+  const at::Tensor x_emb = columns.slice(0, 0, width);  // [W, C/2]
+  const at::Tensor y_emb = rows.slice(0, 0, height);    // [H, C/2]
   const at::Tensor pos = at::cat({x_emb.unsqueeze(0).expand({height, width, x_emb.size(1)}),
                                   y_emb.unsqueeze(1).expand({height, width, y_emb.size(1)})},
                                  -1)

@@ -11,9 +11,9 @@ namespace vlm::florence2 {
 // computed once from the encoder output and reused by every step.
 struct KvCache {
   struct Layer {
-    at::Tensor self_key;     // [rows, heads, max_length, head_dim]
+    at::Tensor self_key;  // [rows, heads, max_length, head_dim]
     at::Tensor self_value;
-    at::Tensor cross_key;    // [rows, heads, encoder_length, head_dim]
+    at::Tensor cross_key;  // [rows, heads, encoder_length, head_dim]
     at::Tensor cross_value;
   };
   std::vector<Layer> layers;

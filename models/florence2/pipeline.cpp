@@ -45,9 +45,8 @@ at::Tensor Pipeline::encode(const at::Tensor& image_features, const at::Tensor& 
 at::Tensor Pipeline::first_step_logits(const at::Tensor& encoder_hidden) const {
   at::NoGradGuard no_grad;
   KvCache cache = decoder_->start(encoder_hidden, 1);
-  const at::Tensor start =
-      at::full({encoder_hidden.size(0), 1}, config_.generation.decoder_start_token_id,
-               at::TensorOptions().dtype(at::kLong).device(options_.device));
+  const at::Tensor start = at::full({encoder_hidden.size(0), 1}, config_.generation.decoder_start_token_id,
+                                    at::TensorOptions().dtype(at::kLong).device(options_.device));
   return decoder_->forward(start, cache).select(1, 0).to(at::kCPU, at::kFloat);
 }
 

@@ -2,8 +2,8 @@
 
 #include <cstring>
 #include <fstream>
-#include <string_view>
 #include <sstream>
+#include <string_view>
 
 #include <caffe2/serialize/inline_container.h>
 #include <torch/csrc/jit/serialization/unpickler.h>
@@ -90,7 +90,6 @@ c10::IValue unpickle_state_dict(const std::filesystem::path& bin) {
   return unpickler.parse_ivalue();
 }
 
-
 struct RawTensor {
   std::string source_name;
   at::Tensor tensor;
@@ -108,16 +107,16 @@ std::pair<std::map<std::string, RawTensor>, std::filesystem::path> read_checkpoi
   }
   const auto bin = dir / "pytorch_model.bin";
   if (!std::filesystem::exists(bin)) {
-    throw Error(ErrorCode::kNotFound, "no model.safetensors, model.safetensors.index.json or pytorch_model.bin in " +
-                                          dir.string());
+    throw Error(ErrorCode::kNotFound,
+                "no model.safetensors, model.safetensors.index.json or pytorch_model.bin in " + dir.string());
   }
   c10::IValue value;
   try {
     value = unpickle_state_dict(bin);
   } catch (const c10::Error& e) {
-    throw Error(ErrorCode::kBadCheckpoint,
-                bin.string() + " is not a readable torch.save archive (truncated or legacy format?): " +
-                    std::string(e.what_without_backtrace()).substr(0, 300));
+    throw Error(ErrorCode::kBadCheckpoint, bin.string() +
+                                               " is not a readable torch.save archive (truncated or legacy format?): " +
+                                               std::string(e.what_without_backtrace()).substr(0, 300));
   }
   if (!value.isGenericDict()) {
     throw Error(ErrorCode::kBadCheckpoint, bin.string() + " does not hold a state dict (got " + value.tagKind() + ")");
@@ -237,8 +236,8 @@ LoadedWeights load_weights(const std::filesystem::path& dir, const Config& confi
     }
     if (transpose) {
       if (tensor.dim() != 2) {
-        throw Error(ErrorCode::kBadCheckpoint, "tensor " + stored + " has shape " + shape_string(tensor.sizes()) +
-                                                   ", expected 2 dimensions");
+        throw Error(ErrorCode::kBadCheckpoint,
+                    "tensor " + stored + " has shape " + shape_string(tensor.sizes()) + ", expected 2 dimensions");
       }
       tensor = tensor.t();
     }

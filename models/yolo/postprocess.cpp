@@ -30,7 +30,8 @@ at::Tensor keep_classes(const at::Tensor& rows, const std::vector<int>& classes)
 
 at::Tensor suppress(at::Tensor rows, const DetectOptions& options) {
   if (rows.size(0) == 0) return rows;
-  if (rows.size(0) > kMaxNmsInput) rows = rows.index({rows.select(1, 4).argsort(/*stable=*/true, 0, true).slice(0, 0, kMaxNmsInput)});
+  if (rows.size(0) > kMaxNmsInput)
+    rows = rows.index({rows.select(1, 4).argsort(/*stable=*/true, 0, true).slice(0, 0, kMaxNmsInput)});
   at::Tensor offsets = rows.slice(1, 5, 6) * (options.agnostic_nms ? 0.0 : kClassOffset);
   at::Tensor keep = ops::nms(rows.slice(1, 0, 4) + offsets, rows.select(1, 4), options.iou);
   return rows.index_select(0, keep.slice(0, 0, options.max_det));

@@ -71,8 +71,8 @@ class YoloModel final : public Model {
     std::vector<ImageResult> results(images.size());
     for (std::size_t i = 0; i < images.size(); ++i) {
       at::Tensor rows = select_detections(output, static_cast<int64_t>(i), layout_, options);
-      rescale_to_original(rows, boxes[i], images[i].width(), images[i].height(), meta_.image_width,
-                          meta_.image_height, meta_.exporter);
+      rescale_to_original(rows, boxes[i], images[i].width(), images[i].height(), meta_.image_width, meta_.image_height,
+                          meta_.exporter);
       fill_result(rows.cpu(), images[i], results[i]);
     }
     double postprocess_ms = ms_since(start);
@@ -92,8 +92,8 @@ class YoloModel final : public Model {
 
  private:
   at::Tensor preprocess(std::span<const Image> images, std::vector<Letterbox>& boxes) const {
-    auto batch = torch::empty({static_cast<int64_t>(images.size()), meta_.image_height, meta_.image_width, 3},
-                              torch::kUInt8);
+    auto batch =
+        torch::empty({static_cast<int64_t>(images.size()), meta_.image_height, meta_.image_width, 3}, torch::kUInt8);
     for (std::size_t i = 0; i < images.size(); ++i) {
       const Image& image = images[i];
       boxes.push_back(compute_letterbox(image.width(), image.height(), meta_.image_width, meta_.image_height));
@@ -188,8 +188,8 @@ std::unique_ptr<Model> load_yolo_model(const std::filesystem::path& path, const 
   try {
     model->warm_up();
   } catch (const c10::Error& e) {
-    throw Error(ErrorCode::kUnsupportedModel, path.string() + ": forward pass failed: " +
-                                                  std::string(e.what_without_backtrace()).substr(0, 300));
+    throw Error(ErrorCode::kUnsupportedModel,
+                path.string() + ": forward pass failed: " + std::string(e.what_without_backtrace()).substr(0, 300));
   }
   model->set_load_ms(ms_since(start));
   log::info("loaded YOLO model {} ({} classes, {}x{}, {} on {}) in {:.0f} ms", path.string(), meta.names.size(),

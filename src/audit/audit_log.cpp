@@ -8,9 +8,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <system_error>
 #include <fstream>
 #include <sstream>
+#include <system_error>
 
 #include "vlm/audit/key_file.h"
 #include "vlm/audit/record.h"

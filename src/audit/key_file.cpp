@@ -8,8 +8,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <system_error>
 #include <string>
+#include <system_error>
 
 #include "vlm/error.h"
 

@@ -12,8 +12,8 @@ at::Tensor nms(const at::Tensor& boxes, const at::Tensor& scores, double iou_thr
     throw Error(ErrorCode::kInvalidArgument, "nms: boxes should be [N, 4], got " + c10::str(boxes.sizes()));
   }
   if (scores.dim() != 1 || scores.size(0) != boxes.size(0)) {
-    throw Error(ErrorCode::kInvalidArgument, "nms: scores should be [" + std::to_string(boxes.size(0)) + "], got " +
-                                                 c10::str(scores.sizes()));
+    throw Error(ErrorCode::kInvalidArgument,
+                "nms: scores should be [" + std::to_string(boxes.size(0)) + "], got " + c10::str(scores.sizes()));
   }
   if (boxes.device() != scores.device()) {
     throw Error(ErrorCode::kInvalidArgument, "nms: boxes and scores must be on one device");

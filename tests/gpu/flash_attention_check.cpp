@@ -126,7 +126,8 @@ void run_case(Totals& totals, at::ScalarType dtype, int64_t d, Mask mask_kind, i
 // A key length of 0 leaves every row with nothing to attend to: eager returns zeros there.
 void run_zero_length_case(Totals& totals) {
   auto opts = at::TensorOptions().dtype(at::kHalf).device(at::kCUDA);
-  at::Tensor q = at::randn({2, 2, 9, 64}, opts), k = at::randn({2, 2, 33, 64}, opts), v = at::randn({2, 2, 33, 64}, opts);
+  at::Tensor q = at::randn({2, 2, 9, 64}, opts), k = at::randn({2, 2, 33, 64}, opts),
+             v = at::randn({2, 2, 33, 64}, opts);
   at::Tensor lengths = at::tensor({0, 33}, at::kLong);
   at::Tensor out = at::full({2, 2, 9, 64}, std::numeric_limits<float>::quiet_NaN(), opts);
   vlm::flash::flash_attention_forward(q, k, v, 0.125, false, lengths, out);

@@ -60,8 +60,8 @@ void check_forward(const std::string& layout, const std::string& size) {
   EXPECT_LE(errors[1], kTolerance) << "image features";
   EXPECT_LE(errors[2], kTolerance) << "encoder output";
   EXPECT_LE(errors[3], kTolerance) << "first-step logits";
-  std::cout << layout << "/" << size << ": vision " << errors[0] << ", image " << errors[1] << ", encoder "
-            << errors[2] << ", logits " << errors[3] << "\n";
+  std::cout << layout << "/" << size << ": vision " << errors[0] << ", image " << errors[1] << ", encoder " << errors[2]
+            << ", logits " << errors[3] << "\n";
 }
 
 void check_generation(const std::string& layout, bool all_tasks) {
@@ -183,7 +183,8 @@ void expect_load_error(const std::string& dir, const std::string& needle) {
 
 TEST(Florence2Parity, LoadingErrorsNameTheTensor) {
   expect_load_error("broken_missing", "model.language_model.decoder.layers.1.fc2.weight");
-  expect_load_error("broken_shape", "model.language_model.encoder.layers.0.fc1.weight has shape [32, 64], expected [64, 32]");
+  expect_load_error("broken_shape",
+                    "model.language_model.encoder.layers.0.fc1.weight has shape [32, 64], expected [64, 32]");
   expect_load_error("broken_dtype", "model.multi_modal_projector.image_proj_norm.weight has dtype Int");
   expect_load_error("broken_extra", "model.vision_tower.blocks.0.0.spatial_block.unexpected.weight");
   expect_load_error("broken_truncated", "model.safetensors");

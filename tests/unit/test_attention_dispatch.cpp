@@ -122,8 +122,8 @@ TEST(AttentionDispatch, AutoOnCpuComputesEagerAttention) {
     const int64_t len = b == 0 ? 11 : 9;
     for (int64_t i = 0; i < 7; ++i) {
       const int64_t visible = std::min<int64_t>(len, i + 1 + (11 - 7));
-      at::Tensor s = at::matmul(q[b].select(1, i).unsqueeze(1), k[b].narrow(1, 0, visible).transpose(1, 2)) /
-                     std::sqrt(32.0);
+      at::Tensor s =
+          at::matmul(q[b].select(1, i).unsqueeze(1), k[b].narrow(1, 0, visible).transpose(1, 2)) / std::sqrt(32.0);
       ref[b].select(1, i).copy_(at::matmul(at::softmax(s, -1), v[b].narrow(1, 0, visible)).squeeze(1));
     }
   }

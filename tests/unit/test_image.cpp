@@ -29,7 +29,8 @@ Diff compare_to_reference(const Image& image, const std::string& name) {
   nlohmann::json entry = test::read_json(images() / "manifest.json").at(name);
   EXPECT_EQ(image.width(), entry["width"].get<int>()) << name;
   EXPECT_EQ(image.height(), entry["height"].get<int>()) << name;
-  if (image.width() != entry["width"].get<int>() || image.height() != entry["height"].get<int>()) return {255, 255, 255};
+  if (image.width() != entry["width"].get<int>() || image.height() != entry["height"].get<int>())
+    return {255, 255, 255};
   std::vector<std::uint8_t> reference = test::read_bytes(images() / entry["reference"].get<std::string>());
   EXPECT_EQ(reference.size(), image.rgb.total() * 3) << name;
   cv::Mat want(image.height(), image.width(), CV_8UC3, reference.data());
@@ -100,8 +101,10 @@ TEST(Image, ExifOrientationIsApplied) {
 
 TEST(Image, ProbeReadsFormatAndSizeFromTheHeader) {
   nlohmann::json manifest = test::read_json(images() / "manifest.json");
-  const std::map<std::string, ImageFormat> formats = {{"PNG", ImageFormat::kPng},   {"BMP", ImageFormat::kBmp},
-                                                      {"TIFF", ImageFormat::kTiff}, {"WEBP", ImageFormat::kWebp},
+  const std::map<std::string, ImageFormat> formats = {{"PNG", ImageFormat::kPng},
+                                                      {"BMP", ImageFormat::kBmp},
+                                                      {"TIFF", ImageFormat::kTiff},
+                                                      {"WEBP", ImageFormat::kWebp},
                                                       {"JPEG", ImageFormat::kJpeg}};
   int probed = 0;
   for (const auto& [name, entry] : manifest.items()) {

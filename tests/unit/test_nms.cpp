@@ -131,9 +131,9 @@ TEST(Nms, IouExactlyAtTheThresholdIsKept) {
   std::vector<Box> boxes = {{0, 0, 4, 1}, {0, 0, 8, 1}};
   std::vector<float> scores = {0.9F, 0.8F};
   ASSERT_EQ(iou(boxes[0], boxes[1]), 0.5);
-  EXPECT_EQ(run_nms(boxes, scores, 0.5), (std::vector<std::int64_t>{0, 1}));      // at: kept (strictly greater suppresses)
-  EXPECT_EQ(run_nms(boxes, scores, 0.4999), (std::vector<std::int64_t>{0}));      // just below the IoU: suppressed
-  EXPECT_EQ(run_nms(boxes, scores, 0.5001), (std::vector<std::int64_t>{0, 1}));   // just above the IoU: kept
+  EXPECT_EQ(run_nms(boxes, scores, 0.5), (std::vector<std::int64_t>{0, 1}));  // at: kept (strictly greater suppresses)
+  EXPECT_EQ(run_nms(boxes, scores, 0.4999), (std::vector<std::int64_t>{0}));  // just below the IoU: suppressed
+  EXPECT_EQ(run_nms(boxes, scores, 0.5001), (std::vector<std::int64_t>{0, 1}));  // just above the IoU: kept
   // IoU 0.25, lower score first in the input.
   boxes = {{0, 0, 1, 1}, {0, 0, 4, 1}};
   scores = {0.1F, 0.2F};

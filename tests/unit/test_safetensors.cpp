@@ -28,17 +28,29 @@ fs::path all_dtypes() { return tensors_dir() / "all_dtypes.safetensors"; }
 
 const std::map<std::string, at::ScalarType>& expected_scalar_types() {
   static const std::map<std::string, at::ScalarType> kTypes = {
-      {"BOOL", at::kBool},     {"U8", at::kByte},        {"I8", at::kChar},
-      {"I16", at::kShort},     {"U16", at::kUInt16},     {"F16", at::kHalf},
-      {"BF16", at::kBFloat16}, {"I32", at::kInt},        {"U32", at::kUInt32},
-      {"F32", at::kFloat},     {"F64", at::kDouble},     {"I64", at::kLong},
-      {"U64", at::kUInt64},    {"F8_E4M3", at::kFloat8_e4m3fn}, {"F8_E5M2", at::kFloat8_e5m2},
+      {"BOOL", at::kBool},
+      {"U8", at::kByte},
+      {"I8", at::kChar},
+      {"I16", at::kShort},
+      {"U16", at::kUInt16},
+      {"F16", at::kHalf},
+      {"BF16", at::kBFloat16},
+      {"I32", at::kInt},
+      {"U32", at::kUInt32},
+      {"F32", at::kFloat},
+      {"F64", at::kDouble},
+      {"I64", at::kLong},
+      {"U64", at::kUInt64},
+      {"F8_E4M3", at::kFloat8_e4m3fn},
+      {"F8_E5M2", at::kFloat8_e5m2},
       {"C64", at::kComplexFloat},
   };
   return kTypes;
 }
 
-bool is_signed_integer(const std::string& dtype) { return dtype == "I8" || dtype == "I16" || dtype == "I32" || dtype == "I64"; }
+bool is_signed_integer(const std::string& dtype) {
+  return dtype == "I8" || dtype == "I16" || dtype == "I32" || dtype == "I64";
+}
 bool is_unsigned_integer(const std::string& dtype) {
   return dtype == "BOOL" || dtype == "U8" || dtype == "U16" || dtype == "U32" || dtype == "U64";
 }
@@ -99,8 +111,8 @@ TEST(Safetensors, ReadsEveryDtypeBitExactlyAsThePythonLibraryWroteIt) {
     ASSERT_TRUE(file.entries().contains(name));
     const SafetensorsEntry& entry = file.entries().at(name);
     EXPECT_EQ(entry.dtype, parse_safetensors_dtype(expected["dtype"]));
-    EXPECT_EQ(entry.end - entry.begin, safetensors_dtype_size(entry.dtype) * static_cast<std::uint64_t>(
-                                                                                 file.tensor(name).numel()));
+    EXPECT_EQ(entry.end - entry.begin,
+              safetensors_dtype_size(entry.dtype) * static_cast<std::uint64_t>(file.tensor(name).numel()));
     expect_values(name, file.tensor(name), expected);
     dtypes_seen.insert(expected["dtype"].get<std::string>());
   }
@@ -161,7 +173,8 @@ TEST(Safetensors, TensorOutlivesTheFileObject) {
   }
   // The mapping must still be alive: the deleter holds it.
   expect_values("big.f32", kept, manifest["big.f32"]);
-  EXPECT_FLOAT_EQ(kept.sum().item<float>(), at::tensor(manifest["big.f32"]["values"].get<std::vector<float>>()).sum().item<float>());
+  EXPECT_FLOAT_EQ(kept.sum().item<float>(),
+                  at::tensor(manifest["big.f32"]["values"].get<std::vector<float>>()).sum().item<float>());
 }
 
 TEST(Safetensors, MisalignedTensorIsCopiedAndReadRight) {

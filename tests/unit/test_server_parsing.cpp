@@ -41,11 +41,16 @@ TEST(Base64, RefusesWhatIsNotBase64) {
 
 TEST(DetectParams, StringsAndJsonValuesMeanTheSame) {
   const DetectOptions defaults;
-  auto from_strings = parse_detect_params({{"conf", "0.5"}, {"iou", "0.3"}, {"max_det", "7"}, {"classes", "0, 2"},
-                                           {"agnostic_nms", "true"}, {"model", "m"}},
+  auto from_strings = parse_detect_params({{"conf", "0.5"},
+                                           {"iou", "0.3"},
+                                           {"max_det", "7"},
+                                           {"classes", "0, 2"},
+                                           {"agnostic_nms", "true"},
+                                           {"model", "m"}},
                                           defaults);
   auto from_json = parse_detect_params(
-      {{"conf", 0.5}, {"iou", 0.3}, {"max_det", 7}, {"classes", {0, 2}}, {"agnostic_nms", true}, {"model", "m"}}, defaults);
+      {{"conf", 0.5}, {"iou", 0.3}, {"max_det", 7}, {"classes", {0, 2}}, {"agnostic_nms", true}, {"model", "m"}},
+      defaults);
   for (const auto* p : {&from_strings, &from_json}) {
     EXPECT_FLOAT_EQ(p->options.conf, 0.5F);
     EXPECT_FLOAT_EQ(p->options.iou, 0.3F);
@@ -69,10 +74,18 @@ TEST(DetectParams, EdgesOfEveryRange) {
   const DetectOptions d;
   EXPECT_NO_THROW(parse_detect_params({{"conf", "0"}, {"iou", "1"}, {"max_det", "1"}}, d));
   EXPECT_NO_THROW(parse_detect_params({{"max_det", "10000"}}, d));
-  for (const nlohmann::json& bad :
-       {nlohmann::json{{"conf", "1.0001"}}, {{"conf", -0.0001}}, {{"conf", "inf"}}, {{"conf", "0.5x"}}, {{"conf", ""}},
-        {{"max_det", 10001}}, {{"max_det", 2.5}}, {{"classes", "-1"}}, {{"classes", ","}},
-        {{"classes", {{"a", 1}}}}, {{"agnostic_nms", "yes please"}}, {{"model", 3}}}) {
+  for (const nlohmann::json& bad : {nlohmann::json{{"conf", "1.0001"}},
+                                    {{"conf", -0.0001}},
+                                    {{"conf", "inf"}},
+                                    {{"conf", "0.5x"}},
+                                    {{"conf", ""}},
+                                    {{"max_det", 10001}},
+                                    {{"max_det", 2.5}},
+                                    {{"classes", "-1"}},
+                                    {{"classes", ","}},
+                                    {{"classes", {{"a", 1}}}},
+                                    {{"agnostic_nms", "yes please"}},
+                                    {{"model", 3}}}) {
     EXPECT_EQ(code_of([&] { parse_detect_params(bad, d); }), "422 invalid_argument") << bad.dump();
   }
   EXPECT_EQ(code_of([&] { parse_detect_params({{"confidence", 0.3}}, d); }), "422 unknown_parameter");
@@ -128,10 +141,12 @@ TEST(ImageInput, RefusalsCarryTheirStatus) {
             "400 bad_json");
   EXPECT_EQ(code_of([] { parse_image_input(request_with("application/json", R"({"conf": 0.5})"), kRules); }),
             "400 missing_image");
-  EXPECT_EQ(code_of([] { parse_image_input(request_with("application/json", R"({"images": ["QQ", "QQ", "QQ"]})"), kRules); }),
-            "413 too_many_images");
-  EXPECT_EQ(code_of([] { parse_image_input(request_with("application/json", R"({"image": "QQ", "iou": 1})"), kRules); }),
-            "422 unknown_parameter");
+  EXPECT_EQ(
+      code_of([] { parse_image_input(request_with("application/json", R"({"images": ["QQ", "QQ", "QQ"]})"), kRules); }),
+      "413 too_many_images");
+  EXPECT_EQ(
+      code_of([] { parse_image_input(request_with("application/json", R"({"image": "QQ", "iou": 1})"), kRules); }),
+      "422 unknown_parameter");
 }
 
 TEST(Errors, EveryVlmCodeHasAStatusAndFiveHundredOnlyForBugs) {
@@ -176,7 +191,8 @@ TEST(Metrics, PrometheusTextWithCumulativeBuckets) {
   EXPECT_NE(text.find("vlm_batch_size_bucket{model=\"m\\\"1\",le=\"+Inf\"} 2\n"), std::string::npos) << text;
   EXPECT_NE(text.find("vlm_batch_size_sum{model=\"m\\\"1\"} 4\n"), std::string::npos) << text;
   EXPECT_NE(text.find("vlm_images_processed_total{model=\"m\\\"1\"} 4\n"), std::string::npos) << text;
-  EXPECT_NE(text.find("vlm_http_requests_total{route=\"/detect\",method=\"POST\",status=\"200\"} 1\n"), std::string::npos);
+  EXPECT_NE(text.find("vlm_http_requests_total{route=\"/detect\",method=\"POST\",status=\"200\"} 1\n"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -93,11 +93,11 @@ TEST(Settings, FlagBeatsEnvironmentBeatsConfigBeatsDefault) {
   fs::path config = write_config("precedence.json", R"({"conf": 0.4, "iou": 0.55, "max_det": 17, "batch": 3})");
   ScopedEnv env({{"VLM_CONF", "0.5"}, {"VLM_IOU", "0.65"}});
   Settings s = resolve("detect", {"--config", config.string(), "--conf", "0.6"});
-  EXPECT_DOUBLE_EQ(s.get_float("conf"), 0.6);     // flag over env and config
-  EXPECT_DOUBLE_EQ(s.get_float("iou"), 0.65);     // env over config
-  EXPECT_EQ(s.get_int("max-det"), 17);            // config over default
+  EXPECT_DOUBLE_EQ(s.get_float("conf"), 0.6);  // flag over env and config
+  EXPECT_DOUBLE_EQ(s.get_float("iou"), 0.65);  // env over config
+  EXPECT_EQ(s.get_int("max-det"), 17);         // config over default
   EXPECT_EQ(s.get_int("batch"), 3);
-  EXPECT_EQ(s.get("device"), "cpu");              // default
+  EXPECT_EQ(s.get("device"), "cpu");  // default
   EXPECT_TRUE(s.is_set("conf"));
   EXPECT_TRUE(s.is_set("iou"));
   EXPECT_TRUE(s.is_set("max-det"));

@@ -84,7 +84,8 @@ TEST(YoloMetadata, UltralyticsExport) {
 
 TEST(YoloMetadata, UltralyticsSquareSizeEndToEndAndOutOfOrderIds) {
   YoloMetadata meta = parse_yolo_metadata(
-      R"({"task": "detect", "imgsz": 320, "stride": 64, "end2end": true, "names": {"1": "b", "0": "a", "2": "c"}})", "x");
+      R"({"task": "detect", "imgsz": 320, "stride": 64, "end2end": true, "names": {"1": "b", "0": "a", "2": "c"}})",
+      "x");
   EXPECT_EQ(meta.image_height, 320);
   EXPECT_EQ(meta.image_width, 320);
   EXPECT_EQ(meta.stride, 64);
@@ -145,11 +146,11 @@ TEST(YoloMetadata, MalformedMetadataIsABadCheckpoint) {
 
 TEST(YoloMetadata, WrongJsonTypesAreABadCheckpointNotACrash) {
   // nlohmann's type errors must not escape as anything but vlm::Error kBadCheckpoint.
-  for (const char* config : {R"({"task": "detect", "imgsz": ["a", "b"], "names": ["a"]})",
-                             R"({"task": 5, "imgsz": 640, "names": ["a"]})",
-                             R"({"shape": [1, 3, "640", 640], "names": ["a"]})",
-                             R"({"task": "detect", "imgsz": 640, "stride": "32", "names": ["a"]})",
-                             R"({"task": "detect", "imgsz": 640, "stride": [], "names": ["a"]})"}) {
+  for (const char* config :
+       {R"({"task": "detect", "imgsz": ["a", "b"], "names": ["a"]})", R"({"task": 5, "imgsz": 640, "names": ["a"]})",
+        R"({"shape": [1, 3, "640", 640], "names": ["a"]})",
+        R"({"task": "detect", "imgsz": 640, "stride": "32", "names": ["a"]})",
+        R"({"task": "detect", "imgsz": 640, "stride": [], "names": ["a"]})"}) {
     SCOPED_TRACE(config);
     try {
       parse_yolo_metadata(config, "model.torchscript");
