@@ -10,7 +10,7 @@ venv="${VLM_VENV:-$root/.venv}"
 fail() { echo "setup.sh: $*" >&2; exit 1; }
 
 apt_packages=(
-  build-essential cmake ninja-build ccache pkg-config git
+  build-essential cmake ninja-build ccache pkg-config git clang-format
   libopencv-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev libssl-dev openssl libgtest-dev
   python3 python3-venv python3-dev dpkg-dev clang libclang-rt-14-dev
 )
