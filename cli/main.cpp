@@ -1,3 +1,4 @@
+#include <csignal>
 #include <iostream>
 #include <vector>
 
@@ -7,6 +8,9 @@
 #include "vlm/build_info.h"
 
 int main(int argc, char** argv) {
+  // A peer that closes a connection mid-write (HTTPS downloads, server clients) must be an error
+  // return, not a silent SIGPIPE death: OpenSSL writes with plain write(), without MSG_NOSIGNAL.
+  std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"vlmserve: vision-language model inference (YOLO, Florence-2) from the command line and over HTTP"};
   app.require_subcommand(0, 1);
   bool show_version = false;

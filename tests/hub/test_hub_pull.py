@@ -237,7 +237,7 @@ class HubPullTest(unittest.TestCase):
         for repo_id, name in (("acme/corrupt", "model.safetensors"), ("acme/corrupt-small", "config.json")):
             result = self.pull(f"hf://{repo_id}")
             self.assertNotEqual(result.returncode, 0, repo_id)
-            self.assertIn(f"{name} from", result.stderr)
+            self.assertIn(f"{name} from", result.stderr, f"exit {result.returncode}")
             self.assertIn("failed verification", result.stderr)
             content = self.repos[repo_id].files[name]
             expected = sha256(content) if name.endswith(".safetensors") else git_blob_id(content)
