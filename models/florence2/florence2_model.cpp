@@ -16,36 +16,6 @@
 namespace vlm::florence2 {
 namespace {
 
-// Microsoft's remote-code processor adds these at runtime; tokenizer.json files that already carry
-// them (onnx-community, florence-community) keep their ids.
-std::vector<std::string> florence_tokens() {
-  std::vector<std::string> tokens = {"<od>", "</od>", "<ocr>", "</ocr>"};
-  for (int i = 0; i < 1000; ++i) tokens.push_back("<loc_" + std::to_string(i) + ">");
-  for (const char* t : {"<cap>",
-                        "</cap>",
-                        "<ncap>",
-                        "</ncap>",
-                        "<dcap>",
-                        "</dcap>",
-                        "<grounding>",
-                        "</grounding>",
-                        "<seg>",
-                        "</seg>",
-                        "<sep>",
-                        "<region_cap>",
-                        "</region_cap>",
-                        "<region_to_desciption>",
-                        "</region_to_desciption>",
-                        "<proposal>",
-                        "</proposal>",
-                        "<poly>",
-                        "</poly>",
-                        "<and>"}) {
-    tokens.emplace_back(t);
-  }
-  return tokens;
-}
-
 // When neither max_new_tokens nor max_length is in the checkpoint: the budget Microsoft's model
 // card passes to generate() (transformers' own default of 20 total tokens truncates every task).
 constexpr int kDefaultMaxNewTokens = 1024;
@@ -61,7 +31,9 @@ class Florence2Model final : public Model {
       : device_(parse_device(options.device)),
         pipeline_(dir, PipelineOptions{device_, options.half ? at::kHalf : at::kFloat}),
         tokenizer_(Tokenizer::from_directory(dir)) {
-    tokenizer_.add_special_tokens(florence_tokens());
+    // Microsoft's remote-code processor adds these at runtime; tokenizer.json files that already
+    // carry them (onnx-community, florence-community) keep their ids.
+    tokenizer_.add_special_tokens(processor_added_tokens());
     if (options.attention != "auto") set_default_attention_backend(parse_attention_backend(options.attention));
     info_.family = "florence2";
     info_.source = dir.string();
