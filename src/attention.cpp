@@ -109,8 +109,8 @@ DeviceInfo device_info([[maybe_unused]] const at::Tensor& q) {
 #endif
 }
 
-// Why flash cannot run this request, or empty when it can.
-std::string flash_unsupported_reason(const AttentionRequest& request, bool flash_built) {
+// Why flash cannot run anything in this setting (build, device, dtype), or empty when it can.
+std::string flash_setting_unsupported_reason(const AttentionRequest& request, bool flash_built) {
   if (!flash_built) return "this build has no flash-attention kernel (built without CUDA)";
   if (!request.on_cuda) return "tensors are not on a CUDA device";
   if (request.sm_major < 8) {
@@ -123,6 +123,11 @@ std::string flash_unsupported_reason(const AttentionRequest& request, bool flash
   if (request.dtype != c10::ScalarType::Half && request.dtype != c10::ScalarType::BFloat16) {
     return std::string("dtype ") + c10::toString(request.dtype) + " is not float16 or bfloat16";
   }
+  return {};
+}
+
+// Why the kernel does not cover this call's shape, or empty when it does.
+std::string flash_shape_unsupported_reason(const AttentionRequest& request) {
   if (request.head_dim != 32 && request.head_dim != 64 && request.head_dim != 128) {
     return "head dim " + std::to_string(request.head_dim) + " is not 32, 64 or 128";
   }
@@ -138,6 +143,25 @@ void log_fallback_once(const std::string& reason) {
   std::lock_guard lock(mutex);
   if (seen.insert(reason).second) log::info("attention: using eager ({})", reason);
 }
+
+#if VLM_WITH_CUDA
+// One info line per tuned shape bucket, so a log says which kernel tile served which shapes.
+void log_flash_autotune_decisions() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    flash::flash_autotuner().set_observer([](const flash::TuneDecision& decision) {
+      std::string timings;
+      for (const auto& t : decision.timings) {
+        if (!timings.empty()) timings += ", ";
+        timings += flash::flash_config_name(t.config);
+        timings += t.ms >= 0 ? fmt::format(" {:.4f} ms", t.ms) : " failed: " + t.failure;
+      }
+      log::info("attention: flash autotune {} -> {} ({})", flash::describe(decision.key),
+                flash::flash_config_name(decision.config), timings);
+    });
+  });
+}
+#endif
 
 }  // namespace
 
@@ -171,11 +195,16 @@ std::vector<std::string> available_attention_backends() {
 AttentionChoice choose_attention_backend(const AttentionRequest& request, AttentionBackend requested,
                                          bool flash_built) {
   if (requested == AttentionBackend::kEager || requested == AttentionBackend::kSdpa) return {requested, ""};
-  std::string reason = flash_unsupported_reason(request, flash_built);
-  if (reason.empty()) return {AttentionBackend::kFlash, ""};
-  if (requested == AttentionBackend::kFlash) {
+  // Asked for explicitly, flash refuses a setting it cannot run at all (the user can change device or
+  // dtype) instead of silently running eager. A call whose shape the kernel does not cover runs eager
+  // either way: DaViT's channel attention has "head dim" = tokens, and refusing it would make flash
+  // unusable for Florence-2 as a whole.
+  std::string reason = flash_setting_unsupported_reason(request, flash_built);
+  if (!reason.empty() && requested == AttentionBackend::kFlash) {
     throw Error(ErrorCode::kUnavailable, "attention backend flash cannot run: " + reason);
   }
+  if (reason.empty()) reason = flash_shape_unsupported_reason(request);
+  if (reason.empty()) return {AttentionBackend::kFlash, ""};
   return {AttentionBackend::kEager, reason};
 }
 
@@ -203,6 +232,7 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
   if (!choice.fallback_reason.empty()) log_fallback_once(choice.fallback_reason);
 #if VLM_WITH_CUDA
   if (choice.backend == AttentionBackend::kFlash) {
+    log_flash_autotune_decisions();
     return flash::flash_attention_forward(q, k, v, scale, options.causal, options.key_lengths);
   }
 #endif

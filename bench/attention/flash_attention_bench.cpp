@@ -80,6 +80,12 @@ int main(int argc, char** argv) {
       {"DaViT 4096win H3 S144 D32", 4096, 3, 144, 144, 32, false},
       {"decode B24 H12 q1 k600 D64", 24, 12, 1, 600, 64, false},
   };
+  // "ours" is what models get: the autotuned config per shape bucket (printed when chosen).
+  vlm::flash::flash_autotuner().set_observer([](const vlm::flash::TuneDecision& d) {
+    std::printf("  autotune %s -> %s (", vlm::flash::describe(d.key).c_str(), vlm::flash::flash_config_name(d.config));
+    for (const auto& t : d.timings) std::printf(" %s %.4f ms", vlm::flash::flash_config_name(t.config), t.ms);
+    std::printf(" )\n");
+  });
   auto opts = at::TensorOptions().dtype(at::kHalf).device(at::kCUDA);
   std::vector<std::string> rows;
   std::printf("%-32s %9s %8s %8s %8s %7s %7s\n", "shape (fp16)", "ours ms", "ours TF", "FA2 TF", "cuDNN TF", "/FA2",

@@ -63,7 +63,9 @@ def ultralytics_runner(model_path, device, half):
     model = YOLO(str(model_path), task="detect")
 
     def run(paths):
-        return model.predict([str(p) for p in paths], imgsz=640, device=device, half=half, verbose=False)
+        # `half` only when asked: ultralytics 8.4 warns on every call that passes it (deprecated).
+        extra = {"half": True} if half else {}
+        return model.predict([str(p) for p in paths], imgsz=640, device=device, verbose=False, **extra)
 
     return run
 

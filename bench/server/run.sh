@@ -74,8 +74,10 @@ ref_threads=()
 
 "$python" - "$out/server.jsonl" "$out/python.jsonl" "$device" <<'PY'
 import json, sys
-server = [json.loads(l) for l in open(sys.argv[1])]
-python = {r["batch"]: r for r in (json.loads(l) for l in open(sys.argv[2]))}
+# Only the JSON lines: the reference packages may print warnings on stdout.
+rows = lambda path: [json.loads(l) for l in open(path) if l.startswith("{")]
+server = rows(sys.argv[1])
+python = {r["batch"]: r for r in rows(sys.argv[2])}
 print(f"device: {sys.argv[3]}")
 print(f"{'clients':>7} | {'server req/s':>12} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} | {'python img/s':>12} {'p50 ms':>8} {'p99 ms':>8} | {'ratio':>6}")
 for s in server:

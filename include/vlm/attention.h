@@ -49,7 +49,9 @@ struct AttentionRequest {
   double scale = 1.0;
 };
 // `requested` is already resolved from kAuto to the process default; flash_built says whether this
-// binary has the kernels. Throws kUnavailable when flash is asked for explicitly and cannot run.
+// binary has the kernels. Throws kUnavailable when flash is asked for explicitly and the setting
+// (build, device, dtype) cannot run it; a shape the kernel does not cover (head dim) runs eager with
+// the reason, explicit or not.
 AttentionChoice choose_attention_backend(const AttentionRequest& request, AttentionBackend requested, bool flash_built);
 
 // Process-wide default used when AttentionOptions::backend is kAuto (set from --attention).

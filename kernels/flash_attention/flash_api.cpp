@@ -6,8 +6,11 @@
 #include <c10/cuda/CUDAGuard.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <stdexcept>
+#include <string>
+#include <vector>
 
 #include "flash_attention/flash_params.h"
 #include "vlm/error.h"
@@ -27,7 +30,80 @@ at::Tensor kernel_layout(const at::Tensor& t) {
   return ok ? t : t.contiguous();
 }
 
+// Milliseconds per call of one config on these very inputs (the output is rewritten by the real run
+// that follows): one warm-up call, then the mean of three between CUDA events on the caller's stream.
+double time_config(const FlashFwdParams& params, int device, int config, cudaStream_t stream) {
+  const FlashFwdPlan plan = plan_flash_fwd(params, device, config);
+  FlashFwdParams timed = params;
+  at::Tensor workspace;
+  if (plan.num_splits > 1) {
+    const int64_t rows = static_cast<int64_t>(plan.num_splits) * params.batch * params.heads * params.seqlen_q;
+    workspace =
+        at::empty({rows * (params.head_dim + 1)}, at::TensorOptions().dtype(at::kFloat).device(at::kCUDA, device));
+    timed.o_partial = workspace.data_ptr<float>();
+    timed.lse_partial = timed.o_partial + rows * params.head_dim;
+  }
+  constexpr int kReps = 3;
+  cudaEvent_t start = nullptr;
+  cudaEvent_t stop = nullptr;
+  if (cudaEventCreate(&start) != cudaSuccess || cudaEventCreate(&stop) != cudaSuccess) {
+    if (start != nullptr) cudaEventDestroy(start);
+    cudaGetLastError();
+    throw std::runtime_error("flash autotune: cannot create CUDA events");
+  }
+  float ms = -1.0f;
+  try {
+    run_flash_fwd(timed, plan, stream);
+    cudaEventRecord(start, stream);
+    for (int i = 0; i < kReps; ++i) run_flash_fwd(timed, plan, stream);
+    cudaEventRecord(stop, stream);
+    if (cudaEventSynchronize(stop) != cudaSuccess || cudaEventElapsedTime(&ms, start, stop) != cudaSuccess) {
+      cudaGetLastError();
+      throw std::runtime_error("flash autotune: timing config " + std::to_string(config) + " failed");
+    }
+  } catch (...) {
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+    throw;
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  return ms / kReps;
+}
+
+// The config to run: the bench's override, the cached or freshly timed winner, or -1 (the default)
+// when there is nothing to choose, autotuning is off, or the stream is being captured into a graph
+// (no synchronisation allowed there).
+int choose_config(const FlashFwdParams& params, int device, cudaStream_t stream) {
+  if (flash_config_override() >= 0 || !flash_autotune_enabled()) return -1;
+  const std::vector<int> candidates = flash_candidate_configs(params);
+  if (candidates.size() < 2) return -1;
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  if (cudaStreamIsCapturing(stream, &capture) != cudaSuccess || capture != cudaStreamCaptureStatusNone) {
+    cudaGetLastError();
+    return -1;
+  }
+  const TuneKey key =
+      make_tune_key(device, params.is_bf16, params.head_dim, params.causal, params.key_lengths != nullptr,
+                    params.seqlen_q, params.seqlen_k, static_cast<int64_t>(params.batch) * params.heads);
+  return flash_autotuner().choose(key, candidates,
+                                  [&](int config) { return time_config(params, device, config, stream); });
+}
+
 }  // namespace
+
+FlashAutotuner& flash_autotuner() {
+  static FlashAutotuner tuner;
+  return tuner;
+}
+
+bool flash_autotune_enabled() {
+  static const bool enabled = [] {
+    const char* value = std::getenv("VLM_FLASH_AUTOTUNE");
+    return value == nullptr || std::string(value) != "0";
+  }();
+  return enabled;
+}
 
 std::string flash_device_unsupported_reason(int device) {
   int major = 0;
@@ -139,7 +215,13 @@ at::Tensor flash_attention_forward(const at::Tensor& q_in, const at::Tensor& k_i
   params.causal = causal;
   params.is_bf16 = dtype == at::kBFloat16;
 
-  const FlashFwdPlan plan = plan_flash_fwd(params, q.get_device());
+  const cudaStream_t stream = at::cuda::getCurrentCUDAStream().stream();
+  FlashFwdPlan plan;
+  try {
+    plan = plan_flash_fwd(params, q.get_device(), choose_config(params, q.get_device(), stream));
+  } catch (const std::runtime_error& e) {
+    throw Error(ErrorCode::kInternal, e.what());
+  }
   at::Tensor workspace;
   if (plan.num_splits > 1) {
     const int64_t rows = static_cast<int64_t>(plan.num_splits) * batch * heads * seqlen_q;
@@ -148,7 +230,7 @@ at::Tensor flash_attention_forward(const at::Tensor& q_in, const at::Tensor& k_i
     params.lse_partial = params.o_partial + rows * head_dim;
   }
   try {
-    run_flash_fwd(params, plan, at::cuda::getCurrentCUDAStream().stream());
+    run_flash_fwd(params, plan, stream);
   } catch (const std::runtime_error& e) {
     throw Error(ErrorCode::kInternal, e.what());
   }

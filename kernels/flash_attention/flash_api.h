@@ -7,6 +7,8 @@
 
 #include <ATen/core/Tensor.h>
 
+#include "flash_attention/flash_autotune.h"
+
 namespace vlm::flash {
 
 // Runs the forward pass. q: [B, H, Sq, D], k and v: [B, H, Sk, D] on one CUDA device, fp16 or bf16,
@@ -16,6 +18,10 @@ namespace vlm::flash {
 // strides multiples of 8). Throws vlm::Error(kInvalidArgument / kUnavailable) saying what it received.
 at::Tensor flash_attention_forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale,
                                    bool causal, const at::Tensor& key_lengths, const at::Tensor& out = {});
+
+// The process-wide per-shape config choice (VLM_FLASH_AUTOTUNE=0 turns timing off: table defaults).
+FlashAutotuner& flash_autotuner();
+bool flash_autotune_enabled();
 
 // Empty when the kernels can run on this device (sm >= 80), else the reason.
 std::string flash_device_unsupported_reason(int device);

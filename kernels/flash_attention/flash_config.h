@@ -33,6 +33,13 @@ struct FlashConfig {
 //   launch spread a single request's keys over every SM. d128 uses n32 so a block needs 36 KiB of
 //   shared memory, not 68, and more blocks share an SM.
 // Configs with more than 16 rows per warp (m_tiles 2) re-read Q from shared memory per key tile.
+// Several kPrefill rows of one head dim are alternatives: the launcher times them once per shape
+// bucket on the GPU in use and keeps the fastest (flash_autotune.h); the first is the default when
+// autotuning is off (VLM_FLASH_AUTOTUNE=0) or impossible (stream capture).
+// - d128 m128 n32 w4: 32 rows per warp like FA2's sm80 tile; 333 vs 315 TFLOP/s for m64 at the seed
+//   shape on an H200, 0 spills only since the swizzle offsets are recomputed per key tile
+//   (m128 n64 w4 still spills 68 bytes: tuning only).
+// - d64 m64 n64 w4: twice the blocks of m128 for short sequences and small batches.
 inline constexpr FlashConfig kFlashConfigs[] = {
     {32, 48, 48, 3, 4, true, ConfigRole::kPrefill, "d32 m48 n48 w3"},
     {64, 128, 64, 4, 2, false, ConfigRole::kPrefill, "d64 m128 n64 w4"},
@@ -42,8 +49,12 @@ inline constexpr FlashConfig kFlashConfigs[] = {
     {128, 16, 32, 1, 8, true, ConfigRole::kDecode, "d128 m16 n32 w1 decode"},
     {32, 64, 64, 4, 3, true, ConfigRole::kTuning, "d32 m64 n64 w4"},
     {64, 128, 64, 8, 1, true, ConfigRole::kTuning, "d64 m128 n64 w8"},
-    {64, 64, 64, 4, 3, true, ConfigRole::kTuning, "d64 m64 n64 w4"},
+    {64, 64, 64, 4, 3, true, ConfigRole::kPrefill, "d64 m64 n64 w4"},
     {128, 128, 64, 8, 1, false, ConfigRole::kTuning, "d128 m128 n64 w8"},
+    {128, 128, 64, 4, 2, false, ConfigRole::kTuning, "d128 m128 n64 w4"},
+    {128, 128, 32, 4, 2, false, ConfigRole::kPrefill, "d128 m128 n32 w4"},
+    {64, 128, 128, 4, 2, false, ConfigRole::kTuning, "d64 m128 n128 w4"},
+    {64, 64, 128, 4, 2, true, ConfigRole::kTuning, "d64 m64 n128 w4"},
 };
 inline constexpr int kNumFlashConfigs = sizeof(kFlashConfigs) / sizeof(kFlashConfigs[0]);
 

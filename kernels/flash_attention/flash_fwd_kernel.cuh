@@ -120,6 +120,15 @@ __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
   return out;
 }
 
+// Returns x through an asm the compiler cannot see into. Used at the top of the key loop so the
+// per-lane swizzled ldmatrix offsets are recomputed each tile (a few integer ops) instead of being
+// hoisted out of the loop into dozens of long-lived registers, which spilled the 128-row configs.
+__device__ __forceinline__ int opaque(int x) {
+  int y;
+  asm volatile("mov.b32 %0, %1;\n" : "=r"(y) : "r"(x));
+  return y;
+}
+
 __device__ __forceinline__ float fast_exp2(float x) {
   float y;
   asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
@@ -231,7 +240,6 @@ __global__ void __launch_bounds__(T::kThreads, T::kMinBlocks)
 
   // Per-lane ldmatrix offsets (bytes within a tile, before the compile-time tile/step offsets).
   // Every ldmatrix row is (multiple of 8) + (lane & 7), so the swizzle key is lane & 7 throughout.
-  const int swz_row = lane & 7;
   const int warp_row0 = warp * kMTiles * 16;
   const uint32_t q_lane = q_smem + (warp_row0 + (lane & 15)) * kRowBytes;
   const int q_chunk_lo = lane >> 4;
@@ -272,6 +280,7 @@ __global__ void __launch_bounds__(T::kThreads, T::kMinBlocks)
                             tid);
     }
     cp_async_commit();
+    const int swz_row = opaque(lane & 7);
     if constexpr (T::kQInRegs) {
       if (n_block == n_block_max - 1) {
 #pragma unroll

@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "flash_attention/flash_config.h"
 #include "flash_attention/flash_params.h"
@@ -51,12 +52,8 @@ std::atomic<int> g_splits_override{0};
 // Query rows up to this count take the one-warp decode config (memory bound, split over keys).
 constexpr int kDecodeMaxRows = 16;
 
-int find_config(int head_dim, ConfigRole role) {
-  for (int i = 0; i < kNumFlashConfigs; ++i) {
-    if (kFlashConfigs[i].head_dim == head_dim && kFlashConfigs[i].role == role) return i;
-  }
-  throw std::runtime_error("flash attention: no " + std::string(role == ConfigRole::kDecode ? "decode" : "prefill") +
-                           " config for head dim " + std::to_string(head_dim));
+ConfigRole role_for(const FlashFwdParams& params) {
+  return params.seqlen_q <= kDecodeMaxRows ? ConfigRole::kDecode : ConfigRole::kPrefill;
 }
 
 int sm_count(int device) {
@@ -97,7 +94,23 @@ bool flash_kernels_loadable(int device) {
   return ok;
 }
 
+std::vector<int> flash_candidate_configs(const FlashFwdParams& params) {
+  const ConfigRole role = role_for(params);
+  std::vector<int> candidates;
+  for (int i = 0; i < kNumFlashConfigs; ++i) {
+    if (kFlashConfigs[i].head_dim == params.head_dim && kFlashConfigs[i].role == role && flash_config_built(i)) {
+      candidates.push_back(i);
+    }
+  }
+  if (candidates.empty()) {
+    throw std::runtime_error("flash attention: no " + std::string(role == ConfigRole::kDecode ? "decode" : "prefill") +
+                             " config for head dim " + std::to_string(params.head_dim));
+  }
+  return candidates;
+}
+
 void set_flash_config_override(int config_index) { g_config_override = config_index; }
+int flash_config_override() { return g_config_override.load(); }
 void set_flash_splits_override(int num_splits) { g_splits_override = num_splits; }
 int flash_config_count() { return kNumFlashConfigs; }
 const char* flash_config_name(int config_index) {
@@ -108,15 +121,20 @@ bool flash_config_built(int config_index) {
   return config_index >= 0 && config_index < kNumFlashConfigs && kFp16Table[config_index] != nullptr;
 }
 
-FlashFwdPlan plan_flash_fwd(const FlashFwdParams& params, int device) {
+FlashFwdPlan plan_flash_fwd(const FlashFwdParams& params, int device, int config_index) {
   FlashFwdPlan plan;
   const int override_index = g_config_override.load();
   if (override_index >= 0 && flash_config_built(override_index) &&
       kFlashConfigs[override_index].head_dim == params.head_dim) {
     plan.config_index = override_index;
+  } else if (config_index >= 0) {
+    if (!flash_config_built(config_index) || kFlashConfigs[config_index].head_dim != params.head_dim) {
+      throw std::runtime_error("flash attention: config " + std::to_string(config_index) +
+                               " is not built for head dim " + std::to_string(params.head_dim));
+    }
+    plan.config_index = config_index;
   } else {
-    plan.config_index =
-        find_config(params.head_dim, params.seqlen_q <= kDecodeMaxRows ? ConfigRole::kDecode : ConfigRole::kPrefill);
+    plan.config_index = flash_candidate_configs(params).front();
   }
   const FlashConfig& cfg = kFlashConfigs[plan.config_index];
   if (cfg.role == ConfigRole::kDecode) {

@@ -5,6 +5,7 @@
 // Torch-free so the launcher and the kernels compile without ATen headers.
 
 #include <cstdint>
+#include <vector>
 
 #include <cuda_runtime_api.h>
 
@@ -50,8 +51,13 @@ struct FlashFwdPlan {
   int64_t workspace_bytes = 0;
 };
 
-// Chooses the kernel configuration and split count for a shape on the given device.
-FlashFwdPlan plan_flash_fwd(const FlashFwdParams& params, int device);
+// The built configurations that can run this shape (decode rows for <= 16 query rows, prefill rows
+// otherwise), table order: the first is the default. Throws std::runtime_error if there is none.
+std::vector<int> flash_candidate_configs(const FlashFwdParams& params);
+
+// Plans config_index (a candidate; -1: the default) with its split count for a shape on the given
+// device. A bench override (set_flash_config_override) wins over both.
+FlashFwdPlan plan_flash_fwd(const FlashFwdParams& params, int device, int config_index = -1);
 
 // Runs the forward pass. params.o_partial / lse_partial must point to plan.workspace_bytes of device
 // memory when plan.num_splits > 1. Throws std::runtime_error on a launch failure or unsupported
@@ -63,6 +69,7 @@ bool flash_kernels_loadable(int device);
 
 // Overrides the config choice and split count (bench/tuning only): -1 / 0 restore the defaults.
 void set_flash_config_override(int config_index);
+int flash_config_override();
 void set_flash_splits_override(int num_splits);
 bool flash_config_built(int config_index);
 

@@ -14,14 +14,22 @@ set(VLM_FLASH_SOURCES
   flash_attention/instantiations/flash_fwd_c04_bf16_d64_m16_n64_w1.cu
   flash_attention/instantiations/flash_fwd_c05_fp16_d128_m16_n32_w1.cu
   flash_attention/instantiations/flash_fwd_c05_bf16_d128_m16_n32_w1.cu
+  flash_attention/instantiations/flash_fwd_c08_fp16_d64_m64_n64_w4.cu
+  flash_attention/instantiations/flash_fwd_c08_bf16_d64_m64_n64_w4.cu
+  flash_attention/instantiations/flash_fwd_c11_fp16_d128_m128_n32_w4.cu
+  flash_attention/instantiations/flash_fwd_c11_bf16_d128_m128_n32_w4.cu
 )
 set(VLM_FLASH_TUNING_SOURCES
   flash_attention/instantiations/flash_fwd_c06_fp16_d32_m64_n64_w4.cu
   flash_attention/instantiations/flash_fwd_c06_bf16_d32_m64_n64_w4.cu
   flash_attention/instantiations/flash_fwd_c07_fp16_d64_m128_n64_w8.cu
   flash_attention/instantiations/flash_fwd_c07_bf16_d64_m128_n64_w8.cu
-  flash_attention/instantiations/flash_fwd_c08_fp16_d64_m64_n64_w4.cu
-  flash_attention/instantiations/flash_fwd_c08_bf16_d64_m64_n64_w4.cu
   flash_attention/instantiations/flash_fwd_c09_fp16_d128_m128_n64_w8.cu
   flash_attention/instantiations/flash_fwd_c09_bf16_d128_m128_n64_w8.cu
+  flash_attention/instantiations/flash_fwd_c10_fp16_d128_m128_n64_w4.cu
+  flash_attention/instantiations/flash_fwd_c10_bf16_d128_m128_n64_w4.cu
+  flash_attention/instantiations/flash_fwd_c12_fp16_d64_m128_n128_w4.cu
+  flash_attention/instantiations/flash_fwd_c12_bf16_d64_m128_n128_w4.cu
+  flash_attention/instantiations/flash_fwd_c13_fp16_d64_m64_n128_w4.cu
+  flash_attention/instantiations/flash_fwd_c13_bf16_d64_m64_n128_w4.cu
 )

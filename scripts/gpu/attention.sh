@@ -42,6 +42,17 @@ fi
 if [ "$check" = 1 ]; then
   echo "== correctness: $build/flash_attention_check"
   "$build/flash_attention_check" 2>&1 | tee "$out/check.log" | tail -40; [ "${PIPESTATUS[0]}" = 0 ] || status=1
+  if true; then
+    # Every row of the table, forced, over its head dim's sweep: the autotuner may pick any shipped
+    # row for a shape, and a tuning candidate must be correct before its timings mean anything.
+    for config in $(seq 0 63); do
+      "$build/flash_attention_check" --config "$config" >"$out/check_config_$config.log" 2>&1
+      rc=$?
+      [ "$rc" = 2 ] && grep -q "is not built" "$out/check_config_$config.log" && break
+      echo "config $config: $(head -1 "$out/check_config_$config.log" | sed 's/^forcing //') -> $(tail -1 "$out/check_config_$config.log")"
+      [ "$rc" = 0 ] || { status=1; grep FAIL "$out/check_config_$config.log" | head -5; }
+    done
+  fi
 fi
 if [ "$sanitize" = 1 ]; then
   for tool in memcheck racecheck; do

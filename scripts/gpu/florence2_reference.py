@@ -52,6 +52,107 @@ def time_vlmserve(binary, model_dir, image_path, half, device, repeats, out_dir)
     return statistics.median(times[1:]), records[0]["generated_ids"]
 
 
+def run_vlmserve(binary, model_dir, image_paths, half, device, attention, out_dir):
+    """Generated ids per photo name from one `vlmserve detect` over a folder of the photos."""
+    folder = os.path.join(out_dir, "photos")
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder)
+    for path in image_paths:
+        os.symlink(os.path.abspath(path), os.path.join(folder, os.path.basename(path)))
+    cmd = [binary, "detect", folder, "--model", model_dir, "--task", "<OD>", "--device", device,
+           "--attention", attention] + (["--half"] if half else [])
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+    records = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    return {os.path.basename(r["path"]): r["generated_ids"] for r in records}
+
+
+def first_diff(a, b):
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            return i
+    return None if len(a) == len(b) else min(len(a), len(b))
+
+
+def attention_comparison(fx, native_dir, processor, tokenizer, image_paths, device, work):
+    """Greedy <OD>, 64 new tokens, on every photo: transformers fp32 (sdpa) as the reference, with
+    its top-1/top-2 logit margin at every step; transformers fp16 (sdpa); vlmserve fp32 and fp16
+    with the flash kernel and with eager attention. Prints where each run first leaves the
+    reference and the reference's margin there (a small margin means a near-tie that any rounding
+    change may flip), and whether flash and eager agree in fp16."""
+    from transformers import Florence2ForConditionalGeneration
+    gen = dict(fx.GENERATION, num_beams=1, max_new_tokens=64)
+    gen.pop("early_stopping")
+    model_dir = os.path.join(work, "model_greedy_64")
+    shutil.rmtree(model_dir, ignore_errors=True)
+    shutil.copytree(native_dir, model_dir, symlinks=True)
+    with open(os.path.join(model_dir, "generation_config.json"), "w") as f:
+        json.dump(dict(fx.GENERATION, num_beams=1, max_new_tokens=64), f)
+    ids = fx.prompt_ids(tokenizer, "<OD>", "")
+    ref, margins, hf16 = {}, {}, {}
+    for dtype in (torch.float32, torch.float16):
+        m = Florence2ForConditionalGeneration.from_pretrained(native_dir, attn_implementation="sdpa",
+                                                              dtype=dtype).to(device).eval()
+        for path in image_paths:
+            image = Image.open(path).convert("RGB")
+            pixel_values = processor(images=[image], return_tensors="pt")["pixel_values"].to(device, dtype)
+            input_ids = torch.tensor([[51289] * 577 + ids], device=device)
+            with torch.no_grad():
+                out = m.generate(input_ids=input_ids, pixel_values=pixel_values, output_scores=True,
+                                 return_dict_in_generate=True, **gen)
+            name = os.path.basename(path)
+            if dtype == torch.float32:
+                ref[name] = out.sequences[0].tolist()
+                # scores[t] are the processed logits that chose token t+1 (token 0 is decoder start).
+                margins[name] = [float(t[0] - t[1]) for t in (sc[0].float().topk(2).values for sc in out.scores)]
+            else:
+                hf16[name] = out.sequences[0].tolist()
+        del m
+    runs = {"hf fp16 sdpa": hf16}
+    fast = "flash" if device == "cuda" else "sdpa"  # sdpa only for a CPU smoke run of this script
+    # fp32 has no flash kernel: auto is eager there (explicit --attention flash is refused for fp32).
+    for half in (False, True):
+        for attention in (fast, "eager") if half else ("auto",):
+            label = f"ours {'fp16' if half else 'fp32'} {attention}"
+            runs[label] = run_vlmserve(VLMSERVE, model_dir, image_paths, half, device, attention, work)
+    print("\n== greedy <OD> 64 tokens per photo: first token that differs from transformers fp32 sdpa "
+          "(None = identical) and the reference's top-1/top-2 logit margin at that step")
+    print(f"{'run':<16} " + " ".join(f"{os.path.basename(p):>18}" for p in image_paths))
+    for label, got in runs.items():
+        cells = []
+        for path in image_paths:
+            name = os.path.basename(path)
+            d = first_diff(got[name], ref[name])
+            margin = margins[name][d - 1] if d is not None and 0 < d <= len(margins[name]) else None
+            cells.append(f"{'same' if d is None else f'@{d} m={margin:.2g}' if margin is not None else f'@{d}':>18}")
+        print(f"{label:<16} " + " ".join(cells))
+    flash16, eager16 = runs[f"ours fp16 {fast}"], runs["ours fp16 eager"]
+    diverged = [n for n in flash16 if flash16[n] != eager16[n]]
+    tokens = sum(len(v) - 1 for v in flash16.values())
+    agree = sum(sum(1 for a, b in zip(flash16[n], eager16[n]) if a == b) - 1 for n in flash16)
+    print(f"ours fp16 {fast} vs eager: {len(flash16) - len(diverged)}/{len(flash16)} photos identical, "
+          f"{agree}/{tokens} positions equal; diverging photos: "
+          + (", ".join(f"{n} @{first_diff(flash16[n], eager16[n])}" for n in diverged) or "none"))
+    return runs
+
+
+def beam_on_cpu(fx, native_dir, processor, tokenizer, image_path):
+    """transformers fp32 on the CPU, 3 beams / 64 tokens: is the GPU beam divergence a property of the
+    checkpoint (transformers itself changes its beams with the device) or of vlmserve?"""
+    from transformers import Florence2ForConditionalGeneration
+    m = Florence2ForConditionalGeneration.from_pretrained(native_dir, attn_implementation="sdpa",
+                                                          dtype=torch.float32).eval()
+    gen = dict(fx.GENERATION, num_beams=3, max_new_tokens=64)
+    pixel_values = processor(images=[Image.open(image_path).convert("RGB")], return_tensors="pt")["pixel_values"]
+    input_ids = torch.tensor([[51289] * 577 + fx.prompt_ids(tokenizer, "<OD>", "")])
+    with torch.no_grad():
+        return m.generate(input_ids=input_ids, pixel_values=pixel_values, **gen)[0].tolist()
+
+
+VLMSERVE = None
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--vlmserve", required=True)
@@ -61,7 +162,10 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--fp32-only", action="store_true", help="skip vlmserve --half (slow on a CPU)")
     parser.add_argument("--tiny", action="store_true", help="tiny config (a smoke test of this script)")
+    parser.add_argument("--skip-timing", action="store_true", help="only the attention/beam comparisons")
     args = parser.parse_args()
+    global VLMSERVE
+    VLMSERVE = args.vlmserve
     os.environ["VLM_ASSETS"] = args.assets
     # PyTorch runs cuDNN convolutions in TF32 by default; vlmserve turns TF32 off (src/runtime.cpp).
     # The fp32 reference must be fp32 too, or DaViT's convolutions differ by ~1e-3.
@@ -81,7 +185,8 @@ def main():
     image = Image.open(image_path).convert("RGB")
     settings = {"beam3_64": dict(num_beams=3, max_new_tokens=64), "greedy_256": dict(num_beams=1, max_new_tokens=256)}
     rows, failed = [], False
-    for name, extra in settings.items():
+    beam_ids = {}
+    for name, extra in ({} if args.skip_timing else settings).items():
         gen = dict(fx.GENERATION, **extra)
         if gen["num_beams"] == 1:
             gen.pop("early_stopping")
@@ -99,6 +204,8 @@ def main():
         for half in (False,) if args.fp32_only else (False, True):
             ms, ours = time_vlmserve(args.vlmserve, model_dir, image_path, half, args.device, args.repeats, args.work)
             same = ours == ref["sdpa"][1]
+            if name == "beam3_64" and not half:
+                beam_ids = {"hf gpu": ref["sdpa"][1], "ours gpu": ours}
             if not half and not same:
                 failed = True
             first = next((i for i, (a, b) in enumerate(zip(ours, ref["sdpa"][1])) if a != b), None)
@@ -109,6 +216,15 @@ def main():
     for name, dtype, ms, eager, sdpa, tokens, same, hf_same, first in rows:
         print(f"{name:<11} {dtype:<5} {ms:11.1f} {eager:11.1f} {sdpa:10.1f} {eager / ms:10.2f} {sdpa / ms:9.2f} "
               f"{tokens:6d} {str(same):<11} {str(first):<10} {hf_same}")
+    if beam_ids and beam_ids["hf gpu"] != beam_ids["ours gpu"]:
+        cpu = beam_on_cpu(fx, native_dir, processor, tokenizer, image_path)
+        print(f"\n== 3 beams / 64 tokens, fp32: transformers CPU vs transformers GPU first diff "
+              f"{first_diff(cpu, beam_ids['hf gpu'])}, vs vlmserve GPU {first_diff(cpu, beam_ids['ours gpu'])}; "
+              f"transformers GPU vs vlmserve GPU {first_diff(beam_ids['hf gpu'], beam_ids['ours gpu'])}")
+    if args.device == "cuda" or args.tiny:
+        photos = sorted(os.path.join(args.assets, "images", f) for f in os.listdir(os.path.join(args.assets, "images"))
+                        if f.endswith(".jpg"))
+        attention_comparison(fx, native_dir, processor, tokenizer, photos, args.device, args.work)
     sys.exit(1 if failed else 0)
 
 

@@ -12,9 +12,22 @@
 #   .gpu-deps/MANIFEST.txt          what is in the bundle, with sizes
 # Everything travels uncompressed; the whole tree plus carried paths must stay under the 64 MiB limit.
 #   scripts/gpu/prepare_carry.sh            (re-running replaces .gpu-deps/)
+#   scripts/gpu/prepare_carry.sh --python-reference-only
+#       makes only .pyref/: the pure-Python yolov5 and ultralytics packages from .venv (the GPU
+#       machine has torch, opencv and their other dependencies) for the server benchmark's Python
+#       reference; carried in a call of its own, as bundle + .pyref exceed 64 MiB
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root="$PWD"
+
+if [[ "${1:-}" == --python-reference-only ]]; then
+  site="$("${VLM_PYTHON:-$root/.venv/bin/python}" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+  rm -rf "$root/.pyref" && mkdir "$root/.pyref"
+  for package in yolov5 ultralytics thop; do cp -r "$site/$package" "$root/.pyref/"; done
+  find "$root/.pyref" -name __pycache__ -prune -exec rm -rf {} +
+  echo ".pyref: $(du -sh "$root/.pyref" | cut -f1) (yolov5, ultralytics, thop)"
+  exit 0
+fi
 
 build_dir="${VLM_GPU_BUILD_DIR:-build/auto}"
 binary="$build_dir/cli/vlmserve"
@@ -27,7 +40,7 @@ scratch="$root/build-gpu/stubs"
 max_bundle_mib="${VLM_GPU_MAX_BUNDLE_MIB:-40}"
 
 [[ -x "$binary" ]] || { echo "prepare_carry.sh: no vlmserve at $binary; build it: cmake --preset auto && cmake --build build/auto --target vlmserve" >&2; exit 1; }
-ldd "$binary" | grep -q 'libtorch_cuda\.so' || { echo "prepare_carry.sh: $binary is not a CUDA build (no libtorch_cuda.so)" >&2; exit 1; }
+[[ "$(ldd "$binary")" == *libtorch_cuda.so* ]] || { echo "prepare_carry.sh: $binary is not a CUDA build (no libtorch_cuda.so)" >&2; exit 1; }
 
 # Linked by OpenCV but never called by vlmserve, and together with what only they pull in (poppler,
 # HDF5, netCDF, PROJ, GEOS, xerces, ICU data, x265, libaom, X11, gfortran, ...) about 150 MB: replaced by

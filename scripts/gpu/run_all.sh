@@ -102,21 +102,35 @@ done
 if [[ -d .f2-gpu && "${VLM_GPU_SKIP_FLORENCE2:-0}" != 1 ]]; then
   echo "== Florence-2 (base-shaped, random weights): vlmserve fp32/fp16 vs transformers eager/sdpa"
   t0=$(date +%s)
-  timeout 240 scripts/gpu/florence2.sh >"$logs/florence2.log" 2>&1
+  timeout 420 scripts/gpu/florence2.sh >"$logs/florence2.log" 2>&1
   rc=$?
   tail -30 "$logs/florence2.log"
   note "florence2 generation vs transformers" "$([[ $rc == 0 ]] && echo DONE || echo FAIL)" "see florence2.log [$(( $(date +%s) - t0 )) s]"
 fi
 
-[[ "${VLM_GPU_SKIP_BENCH:-0}" == 1 ]] || echo "== server benchmark, yolov5n on cuda fp32 and fp16 (vlmserve side only: no opencv-python here for the reference)"
-for precision in $([[ "${VLM_GPU_SKIP_BENCH:-0}" == 1 ]] || echo fp32 fp16); do
+# The Python references (yolov5 package, ultralytics predict) need their packages: the GPU machine
+# has torch, opencv and their other dependencies but not these two pure-Python packages, which
+# travel in .pyref/ (carry it; made by scripts/gpu/prepare_carry.sh --python-reference).
+reference_args=(--no-reference)
+if [[ -d .pyref ]] && PYTHONPATH="$PWD/.pyref" python3 -c "import yolov5.models.common, ultralytics" >"$logs/pyref.log" 2>&1; then
+  export PYTHONPATH="$PWD/.pyref${PYTHONPATH:+:$PYTHONPATH}"
+  reference_args=()
+else
+  echo "server benchmark without the Python reference: $(tail -1 "$logs/pyref.log" 2>/dev/null || echo 'no .pyref carried')"
+fi
+bench_cases=()
+[[ "${VLM_GPU_SKIP_BENCH:-0}" == 1 ]] || bench_cases=("yolov5n fp32 yolov5" "yolov5n fp16 yolov5" "yolov8n fp32 ultralytics")
+for case in "${bench_cases[@]}"; do
+  read -r model precision family <<<"$case"
+  [[ -f "$VLM_TEST_DATA/$model.torchscript" ]] || { note "server bench $model cuda $precision" SKIP "fixture not carried"; continue; }
+  echo "== server benchmark, $model on cuda $precision beside the $family reference"
   t0=$(date +%s)
-  VLM_PYTHON=python3 timeout 150 bench/server/run.sh --bin "$VLM_BIN" --model "$VLM_TEST_DATA/yolov5n.torchscript" \
-    --device cuda $([[ $precision == fp16 ]] && echo --half) --seconds 8 --no-reference >"$logs/bench_server_$precision.log" 2>&1
+  VLM_PYTHON=python3 timeout 200 bench/server/run.sh --bin "$VLM_BIN" --model "$VLM_TEST_DATA/$model.torchscript" \
+    --family "$family" --device cuda $([[ $precision == fp16 ]] && echo --half) --seconds 8 "${reference_args[@]}" \
+    >"$logs/bench_server_${model}_$precision.log" 2>&1
   rc=$?
-  grep -E '"clients"' "$logs/bench_server_$precision.log" | head -3
-  note "server bench yolov5n cuda $precision" "$([[ $rc == 0 ]] && echo DONE || echo FAIL)" \
-    "$(python3 -c 'import json,sys; print("; ".join(f"{r[\"clients\"]} clients {r[\"req_per_s\"]:.1f} req/s p50 {r[\"p50_ms\"]:.1f} p99 {r[\"p99_ms\"]:.1f} ms" for r in map(json.loads, (l for l in open(sys.argv[1]) if l.startswith("{\"clients")))))' "$logs/bench_server_$precision.log" 2>/dev/null) [$(( $(date +%s) - t0 )) s]"
+  tail -8 "$logs/bench_server_${model}_$precision.log"
+  note "server bench $model cuda $precision" "$([[ $rc == 0 ]] && echo DONE || echo FAIL)" "see bench_server_${model}_$precision.log [$(( $(date +%s) - t0 )) s]"
 done
 
 left=$(( budget_s - ($(date +%s) - start) ))

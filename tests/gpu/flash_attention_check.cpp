@@ -7,17 +7,22 @@
 //
 //   flash_attention_check            full sweep
 //   flash_attention_check --small    a few small shapes, for compute-sanitizer
+//   flash_attention_check --config N the full sweep of config-table row N's head dim, forced to row N
+//                                    (checks tuning candidates before they ship)
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAGuard.h>
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
 
 #include "flash_attention/flash_api.h"
+#include "flash_attention/flash_config.h"
+#include "flash_attention/flash_params.h"
 
 namespace {
 
@@ -145,10 +150,20 @@ void run_zero_length_case(Totals& totals) {
 
 int main(int argc, char** argv) {
   const bool small = argc > 1 && std::strcmp(argv[1], "--small") == 0;
+  std::vector<int64_t> dims = {32, 64, 128};
+  if (argc > 2 && std::strcmp(argv[1], "--config") == 0) {
+    const int config = std::atoi(argv[2]);
+    if (!vlm::flash::flash_config_built(config)) {
+      std::printf("config %d is not built\n", config);
+      return 2;
+    }
+    vlm::flash::set_flash_config_override(config);
+    dims = {vlm::flash::kFlashConfigs[config].head_dim};
+    std::printf("forcing config %d (%s)\n", config, vlm::flash::flash_config_name(config));
+  }
   at::manual_seed(1234);
   Totals totals;
   const std::vector<at::ScalarType> dtypes = {at::kHalf, at::kBFloat16};
-  const std::vector<int64_t> dims = {32, 64, 128};
   const std::vector<Mask> masks = {Mask::kNone, Mask::kCausal, Mask::kLengths, Mask::kCausalLengths};
   try {
     if (small) {

@@ -50,17 +50,12 @@ TEST(AttentionDispatch, AutoFallsBackToEagerWithReason) {
   turing.sm_minor = 5;
   AttentionRequest no_image = gpu_request();
   no_image.kernel_image = false;
-  AttentionRequest zero_scale = gpu_request();
-  zero_scale.scale = 0.0;
   const Case cases[] = {
       {gpu_request(), false, "this build has no flash-attention kernel (built without CUDA)"},
       {cpu, true, "tensors are not on a CUDA device"},
       {turing, true, "GPU sm_75 is older than sm_80"},
       {no_image, true, "the flash kernels have no code this GPU (sm_90) can load"},
       {gpu_request(c10::ScalarType::Float), true, "dtype Float is not float16 or bfloat16"},
-      {gpu_request(c10::ScalarType::Half, 96), true, "head dim 96 is not 32, 64 or 128"},
-      {gpu_request(c10::ScalarType::Half, 16), true, "head dim 16 is not 32, 64 or 128"},
-      {zero_scale, true, "softmax scale 0.000000 is not positive"},
   };
   for (const Case& c : cases) {
     AttentionChoice choice = choose_attention_backend(c.request, AttentionBackend::kAuto, c.flash_built);
@@ -75,6 +70,29 @@ TEST(AttentionDispatch, AutoFallsBackToEagerWithReason) {
       EXPECT_NE(std::string(e.what()).find(c.reason), std::string::npos) << e.what();
     }
   }
+}
+
+// A shape the kernel does not cover runs eager even when flash is asked for: Florence-2's DaViT
+// channel attention has head dim = tokens (e.g. 36864), and the rest of the model must still use flash.
+TEST(AttentionDispatch, UncoveredShapesRunEagerEvenWhenFlashIsAsked) {
+  AttentionRequest zero_scale = gpu_request();
+  zero_scale.scale = 0.0;
+  const std::pair<AttentionRequest, const char*> cases[] = {
+      {gpu_request(c10::ScalarType::Half, 96), "head dim 96 is not 32, 64 or 128"},
+      {gpu_request(c10::ScalarType::Half, 16), "head dim 16 is not 32, 64 or 128"},
+      {gpu_request(c10::ScalarType::BFloat16, 36864), "head dim 36864 is not 32, 64 or 128"},
+      {zero_scale, "softmax scale 0.000000 is not positive"},
+  };
+  for (const auto& [request, reason] : cases) {
+    for (auto requested : {AttentionBackend::kAuto, AttentionBackend::kFlash}) {
+      AttentionChoice choice = choose_attention_backend(request, requested, true);
+      EXPECT_EQ(choice.backend, AttentionBackend::kEager) << reason;
+      EXPECT_EQ(choice.fallback_reason, reason);
+    }
+  }
+  // A setting flash cannot run still refuses first, even for an uncovered shape.
+  AttentionRequest fp32_odd = gpu_request(c10::ScalarType::Float, 96);
+  EXPECT_THROW(choose_attention_backend(fp32_odd, AttentionBackend::kFlash, true), Error);
 }
 
 TEST(AttentionDispatch, EagerAndSdpaAreTakenAsAsked) {
