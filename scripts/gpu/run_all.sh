@@ -119,7 +119,12 @@ else
   echo "server benchmark without the Python reference: $(tail -1 "$logs/pyref.log" 2>/dev/null || echo 'no .pyref carried')"
 fi
 bench_cases=()
-[[ "${VLM_GPU_SKIP_BENCH:-0}" == 1 ]] || bench_cases=("yolov5n fp32 yolov5" "yolov5n fp16 yolov5" "yolov8n fp32 ultralytics")
+# VLM_GPU_BENCH_CASES="yolov8n fp32 ultralytics;..." runs only those (model precision family).
+if [[ -n "${VLM_GPU_BENCH_CASES:-}" ]]; then
+  IFS=';' read -ra bench_cases <<<"$VLM_GPU_BENCH_CASES"
+elif [[ "${VLM_GPU_SKIP_BENCH:-0}" != 1 ]]; then
+  bench_cases=("yolov5n fp32 yolov5" "yolov5n fp16 yolov5" "yolov8n fp32 ultralytics")
+fi
 for case in "${bench_cases[@]}"; do
   read -r model precision family <<<"$case"
   [[ -f "$VLM_TEST_DATA/$model.torchscript" ]] || { note "server bench $model cuda $precision" SKIP "fixture not carried"; continue; }
