@@ -10,9 +10,15 @@
 #   VLM_STAGE_LINK=1: hard-link instead of copying where the filesystem allows (CI: saves ~4 GB).
 set -euo pipefail
 
-put() {  # put SOURCE into the bundle's lib folder, following symlinks
-  if [[ "${VLM_STAGE_LINK:-0}" == 1 ]] && cp -L -l "$1" "$stage/opt/vlmserve/lib/" 2>/dev/null; then return; fi
-  cp -L "$1" "$stage/opt/vlmserve/lib/"
+put() {  # put SOURCE into the bundle's lib folder, following symlinks; a later library of a name replaces an earlier one
+  local dest="$stage/opt/vlmserve/lib/$(basename "$1")"
+  # Replace a staged file, never write into it: with VLM_STAGE_LINK=1 it can be a hard link to the build
+  # machine's own library (libcudart.so.13 comes from /usr/local/cuda through ldd, then again from the
+  # torch wheel's nvidia/cu13), and `cp` onto it truncated and rewrote that library in place under every
+  # process that had it mapped: tests running beside this one died with SIGSEGV or SIGBUS (issue 7).
+  rm -f "$dest"
+  if [[ "${VLM_STAGE_LINK:-0}" == 1 ]] && cp -L -l "$1" "$dest" 2>/dev/null; then return; fi
+  cp -L "$1" "$dest"
 }
 
 build_dir="${1:?usage: stage_runtime.sh BUILD_DIR STAGE_DIR}"

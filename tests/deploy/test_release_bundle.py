@@ -43,11 +43,23 @@ def dockerfile_stage(name):
     return env, entrypoint, cmd, health
 
 
+def libraries_staging_reads(binary):
+    """Identity and last write of every library stage_runtime.sh reads for `binary`: what the loader
+    resolves (ldd) and the torch wheel's and nvidia-* wheels' library folders."""
+    ldd = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, check=True).stdout
+    paths = {Path(line.split(" => ", 1)[1].rsplit(" (", 1)[0]) for line in ldd.splitlines() if " => /" in line}
+    torch_lib = next((p.parent for p in paths if p.name == "libc10.so"), None)
+    if torch_lib is not None:
+        paths |= set(torch_lib.glob("*.so*")) | set(torch_lib.parent.parent.glob("nvidia/*/lib/*.so*"))
+    return {str(p): (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) for p in paths if p.is_file() for st in [p.stat()]}
+
+
 class ReleaseBundleTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         build = Path(os.environ["VLM_BIN"]).resolve().parent.parent  # <build>/cli/vlmserve
         cls.stage = DATA / "stage"
+        cls.sources_before = libraries_staging_reads(build / "cli" / "vlmserve")
         step = ["bash", "scripts/stage_runtime.sh", str(build), str(cls.stage)]
         result = subprocess.run(step, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "VLM_STAGE_LINK": "1"})
         if result.returncode != 0:
@@ -55,6 +67,14 @@ class ReleaseBundleTest(unittest.TestCase):
         cls.binary = cls.stage / "opt" / "vlmserve" / "bin" / "vlmserve"
         cls.env = {"LD_LIBRARY_PATH": str(cls.stage / "opt" / "vlmserve" / "lib"), "PATH": "/usr/bin:/bin",
                    "HOME": str(cls.stage / "var" / "lib" / "vlmserve")}
+
+    def test_staging_writes_nothing_into_the_libraries_it_reads(self):
+        # Staged files are hard links to these (VLM_STAGE_LINK=1): a `cp` onto one rewrote the build
+        # machine's libcudart in place, and tests running beside this one died with SIGSEGV (issue 7).
+        after = libraries_staging_reads(Path(os.environ["VLM_BIN"]).resolve())
+        changed = {path: (before, after.get(path)) for path, before in self.sources_before.items() if after.get(path) != before}
+        self.assertTrue(self.sources_before)
+        self.assertEqual(changed, {})
 
     def test_layout_matches_the_dockerfile(self):
         for folder in ("opt/vlmserve/bin", "opt/vlmserve/lib", "var/lib/vlmserve/models", "var/lib/vlmserve/audit", "var/lib/vlmserve/keys",
