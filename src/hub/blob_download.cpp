@@ -192,7 +192,7 @@ std::uint64_t transfer(const HubTransport& transport, const RepoCache& cache, co
   if (!refused.empty()) throw Error(ErrorCode::kUnavailable, file.path + ": the server " + refused);
   std::uint64_t total = offset + received;
   if (too_long) {
-    fd.release();
+    ::close(fd.release());
     fs::remove(partial);
     throw Error(ErrorCode::kBadCheckpoint, file.path + ": the server sent more than the " + std::to_string(file.size) +
                                                " bytes the hub's metadata promises; download discarded");
