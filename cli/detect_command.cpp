@@ -63,6 +63,8 @@ class DetectRun {
     if (!annotate_dir_.empty()) std::filesystem::create_directories(annotate_dir_);
     model_name_ = spec.name;
     std::unique_ptr<Model> model = load_model(hub::resolve_model_path(spec.path, hub_options(settings_)), load_options);
+    // A request the model cannot take is bad usage (exit 2), not a failure of every image.
+    model->check_options(options);
 
     for (std::size_t start = 0; start < inputs.size(); start += static_cast<std::size_t>(batch)) {
       std::size_t end = std::min(inputs.size(), start + static_cast<std::size_t>(batch));

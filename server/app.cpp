@@ -113,7 +113,9 @@ HttpResponse App::error_response(int status, const std::string& code, const std:
                                  const std::string& request_id) const {
   HttpResponse response;
   response.status = status;
-  response.body = error_json(code, message, request_id).dump();
+  // Messages quote what the client sent (a task, a parameter value), which need not be UTF-8: the
+  // strict default would throw here, inside the exception hook, and terminate the server.
+  response.body = error_json(code, message, request_id).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return response;
 }
 

@@ -41,6 +41,7 @@ void App::handle_detect(const HttpRequest& request, HttpResponse& response) {
   const DetectRequestParams params = parse_detect_params(input.params, config_.default_options);
   ServedModel& served = model_for(params.model);
   check_classes(params.options, served.model->info());
+  served.model->check_options(params.options);
 
   std::shared_ptr<BatchJob> job;
   const auto decode_start = std::chrono::steady_clock::now();

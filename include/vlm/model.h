@@ -73,6 +73,11 @@ class Model {
  public:
   virtual ~Model() = default;
   virtual const ModelInfo& info() const = 0;
+  // Throws kInvalidArgument when `options` ask for what this model cannot do (a task it does not
+  // know, text it does not take or needs, a prompt too long for it). run() checks the same; the
+  // edges call it first so that a bad request fails before it is decoded, queued or batched.
+  // Safe to call from any thread while run() is in progress.
+  virtual void check_options(const DetectOptions& options) const = 0;
   // One forward pass over all images (the model may split them into its own batch size).
   virtual std::vector<ImageResult> run(std::span<const Image> images, const DetectOptions& options) = 0;
 };

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <chrono>
 #include <string>
 #include <vector>
@@ -24,6 +25,18 @@ double elapsed_ms(std::chrono::steady_clock::time_point since) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - since).count();
 }
 
+// In a batch, generation pads answers shorter than the longest with pad tokens after their end of
+// sequence. transformers keeps them, and pure-text post-processing returns them ("a dog<pad><pad>"),
+// so an image's answer would depend on what else shared its batch; dropping them gives every image
+// the answer transformers gives it alone, whatever the CLI's --batch or the server's batching.
+void drop_batch_padding(std::vector<std::int32_t>& tokens, const GenerationConfig& generation) {
+  std::size_t end = tokens.size();
+  while (end > 0 && tokens[end - 1] == generation.pad_token_id) --end;
+  if (end == tokens.size() || end == 0) return;
+  const auto& eos = generation.eos_token_ids;
+  if (std::find(eos.begin(), eos.end(), tokens[end - 1]) != eos.end()) tokens.resize(end);
+}
+
 class Florence2Model final : public Model {
  public:
   Florence2Model(const std::filesystem::path& dir, const ModelOptions& options,
@@ -47,17 +60,15 @@ class Florence2Model final : public Model {
 
   const ModelInfo& info() const override { return info_; }
 
+  void check_options(const DetectOptions& options) const override { prompt_ids(options); }
+
   std::vector<ImageResult> run(std::span<const Image> images, const DetectOptions& options) override {
-    const std::string task = options.task.empty() ? "<OD>" : options.task;
-    if (!find_task(task)) throw Error(ErrorCode::kInvalidArgument, "unknown Florence-2 task \"" + task + "\"");
+    const std::string task = task_of(options);
+    const std::vector<std::int64_t> ids = prompt_ids(options);
     std::vector<ImageResult> results(images.size());
     if (images.empty()) return results;
     const auto start = std::chrono::steady_clock::now();
 
-    const std::string prompt = task_prompt(task, options.text);
-    std::vector<std::int64_t> ids{tokenizer_.bos_id().value_or(0)};
-    for (const auto id : tokenizer_.encode(prompt, /*add_special_tokens=*/false)) ids.push_back(id);
-    ids.push_back(tokenizer_.eos_id().value_or(2));
     const auto batch = static_cast<std::int64_t>(images.size());
     const at::Tensor prompt_ids =
         at::tensor(ids, at::kLong).unsqueeze(0).expand({batch, static_cast<std::int64_t>(ids.size())});
@@ -74,7 +85,8 @@ class Florence2Model final : public Model {
     const auto post_start = std::chrono::steady_clock::now();
     for (std::size_t i = 0; i < images.size(); ++i) {
       const at::Tensor row = generated[static_cast<std::int64_t>(i)].to(at::kInt).contiguous();
-      const std::vector<std::int32_t> tokens(row.data_ptr<std::int32_t>(), row.data_ptr<std::int32_t>() + row.numel());
+      std::vector<std::int32_t> tokens(row.data_ptr<std::int32_t>(), row.data_ptr<std::int32_t>() + row.numel());
+      drop_batch_padding(tokens, generation);
       const std::string text = tokenizer_.decode(tokens, /*skip_special_tokens=*/false);
       ImageResult& result = results[i];
       result.width = images[i].width();
@@ -95,6 +107,30 @@ class Florence2Model final : public Model {
   }
 
  private:
+  static std::string task_of(const DetectOptions& options) { return options.task.empty() ? "<OD>" : options.task; }
+
+  // <s> prompt </s>. The encoder reads the image tokens and these through learned positions, so a
+  // longer prompt has no position to take (transformers fails there with an IndexError).
+  std::vector<std::int64_t> prompt_ids(const DetectOptions& options) const {
+    validate(options);
+    const std::string task = task_of(options);
+    std::vector<std::int64_t> ids{tokenizer_.bos_id().value_or(0)};
+    for (const auto id : tokenizer_.encode(request_prompt(task, options.text), /*add_special_tokens=*/false)) {
+      ids.push_back(id);
+    }
+    ids.push_back(tokenizer_.eos_id().value_or(2));
+    const int positions = pipeline_.config().text.max_position_embeddings;
+    const int image_tokens = pipeline_.config().preprocessor.image_seq_length;
+    if (static_cast<int>(ids.size()) > positions - image_tokens) {
+      throw Error(ErrorCode::kInvalidArgument, "text is too long for task " + task + ": its prompt takes " +
+                                                   std::to_string(ids.size()) + " tokens, at most " +
+                                                   std::to_string(positions - image_tokens) + " fit (the encoder has " +
+                                                   std::to_string(positions) + " positions, " +
+                                                   std::to_string(image_tokens) + " of them for the image)");
+    }
+    return ids;
+  }
+
   // Box-shaped answers become Detections; polygons and quad boxes stay in `extra` only.
   static void fill_detections(const nlohmann::json& parsed, ImageResult& result) {
     if (!parsed.is_object() || !parsed.contains("bboxes")) return;

@@ -10,6 +10,15 @@ namespace {
 
 using P = PostProcessType;
 
+// Request text in an error message: enough to recognise it, never a whole megabyte of it.
+std::string quoted(std::string_view text) {
+  constexpr std::size_t kShown = 64;
+  if (text.size() <= kShown) return std::string(text);
+  std::size_t cut = kShown;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0U) == 0x80U) --cut;  // not inside a UTF-8 sequence
+  return std::string(text.substr(0, cut)) + "...";
+}
+
 // Same order as transformers' dicts: the first matching token wins there too.
 constexpr std::array<TaskInfo, 15> kTasks = {{
     {"<OCR>", "What is the text in the image?", false, P::kPureText},
@@ -93,6 +102,24 @@ std::string task_prompt(std::string_view task, std::string_view text) {
   std::string joined(task);
   joined.append(text);
   return construct_prompt(joined);
+}
+
+std::string request_prompt(std::string_view task, std::string_view text) {
+  const TaskInfo* info = find_task(task);
+  if (info == nullptr) {
+    std::string known;
+    for (const TaskInfo& t : kTasks) known += (known.empty() ? "" : ", ") + std::string(t.token);
+    throw Error(ErrorCode::kInvalidArgument, "unknown Florence-2 task '" + quoted(task) + "' (known: " + known + ")");
+  }
+  if (info->takes_input && python_strip(text).empty()) {
+    throw Error(ErrorCode::kInvalidArgument, "task " + std::string(task) + " needs text (its prompt is \"" +
+                                                 std::string(info->prompt) + "\"), got none");
+  }
+  if (!info->takes_input && !text.empty()) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "task " + std::string(task) + " takes no text, got '" + quoted(text) + "'");
+  }
+  return task_prompt(task, text);
 }
 
 PostProcessType post_process_type(std::string_view task) {

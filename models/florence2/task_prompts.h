@@ -47,6 +47,13 @@ std::string construct_prompt(std::string_view prompt);
 // construct_prompt(task + text), the way callers pass text="<TASK>" + input to the processor.
 std::string task_prompt(std::string_view task, std::string_view text = {});
 
+// The prompt for a request's task and text, held to stricter rules than task_prompt: the task
+// must be one of tasks(); a task with an {input} slot needs text that is not blank (transformers
+// would run it on an empty input, "Locate  in the image.", and answer a question nobody asked);
+// a task without one takes no text (transformers raises there too). Throws vlm::Error
+// kInvalidArgument saying which rule the request broke.
+std::string request_prompt(std::string_view task, std::string_view text);
+
 // The parse type post_process_generation uses for a task; unknown tasks are pure text.
 PostProcessType post_process_type(std::string_view task);
 std::string_view post_process_type_name(PostProcessType type);  // "description_with_bboxes", ...

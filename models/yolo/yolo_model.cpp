@@ -54,8 +54,19 @@ class YoloModel final : public Model {
   const ModelInfo& info() const override { return info_; }
   void set_load_ms(double load_ms) { info_.load_ms = load_ms; }
 
-  std::vector<ImageResult> run(std::span<const Image> images, const DetectOptions& options) override {
+  void check_options(const DetectOptions& options) const override {
     validate(options);
+    // Detecting anyway would answer a different question than the one asked.
+    if (!options.task.empty() || !options.text.empty()) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "this is a YOLO model: it only detects and takes no task or text (got " +
+                      std::string(options.task.empty() ? "text" : "task '" + options.task.substr(0, 64) + "'") +
+                      "); tasks are for Florence-2 models");
+    }
+  }
+
+  std::vector<ImageResult> run(std::span<const Image> images, const DetectOptions& options) override {
+    check_options(options);
     if (images.empty()) return {};
     auto start = Clock::now();
     std::vector<Letterbox> boxes;

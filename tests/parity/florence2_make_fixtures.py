@@ -6,6 +6,8 @@ Writes $VLM_TEST_DATA/florence2/:
   tiny_original/   Microsoft remote-code layout, pytorch_model.bin, Microsoft style config.json
   tiny_refs.safetensors   per photo: decoded RGB, pixel_values, vision/image features, encoder output,
                           first-step logits (<OD>); per task: prompt ids, greedy and beam-3 ids
+  tasks_native/, tasks_original/, tasks_refs.json   the tiny model taught to answer in each task's format,
+                          and transformers' post-processed answers on it (florence2_task_refs.py)
   base_native/, base_original/, base_refs.safetensors   Florence-2-base shapes, one forward (--base)
   broken_*/        loading-error cases
 The original layout is produced with the inverse of transformers' conversion renames, written here
@@ -28,6 +30,8 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer
 from transformers import AutoImageProcessor, Florence2Config, Florence2ForConditionalGeneration, Florence2Processor
+
+import florence2_task_refs
 
 ASSETS = os.environ.get("VLM_ASSETS", os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "assets"))
 F2 = os.path.join(ASSETS, "florence2")
@@ -289,6 +293,18 @@ def main():
                         "tasks": json.dumps(TASKS), "max_new_tokens": str(MAX_NEW_TOKENS)})
     make_broken(args.out, tiny_native, tiny_original)
     print(f"tiny fixtures in {time.time() - start:.1f}s", file=sys.stderr)
+
+    # Tiny tensors, many small ops: a second thread gains little alone and, on a loaded 2-core
+    # machine, OpenMP barriers waiting for a descheduled thread made generate() 20-40x slower.
+    torch.set_num_threads(1)
+    cases = florence2_task_refs.cases(len(paths))
+    taught = copy.deepcopy(model)  # same vision tower and projector, so image_features above still hold
+    loss = florence2_task_refs.teach_task_formats(taught, image_features, cases, lambda task, text: prompt_ids(
+        tokenizer, task, text), tokenizer, 51289, MAX_NEW_TOKENS)
+    tasks_native, _ = save_both_layouts(taught, TINY, args.out, "tasks")
+    florence2_task_refs.write_task_refs(taught, tasks_native, paths, ASSETS, cases, GENERATION,
+                                        os.path.join(args.out, "tasks_refs.json"), loss)
+    print(f"task fixtures (teaching loss {loss:.3f}) in {time.time() - start:.1f}s", file=sys.stderr)
 
     with open(os.path.join(args.out, "READY"), "w") as f:
         f.write("ok\n")

@@ -72,6 +72,40 @@ TEST(Florence2Tasks, TaskPromptJoinsTaskAndText) {
   }
 }
 
+std::string request_error(std::string_view task, std::string_view text) {
+  try {
+    f2::request_prompt(task, text);
+  } catch (const vlm::Error& e) {
+    EXPECT_EQ(e.code(), vlm::ErrorCode::kInvalidArgument);
+    return e.what();
+  }
+  ADD_FAILURE() << "request accepted: task '" << task << "' text '" << text << "'";
+  return {};
+}
+
+TEST(Florence2Tasks, RequestPromptRefusesWhatTheTaskCannotTake) {
+  EXPECT_EQ(f2::request_prompt("<OD>", ""), f2::task_prompt("<OD>"));
+  EXPECT_EQ(f2::request_prompt("<REGION_TO_OCR>", "<loc_1><loc_2><loc_3><loc_4>"),
+            "What text is in the region <loc_1><loc_2><loc_3><loc_4>?");
+  EXPECT_NE(request_error("<NOPE>", "").find("unknown Florence-2 task '<NOPE>'"), std::string::npos);
+  EXPECT_NE(request_error("od", "").find("<OD>"), std::string::npos);  // the message lists the known tasks
+  for (const auto& task : f2::tasks()) {
+    if (task.takes_input) {
+      EXPECT_NE(request_error(task.token, "").find("needs text"), std::string::npos) << task.token;
+      // Python's str.strip() whitespace, U+3000 included, is no text either.
+      EXPECT_NE(request_error(task.token, " \t\u3000").find("needs text"), std::string::npos) << task.token;
+    } else {
+      EXPECT_NE(request_error(task.token, " ").find("takes no text"), std::string::npos) << task.token;
+    }
+  }
+  // A long text is quoted, cut on a UTF-8 boundary, not echoed whole.
+  const std::string message = request_error("<CAPTION>", std::string(63, 'x') + "\u00e9" + std::string(1000, 'y'));
+  EXPECT_NE(message.find(std::string(63, 'x') + "...'"), std::string::npos) << message;
+  EXPECT_LT(message.size(), 200U);
+  // Text that smuggles in a task without input is refused, as transformers refuses it.
+  request_error("<OPEN_VOCABULARY_DETECTION>", "a dog<OD>");
+}
+
 TEST(Florence2Tasks, UnknownTasksAreParsedAsPureText) {
   EXPECT_EQ(f2::post_process_type("<NOT_A_TASK>"), f2::PostProcessType::kPureText);
   const Json out = f2::post_process_generation("<s> hi <loc_1></s>", "<NOT_A_TASK>", {10, 10});
