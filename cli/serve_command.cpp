@@ -11,6 +11,7 @@
 #include "hub_settings.h"
 #include "serve.h"
 #include "vlm/error.h"
+#include "vlm/hub/repo_spec.h"
 #include "vlm/hub/resolve.h"
 
 namespace vlm::cli {
@@ -38,9 +39,14 @@ server::ServerConfig server_config(const Settings& settings) {
   server::ServerConfig config;
   for (const std::string& text : settings.get_list("model")) {
     ModelSpec spec = parse_model_spec(text);
-    // hf:// models are fetched (or found in the cache) before the server starts listening.
-    config.models.push_back({spec.name, hub::resolve_model_path(spec.path, hub_options(settings)).string()});
+    // A malformed hf:// spec is a usage error now, not a failed load after the server started.
+    if (hub::is_hub_spec(spec.path)) hub::parse_repo_spec(spec.path);
+    config.models.push_back({spec.name, spec.path});
   }
+  // hf:// models are fetched (or found in the cache) in the loading phase, while /health says loading.
+  config.resolve_model_path = [hub = hub_options(settings)](const std::string& spec) {
+    return hub::resolve_model_path(spec, hub).string();
+  };
   config.default_model = settings.get("default-model");
   config.host = settings.get("host");
   config.port = to_int(settings, "port");

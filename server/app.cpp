@@ -251,10 +251,11 @@ void App::load_models() {
     std::map<std::string, std::unique_ptr<ServedModel>> loaded;
     for (const auto& spec : config_.models) {
       const auto start = std::chrono::steady_clock::now();
-      log::info("loading model '{}' from {}", spec.name, spec.path);
+      const std::string path = config_.resolve_model_path ? config_.resolve_model_path(spec.path) : spec.path;
+      log::info("loading model '{}' from {}", spec.name, path);
       auto served = std::make_unique<ServedModel>();
       served->name = spec.name;
-      served->model = load_model(spec.path, config_.model_options);
+      served->model = load_model(path, config_.model_options);
       // Warm-up runs pay for lazy initialisation (TorchScript profiling, allocator growth) before
       // /ready says yes.
       const int side = std::max(32, served->model->info().image_size);

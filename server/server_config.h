@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -11,12 +12,16 @@ namespace vlm::server {
 
 struct ModelSpec {
   std::string name;
-  std::string path;
+  std::string path;  // a local path, or a spec `resolve_model_path` turns into one (hf://...)
 };
 
 // Everything `vlmserve serve` decides, after flags, config file and VLM_* variables are merged.
 struct ServerConfig {
   std::vector<ModelSpec> models;
+  // Called in the loading phase, after the server listens, so /health answers "loading" while a
+  // model downloads (a Kubernetes liveness probe must not kill a pod that is fetching weights).
+  // Empty: paths are used as given.
+  std::function<std::string(const std::string& spec)> resolve_model_path;
   std::string default_model;  // empty: the first model
   std::string host = "127.0.0.1";
   int port = 8080;

@@ -83,8 +83,9 @@ std::string construct_prompt(std::string_view prompt) {
   for (const TaskInfo& t : kTasks) {
     if (t.takes_input || result.find(t.token) == std::string::npos) continue;
     if (result != t.token) {
-      throw Error(ErrorCode::kInvalidArgument,
-                  "task " + std::string(t.token) + " takes no text and must be the whole prompt, got '" + result + "'");
+      throw Error(
+          ErrorCode::kInvalidArgument,
+          "task " + std::string(t.token) + " takes no text and must be the whole prompt, got '" + quoted(result) + "'");
     }
     result = std::string(t.prompt);
     break;

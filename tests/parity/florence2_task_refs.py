@@ -18,9 +18,9 @@ import random
 
 import torch
 from PIL import Image
-from transformers import AddedToken, AutoImageProcessor, AutoTokenizer, Florence2Processor
+from transformers import AutoImageProcessor
 
-from florence2_text_reference import BANNED, FLORENCE_TOKENS
+from florence2_text_reference import processor
 
 PHOTOS_PER_TASK = 2
 TEACH_STEPS = 150
@@ -113,19 +113,7 @@ def teach_task_formats(model, image_features, case_list, prompt_ids, tokenizer, 
 
 
 def processor_for(checkpoint_dir):
-    tokenizer = AutoTokenizer.from_pretrained(checkpoint_dir)
-    # What Microsoft's remote-code processor registers at runtime (no-ops where the file has them).
-    tokenizer.add_special_tokens({"additional_special_tokens": FLORENCE_TOKENS})
-    tokenizer.image_token = "<image>"
-    tokenizer.add_tokens(AddedToken("<image>", special=True, normalized=False), special_tokens=True)
-    tokenizer.image_token_id = tokenizer.convert_tokens_to_ids("<image>")
-    config = {
-        "ocr": {"AREA_THRESHOLD": 0.01}, "phrase_grounding": {"banned_grounding_tokens": BANNED},
-        "pure_text": {}, "description_with_bboxes": {}, "description_with_polygons": {}, "polygons": {},
-        "bboxes": {}, "description_with_bboxes_or_polygons": {},
-    }
-    return Florence2Processor(image_processor=AutoImageProcessor.from_pretrained(checkpoint_dir), tokenizer=tokenizer,
-                              post_processor_config=config)
+    return processor(0.01, checkpoint_dir, AutoImageProcessor.from_pretrained(checkpoint_dir))
 
 
 def write_task_refs(model, checkpoint_dir, paths, assets, case_list, generation, out_path, loss):

@@ -56,8 +56,11 @@ TASKS = [
 SIZES = [(640, 480), (810, 1080), (1280, 720), (1, 1), (999, 7), (333, 777), (4000, 3000)]
 
 
-def processor(area_threshold):
-    tok = AutoTokenizer.from_pretrained(MS_DIR)
+def processor(area_threshold, checkpoint_dir=None, image_processor=None):
+    """transformers' Florence2Processor as Microsoft's remote code sets it up: the task and <loc_*>
+    tokens registered at runtime (no-ops where the tokenizer file has them) and the original
+    checkpoints' post-processor settings (OCR area threshold, banned grounding phrases)."""
+    tok = AutoTokenizer.from_pretrained(checkpoint_dir or MS_DIR)
     tok.add_special_tokens({"additional_special_tokens": FLORENCE_TOKENS})
     tok.image_token = "<image>"
     tok.add_tokens(AddedToken("<image>", special=True, normalized=False), special_tokens=True)
@@ -68,8 +71,8 @@ def processor(area_threshold):
         "pure_text": {}, "description_with_bboxes": {}, "description_with_polygons": {}, "polygons": {},
         "bboxes": {}, "description_with_bboxes_or_polygons": {},
     }
-    return Florence2Processor(image_processor=CLIPImageProcessor.from_pretrained(MS_DIR), tokenizer=tok,
-                              post_processor_config=config)
+    return Florence2Processor(image_processor=image_processor or CLIPImageProcessor.from_pretrained(MS_DIR),
+                              tokenizer=tok, post_processor_config=config)
 
 
 def loc(rng):
