@@ -43,6 +43,31 @@ void read_optional(const json& object, const char* key, std::optional<T>& out, c
   }
 }
 
+// transformers' Florence2PostProcessor reads only these two entries, with 0 and no banned phrases
+// when they are absent.
+PostProcessorConfig parse_post_processor(const json& object, const std::string& where) {
+  if (!object.is_object()) {
+    throw Error(ErrorCode::kBadCheckpoint, where + ": \"post_processor_config\" is not an object");
+  }
+  PostProcessorConfig config;
+  config.ocr_area_threshold = 0.0;
+  config.banned_grounding_tokens.clear();
+  const json ocr = object.value("ocr", json::object());
+  const json grounding = object.value("phrase_grounding", json::object());
+  if (!ocr.is_object() || !grounding.is_object()) {
+    throw Error(ErrorCode::kBadCheckpoint, where + ": post_processor_config.ocr and .phrase_grounding must be objects");
+  }
+  read(ocr, "AREA_THRESHOLD", config.ocr_area_threshold, where + " post_processor_config.ocr");
+  read(grounding, "banned_grounding_tokens", config.banned_grounding_tokens,
+       where + " post_processor_config.phrase_grounding");
+  if (!(config.ocr_area_threshold >= 0.0 && config.ocr_area_threshold <= 1.0)) {
+    throw Error(ErrorCode::kBadCheckpoint, where +
+                                               ": post_processor_config.ocr.AREA_THRESHOLD must be in [0, 1], got " +
+                                               std::to_string(config.ocr_area_threshold));
+  }
+  return config;
+}
+
 std::vector<int> int_list(const json& object, const char* key, std::vector<int> fallback, const std::string& where) {
   read(object, key, fallback, where);
   return fallback;
@@ -288,6 +313,13 @@ Config load_config(const std::filesystem::path& dir) {
   const auto preprocessor_path = dir / "preprocessor_config.json";
   if (std::filesystem::exists(preprocessor_path)) {
     config.preprocessor = parse_preprocessor(read_json(preprocessor_path), preprocessor_path.string());
+  }
+  const auto processor_path = dir / "processor_config.json";
+  if (std::filesystem::exists(processor_path)) {
+    const json processor = read_json(processor_path);
+    if (processor.contains("post_processor_config") && !processor["post_processor_config"].is_null()) {
+      config.post_processor = parse_post_processor(processor["post_processor_config"], processor_path.string());
+    }
   }
   return config;
 }

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "post_processor.h"
+
 namespace vlm::florence2 {
 
 // Which parameter names a checkpoint uses: transformers-native (`florence-community/*`,
@@ -88,9 +90,15 @@ struct Config {
   TextConfig text;
   GenerationConfig generation;
   PreprocessorConfig preprocessor;
+  // processor_config.json's "post_processor_config" when the folder has one (transformers-native
+  // checkpoints save their processor's settings there; transformers then reads missing entries as
+  // 0 / no banned phrases); otherwise the original checkpoints' settings, which Microsoft's remote
+  // code hard-codes.
+  PostProcessorConfig post_processor;
 };
 
-// Reads config.json (either layout), generation_config.json and preprocessor_config.json from a
+// Reads config.json (either layout), generation_config.json, preprocessor_config.json and
+// processor_config.json from a
 // Hugging Face folder. Missing optional files fall back to the values transformers would use.
 // Throws kNotFound / kBadCheckpoint naming the file and the field.
 Config load_config(const std::filesystem::path& dir);

@@ -91,7 +91,8 @@ class Florence2Model final : public Model {
       ImageResult& result = results[i];
       result.width = images[i].width();
       result.height = images[i].height();
-      nlohmann::json parsed = post_process_generation(text, task, ImageSize{result.width, result.height})[task];
+      nlohmann::json parsed = post_process_generation(text, task, ImageSize{result.width, result.height},
+                                                      pipeline_.config().post_processor)[task];
       fill_detections(parsed, result);
       result.extra = {{"task", task},
                       {"result", parsed},

@@ -1,7 +1,11 @@
 // Florence-2 against transformers 5.23: references written by florence2_make_fixtures.py.
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <string>
+#include <vector>
+
+#include <unistd.h>
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -167,6 +171,48 @@ TEST(Florence2Parity, RealConfigsParse) {
   EXPECT_EQ(large.generation.num_beams, 3);
   EXPECT_EQ(large.generation.early_stopping, GenerationConfig::EarlyStopping::kFalse);
   EXPECT_EQ(large.generation.no_repeat_ngram_size, 0);
+}
+
+// Post-processing settings: processor_config.json's post_processor_config when present (with
+// transformers' reading: a missing entry is 0 / no banned phrases), else the original checkpoints'.
+TEST(Florence2Parity, PostProcessorSettingsComeFromProcessorConfig) {
+  const fs::path dir = fs::temp_directory_path() / ("vlm_f2_processor_config_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  fs::copy_file(assets_dir() / "florence2" / "Florence-2-base" / "config.json", dir / "config.json");
+  auto write = [&](const std::string& text) { std::ofstream(dir / "processor_config.json") << text; };
+
+  const Config original = load_config(dir);  // no processor_config.json
+  EXPECT_DOUBLE_EQ(original.post_processor.ocr_area_threshold, 0.01);
+  EXPECT_EQ(original.post_processor.banned_grounding_tokens, PostProcessorConfig::default_banned_grounding_tokens());
+
+  write(R"({"processor_class": "Florence2Processor"})");  // the onnx-community file: no settings
+  EXPECT_DOUBLE_EQ(load_config(dir).post_processor.ocr_area_threshold, 0.01);
+
+  write(R"({"post_processor_config": {"ocr": {"AREA_THRESHOLD": 0.05},
+            "phrase_grounding": {"banned_grounding_tokens": ["it", "the image"]}}})");
+  const Config native = load_config(dir);
+  EXPECT_DOUBLE_EQ(native.post_processor.ocr_area_threshold, 0.05);
+  EXPECT_EQ(native.post_processor.banned_grounding_tokens, (std::vector<std::string>{"it", "the image"}));
+
+  write(R"({"post_processor_config": {"pure_text": {}}})");
+  const Config bare = load_config(dir);
+  EXPECT_DOUBLE_EQ(bare.post_processor.ocr_area_threshold, 0.0);
+  EXPECT_TRUE(bare.post_processor.banned_grounding_tokens.empty());
+
+  for (const char* bad :
+       {R"({"post_processor_config": {"ocr": {"AREA_THRESHOLD": "0.01"}}})",
+        R"({"post_processor_config": {"ocr": {"AREA_THRESHOLD": 2}}})", R"({"post_processor_config": [1]})"}) {
+    write(bad);
+    try {
+      load_config(dir);
+      ADD_FAILURE() << "accepted " << bad;
+    } catch (const vlm::Error& e) {
+      EXPECT_EQ(e.code(), vlm::ErrorCode::kBadCheckpoint) << e.what();
+      EXPECT_NE(std::string(e.what()).find("processor_config.json"), std::string::npos) << e.what();
+    }
+  }
+  fs::remove_all(dir);
 }
 
 namespace {
