@@ -29,25 +29,8 @@ MEASURE_BOX, MEASURE_SCORE = 10.0, 0.05
 
 
 def pair(ref_rows, ours):
-    """Greedy one-to-one matching in reference order (as the driver does) under the loose gate."""
-    unused = list(range(len(ours)))
-    pairs, lost = [], []
-    for row in ref_rows:
-        x1, y1, x2, y2, score, cls = row
-        best = None
-        for k in unused:
-            d = ours[k]
-            box_err = max(abs(a - b) for a, b in zip(d["box"], (x1, y1, x2, y2)))
-            score_err = abs(d["score"] - score)
-            if d["class_id"] == int(cls) and box_err <= MEASURE_BOX and score_err <= MEASURE_SCORE:
-                if best is None or box_err < best[1]:
-                    best = (k, box_err, score_err)
-        if best is None:
-            lost.append(row)
-        else:
-            unused.remove(best[0])
-            pairs.append((row, ours[best[0]], best[1], best[2]))
-    return pairs, lost, [ours[k] for k in unused]
+    """The parity test's matching under the loose measuring gate."""
+    return parity.pair(ref_rows, ours, MEASURE_BOX, MEASURE_SCORE)
 
 
 def main():

@@ -37,21 +37,16 @@ def run_detect(model, settings, device, half, batch):
         return [json.loads(line) for line in out.read_text().splitlines()]
 
 
-def match(ref_rows, ours, box_tol, score_tol):
-    """Greedy one-to-one matching.
+def pair(ref_rows, ours, box_tol, score_tol):
+    """Greedy one-to-one matching in reference order: each reference row (x1, y1, x2, y2, score, cls)
+    takes the unused detection of its class within both tolerances with the smallest box error.
 
-    Returns (problems, tie_flips, worst box error, worst score error). A tie flip is a reference
-    detection with no match whose place is taken by one of ours of the same class and a score within
-    score_tol but another box: two overlapping candidates whose scores differ by less than the
-    arithmetic noise between two CPU runs (about 1e-5 here), so NMS may keep either.
+    Returns (pairs as (row, detection, box error, score error), unmatched rows, unused detections).
     """
-    problems = []
-    if len(ref_rows) != len(ours):
-        problems.append(f"{len(ours)} detections, reference has {len(ref_rows)}")
     unused = list(range(len(ours)))
-    unmatched = []
-    worst_box = worst_score = 0.0
-    for x1, y1, x2, y2, score, cls in ref_rows:
+    pairs, lost = [], []
+    for row in ref_rows:
+        x1, y1, x2, y2, score, cls = row
         best = None
         for k in unused:
             d = ours[k]
@@ -61,10 +56,26 @@ def match(ref_rows, ours, box_tol, score_tol):
                 if best is None or box_err < best[1]:
                     best = (k, box_err, score_err)
         if best is None:
-            unmatched.append((x1, y1, x2, y2, score, cls))
+            lost.append(tuple(row))
         else:
             unused.remove(best[0])
-            worst_box, worst_score = max(worst_box, best[1]), max(worst_score, best[2])
+            pairs.append((row, ours[best[0]], best[1], best[2]))
+    return pairs, lost, [ours[k] for k in unused]
+
+
+def match(ref_rows, ours, box_tol, score_tol):
+    """Returns (problems, tie_flips, worst box error, worst score error) of pair() at the tolerances.
+
+    A tie flip is a reference detection with no match whose place is taken by one of ours of the same
+    class and a score within score_tol but another box: two overlapping candidates whose scores differ
+    by less than the arithmetic noise between two CPU runs (about 1e-5 here), so NMS may keep either.
+    """
+    problems = []
+    if len(ref_rows) != len(ours):
+        problems.append(f"{len(ours)} detections, reference has {len(ref_rows)}")
+    pairs, unmatched, _ = pair(ref_rows, ours, box_tol, score_tol)
+    worst_box = max((p[2] for p in pairs), default=0.0)
+    worst_score = max((p[3] for p in pairs), default=0.0)
     flips = [f"no match for reference class {int(cls)} score {score:.4f} box [{x1:.1f}, {y1:.1f}, {x2:.1f}, {y2:.1f}]"
              for x1, y1, x2, y2, score, cls in unmatched]
     return problems, flips, worst_box, worst_score
