@@ -16,10 +16,11 @@ namespace fs = std::filesystem;
 namespace {
 
 // Read by the configuration, processor and tokenizer code when present; none is required alone.
-constexpr std::array<std::string_view, 9> kSupportFiles = {
+constexpr std::array<std::string_view, 10> kSupportFiles = {
     "config.json",
     "generation_config.json",
     "preprocessor_config.json",
+    "processor_config.json",  // transformers-native Florence-2: its post-processing settings
     "tokenizer.json",
     "tokenizer_config.json",
     "special_tokens_map.json",

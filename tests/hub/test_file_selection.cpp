@@ -33,6 +33,16 @@ const Files kFlorenceRepo = {
     "vocab.json",
 };
 
+TEST(FileSelection, TakesTheNativeProcessorConfig) {
+  // florence-community checkpoints keep their post-processing settings in processor_config.json.
+  const Files native = {
+      "README.md",      "config.json",        "model.safetensors", "processor_config.json", "preprocessor_config.json",
+      "tokenizer.json", "chat_template.jinja"};
+  EXPECT_EQ(select_model_files(native, "hf://florence-community/Florence-2-base").files,
+            (Files{"config.json", "preprocessor_config.json", "processor_config.json", "tokenizer.json",
+                   "model.safetensors"}));
+}
+
 TEST(FileSelection, TakesConfigsTokenizerAndSafetensorsOnly) {
   FileSelection selection = select_model_files(kFlorenceRepo, "hf://microsoft/Florence-2-base");
   Files expected = {"config.json",      "generation_config.json", "preprocessor_config.json",

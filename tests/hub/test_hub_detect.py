@@ -83,7 +83,7 @@ class HubDetectTest(unittest.TestCase):
         try:
             bad = subprocess.run([VLM_BIN, "serve", "--model", "yolo=hf://no-repo-part", "--port", "0"], env=env,
                                  capture_output=True, text=True, timeout=60)
-            self.assertNotEqual(bad.returncode, 0)
+            self.assertEqual(bad.returncode, 2, bad.stderr)
             self.assertNotIn("listening on", bad.stderr)
             self.assertIn("hf://no-repo-part", bad.stderr)
 
