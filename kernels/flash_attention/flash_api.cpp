@@ -8,6 +8,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <limits>
+#include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -30,52 +32,62 @@ at::Tensor kernel_layout(const at::Tensor& t) {
   return ok ? t : t.contiguous();
 }
 
+// Split-KV partials for plans that split the keys; an undefined tensor (and params untouched) otherwise.
+at::Tensor attach_workspace(FlashFwdParams& params, const FlashFwdPlan& plan, int device) {
+  if (plan.num_splits <= 1) return {};
+  const int64_t rows = static_cast<int64_t>(plan.num_splits) * params.batch * params.heads * params.seqlen_q;
+  at::Tensor workspace =
+      at::empty({rows * (params.head_dim + 1)}, at::TensorOptions().dtype(at::kFloat).device(at::kCUDA, device));
+  params.o_partial = workspace.data_ptr<float>();
+  params.lse_partial = params.o_partial + rows * params.head_dim;
+  return workspace;
+}
+
+struct EventDeleter {
+  void operator()(CUevent_st* event) const { cudaEventDestroy(event); }
+};
+using Event = std::unique_ptr<CUevent_st, EventDeleter>;
+
+Event make_event() {
+  cudaEvent_t event = nullptr;
+  if (cudaEventCreate(&event) != cudaSuccess) {
+    cudaGetLastError();
+    throw std::runtime_error("flash autotune: cannot create a CUDA event");
+  }
+  return Event(event);
+}
+
 // Milliseconds per call of one config on these very inputs (the output is rewritten by the real run
 // that follows): one warm-up call, then the mean of three between CUDA events on the caller's stream.
 double time_config(const FlashFwdParams& params, int device, int config, cudaStream_t stream) {
   const FlashFwdPlan plan = plan_flash_fwd(params, device, config);
   FlashFwdParams timed = params;
-  at::Tensor workspace;
-  if (plan.num_splits > 1) {
-    const int64_t rows = static_cast<int64_t>(plan.num_splits) * params.batch * params.heads * params.seqlen_q;
-    workspace =
-        at::empty({rows * (params.head_dim + 1)}, at::TensorOptions().dtype(at::kFloat).device(at::kCUDA, device));
-    timed.o_partial = workspace.data_ptr<float>();
-    timed.lse_partial = timed.o_partial + rows * params.head_dim;
-  }
+  const at::Tensor workspace = attach_workspace(timed, plan, device);
   constexpr int kReps = 3;
-  cudaEvent_t start = nullptr;
-  cudaEvent_t stop = nullptr;
-  if (cudaEventCreate(&start) != cudaSuccess || cudaEventCreate(&stop) != cudaSuccess) {
-    if (start != nullptr) cudaEventDestroy(start);
-    cudaGetLastError();
-    throw std::runtime_error("flash autotune: cannot create CUDA events");
-  }
+  const Event start = make_event();
+  const Event stop = make_event();
+  run_flash_fwd(timed, plan, stream);
+  cudaEventRecord(start.get(), stream);
+  for (int i = 0; i < kReps; ++i) run_flash_fwd(timed, plan, stream);
+  cudaEventRecord(stop.get(), stream);
   float ms = -1.0f;
-  try {
-    run_flash_fwd(timed, plan, stream);
-    cudaEventRecord(start, stream);
-    for (int i = 0; i < kReps; ++i) run_flash_fwd(timed, plan, stream);
-    cudaEventRecord(stop, stream);
-    if (cudaEventSynchronize(stop) != cudaSuccess || cudaEventElapsedTime(&ms, start, stop) != cudaSuccess) {
-      cudaGetLastError();
-      throw std::runtime_error("flash autotune: timing config " + std::to_string(config) + " failed");
-    }
-  } catch (...) {
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
-    throw;
+  if (cudaEventSynchronize(stop.get()) != cudaSuccess ||
+      cudaEventElapsedTime(&ms, start.get(), stop.get()) != cudaSuccess) {
+    cudaGetLastError();
+    throw std::runtime_error("flash autotune: timing config " + std::to_string(config) + " failed");
   }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
   return ms / kReps;
 }
 
 // The config to run: the bench's override, the cached or freshly timed winner, or -1 (the default)
 // when there is nothing to choose, autotuning is off, or the stream is being captured into a graph
-// (no synchronisation allowed there).
+// (no synchronisation allowed there). A cache hit costs one map lookup.
 int choose_config(const FlashFwdParams& params, int device, cudaStream_t stream) {
   if (flash_config_override() >= 0 || !flash_autotune_enabled()) return -1;
+  const TuneKey key =
+      make_tune_key(device, params.is_bf16, params.head_dim, params.causal, params.key_lengths != nullptr,
+                    params.seqlen_q, params.seqlen_k, static_cast<int64_t>(params.batch) * params.heads);
+  if (const std::optional<int> cached = flash_autotuner().find(key)) return *cached;
   const std::vector<int> candidates = flash_candidate_configs(params);
   if (candidates.size() < 2) return -1;
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
@@ -83,9 +95,6 @@ int choose_config(const FlashFwdParams& params, int device, cudaStream_t stream)
     cudaGetLastError();
     return -1;
   }
-  const TuneKey key =
-      make_tune_key(device, params.is_bf16, params.head_dim, params.causal, params.key_lengths != nullptr,
-                    params.seqlen_q, params.seqlen_k, static_cast<int64_t>(params.batch) * params.heads);
   return flash_autotuner().choose(key, candidates,
                                   [&](int config) { return time_config(params, device, config, stream); });
 }
@@ -222,13 +231,7 @@ at::Tensor flash_attention_forward(const at::Tensor& q_in, const at::Tensor& k_i
   } catch (const std::runtime_error& e) {
     throw Error(ErrorCode::kInternal, e.what());
   }
-  at::Tensor workspace;
-  if (plan.num_splits > 1) {
-    const int64_t rows = static_cast<int64_t>(plan.num_splits) * batch * heads * seqlen_q;
-    workspace = at::empty({rows * (head_dim + 1)}, q.options().dtype(at::kFloat));
-    params.o_partial = workspace.data_ptr<float>();
-    params.lse_partial = params.o_partial + rows * head_dim;
-  }
+  const at::Tensor workspace = attach_workspace(params, plan, q.get_device());
   try {
     run_flash_fwd(params, plan, stream);
   } catch (const std::runtime_error& e) {

@@ -11,6 +11,7 @@
 #include <limits>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <tuple>
@@ -113,6 +114,13 @@ class FlashAutotuner {
     choices_.emplace(key, decision.config);
     if (observer_) observer_(decision);
     return decision.config;
+  }
+
+  // The cached choice for `key`, if any (what choose() returns without timing).
+  std::optional<int> find(const TuneKey& key) const {
+    std::lock_guard lock(mutex_);
+    if (auto it = choices_.find(key); it != choices_.end()) return it->second;
+    return std::nullopt;
   }
 
   // Called once per new decision (under the tuner's lock: keep it short, never call back in).

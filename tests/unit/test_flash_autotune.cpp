@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -42,6 +43,8 @@ TEST(FlashAutotune, PicksTheFastestAndTimesEachCandidateOnce) {
   EXPECT_EQ(tuner.choose(key_for(600, 1000, 128), {2, 11, 7}, time), 11);
   EXPECT_EQ(calls[11], 1);
   EXPECT_EQ(tuner.size(), 1u);
+  EXPECT_EQ(tuner.find(key_for(1000, 700, 100)), 11);
+  EXPECT_EQ(tuner.find(key_for(2048, 700, 100)), std::nullopt);  // another q bucket: not tuned yet
 }
 
 TEST(FlashAutotune, DifferentBucketsAreTunedSeparately) {

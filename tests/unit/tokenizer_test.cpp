@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "utf8.h"  // append_utf8: builds the random texts
 #include "vlm/error.h"
 #include "vlm/tokenizer.h"
 
@@ -141,24 +142,6 @@ TEST(Tokenizer, ConcurrentEncodesAgree) {
   for (int m : mismatches) EXPECT_EQ(m, 0);
 }
 
-void append_utf8(std::string& out, char32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
-
 // Byte-level BPE loses nothing: any UTF-8 text decodes back to itself (no token here strips
 // whitespace, so the property holds for every input).
 TEST(Tokenizer, RandomUnicodeRoundTrips) {
@@ -185,7 +168,7 @@ TEST(Tokenizer, RandomUnicodeRoundTrips) {
         continue;
       }
       if (cp >= 0xD800 && cp < 0xE000) cp = 0xFFFD;
-      append_utf8(text, cp);
+      vlm::tokenizer_detail::append_utf8(text, cp);
     }
     const auto ids = tok.encode(text, true);
     if (tok.decode(ids, false) != "<s>" + text + "</s>" && ++failures <= 5) {
