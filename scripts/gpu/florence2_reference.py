@@ -34,37 +34,34 @@ def time_transformers(model, processor, image, ids, gen, device, repeats):
     return statistics.median(times[1:]), out[0].tolist()
 
 
-def time_vlmserve(binary, model_dir, image_path, half, device, repeats, out_dir):
-    folder = os.path.join(out_dir, "images")
-    shutil.rmtree(folder, ignore_errors=True)
-    os.makedirs(folder)
-    for i in range(repeats + 1):
-        os.symlink(os.path.abspath(image_path), os.path.join(folder, f"{i:02d}.jpg"))
-    cmd = [binary, "detect", folder, "--model", model_dir, "--task", "<OD>", "--device", device]
-    if half:
-        cmd.append("--half")
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-    records = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    records.sort(key=lambda r: r["path"])
-    times = [r["timings"]["inference_ms"] for r in records]
-    return statistics.median(times[1:]), records[0]["generated_ids"]
-
-
-def run_vlmserve(binary, model_dir, image_paths, half, device, attention, out_dir):
-    """Generated ids per photo name from one `vlmserve detect` over a folder of the photos."""
+def detect_folder(binary, model_dir, links, half, device, attention, out_dir):
+    """Records of one `vlmserve detect <OD>` over a folder of symlinks {name: photo}, sorted by path."""
     folder = os.path.join(out_dir, "photos")
     shutil.rmtree(folder, ignore_errors=True)
     os.makedirs(folder)
-    for path in image_paths:
-        os.symlink(os.path.abspath(path), os.path.join(folder, os.path.basename(path)))
+    for name, path in links.items():
+        os.symlink(os.path.abspath(path), os.path.join(folder, name))
     cmd = [binary, "detect", folder, "--model", model_dir, "--task", "<OD>", "--device", device,
            "--attention", attention] + (["--half"] if half else [])
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
     records = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    return sorted(records, key=lambda r: r["path"])
+
+
+def time_vlmserve(binary, model_dir, image_path, half, device, repeats, out_dir):
+    """Median inference time over `repeats` runs of one photo (after a warm-up) and its generated ids."""
+    links = {f"{i:02d}.jpg": image_path for i in range(repeats + 1)}
+    records = detect_folder(binary, model_dir, links, half, device, "auto", out_dir)
+    times = [r["timings"]["inference_ms"] for r in records]
+    return statistics.median(times[1:]), records[0]["generated_ids"]
+
+
+def run_vlmserve(binary, model_dir, image_paths, half, device, attention, out_dir):
+    """Generated ids per photo name from one `vlmserve detect` over a folder of the photos."""
+    links = {os.path.basename(p): p for p in image_paths}
+    records = detect_folder(binary, model_dir, links, half, device, attention, out_dir)
     return {os.path.basename(r["path"]): r["generated_ids"] for r in records}
 
 
