@@ -19,6 +19,12 @@ struct Subcommand {
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitSomeInputsFailed = 1;
 inline constexpr int kExitUsage = 2;
+// `pull` only: a local failure (disk, cache, a download failing verification); the hub could not
+// be reached, timed out or refused (scripts may retry these); the repository, revision or file
+// does not exist (or, offline, is not cached).
+inline constexpr int kExitLocalFailure = 1;
+inline constexpr int kExitNetwork = 3;
+inline constexpr int kExitNotFound = 4;
 
 Subcommand add_detect_command(CLI::App& root);
 Subcommand add_serve_command(CLI::App& root);

@@ -65,6 +65,10 @@ class DetectRun {
     std::unique_ptr<Model> model = load_model(hub::resolve_model_path(spec.path, hub_options(settings_)), load_options);
     // A request the model cannot take is bad usage (exit 2), not a failure of every image.
     model->check_options(options);
+    // Loading warmed batches of one; a first full batch of another size would otherwise pay that
+    // shape's one-time costs and report inflated timings.
+    const auto first_batch = static_cast<int>(std::min(inputs.size(), static_cast<std::size_t>(batch)));
+    if (first_batch > 1) model->warm_up(first_batch);
 
     for (std::size_t start = 0; start < inputs.size(); start += static_cast<std::size_t>(batch)) {
       std::size_t end = std::min(inputs.size(), start + static_cast<std::size_t>(batch));

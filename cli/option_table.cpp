@@ -72,7 +72,12 @@ const std::vector<OptionSpec>& table() {
        "Accepted connections waiting for a worker; more are closed",
        {"serve"}},
       {"drain-timeout-s", T::kFloat, "30", "On SIGINT/SIGTERM, how long in-flight requests may finish", {"serve"}},
-      {"warmup", T::kInt, "2", "Warm-up forward passes per model before /ready says yes", {"serve"}},
+      {"warmup",
+       T::kInt,
+       "1",
+       "Warm-up rounds per model before /ready says yes; each runs one image end to end and one blank batch of "
+       "each size 1, 2, 4, ... and --batch-max",
+       {"serve"}},
       {"cache",
        T::kString,
        "",

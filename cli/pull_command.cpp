@@ -8,12 +8,23 @@
 #include "command.h"
 #include "common.h"
 #include "hub_settings.h"
+#include "vlm/error.h"
 #include "vlm/hub/pull.h"
 #include "vlm/hub/repo_spec.h"
 #include "vlm/logging.h"
 
 namespace vlm::cli {
 namespace {
+
+// Scripts tell a failure worth retrying later (network) from one that needs a different command.
+int exit_status(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::kInvalidArgument: return kExitUsage;
+    case ErrorCode::kUnavailable: return kExitNetwork;
+    case ErrorCode::kNotFound: return kExitNotFound;
+    default: return kExitLocalFailure;
+  }
+}
 
 struct PullState {
   Settings settings{"pull"};
@@ -35,8 +46,12 @@ int run_pull(PullState& state) {
       std::cout << pulled.snapshot_dir.string() << '\n' << std::flush;
     }
     return kExitOk;
+  } catch (const Error& e) {
+    report_fatal(e);
+    return exit_status(e.code());
   } catch (const std::exception& e) {
-    return report_fatal(e);
+    report_fatal(e);
+    return kExitLocalFailure;
   }
 }
 
@@ -52,7 +67,10 @@ Subcommand add_pull_command(CLI::App& root) {
       "Fetches only what vlmserve loads (config, generation/preprocessor config, tokenizer, weights; or a YOLO "
       "*.torchscript), verified against the hub's SHA-256, into $VLM_CACHE (default ~/.cache/vlmserve) in "
       "huggingface_hub's layout, and prints each snapshot folder. HF_TOKEN for gated or private repos, HF_ENDPOINT "
-      "for a mirror, HF_HUB_OFFLINE=1 or --offline to use the cache only. Interrupted downloads resume.");
+      "for a mirror, HF_HUB_OFFLINE=1 or --offline to use the cache only. Interrupted downloads resume. Exit "
+      "status: 0 all pulled, 1 a local failure (disk, cache, a download failing verification, nothing loadable), 2 "
+      "bad usage, 3 network failure (hub unreachable, timed out, busy, or refusing access), 4 not found "
+      "(repository, revision or file; or, offline, not cached).");
   return {app, [state] { return run_pull(*state); }};
 }
 

@@ -33,6 +33,18 @@ std::string json_to_text(const nlohmann::json& value, const std::string& key) {
   invalid("config key '" + key + "' must be a string, number or boolean");
 }
 
+// What --help shows after each flag; the values themselves are parsed after every source is merged.
+std::string type_name(OptionType type) {
+  switch (type) {
+    case OptionType::kInt: return "INT";
+    case OptionType::kFloat: return "FLOAT";
+    case OptionType::kList: return "LIST";
+    case OptionType::kString:
+    case OptionType::kBool: return "TEXT";
+  }
+  return "TEXT";
+}
+
 }  // namespace
 
 Settings::Settings(std::string command) : command_(std::move(command)) {}
@@ -47,9 +59,14 @@ void Settings::register_flags(CLI::App& app) {
     if (spec.type == OptionType::kBool) {
       app.add_flag("--" + spec.name, flag_switches_[spec.name], help);
     } else if (spec.type == OptionType::kList) {
-      app.add_option("--" + spec.name, flag_values_[spec.name], help)->allow_extra_args(false);
+      app.add_option("--" + spec.name, flag_values_[spec.name], help)
+          ->type_name(type_name(spec.type))
+          ->allow_extra_args(false);
     } else {
-      app.add_option("--" + spec.name, flag_values_[spec.name], help)->expected(1)->allow_extra_args(false);
+      app.add_option("--" + spec.name, flag_values_[spec.name], help)
+          ->type_name(type_name(spec.type))
+          ->expected(1)
+          ->allow_extra_args(false);
     }
   }
 }

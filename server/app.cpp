@@ -256,12 +256,19 @@ void App::load_models() {
       auto served = std::make_unique<ServedModel>();
       served->name = spec.name;
       served->model = load_model(path, config_.model_options);
-      // Warm-up runs pay for lazy initialisation (TorchScript profiling, allocator growth) before
-      // /ready says yes.
+      // The server's own --classes, --task, ... fail here, naming what the model takes, rather than
+      // in every request.
+      served->model->check_options(config_.default_options);
+      // Warm-up runs pay for lazy initialisation (allocator growth, per-shape kernel setup) before
+      // /ready says yes: the whole path once, and a forward pass at each batch size the batcher
+      // forms, so neither the first request nor the first batch of a new size stalls.
       const int side = std::max(32, served->model->info().image_size);
       std::vector<Image> warm(1);
       warm[0].rgb = cv::Mat(side, side, CV_8UC3, cv::Scalar(114, 114, 114));
-      for (int i = 0; i < config_.warmup_runs; ++i) served->model->run(warm, DetectOptions{});
+      for (int i = 0; i < config_.warmup_runs; ++i) {
+        served->model->run(warm, DetectOptions{});
+        for (int size : warm_up_batch_sizes(config_.batch_max)) served->model->warm_up(size);
+      }
       BatcherOptions batching;
       batching.batch_max = config_.batch_max;
       batching.batch_wait_ms = config_.batch_wait_ms;

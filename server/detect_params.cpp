@@ -115,16 +115,4 @@ DetectRequestParams parse_detect_params(const nlohmann::json& params, const Dete
   return out;
 }
 
-void check_classes(const DetectOptions& options, const ModelInfo& info) {
-  if (info.classes.empty()) return;
-  for (int id : options.classes) {
-    if (id >= static_cast<int>(info.classes.size())) {
-      throw ApiError(422, "invalid_argument",
-                     "classes: id " + std::to_string(id) + " is out of range; the model has " +
-                         std::to_string(info.classes.size()) + " classes (0.." +
-                         std::to_string(info.classes.size() - 1) + ")");
-    }
-  }
-}
-
 }  // namespace vlm::server

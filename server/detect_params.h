@@ -19,7 +19,4 @@ struct DetectRequestParams {
 // Parameters not sent keep their value from `defaults` (the server's --conf, --iou, ...).
 DetectRequestParams parse_detect_params(const nlohmann::json& params, const DetectOptions& defaults);
 
-// Checks class ids against the model's class list (when it has one). Throws ApiError 422.
-void check_classes(const DetectOptions& options, const ModelInfo& info);
-
 }  // namespace vlm::server

@@ -1,4 +1,5 @@
 // POST /detect: parse, decode, queue for the model's batcher, wait, answer.
+#include <optional>
 #include <span>
 #include <thread>
 
@@ -40,10 +41,13 @@ void App::handle_detect(const HttpRequest& request, HttpResponse& response) {
   const ImageInput input = parse_image_input(request, detect_rules(static_cast<std::size_t>(config_.max_images)));
   const DetectRequestParams params = parse_detect_params(input.params, config_.default_options);
   ServedModel& served = model_for(params.model);
-  check_classes(params.options, served.model->info());
   served.model->check_options(params.options);
 
   std::shared_ptr<BatchJob> job;
+  // A batch answers each image on its own, as `vlmserve detect` does: an image that fails to
+  // decode gets an error entry in its slot and the others still run.
+  std::vector<nlohmann::json> failed(input.images.size());
+  std::vector<std::size_t> slots;  // input index of each decoded image
   const auto decode_start = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point decode_end;
   {
@@ -53,16 +57,22 @@ void App::handle_detect(const HttpRequest& request, HttpResponse& response) {
     images.reserve(input.images.size());
     ImageLoadOptions load;
     load.max_pixels = static_cast<std::uint64_t>(config_.max_pixels);
+    std::optional<ApiError> first_error;
     for (std::size_t i = 0; i < input.images.size(); ++i) {
       const auto& bytes = input.images[i];
       try {
         images.push_back(
             decode_image(std::span(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()), load));
+        slots.push_back(i);
       } catch (const Error& error) {
+        const std::string code(error_code_name(error.code()));
         const std::string where = input.images.size() > 1 ? "image " + std::to_string(i) + ": " : "";
-        throw ApiError(http_status(error.code()), std::string(error_code_name(error.code())), where + error.what());
+        if (!first_error) first_error.emplace(http_status(error.code()), code, where + error.what());
+        failed[i] = {{"error", {{"code", code}, {"message", error.what()}}}};
       }
     }
+    // Only when no image is left does the request fail, with the first image's status.
+    if (images.empty() && first_error) throw *first_error;
     decode_end = std::chrono::steady_clock::now();
     job = served.batcher->submit(std::move(images), params.options, deadline);
   }
@@ -91,8 +101,8 @@ void App::handle_detect(const HttpRequest& request, HttpResponse& response) {
   if (!input.batch) {
     body = to_json(results.front());
   } else {
-    body["results"] = nlohmann::json::array();
-    for (const auto& result : results) body["results"].push_back(to_json(result));
+    for (std::size_t k = 0; k < results.size(); ++k) failed[slots[k]] = to_json(results[k]);
+    body["results"] = std::move(failed);
   }
   body["model"] = served.name;
   body["request_id"] = request.request_id;

@@ -3,8 +3,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cmath>
 #include <condition_variable>
+#include <cstring>
 #include <exception>
 #include <map>
 #include <mutex>
@@ -248,6 +250,13 @@ HttpServer::HttpServer(HttpServerOptions options, std::vector<HttpRoute> routes,
   svr.set_write_timeout(write_s, write_us);
   svr.set_keep_alive_timeout(static_cast<time_t>(std::max(1.0, opt.keep_alive_timeout_s)));
   svr.set_tcp_nodelay(true);
+  // SO_REUSEADDR only: it lets a restart bind while old connections sit in TIME_WAIT. httplib's
+  // default also sets SO_REUSEPORT, with which a second server on the same port starts fine and
+  // the kernel splits connections between the two.
+  svr.set_socket_options([](socket_t sock) {
+    const int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   // Proxies are not trusted: X-Forwarded-For never replaces the socket peer.
   svr.set_trusted_proxies({});
 
@@ -326,14 +335,22 @@ HttpServer::~HttpServer() = default;
 
 void HttpServer::bind() {
   auto& opt = impl_->options;
+  errno = 0;
   if (opt.port == 0) {
     impl_->bound_port = impl_->server->bind_to_any_port(opt.host);
   } else if (impl_->server->bind_to_port(opt.host, opt.port)) {
     impl_->bound_port = opt.port;
   }
   if (impl_->bound_port <= 0) {
-    throw Error(ErrorCode::kIo, "cannot listen on " + opt.host + ":" + std::to_string(opt.port) +
-                                    " (address in use, or not an address of this machine)");
+    const int error = errno;
+    const std::string where = opt.host + ":" + std::to_string(opt.port);
+    if (error == EADDRINUSE) {
+      throw Error(ErrorCode::kIo, "cannot listen on " + where + ": port " + std::to_string(opt.port) +
+                                      " is already in use (another vlmserve?); pick another --port");
+    }
+    throw Error(ErrorCode::kIo, "cannot listen on " + where + " (" +
+                                    (error != 0 ? std::string(std::strerror(error)) + "; " : std::string()) +
+                                    "port in use, or not an address of this machine)");
   }
 }
 

@@ -45,7 +45,7 @@ struct ServerConfig {
   int http_max_threads = 64;
   int max_pending_connections = 256;
   double drain_timeout_s = 30.0;
-  int warmup_runs = 2;
+  int warmup_runs = 1;
   std::optional<audit::AuditOptions> audit;  // --audit-dir and friends; /think needs it
   std::string think_policy;                  // empty: the built-in copy of configs/think-policy.json
 };

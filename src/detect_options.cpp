@@ -1,5 +1,7 @@
+#include <algorithm>
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "vlm/error.h"
 #include "vlm/model.h"
@@ -19,6 +21,25 @@ void validate(const DetectOptions& options) {
   }
   for (int class_id : options.classes) {
     if (class_id < 0) fail("classes must be non-negative class ids, got " + std::to_string(class_id));
+  }
+}
+
+std::vector<int> warm_up_batch_sizes(int batch_max) {
+  std::vector<int> sizes;
+  for (int size = 1; size < batch_max; size *= 2) sizes.push_back(size);
+  sizes.push_back(std::max(1, batch_max));
+  return sizes;
+}
+
+void check_class_ids(const DetectOptions& options, const std::vector<std::string>& class_names) {
+  if (class_names.empty()) return;
+  const auto count = static_cast<int>(class_names.size());
+  for (int class_id : options.classes) {
+    if (class_id >= count) {
+      throw Error(ErrorCode::kInvalidArgument, "classes: id " + std::to_string(class_id) +
+                                                   " is out of range; the model has " + std::to_string(count) +
+                                                   " classes (0.." + std::to_string(count - 1) + ")");
+    }
   }
 }
 

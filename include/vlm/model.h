@@ -47,6 +47,9 @@ struct DetectOptions {
 };
 // Throws kInvalidArgument naming the first out-of-range field.
 void validate(const DetectOptions& options);
+// Throws kInvalidArgument naming the model's range when a class id is not one of `class_names`'
+// indices; an empty list (an open-vocabulary model) takes any id.
+void check_class_ids(const DetectOptions& options, const std::vector<std::string>& class_names);
 
 // Load-time choices.
 struct ModelOptions {
@@ -80,7 +83,15 @@ class Model {
   virtual void check_options(const DetectOptions& options) const = 0;
   // One forward pass over all images (the model may split them into its own batch size).
   virtual std::vector<ImageResult> run(std::span<const Image> images, const DetectOptions& options) = 0;
+  // One forward pass over a blank batch of this size, so that the first real batch of that size
+  // pays no one-time cost (allocator growth, per-shape kernel setup). Families whose cost does not
+  // depend on the batch shape keep this no-op.
+  virtual void warm_up(int batch_size) { (void)batch_size; }
 };
+
+// The batch sizes worth a warm-up pass when batches of 1..batch_max will run: the powers of two
+// below batch_max, and batch_max itself.
+std::vector<int> warm_up_batch_sizes(int batch_max);
 
 // Chooses the family from the files at `path` (a TorchScript export or a Hugging Face folder).
 std::unique_ptr<Model> load_model(const std::filesystem::path& path, const ModelOptions& options);

@@ -19,6 +19,8 @@ from hub_emulator import Emulator, Repo, git_blob_id, make_self_signed_cert, ran
 
 VLM_BIN = os.environ.get("VLM_BIN", "")
 TOKEN = "hf_emulator_token_1234"
+# `vlmserve pull --help` states these; scripts retry EXIT_NETWORK and fix the command for the others.
+EXIT_LOCAL, EXIT_USAGE, EXIT_NETWORK, EXIT_NOT_FOUND = 1, 2, 3, 4
 WEIGHTS_SIZE = 3 * 1024 * 1024 + 17  # odd on purpose: not a multiple of any buffer size
 
 
@@ -188,7 +190,7 @@ class HubPullTest(unittest.TestCase):
         self.assertEqual(pinned.stdout, tagged.stdout)
         self.assertEqual(self.hub.log, [])  # a cached commit needs no network at all
         missing = self.pull("hf://acme/tiny-florence@no-such-branch")
-        self.assertNotEqual(missing.returncode, 0)
+        self.assertEqual(missing.returncode, EXIT_NOT_FOUND, missing.stderr)
         self.assertIn("404", missing.stderr)
         self.assertIn("revision not found", missing.stderr)
 
@@ -211,7 +213,7 @@ class HubPullTest(unittest.TestCase):
         self.hub.faults.cut_after[weights] = [1_500_000, 1]
         self.hub.faults.stall_resumed = True  # every retry is cut before its first byte
         failed = self.pull("hf://acme/tiny-florence")
-        self.assertNotEqual(failed.returncode, 0)
+        self.assertEqual(failed.returncode, EXIT_NETWORK, failed.stderr)
         self.assertIn("model.safetensors", failed.stderr)
         self.assertIn("resumes", failed.stderr)
         blobs = self.cache / "models--acme--tiny-florence" / "blobs"
@@ -236,7 +238,7 @@ class HubPullTest(unittest.TestCase):
     def test_corrupted_download_is_rejected_and_not_cached(self):
         for repo_id, name in (("acme/corrupt", "model.safetensors"), ("acme/corrupt-small", "config.json")):
             result = self.pull(f"hf://{repo_id}")
-            self.assertNotEqual(result.returncode, 0, repo_id)
+            self.assertEqual(result.returncode, EXIT_LOCAL, repo_id)
             self.assertIn(f"{name} from", result.stderr, f"exit {result.returncode}")
             self.assertIn("failed verification", result.stderr)
             content = self.repos[repo_id].files[name]
@@ -256,7 +258,7 @@ class HubPullTest(unittest.TestCase):
             self.assertEqual(offline.returncode, 0, offline.stderr)
             self.assertEqual(offline.stdout, online.stdout)
         missing = self.pull("hf://acme/sharded", "--offline")
-        self.assertNotEqual(missing.returncode, 0)
+        self.assertEqual(missing.returncode, EXIT_NOT_FOUND, missing.stderr)
         self.assertIn("not in the cache", missing.stderr)
         self.assertIn("offline", missing.stderr)
         self.assertEqual(self.hub.log, [])
@@ -264,7 +266,7 @@ class HubPullTest(unittest.TestCase):
     def test_unreachable_hub_is_a_clear_network_error_and_falls_back_to_cache(self):
         closed = self.env(HF_ENDPOINT="https://127.0.0.1:9")  # discard port: nothing listens
         result = self.pull("hf://acme/tiny-florence", env=closed)
-        self.assertNotEqual(result.returncode, 0)
+        self.assertEqual(result.returncode, EXIT_NETWORK, result.stderr)
         self.assertIn("network error", result.stderr)
         self.assertIn("--offline", result.stderr)
         online = self.pull("hf://acme/tiny-florence")
@@ -281,17 +283,17 @@ class HubPullTest(unittest.TestCase):
         self.assertEqual(result.stderr.count("the hub answered 503"), 2, result.stderr)
         self.hub.faults.api_busy = 10  # more than the retries: a clear error, not a hang
         busy = self.pull("hf://acme/sharded")
-        self.assertNotEqual(busy.returncode, 0)
+        self.assertEqual(busy.returncode, EXIT_NETWORK, busy.stderr)
         self.assertIn("503", busy.stderr)
         self.assertIn("not cached either", busy.stderr)
 
     def test_gated_and_missing_repositories(self):
         anonymous = self.pull("hf://acme/gated")
-        self.assertNotEqual(anonymous.returncode, 0)
+        self.assertEqual(anonymous.returncode, EXIT_NETWORK, anonymous.stderr)
         self.assertIn("401", anonymous.stderr)
         self.assertIn("set HF_TOKEN", anonymous.stderr)
         wrong = self.pull("hf://acme/gated", env=self.env(HF_TOKEN="hf_wrong"))
-        self.assertNotEqual(wrong.returncode, 0)
+        self.assertEqual(wrong.returncode, EXIT_NETWORK, wrong.stderr)
         self.assertIn("401", wrong.stderr)
         self.assertIn("not accepted", wrong.stderr)
         (self.home / ".cache" / "huggingface").mkdir(parents=True)
@@ -300,11 +302,11 @@ class HubPullTest(unittest.TestCase):
         self.assertEqual(self.hub.requests("hub", "GET", "/acme/gated/")[-1][3].get("authorization"), f"Bearer {TOKEN}")
 
         missing = self.pull("hf://acme/no-such-repo", env=self.env(HF_TOKEN=TOKEN))
-        self.assertNotEqual(missing.returncode, 0)
+        self.assertEqual(missing.returncode, EXIT_NOT_FOUND, missing.stderr)
         self.assertIn("404", missing.stderr)
         self.assertIn("repository not found", missing.stderr)
         unloadable = self.pull("hf://acme/gguf")
-        self.assertNotEqual(unloadable.returncode, 0)
+        self.assertEqual(unloadable.returncode, EXIT_LOCAL, unloadable.stderr)
         self.assertIn("model.gguf", unloadable.stderr)
 
     def test_renamed_repository_redirect_is_followed(self):
@@ -325,7 +327,7 @@ class HubPullTest(unittest.TestCase):
 
     def test_untrusted_certificate_is_refused(self):
         result = self.pull("hf://acme/tiny-florence", env=self.env(SSL_CERT_FILE=None))
-        self.assertNotEqual(result.returncode, 0)
+        self.assertEqual(result.returncode, EXIT_NETWORK, result.stderr)
         self.assertIn("verification failed", result.stderr)
         self.assertEqual(self.hub.requests("hub", "GET"), [])
 
@@ -334,9 +336,21 @@ class HubPullTest(unittest.TestCase):
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # write() then fails with EFBIG, as on a full disk
             resource.setrlimit(resource.RLIMIT_FSIZE, (256 * 1024, 256 * 1024))
         result = self.pull("hf://acme/tiny-florence", preexec_fn=small_file_limit)
-        self.assertNotEqual(result.returncode, 0)
+        self.assertEqual(result.returncode, EXIT_LOCAL, result.stderr)
         self.assertIn("disk full", result.stderr)
         self.assertIn("model.safetensors", result.stderr)
+
+    def test_usage_errors_exit_two_before_any_request(self):
+        for args, needle in ((["hf://acme"], "hf://acme"), (["acme/tiny-florence"], "acme/tiny-florence"),
+                             (["hf://acme/tiny-florence", "--no-such-flag"], "--no-such-flag"), ([], "models")):
+            result = self.pull(*args)
+            self.assertEqual(result.returncode, EXIT_USAGE, (args, result.stderr))
+            self.assertIn(needle, result.stderr)
+        self.assertEqual(self.hub.log, [])
+        help_text = self.pull("--help").stdout
+        for status, meaning in ((EXIT_USAGE, "bad usage"), (EXIT_NETWORK, "network failure"),
+                                (EXIT_NOT_FOUND, "not found")):
+            self.assertIn(f"{status} {meaning}", help_text)
 
     def test_concurrent_pulls_download_each_blob_once(self):
         # The weights are held back until all four clients have started, so the others must meet

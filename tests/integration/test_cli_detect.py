@@ -4,6 +4,7 @@
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import tempfile
 import unittest
@@ -67,6 +68,42 @@ class DetectCli(unittest.TestCase):
         self.assertEqual([Path(r["path"]).name for r in records], ["zidane.jpg"])
         self.assertTrue(any(d["label"] == "person" for d in records[0]["detections"]))
 
+    def test_folder_with_images_only_in_sub_folders_names_recursive(self):
+        # photos/ itself holds images; its parent holds only the folder: the coco8 layout.
+        proc = detect(self.tmp, "--model", MODEL)
+        self.assertEqual(proc.returncode, 2, proc.stderr)
+        self.assertIn(str(self.tmp), proc.stderr)
+        self.assertIn("sub-folders", proc.stderr)
+        self.assertIn("--recursive", proc.stderr)
+        self.assertEqual(proc.stdout, "")
+        # Also beside a good input: the folder was meant, so the run does not quietly skip it.
+        proc = detect(self.photos / "bus.jpg", self.tmp, "--model", MODEL)
+        self.assertEqual(proc.returncode, 2, proc.stderr)
+        self.assertIn("--recursive", proc.stderr)
+
+    def test_no_input_images_at_all_is_a_usage_error(self):
+        empty, text_only = self.tmp / "empty", self.tmp / "text-only"
+        empty.mkdir(exist_ok=True)
+        text_only.mkdir(exist_ok=True)
+        (text_only / "notes.txt").write_text("no images here")
+        for args in ([empty], [empty, text_only], [text_only, "--recursive"]):
+            proc = detect(*args, "--model", MODEL)
+            self.assertEqual(proc.returncode, 2, (args, proc.stderr))
+            self.assertIn("no input images", proc.stderr)
+            self.assertIn(str(args[0]), proc.stderr)
+            self.assertNotIn("--recursive", proc.stderr)
+            self.assertEqual(proc.stdout, "")
+
+    def test_first_batch_runs_as_fast_as_the_rest(self):
+        # Model loading warms up the batch size the run uses: the first batch's forward pass is no
+        # stall. 3x the median of the later batches holds on a loaded 2-core machine.
+        proc = detect(*[self.photos / "bus.jpg"] * 28, "--model", MODEL, "--batch", "4", "--threads", "2")
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        per_batch = [json.loads(line)["timings"]["inference_ms"] * 4 for line in proc.stdout.splitlines()[::4]]
+        first, rest = per_batch[0], statistics.median(per_batch[1:])
+        print(f"\nforward pass of a batch of 4: first {first:.0f} ms, median of the next 6 {rest:.0f} ms")
+        self.assertLessEqual(first, 3.0 * rest)
+
     def test_save_annotated_writes_images_with_boxes(self):
         annotated = self.tmp / "annotated"
         proc = detect(self.photos / "bus.jpg", "--model", MODEL, "--save-annotated", annotated)
@@ -91,7 +128,9 @@ class DetectCli(unittest.TestCase):
 
     def test_bad_usage_is_a_message_and_exit_two(self):
         for args, needle in [(["--conf", "1.5"], "conf"), (["--max-det", "0"], "max_det"),
-                             (["--device", "tpu"], "device"), (["--batch", "x"], "batch")]:
+                             (["--device", "tpu"], "device"), (["--batch", "x"], "batch"),
+                             (["--classes", "0,80"], "the model has 80 classes (0..79)"),
+                             (["--classes", "-1"], "classes")]:
             proc = detect(self.photos / "bus.jpg", "--model", MODEL, *args)
             self.assertEqual(proc.returncode, 2, args)
             self.assertIn(needle, proc.stderr)
@@ -107,6 +146,10 @@ class DetectCli(unittest.TestCase):
             proc = subprocess.run([BIN, command, "--help"], capture_output=True, text=True, timeout=60)
             self.assertEqual(proc.returncode, 0, command)
             self.assertIn("--", proc.stdout)
+        detect_help = subprocess.run([BIN, "detect", "--help"], capture_output=True, text=True, timeout=60).stdout
+        for typed in ("--conf FLOAT", "--iou FLOAT", "--max-det INT", "--batch INT", "--max-pixels FLOAT",
+                      "--out TEXT", "--classes LIST"):
+            self.assertIn(typed, detect_help)
         version = json.loads(subprocess.run([BIN, "--version"], capture_output=True, text=True, timeout=60).stdout)
         self.assertEqual(version["libtorch"], "2.11.0")
         self.assertIn("eager", version["attention_backends"])

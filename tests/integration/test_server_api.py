@@ -108,6 +108,25 @@ class DetectInputs(unittest.TestCase):
         one = self.detect(json={"images": data[:1]})
         self.assertEqual(len(one.json()["results"]), 1)
 
+    def test_batch_records_a_bad_image_in_its_slot_and_runs_the_rest(self):
+        bus = image_bytes("bus.jpg")
+        truncated, text = bus[: len(bus) // 3], b"plain text, no picture" * 10
+        files = [("image", ("a.jpg", truncated, "image/jpeg")), ("image", ("b.jpg", bus, "image/jpeg")),
+                 ("image", ("c.txt", text, "application/octet-stream")),
+                 ("image", ("d.jpg", image_bytes("zidane.jpg"), "image/jpeg"))]
+        r = self.detect(files=files)
+        self.assertEqual(r.status_code, 200, r.text)
+        results = r.json()["results"]
+        self.assertEqual([x.get("error", {}).get("code") for x in results],
+                         ["image_corrupt", None, "not_an_image", None])
+        self.assertEqual(boxes(results[1]), boxes(CLI_RECORDS["bus.jpg"]))
+        self.assertEqual(boxes(results[3]), boxes(CLI_RECORDS["zidane.jpg"]))
+        # Every image failed: the request fails with the first image's status, naming that image.
+        r = self.detect(json={"images": [base64.b64encode(truncated).decode(), base64.b64encode(text).decode()]})
+        self.assertEqual(r.status_code, 422, r.text)
+        self.assertEqual(r.json()["error"]["code"], "image_corrupt")
+        self.assertIn("image 0", r.json()["error"]["message"])
+
 
 class DetectParameters(unittest.TestCase):
     bus = None
@@ -156,6 +175,16 @@ class DetectParameters(unittest.TestCase):
         agnostic = self.run_with({"agnostic_nms": "true", "conf": "0.05"})
         per_class = self.run_with({"agnostic_nms": "false", "conf": "0.05"})
         self.assertLessEqual(len(agnostic), len(per_class))
+
+    def test_class_ids_outside_the_model_are_refused_naming_the_range(self):
+        for params, form in (({"classes": "0,80"}, True), ({"classes": "80"}, False)):
+            r = SERVER.post("/detect", files={"image": ("bus.jpg", self.bus, "image/jpeg")}, data=params) if form \
+                else SERVER.post("/detect", data=self.bus, headers={"Content-Type": "image/jpeg"}, params=params)
+            SPEC.check("/detect", "POST", r)
+            self.assertEqual(r.status_code, 422, r.text)
+            self.assertEqual(r.json()["error"]["code"], "invalid_argument")
+            self.assertIn("classes", r.json()["error"]["message"])
+            self.assertIn("0..79", r.json()["error"]["message"])
 
     def test_json_parameters_are_typed(self):
         r = SERVER.post("/detect", json={"image": base64.b64encode(self.bus).decode(), "conf": 0.5, "classes": [0],

@@ -4,8 +4,10 @@
 #include <string>
 
 #include <gtest/gtest.h>
+#include <CLI/CLI.hpp>
 
 #include "option_table.h"
+#include "settings.h"
 
 namespace vlm::cli {
 namespace {
@@ -38,6 +40,25 @@ TEST(OptionTable, NamesMapToEnvAndConfigKeys) {
   ASSERT_NE(spec, nullptr);
   EXPECT_EQ(env_name(*spec), "VLM_BATCH_WAIT_MS");
   EXPECT_EQ(config_key(*spec), "batch_wait_ms");
+}
+
+TEST(OptionTable, HelpShowsTheTypeOfEveryValue) {
+  for (const char* command : {"detect", "serve", "think", "pull", "audit-verify", "audit-find"}) {
+    CLI::App app{"test"};
+    Settings settings(command);
+    settings.register_flags(app);
+    const std::string help = app.help();
+    for (const OptionSpec& spec : option_table()) {
+      if (!option_applies(spec, command) || spec.type == OptionType::kBool) continue;
+      const char* type = spec.type == OptionType::kInt     ? "INT"
+                         : spec.type == OptionType::kFloat ? "FLOAT"
+                         : spec.type == OptionType::kList  ? "LIST"
+                                                           : "TEXT";
+      EXPECT_NE(help.find("--" + spec.name + " " + type), std::string::npos)
+          << command << ": --" << spec.name << " should show " << type << " in:\n"
+          << help;
+    }
+  }
 }
 
 }  // namespace

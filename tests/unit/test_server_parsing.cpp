@@ -92,13 +92,20 @@ TEST(DetectParams, EdgesOfEveryRange) {
 }
 
 TEST(DetectParams, ClassIdsAreCheckedAgainstTheModel) {
-  ModelInfo info;
-  info.classes = {"a", "b", "c"};
+  const std::vector<std::string> names = {"a", "b", "c"};
   DetectOptions options;
   options.classes = {0, 2};
-  EXPECT_NO_THROW(check_classes(options, info));
-  options.classes = {3};
-  EXPECT_EQ(code_of([&] { check_classes(options, info); }), "422 invalid_argument");
+  EXPECT_NO_THROW(check_class_ids(options, names));
+  EXPECT_NO_THROW(check_class_ids(options, {}));  // open vocabulary
+  options.classes = {0, 3};
+  try {
+    check_class_ids(options, names);
+    ADD_FAILURE() << "id 3 of 3 classes was accepted";
+  } catch (const Error& error) {
+    EXPECT_EQ(http_status(error.code()), 422);
+    EXPECT_NE(std::string(error.what()).find("classes: id 3"), std::string::npos) << error.what();
+    EXPECT_NE(std::string(error.what()).find("(0..2)"), std::string::npos) << error.what();
+  }
 }
 
 HttpRequest request_with(std::string content_type, std::string body) {
