@@ -29,15 +29,24 @@ def post(server, files):
 class PortInUse(unittest.TestCase):
     def test_second_server_on_the_same_port_exits_naming_the_port(self):
         first = Server("--warmup", "0")
+        second = subprocess.Popen([BIN, "serve", "--model", f"yolo={MODEL}", "--host", "127.0.0.1", "--port",
+                                   str(first.port), "--warmup", "0"], stderr=subprocess.PIPE, text=True)
         try:
-            second = subprocess.run([BIN, "serve", "--model", f"yolo={MODEL}", "--host", "127.0.0.1", "--port",
-                                     str(first.port)], capture_output=True, text=True, timeout=120)
-            self.assertNotEqual(second.returncode, 0, second.stderr)
-            self.assertIn(f"port {first.port} is already in use", second.stderr)
-            self.assertIn("--port", second.stderr)
+            try:
+                _, stderr = second.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                second.kill()
+                _, stderr = second.communicate()
+                self.fail(f"a second server started on port {first.port}, which the first one holds:\n{stderr}")
+            self.assertNotEqual(second.returncode, 0, stderr)
+            self.assertIn(f"port {first.port} is already in use", stderr)
+            self.assertIn("--port", stderr)
             # The first server still answers every request: no port sharing.
             self.assertEqual(first.get("/health").status_code, 200)
         finally:
+            if second.poll() is None:
+                second.kill()
+                second.wait()
             first.stop()
 
 

@@ -55,8 +55,7 @@ TEST(OptionTable, HelpShowsTheTypeOfEveryValue) {
                          : spec.type == OptionType::kList  ? "LIST"
                                                            : "TEXT";
       EXPECT_NE(help.find("--" + spec.name + " " + type), std::string::npos)
-          << command << ": --" << spec.name << " should show " << type << " in:\n"
-          << help;
+          << command << ": --" << spec.name << " should show " << type;
     }
   }
 }
