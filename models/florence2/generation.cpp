@@ -56,7 +56,7 @@ at::Tensor greedy(const BartDecoder& decoder, const at::Tensor& encoder_hidden, 
 }
 
 at::Tensor beam_search(const BartDecoder& decoder, const at::Tensor& encoder_hidden, const GenerationConfig& config,
-                       int max_length) {
+                       int max_length, BeamTrace* trace) {
   const auto batch = encoder_hidden.size(0);
   const std::int64_t beams = config.num_beams;
   const auto device = encoder_hidden.device();
@@ -86,6 +86,7 @@ at::Tensor beam_search(const BartDecoder& decoder, const at::Tensor& encoder_hid
   const at::Tensor batch_offset = at::arange(batch, at::kLong).view({-1, 1}) * beams;
   while (true) {
     const at::Tensor flat_running = running_sequences.narrow(2, 0, cur_len).reshape({batch * beams, cur_len});
+    if (trace != nullptr) trace->running.push_back(flat_running.clone());
     const at::Tensor input = flat_running.narrow(1, cur_len - 1, 1).to(device);
     const at::Tensor logits = decoder.forward(input, cache).select(1, -1).to(at::kCPU, at::kFloat);
     at::Tensor log_probs = at::log_softmax(logits, -1);
@@ -183,12 +184,12 @@ void process_logits(const at::Tensor& ids, at::Tensor& scores, const GenerationC
 }
 
 at::Tensor generate(const BartDecoder& decoder, const at::Tensor& encoder_hidden, const GenerationConfig& config,
-                    int max_length) {
+                    int max_length, BeamTrace* trace) {
   if (max_length < 2) {
     throw Error(ErrorCode::kInvalidArgument, "max_length " + std::to_string(max_length) +
                                                  " leaves no room to generate after the decoder start token");
   }
-  return config.num_beams > 1 ? beam_search(decoder, encoder_hidden, config, max_length)
+  return config.num_beams > 1 ? beam_search(decoder, encoder_hidden, config, max_length, trace)
                               : greedy(decoder, encoder_hidden, config, max_length);
 }
 

@@ -7,6 +7,7 @@
 
 #include "bart.h"
 #include "config.h"
+#include "generation.h"
 #include "image_processor.h"
 #include "vision_encoder.h"
 #include "weights.h"
@@ -39,7 +40,8 @@ class Pipeline {
   at::Tensor encode(const at::Tensor& image_features, const at::Tensor& prompt_ids) const;
   // Logits of the first decoder step (decoder_start_token_id) [B, vocab], float32 CPU.
   at::Tensor first_step_logits(const at::Tensor& encoder_hidden) const;
-  at::Tensor generate(const at::Tensor& encoder_hidden, const GenerationConfig& generation, int max_length) const;
+  at::Tensor generate(const at::Tensor& encoder_hidden, const GenerationConfig& generation, int max_length,
+                      BeamTrace* trace = nullptr) const;
 
  private:
   Config config_;
