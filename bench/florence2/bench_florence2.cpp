@@ -114,7 +114,8 @@ Args parse_args(int argc, char** argv) {
   if (args.model.empty()) throw Error(ErrorCode::kInvalidArgument, "--model is required");
   if (args.images.empty()) throw Error(ErrorCode::kInvalidArgument, "--images needs at least one photo");
   if (args.mode != "generate" && args.mode != "vision" && args.mode != "decoder-step") {
-    throw Error(ErrorCode::kInvalidArgument, "--mode must be generate, vision or decoder-step, got '" + args.mode + "'");
+    throw Error(ErrorCode::kInvalidArgument,
+                "--mode must be generate, vision or decoder-step, got '" + args.mode + "'");
   }
   return args;
 }
@@ -189,18 +190,22 @@ int run(const Args& args) {
   if (args.suppress_eos) generation.min_new_tokens = args.max_new_tokens;
   const int max_length = generation.resolved_max_length(args.max_new_tokens);
 
-  nlohmann::json row = {{"side", "vlmserve"},      {"mode", args.mode},
-                        {"device", args.device},   {"dtype", args.dtype},
-                        {"batch", args.batch},     {"task", args.task},
-                        {"num_beams", args.num_beams}, {"max_new_tokens", args.max_new_tokens},
+  nlohmann::json row = {{"side", "vlmserve"},
+                        {"mode", args.mode},
+                        {"device", args.device},
+                        {"dtype", args.dtype},
+                        {"batch", args.batch},
+                        {"task", args.task},
+                        {"num_beams", args.num_beams},
+                        {"max_new_tokens", args.max_new_tokens},
                         {"suppress_eos", args.suppress_eos},
                         {"attention", std::string(vlm::attention_backend_name(vlm::default_attention_backend()))}};
   std::vector<double> times;
   if (args.mode == "generate") {
     at::Tensor generated;
     times = time_calls(device, args.warmup, args.repeats, [&] {
-      generated = pipeline.generate(pipeline.encode(pipeline.image_features(pixel_values), prompt), generation,
-                                    max_length);
+      generated =
+          pipeline.generate(pipeline.encode(pipeline.image_features(pixel_values), prompt), generation, max_length);
     });
     const at::Tensor ids = generated.to(at::kCPU, at::kLong).contiguous();
     std::vector<std::vector<std::int64_t>> rows;
@@ -214,8 +219,8 @@ int run(const Args& args) {
     times = time_calls(device, args.warmup, args.repeats, [&] { pipeline.vision_features(pixel_values); });
   } else {
     const BartDecoder& decoder = pipeline.decoder();
-    const at::Tensor encoded = pipeline.encode(pipeline.image_features(pixel_values), prompt)
-                                   .repeat_interleave(args.num_beams, 0);
+    const at::Tensor encoded =
+        pipeline.encode(pipeline.image_features(pixel_values), prompt).repeat_interleave(args.num_beams, 0);
     const std::int64_t rows = encoded.size(0);
     const auto long_options = at::TensorOptions().dtype(at::kLong).device(device);
     KvCache cache = decoder.start(encoded, args.cache_length + args.warmup + args.repeats);
