@@ -5,13 +5,15 @@
 # so the binary is built here (Debian 12, glibc 2.36; it runs on the newer glibc/libstdc++ there) and
 # travels with the libraries it needs:
 #   .gpu-deps/bin/vlmserve          the CUDA build (default build/auto; VLM_GPU_BUILD_DIR overrides)
-#   .gpu-deps/bin/bench_florence2   the Florence-2 benchmark binary of the same build, when built
 #   .gpu-deps/lib/                  its non-system libraries, except libtorch/c10/CUDA (taken from the
 #                                   GPU machine's own torch wheel, the same 2.11.0+cu130), and stubs
 #   .gpu-deps/fixtures/             YOLO parity fixtures (TorchScript exports + reference detections)
 #   .gpu-deps/assets/images/        the photos the references were computed on (../shared does not travel)
-#   .gpu-deps/assets/florence2/     the Florence-2-base config/tokenizer files the benchmark's checkpoint
-#                                   builder reads (tests/parity/florence2_make_fixtures.py)
+#   .f2-bench/                      for scripts/gpu/florence2_bench.sh, when bench_florence2 is built: the
+#                                   binary (its libraries are in .gpu-deps/lib) and the Florence-2-base
+#                                   config/tokenizer files the checkpoint builder reads
+#                                   (tests/parity/florence2_make_fixtures.py); outside .gpu-deps so that
+#                                   run_all.sh's carry does not grow
 #   .gpu-deps/MANIFEST.txt          what is in the bundle, with sizes
 # Everything travels uncompressed; the whole tree plus carried paths must stay under the 64 MiB limit.
 #   scripts/gpu/prepare_carry.sh            (re-running replaces .gpu-deps/)
@@ -89,9 +91,12 @@ rm -rf "$bundle" "$scratch"
 mkdir -p "$bundle/bin" "$bundle/lib" "$bundle/fixtures" "$bundle/assets" "$scratch"
 cp "$binary" "$bundle/bin/vlmserve"
 binaries=("$bundle/bin/vlmserve")
+f2="$root/.f2-bench"
+rm -rf "$f2"
 if [[ -x "$build_dir/bench/florence2/bench_florence2" ]]; then
-  cp "$build_dir/bench/florence2/bench_florence2" "$bundle/bin/"
-  binaries+=("$bundle/bin/bench_florence2")
+  mkdir -p "$f2/bin"
+  cp "$build_dir/bench/florence2/bench_florence2" "$f2/bin/"
+  binaries+=("$f2/bin/bench_florence2")
 else
   echo "prepare_carry.sh: no $build_dir/bench/florence2/bench_florence2; scripts/gpu/florence2_bench.sh will not run" >&2
 fi
@@ -160,8 +165,12 @@ if ! [[ -f "$fixtures/reference_yolov5n.json" ]]; then
     { tail -20 "$scratch/fixtures.log"; exit 1; }
 fi
 cp -r "$assets/images" "$bundle/assets/images"
-mkdir -p "$bundle/assets/florence2"
-cp -r "$assets/florence2/Florence-2-base" "$assets/florence2/onnx-community-Florence-2-base" "$bundle/assets/florence2/"
+if [[ -d "$f2" ]]; then
+  mkdir -p "$f2/assets/florence2/Florence-2-base" "$f2/assets/florence2/onnx-community-Florence-2-base"
+  cp "$assets"/florence2/Florence-2-base/{config,preprocessor_config}.json "$f2/assets/florence2/Florence-2-base/"
+  cp "$assets"/florence2/onnx-community-Florence-2-base/{tokenizer,tokenizer_config,added_tokens,special_tokens_map,preprocessor_config}.json \
+    "$f2/assets/florence2/onnx-community-Florence-2-base/"
+fi
 # The references name photos by absolute path under the assets folder they were computed from;
 # run_all.sh rewrites that prefix to where the photos lie on the GPU machine.
 echo "$assets" >"$bundle/fixtures/ASSETS_PREFIX"
@@ -222,3 +231,10 @@ printf 'binary+libraries %.1f MiB (%d libraries, %d stubs), fixtures %.1f MiB, p
   "$(bc -l <<<"$bundle_bytes/1048576")" "$(bc -l <<<"$tree_bytes/1048576")" "$(bc -l <<<"($bundle_bytes+$tree_bytes)/1048576")"
 (( libs_bytes <= max_bundle_mib * 1048576 )) || { echo "prepare_carry.sh: binary+libraries exceed $max_bundle_mib MiB" >&2; exit 1; }
 (( bundle_bytes + tree_bytes <= 62 * 1048576 )) || { echo "prepare_carry.sh: carry + tree too close to the 64 MiB limit" >&2; exit 1; }
+if [[ -d "$f2" ]]; then
+  # scripts/gpu/florence2_bench.sh's call: .gpu-deps/{bin,lib,assets}, .f2-bench and .whl (if made).
+  f2_bytes=$(du -scb "$bundle/bin" "$bundle/lib" "$bundle/assets" "$f2" $(ls "$root"/.whl/transformers-*.whl 2>/dev/null) | tail -1 | cut -f1)
+  printf 'florence2_bench.sh carry %.1f MiB + working tree %.1f MiB = %.1f MiB of 64%s\n' "$(bc -l <<<"$f2_bytes/1048576")" \
+    "$(bc -l <<<"$tree_bytes/1048576")" "$(bc -l <<<"($f2_bytes+$tree_bytes)/1048576")" \
+    "$(ls "$root"/.whl/transformers-*.whl >/dev/null 2>&1 || echo ' (no .whl yet: run --florence2-reference-only)')"
+fi
