@@ -91,30 +91,28 @@ class BeamMargins:
     """A last logits processor that records, per step and batch item, the smallest gap between
     neighbours among the top 2*num_beams+1 accumulated candidate scores. output_scores holds the
     processed log-probs per beam but not the running beam scores they are added to, so those are
-    rebuilt here from the candidates of the step before, keyed by their sequences."""
+    rebuilt here the way transformers' _beam_search picks its running beams: the best num_beams of
+    its top max(2, 1 + #eos)*num_beams candidates, candidates ending in EOS pushed down by 1e9."""
 
-    def __init__(self, batch, beams):
+    def __init__(self, batch, beams, eos_ids):
         self.batch, self.beams = batch, beams
-        self.running = {}
+        self.eos = torch.tensor(eos_ids)
+        self.keep = max(2, 1 + len(eos_ids)) * beams
+        self.running = None
         self.steps = []  # steps[t][b]
 
     def __call__(self, input_ids, scores):
-        rows, vocab = scores.shape
-        seqs = input_ids.tolist()
-        if input_ids.shape[1] == 1:
-            running = [0.0 if r % self.beams == 0 else -1.0e9 for r in range(rows)]
-        else:
-            running = [self.running[tuple(s)] for s in seqs]
-        acc = (scores.float() + torch.tensor(running, device=scores.device)[:, None]).view(self.batch, -1)
-        values, indices = acc.topk(2 * self.beams + 1, dim=-1)
-        values, indices = values.cpu(), indices.cpu()
-        gaps = (values[:, :-1] - values[:, 1:]).min(-1).values
-        self.steps.append([float(g) for g in gaps])
-        self.running = {}
-        for b in range(self.batch):
-            for value, index in zip(values[b, : 2 * self.beams].tolist(), indices[b, : 2 * self.beams].tolist()):
-                row = b * self.beams + index // vocab
-                self.running[tuple(seqs[row] + [index % vocab])] = value
+        vocab = scores.shape[-1]
+        if self.running is None:
+            self.running = torch.full((self.batch, self.beams), -1.0e9, device=scores.device)
+            self.running[:, 0] = 0
+        acc = (scores.float().view(self.batch, self.beams, vocab) + self.running[:, :, None]).view(self.batch, -1)
+        top = acc.topk(max(self.keep, 2 * self.beams + 1), dim=-1)
+        gaps = (top.values[:, : 2 * self.beams] - top.values[:, 1: 2 * self.beams + 1]).min(-1).values
+        self.steps.append(gaps.tolist())
+        kept, tokens = top.values[:, : self.keep], top.indices[:, : self.keep] % vocab
+        kept = kept + torch.isin(tokens, self.eos.to(tokens.device)).float() * -1.0e9
+        self.running = kept.gather(1, kept.topk(self.beams, dim=-1).indices)
         return scores
 
     def margin(self, batch_item, step):
@@ -236,7 +234,8 @@ def reference_margins(model, input_ids, pixel_values, gen, args, diffs, processo
             top = out.scores[d - 1][r].float().topk(2).values
             margins.append(float(top[0] - top[1]))
         return margins
-    recorder = BeamMargins(args.batch, args.num_beams)
+    eos = model.generation_config.eos_token_id
+    recorder = BeamMargins(args.batch, args.num_beams, eos if isinstance(eos, list) else [eos])
     model.generate(input_ids=input_ids, pixel_values=pixel_values, logits_processor=processor_list([recorder]), **gen)
     return [None if d is None or d < 1 else recorder.margin(r, d - 1) for r, d in enumerate(diffs)]
 
