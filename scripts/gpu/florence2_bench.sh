@@ -3,7 +3,7 @@
 # repo root. scripts/gpu/prepare_carry.sh makes what it needs: the libraries and photos in .gpu-deps/,
 # bench_florence2 and the Florence-2 config/tokenizer files the checkpoint builder reads in
 # .f2-bench/ (the YOLO fixtures in .gpu-deps/fixtures stay behind). transformers is the
-# pinned one when its wheel is carried in .whl/ (scripts/gpu/prepare_carry.sh --florence2-reference
+# pinned one when its wheel is carried in .whl/ (scripts/gpu/prepare_carry.sh --florence2-reference-only
 # fetches it; the machine's own tokenizers, huggingface_hub and safetensors satisfy it), otherwise the
 # machine's own, whose version heads the table.
 #   run: command "scripts/gpu/florence2_bench.sh",
