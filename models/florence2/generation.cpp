@@ -179,6 +179,12 @@ void process_logits(const at::Tensor& ids, at::Tensor& scores, const GenerationC
     }
     scores = scores.masked_fill(banned, -std::numeric_limits<float>::infinity());
   }
+  // transformers' MinNewTokensLengthLogitsProcessor; the decoder prompt is the start token alone.
+  if (cur_len - 1 < config.min_new_tokens) {
+    for (const int eos : config.eos_token_ids) {
+      if (eos >= 0 && eos < scores.size(1)) scores.select(1, eos).fill_(-std::numeric_limits<float>::infinity());
+    }
+  }
   if (config.forced_bos_token_id && cur_len == 1) force_token(scores, *config.forced_bos_token_id);
   if (config.forced_eos_token_id && cur_len == max_length - 1) force_token(scores, *config.forced_eos_token_id);
 }

@@ -16,8 +16,8 @@ struct BeamTrace {
 };
 
 // Greedy search (num_beams 1) or beam search with transformers' semantics: the decoder starts from
-// decoder_start_token_id; logits processors no_repeat_ngram_size, forced_bos_token_id and
-// forced_eos_token_id in that order; stopping at an EOS token or `max_length` (decoder tokens,
+// decoder_start_token_id; logits processors no_repeat_ngram_size, min_new_tokens, forced_bos_token_id
+// and forced_eos_token_id in that order; stopping at an EOS token or `max_length` (decoder tokens,
 // start token included); beam search is a port of transformers' vectorized `_beam_search`
 // (length_penalty, early_stopping true/false/"never"), including its tie-breaking through topk.
 // `encoder_hidden` [B, S, D] holds one row per image. Returns int64 CPU ids [B, T], start token

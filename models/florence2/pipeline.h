@@ -29,6 +29,8 @@ class Pipeline {
   const LoadedWeights& weights() const { return *weights_; }
   const ImageProcessor& image_processor() const { return processor_; }
   const PipelineOptions& options() const { return options_; }
+  // The decoder alone, for timing one step against a cache (bench/florence2).
+  const BartDecoder& decoder() const { return *decoder_; }
 
   // pixel_values [B, 3, H, W] (any device/dtype) -> DaViT output [B, C, H', W'].
   at::Tensor vision_features(const at::Tensor& pixel_values) const;
