@@ -36,6 +36,16 @@ Image decode_image(std::span<const std::uint8_t> bytes, const ImageLoadOptions& 
     throw Error(ErrorCode::kImageCorrupt,
                 std::string(image_format_name(header.format)) + " image could not be decoded (truncated or corrupt)");
   }
+  // The probe's size is what the pixel limit checked; a decoder that read another size from the
+  // same bytes (EXIF orientation aside) means the two disagree about the file, so it is refused.
+  const auto cols = static_cast<std::uint32_t>(bgr.cols);
+  const auto rows = static_cast<std::uint32_t>(bgr.rows);
+  if (!(cols == header.width && rows == header.height) && !(cols == header.height && rows == header.width)) {
+    throw Error(ErrorCode::kImageCorrupt, std::string(image_format_name(header.format)) + " image declares " +
+                                              std::to_string(header.width) + "x" + std::to_string(header.height) +
+                                              " pixels but decodes to " + std::to_string(cols) + "x" +
+                                              std::to_string(rows));
+  }
   Image image;
   cv::cvtColor(bgr, image.rgb, cv::COLOR_BGR2RGB);
   return image;

@@ -122,10 +122,19 @@ ImageHeader probe_tiff(Bytes b) {
   for (std::uint32_t i = 0; i < count; ++i) {
     std::size_t entry = ifd + 2 + std::size_t{i} * 12;
     std::uint32_t tag = u16(entry);
+    if (tag != 256 && tag != 257) continue;
+    const char* name = tag == 256 ? "ImageWidth" : "ImageLength";
+    std::uint32_t& slot = tag == 256 ? header.width : header.height;
+    // libtiff keeps the first of repeated tags; a probe that kept another would check a size the
+    // decoder never uses, so a repeat is refused outright.
+    if (slot != 0) corrupt(ImageFormat::kTiff, std::string("repeated ") + name + " tag");
     std::uint32_t type = u16(entry + 2);
-    std::uint32_t value = type == 3 ? u16(entry + 8) : u32(entry + 8);  // SHORT or LONG
-    if (tag == 256) header.width = value;
-    if (tag == 257) header.height = value;
+    if ((type != 3 && type != 4) || u32(entry + 4) != 1) {
+      corrupt(ImageFormat::kTiff,
+              std::string(name) + " tag is not one SHORT or LONG (type " + std::to_string(type) + ")");
+    }
+    slot = type == 3 ? u16(entry + 8) : u32(entry + 8);
+    if (slot == 0) corrupt(ImageFormat::kTiff, std::string(name) + " is 0");
   }
   if (header.width == 0 || header.height == 0) corrupt(ImageFormat::kTiff, "no image width/length tags");
   return header;
