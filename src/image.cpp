@@ -18,6 +18,10 @@ Image decode_image(std::span<const std::uint8_t> bytes, const ImageLoadOptions& 
                                                std::to_string(header.width) + "x" + std::to_string(header.height) +
                                                " pixels, over the limit of " + std::to_string(options.max_pixels));
   }
+  if (header.jpeg_scans > kMaxJpegScans) {
+    throw Error(ErrorCode::kUnsupportedImage, "JPEG image has more than " + std::to_string(kMaxJpegScans) +
+                                                  " scans; progressive JPEGs with more scans are not decoded");
+  }
   if (!header.truncation.empty()) {
     throw Error(ErrorCode::kImageCorrupt,
                 std::string(image_format_name(header.format)) + " image is truncated or corrupt: " + header.truncation);

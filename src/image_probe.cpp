@@ -38,6 +38,39 @@ void need(Bytes b, std::size_t size, ImageFormat format) {
   if (b.size() < size) corrupt(format, "header ends after " + std::to_string(b.size()) + " bytes");
 }
 
+// Start-of-scan markers from `at` (just past the frame header) to the end-of-image marker. Each
+// progressive scan makes the decoder walk every coefficient again, so thousands of tiny scans cost
+// minutes of CPU. Where the structure cannot be followed, counting stops and the decoder judges.
+std::size_t count_jpeg_scans(Bytes b, std::size_t at) {
+  std::size_t scans = 0;
+  while (at + 4 <= b.size() && scans <= kMaxJpegScans) {
+    if (b[at] != 0xFF) return scans;
+    const std::uint8_t marker = b[at + 1];
+    if (marker == 0xFF) {  // fill byte
+      ++at;
+      continue;
+    }
+    at += 2;
+    if (marker == 0xD9) return scans;
+    if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) continue;
+    const std::uint32_t length = be16(b, at);
+    if (length < 2) return scans;
+    at += length;
+    if (marker != 0xDA) continue;
+    ++scans;
+    // Entropy-coded data runs to the next 0xFF that is neither a stuffed FF 00 nor a restart marker.
+    while (at + 1 < b.size()) {
+      const void* found = std::memchr(b.data() + at, 0xFF, b.size() - at - 1);
+      if (found == nullptr) return scans;
+      at = static_cast<std::size_t>(static_cast<const std::uint8_t*>(found) - b.data());
+      const std::uint8_t next = b[at + 1];
+      if (next != 0x00 && !(next >= 0xD0 && next <= 0xD7)) break;
+      at += 2;
+    }
+  }
+  return scans;
+}
+
 ImageHeader probe_jpeg(Bytes b) {
   std::size_t at = 2;
   while (true) {
@@ -58,6 +91,7 @@ ImageHeader probe_jpeg(Bytes b) {
     if (is_frame) {
       need(b, at + 7, ImageFormat::kJpeg);
       ImageHeader header = sized(ImageFormat::kJpeg, be16(b, at + 5), be16(b, at + 3));
+      header.jpeg_scans = count_jpeg_scans(b, at + length);
       // Entropy-coded data escapes 0xFF, so an FF D9 after the frame header can only be the end marker.
       static constexpr std::uint8_t kEnd[] = {0xFF, 0xD9};
       if (std::search(b.begin() + static_cast<std::ptrdiff_t>(at), b.end(), std::begin(kEnd), std::end(kEnd)) ==

@@ -7,6 +7,7 @@ One server: --max-pixels 4,000,000 per image.
 
 import io
 import struct
+import time
 import unittest
 
 from PIL import Image
@@ -51,6 +52,34 @@ def tiff_with_extra_size_tags(width, height, extra_width, extra_height):
     return bytes(data)
 
 
+def jpeg_segments(data):
+    """[(marker, start, end)] of a JPEG; a scan's segment runs through its entropy-coded data."""
+    out, at = [], 2
+    while at < len(data):
+        marker = data[at + 1]
+        if marker == 0xD9:
+            out.append((marker, at, at + 2))
+            break
+        length = struct.unpack_from(">H", data, at + 2)[0]
+        end = at + 2 + length
+        if marker == 0xDA:
+            while not (data[end] == 0xFF and data[end + 1] not in (0x00, *range(0xD0, 0xD8))):
+                end += 1
+        out.append((marker, at, end))
+        at = end
+    return out
+
+
+def scan_bomb(scans):
+    """bus.jpg as a progressive JPEG with its smallest scan repeated until the file has `scans` scans."""
+    data = encoded(Image.open(io.BytesIO(image_bytes("bus.jpg"))), "JPEG", progressive=True, quality=90)
+    segments = jpeg_segments(data)
+    sos = [s for s in segments if s[0] == 0xDA]
+    _, start, end = min(sos, key=lambda s: s[2] - s[1])
+    repeat = data[start:end]
+    return data[:end] + repeat * (scans - len(sos)) + data[end:]
+
+
 def post_image(data, content_type):
     return SERVER.post("/detect", data=data, headers={"Content-Type": content_type})
 
@@ -77,6 +106,31 @@ class TiffSizeTags(unittest.TestCase):
         r = post_image(encoded(photo, "TIFF", compression="tiff_deflate"), "image/tiff")
         self.assertEqual(r.status_code, 200, r.text)
         self.assertEqual((r.json()["width"], r.json()["height"]), photo.size)
+
+
+class JpegScans(unittest.TestCase):
+    def test_scan_bomb_is_refused_before_decoding(self):
+        data = scan_bomb(2000)
+        self.assertEqual(data.count(b"\xff\xda"), 2000)
+        start = time.monotonic()
+        r = post_image(data, "image/jpeg")
+        elapsed = time.monotonic() - start
+        self.assertEqual(r.status_code, 415, r.text)
+        self.assertEqual(r.json()["error"]["code"], "unsupported_image")
+        self.assertIn("more than 100 scans", r.json()["error"]["message"])
+        self.assertLess(elapsed, 2.0)
+
+    def test_scans_at_the_limit_are_decoded(self):
+        r = post_image(scan_bomb(100), "image/jpeg")
+        self.assertEqual(r.status_code, 200, r.text)
+        r = post_image(scan_bomb(101), "image/jpeg")
+        self.assertEqual(r.status_code, 415, r.text)
+
+    def test_ordinary_progressive_jpeg_is_served(self):
+        data = encoded(Image.open(io.BytesIO(image_bytes("bus.jpg"))), "JPEG", progressive=True, quality=90)
+        r = post_image(data, "image/jpeg")
+        self.assertEqual(r.status_code, 200, r.text)
+        self.assertTrue(r.json()["detections"])
 
 
 if __name__ == "__main__":
