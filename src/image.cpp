@@ -1,9 +1,9 @@
 #include <fstream>
 #include <iterator>
+#include <utility>
 #include <vector>
 
 #include <opencv2/imgcodecs.hpp>
-#include <opencv2/imgproc.hpp>
 
 #include "vlm/error.h"
 #include "vlm/image.h"
@@ -50,8 +50,14 @@ Image decode_image(std::span<const std::uint8_t> bytes, const ImageLoadOptions& 
                                               " pixels but decodes to " + std::to_string(cols) + "x" +
                                               std::to_string(rows));
   }
+  // Swapped in place: cvtColor into a new Mat (or onto itself, which copies first) would hold a
+  // second full-size buffer per image while both exist.
+  for (int y = 0; y < bgr.rows; ++y) {
+    auto* row = bgr.ptr<cv::Vec3b>(y);
+    for (int x = 0; x < bgr.cols; ++x) std::swap(row[x][0], row[x][2]);
+  }
   Image image;
-  cv::cvtColor(bgr, image.rgb, cv::COLOR_BGR2RGB);
+  image.rgb = std::move(bgr);
   return image;
 }
 

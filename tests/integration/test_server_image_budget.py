@@ -2,7 +2,7 @@
 real size from the pixel limit, a progressive JPEG with thousands of scans, several large images in
 one request, and an animated WebP. Every file is made here with PIL (and a few patched bytes).
 
-One server: --max-pixels 4,000,000 per image.
+One server: --max-pixels 4,000,000 per image, --max-request-pixels 6,000,000 per request.
 """
 
 import io
@@ -16,11 +16,13 @@ from server_harness import Server, image_bytes, run_tests
 
 SERVER = None
 MAX_PIXELS = 4_000_000
+MAX_REQUEST_PIXELS = 6_000_000
 
 
 def setUpModule():
     global SERVER
-    SERVER = Server("--max-pixels", str(MAX_PIXELS), "--max-body-mb", "16", "--timeout-s", "60")
+    SERVER = Server("--max-pixels", str(MAX_PIXELS), "--max-request-pixels", str(MAX_REQUEST_PIXELS),
+                    "--max-body-mb", "16", "--timeout-s", "60")
 
 
 def tearDownModule():
@@ -131,6 +133,27 @@ class JpegScans(unittest.TestCase):
         r = post_image(data, "image/jpeg")
         self.assertEqual(r.status_code, 200, r.text)
         self.assertTrue(r.json()["detections"])
+
+
+class RequestPixelBudget(unittest.TestCase):
+    def big_png(self, shade):
+        return encoded(Image.new("RGB", (2000, 2000), (shade, shade, shade)), "PNG")
+
+    def test_images_over_the_request_budget_are_refused_before_decoding(self):
+        # Each 4 Mpx image is within --max-pixels; two of them are over the request's 6 Mpx.
+        files = [("image", (f"{i}.png", self.big_png(40 * i), "image/png")) for i in range(2)]
+        r = SERVER.post("/detect", files=files)
+        self.assertEqual(r.status_code, 413, r.text)
+        self.assertEqual(r.json()["error"]["code"], "too_many_pixels")
+        self.assertIn("8000000", r.json()["error"]["message"])
+        self.assertIn(str(MAX_REQUEST_PIXELS), r.json()["error"]["message"])
+
+    def test_images_within_the_budget_are_served(self):
+        files = [("image", ("a.png", self.big_png(10), "image/png")),
+                 ("image", ("b.jpg", image_bytes("bus.jpg"), "image/jpeg"))]
+        r = SERVER.post("/detect", files=files)
+        self.assertEqual(r.status_code, 200, r.text)
+        self.assertEqual(len(r.json()["results"]), 2)
 
 
 if __name__ == "__main__":
