@@ -45,8 +45,9 @@ const std::vector<OptionSpec>& table() {
       {"api-key",
        T::kString,
        "",
-       "Require 'Authorization: Bearer KEY' on every route but /health and /ready (prefer --api-key-file or the "
-       "environment: command lines are visible to other users)",
+       "Require 'Authorization: Bearer KEY' on every route but /health and /ready. A key on the command line is "
+       "visible to every local user in `ps` and /proc: prefer --api-key-file or the environment variable "
+       "VLM_API_KEY",
        {"serve"}},
       {"api-key-file",
        T::kString,

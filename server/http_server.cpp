@@ -8,6 +8,7 @@
 #include <exception>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <utility>
 
@@ -61,6 +62,22 @@ void apply(const HttpResponse& from, httplib::Response& to) {
   to.status = from.status;
   for (const auto& [key, value] : from.headers) to.set_header(key, value);
   if (!from.body.empty() || !from.content_type.empty()) to.set_content(from.body, from.content_type);
+}
+
+// httplib refuses a request line whose method it does not know with a bare 400 before anything
+// else is parsed; it has still split the line, so a well-formed line with an unknown method (a
+// token, then a target and an HTTP/1.x version) can be answered 405 or 404 like any other method.
+bool is_unknown_method(const httplib::Request& req) {
+  static constexpr std::string_view kTokenSymbols = "!#$%&'*+-.^_`|~";
+  if (req.method.empty() || req.method.size() > 32 || req.target.empty() || req.target.front() != '/') return false;
+  if (req.version != "HTTP/1.1" && req.version != "HTTP/1.0") return false;
+  // The methods httplib 0.41 parses (Server::parse_request_line); those reach the routes.
+  static const std::set<std::string, std::less<>> kKnown = {"GET",     "HEAD",    "POST",  "PUT",   "DELETE",
+                                                            "CONNECT", "OPTIONS", "TRACE", "PATCH", "PRI"};
+  if (kKnown.contains(req.method)) return false;
+  return std::all_of(req.method.begin(), req.method.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || kTokenSymbols.find(c) != std::string_view::npos;
+  });
 }
 
 // A per-request deadline for the phases a client controls: the request line and headers, then the
@@ -166,6 +183,12 @@ class GuardedServer : public httplib::Server {
           return process_request(strm, remote_addr, remote_port, local_addr, local_port, close_connection,
                                  connection_closed, nullptr, &websocket_upgraded);
         });
+        ok = process_request(strm, remote_addr, remote_port, local_addr, local_port, left == 1, connection_closed,
+                             nullptr, &websocket_upgraded);
+        if (!ok || connection_closed || t_close_after_response) break;
+      }
+    }
+    t_close_after_response = false;
     httplib::detail::shutdown_socket(sock);
     httplib::detail::close_socket(sock);
     deadlines_.remove(t_connection);
@@ -299,12 +322,32 @@ HttpServer::HttpServer(HttpServerOptions options, std::vector<HttpRoute> routes,
 
   // Library-detected errors arrive here with an empty body; our own error responses already
   // carry one and pass through untouched.
-  svr.set_error_handler([impl](const httplib::Request&, httplib::Response& res) {
+  svr.set_error_handler([impl](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
     const std::string id = res.get_header_value(std::string(kRequestIdHeader));
-    HttpResponse out = impl->hooks.library_error(res.status, id);
+    int status = res.status;
+    std::string allow;
+    if (status == 400 && is_unknown_method(req)) {
+      for (const auto& method : methods_for_path(impl->routes, req.target.substr(0, req.target.find('?')))) {
+        allow += (allow.empty() ? "" : ", ") + method;
+      }
+      status = allow.empty() ? 404 : 405;
+    }
+    HttpResponse out = impl->hooks.library_error(status, id);
+    if (!allow.empty()) out.headers.emplace_back("Allow", allow);
     apply(out, res);
     return httplib::Server::HandlerResponse::Handled;
+  });
+
+  // Expect: 100-continue is answered only after the same checks that run before a body is read
+  // (size, auth, state), so a client told 413 never sends the body it announced.
+  svr.set_expect_100_continue_handler([impl](const httplib::Request& req, httplib::Response& res) {
+    HttpRequest head = convert_head(req, res);
+    std::optional<HttpResponse> early = impl->hooks.before ? impl->hooks.before(head) : std::nullopt;
+    if (!early) return static_cast<int>(httplib::StatusCode::Continue_100);
+    if (!head.request_id.empty()) res.set_header(std::string(kRequestIdHeader), head.request_id);
+    apply(*early, res);
+    return res.status;
   });
 
   svr.set_post_routing_handler([impl](const httplib::Request& req, httplib::Response& res) {

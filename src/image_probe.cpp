@@ -136,6 +136,10 @@ ImageHeader probe_webp(Bytes b) {
     return sized(ImageFormat::kWebp, (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1);
   }
   if (starts_with(b, "VP8X", 12)) {
+    // The decoder reads still images only; an animation is a format we do not take, not damage.
+    if ((b[20] & 0x02U) != 0) {
+      throw Error(ErrorCode::kUnsupportedImage, "animated WebP is not supported; send a still image");
+    }
     auto le24 = [&](std::size_t at) { return b[at] | (b[at + 1] << 8) | (b[at + 2] << 16); };
     return sized(ImageFormat::kWebp, static_cast<std::uint32_t>(le24(24)) + 1,
                  static_cast<std::uint32_t>(le24(27)) + 1);

@@ -156,5 +156,21 @@ class RequestPixelBudget(unittest.TestCase):
         self.assertEqual(len(r.json()["results"]), 2)
 
 
+class AnimatedWebp(unittest.TestCase):
+    def test_animated_webp_is_unsupported_not_corrupt(self):
+        frames = [Image.new("RGB", (64, 48), (60 * i, 90, 30)) for i in range(3)]
+        data = encoded(frames[0], "WEBP", save_all=True, append_images=frames[1:], duration=100, loop=0)
+        r = post_image(data, "image/webp")
+        self.assertEqual(r.status_code, 415, r.text)
+        self.assertEqual(r.json()["error"]["code"], "unsupported_image")
+        self.assertIn("animated WebP is not supported", r.json()["error"]["message"])
+
+    def test_still_webp_is_served(self):
+        photo = Image.open(io.BytesIO(image_bytes("bus.jpg")))
+        r = post_image(encoded(photo, "WEBP", quality=90), "image/webp")
+        self.assertEqual(r.status_code, 200, r.text)
+        self.assertTrue(r.json()["detections"])
+
+
 if __name__ == "__main__":
     run_tests()
