@@ -151,9 +151,18 @@ class ConnectionDeadlines {
 
 // The connection the current worker thread serves (httplib runs a whole connection on one thread).
 thread_local std::uint64_t t_connection = 0;
+// Set when a response of 400 or more goes out: httplib already sends "Connection: close" with
+// those, and after a framing error the rest of the bytes cannot be trusted to start a request.
+thread_local bool t_close_after_response = false;
 
 // httplib::Server::process_and_close_socket (0.41) with the connection registered for deadlines;
 // the base version is private, so this repeats its few lines around the protected process_request.
+// Two changes to its keep-alive loop (detail::process_server_socket_core), both of which could go
+// upstream: one SocketStream serves the whole connection, so bytes of pipelined requests that
+// arrived with an earlier one stay in its read buffer (httplib makes a stream per request and drops
+// them, so three requests in one write got one answer); and the connection closes after any
+// response of 400 or more, as its "Connection: close" header says (httplib kept reading, so a
+// request hidden in a header block refused 400 ran next).
 class GuardedServer : public httplib::Server {
  public:
   GuardedServer(ConnectionDeadlines& deadlines, double header_timeout_s)
@@ -176,13 +185,14 @@ class GuardedServer : public httplib::Server {
     int local_port = 0;
     httplib::detail::get_local_ip_and_port(sock, local_addr, local_port);
     bool websocket_upgraded = false;
-    const bool ok = httplib::detail::process_server_socket(
-        svr_sock_, sock, keep_alive_max_count_, keep_alive_timeout_sec_, read_timeout_sec_, read_timeout_usec_,
-        write_timeout_sec_, write_timeout_usec_,
-        [&](httplib::Stream& strm, bool close_connection, bool& connection_closed) {
-          return process_request(strm, remote_addr, remote_port, local_addr, local_port, close_connection,
-                                 connection_closed, nullptr, &websocket_upgraded);
-        });
+    bool ok = false;
+    {
+      httplib::detail::SocketStream strm(sock, read_timeout_sec_, read_timeout_usec_, write_timeout_sec_,
+                                         write_timeout_usec_);
+      for (std::size_t left = keep_alive_max_count_; left > 0; --left) {
+        if (!strm.is_readable() && !httplib::detail::keep_alive(svr_sock_, sock, keep_alive_timeout_sec_)) break;
+        bool connection_closed = false;
+        t_close_after_response = false;
         ok = process_request(strm, remote_addr, remote_port, local_addr, local_port, left == 1, connection_closed,
                              nullptr, &websocket_upgraded);
         if (!ok || connection_closed || t_close_after_response) break;
@@ -351,6 +361,7 @@ HttpServer::HttpServer(HttpServerOptions options, std::vector<HttpRoute> routes,
   });
 
   svr.set_post_routing_handler([impl](const httplib::Request& req, httplib::Response& res) {
+    if (res.status >= 400) t_close_after_response = true;
     if (impl->guarded != nullptr && t_connection != 0) {
       impl->deadlines.set(t_connection, std::chrono::steady_clock::now() + impl->guarded->keep_alive_timeout() +
                                             impl->guarded->header_timeout() +

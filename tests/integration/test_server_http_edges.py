@@ -166,6 +166,58 @@ class ReadyFollowsTheAuditLog(unittest.TestCase):
         self.assertEqual(think("how many buses are there?").status_code, 200)
 
 
+def responses(raw):
+    """Every (status, headers, body) in a byte stream of back-to-back responses with Content-Length."""
+    out = []
+    while raw.startswith(b"HTTP/1."):
+        status, headers, body = parse_response(raw)
+        out.append((status, headers, body))
+        raw = raw[raw.index(b"\r\n\r\n") + 4 + int(headers.get("content-length", 0)):]
+    return out
+
+
+class Framing(unittest.TestCase):
+    def test_pipelined_requests_are_all_answered_in_order(self):
+        ids = ["pipe-1", "pipe-2", "pipe-3"]
+        data = b"".join(f"GET /health HTTP/1.1\r\nHost: x\r\nX-Request-Id: {i}\r\n\r\n".encode() for i in ids)
+        data += b"GET /ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        start = time.monotonic()
+        answers = responses(raw_request(SERVER.port, data))
+        self.assertLess(time.monotonic() - start, 3)
+        self.assertEqual([a[0] for a in answers], [200, 200, 200, 200])
+        self.assertEqual([a[1]["x-request-id"] for a in answers[:3]], ids)
+        self.assertEqual(json.loads(answers[3][2])["status"], "ready")
+
+    def test_pipelined_post_bodies_are_kept_apart(self):
+        body = image_bytes("bus.jpg")
+        one = (f"POST /detect HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+               f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+        answers = responses(raw_request(SERVER.port, one + one + b"GET /health HTTP/1.1\r\nHost: x\r\n"
+                                                                  b"Connection: close\r\n\r\n", read_timeout=60))
+        self.assertEqual([a[0] for a in answers], [200, 200, 200])
+        self.assertEqual(json.loads(answers[0][2])["detections"], json.loads(answers[1][2])["detections"])
+
+    def test_connection_closes_after_a_header_limit_400(self):
+        # A request smuggled after an over-long header line must not run: the 400 ends the connection.
+        smuggled = b"GET /v1/models HTTP/1.1\r\nHost: x\r\nX-Request-Id: smuggled\r\n\r\n"
+        data = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * 20000 + b"\r\n" + smuggled
+        start = time.monotonic()
+        raw = raw_request(SERVER.port, data)
+        self.assertLess(time.monotonic() - start, 3, "the server kept the connection open")
+        answers = responses(raw)
+        self.assertEqual([a[0] for a in answers], [400], raw[:500])
+        self.assertEqual(answers[0][1]["connection"], "close")
+        self.assertNotIn(b"smuggled", raw)
+
+    def test_connection_closes_after_any_error_response(self):
+        data = (b"POST /detect HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi"
+                b"GET /health HTTP/1.1\r\nHost: x\r\nX-Request-Id: after-error\r\n\r\n")
+        start = time.monotonic()
+        answers = responses(raw_request(SERVER.port, data))
+        self.assertLess(time.monotonic() - start, 3)
+        self.assertEqual([a[0] for a in answers], [415])
+
+
 class ApiKeyHelp(unittest.TestCase):
     def test_help_says_the_flag_is_visible_in_ps_and_names_the_other_forms(self):
         out = subprocess.run([BIN, "serve", "--help"], capture_output=True, text=True, timeout=60).stdout
