@@ -27,7 +27,7 @@ install_apt_packages() {
   local sudo=""
   [[ $(id -u) -eq 0 ]] || sudo="sudo"
   echo "setup.sh: installing ${missing[*]}"
-  $sudo apt-get update -qq || fail "apt-get update failed: is deb.debian.org reachable?"
+  $sudo apt-get update -qq || fail "apt-get update failed: is the Debian archive reachable?"
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" \
     || fail "apt-get install failed for: ${missing[*]}"
 }
@@ -53,9 +53,9 @@ PY
     echo "setup.sh: $venv matches scripts/requirements-test.lock"
   else
     echo "setup.sh: installing pinned Python packages into $venv (torch 2.11.0 brings libtorch and its CUDA 13 libraries)"
-    "$venv/bin/python" -m pip install -q --upgrade pip || fail "pip upgrade failed: is pypi.org reachable?"
+    "$venv/bin/python" -m pip install -q --upgrade pip || fail "pip upgrade failed: is the Python package index reachable?"
     "$venv/bin/python" -m pip install -q --no-deps -r "$root/scripts/requirements-test.lock" \
-      || fail "pip install failed: is pypi.org reachable?"
+      || fail "pip install failed: is the Python package index reachable?"
   fi
 }
 

@@ -121,10 +121,10 @@ class YoloModel final : public Model {
 
   at::Tensor forward(const at::Tensor& input) {
     torch::NoGradGuard no_grad;
-    // TorchScript's profiling executor would profile the first pass, re-optimise on the second and
-    // again for each new input shape: seconds of stall on a live server for the first request and
-    // each new batch size. Exports are already fused (conv+bn), and on CPU the optimised graph ran
-    // no faster; the guard is thread-local, so it holds for whichever thread runs the model.
+    // TorchScript's profiling executor would profile the first pass and re-optimise on the next and
+    // on new input shapes: a stall on a live server's first request and first batch of a new size.
+    // The optimised graph ran no faster on CPU (docs/server.md). The guard is thread-local, so it
+    // holds for whichever thread runs the model.
     torch::jit::GraphOptimizerEnabledGuard unoptimised(false);
     torch::jit::IValue out = module_.forward({input});
     // Exports return a tensor, or a tuple/list whose first element is the detection output.
