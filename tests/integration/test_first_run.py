@@ -1,9 +1,7 @@
 """The README's first command on a machine with no model and no network, followed exactly as a user would.
 
-In a scratch checkout (this tree's scripts copied; .venv, .deps and the build folder linked, so nothing is
-rebuilt; ../shared/assets beside it as in a fresh clone) and with every proxy variable pointing at a closed
-port and YOLO_OFFLINE=1 (what ultralytics concludes by itself when DNS fails), it runs
-`scripts/run.sh detect photos/ --out results.jsonl --iou 0.45` and requires: exit 2, at most 10 lines, no
+In a scratch checkout with no network (scratch_checkout.py: laid out as a fresh clone, nothing rebuilt),
+it runs `scripts/run.sh detect photos/ --out results.jsonl --iou 0.45` and requires: exit 2, at most 10 lines, no
 Python traceback, and advice naming scripts/export_yolo.sh. It then runs every advised command exactly as
 printed (each indented line, through bash, from the same folder) and compares the detections they write
 with the yolov5 package's own on the same photos, at test_yolo_parity.py's tolerances (boxes within 1 px,
@@ -24,25 +22,15 @@ import unittest
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-ASSETS = Path(os.environ["VLM_ASSETS"]).resolve()
 DATA = Path(os.environ["VLM_TEST_DATA"])
-BIN = os.environ["VLM_BIN"]
 sys.path.insert(0, str(ROOT / "tests" / "parity"))
+import scratch_checkout  # noqa: E402
+from scratch_checkout import ASSETS, BIN, offline_env  # noqa: E402
 from test_yolo_parity import match  # noqa: E402
 
-UNREACHABLE = "http://127.0.0.1:9"  # the discard port: nothing listens, connections are refused at once
 PHOTOS = ("bus.jpg", "zidane.jpg")
 FIRST_COMMAND = "scripts/run.sh detect photos/ --out results.jsonl --iou 0.45"
 MAX_LINES = 10
-
-
-def offline_env():
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VLM_") or k == "VLM_SKIP_APT"}
-    for name in ("http_proxy", "https_proxy", "all_proxy"):
-        env[name] = env[name.upper()] = UNREACHABLE
-    env["no_proxy"] = env["NO_PROXY"] = ""
-    env.update(YOLO_OFFLINE="1", HF_HUB_OFFLINE="1")
-    return env
 
 
 def shell(command, cwd, timeout=600):
@@ -58,20 +46,9 @@ class FirstRunOffline(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = Path(tempfile.mkdtemp(prefix="vlm-first-run-"))
-        (cls.tmp / "shared").mkdir()
-        (cls.tmp / "shared" / "assets").symlink_to(ASSETS)
-        repo = cls.tmp / "repo"
-        shutil.copytree(ROOT / "scripts", repo / "scripts", ignore=shutil.ignore_patterns("__pycache__"))
-        for name in (".venv", ".deps"):
-            (repo / name).symlink_to((ROOT / name).resolve())
-        (repo / "build").mkdir()
-        (repo / "build" / "auto").symlink_to(Path(BIN).resolve().parents[1])
-        (repo / "photos").mkdir()
-        for name in PHOTOS:
-            shutil.copy(ASSETS / "images" / name, repo / "photos" / name)
-        cls.repo = repo
+        cls.repo = scratch_checkout.make(cls.tmp, PHOTOS)
         cls.assets_before = sorted(os.listdir(ASSETS / "models"))
-        cls.first = shell(FIRST_COMMAND, repo)
+        cls.first = shell(FIRST_COMMAND, cls.repo)
 
     @classmethod
     def tearDownClass(cls):
