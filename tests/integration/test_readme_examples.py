@@ -112,8 +112,8 @@ class ReadmeExamples(unittest.TestCase):
         for folder in SYSTEM_FOLDERS:
             command = command.replace(folder, str(self.scratch_root) + folder)
         if "REQUEST_OR_AUDIT_ID" in command:
-            self.assertIsNotNone(self.audit_id, "no /think answer to take the audit_id from")
-            command = command.replace("REQUEST_OR_AUDIT_ID", self.audit_id)
+            # Without a /think answer the placeholder stays, and the command fails as it would for a user.
+            command = command.replace("REQUEST_OR_AUDIT_ID", self.audit_id or "REQUEST_OR_AUDIT_ID")
         return command
 
     def server_log(self):
