@@ -7,7 +7,8 @@ printed (each indented line, through bash, from the same folder) and compares th
 with the yolov5 package's own on the same photos, at test_yolo_parity.py's tolerances (boxes within 1 px,
 scores within 1e-3, one to one). `--iou 0.45` only matches the reference's NMS setting (the CLI default is
 0.7). Also: a second run with nothing to rebuild prints only vlmserve's own lines, the `.pt` refusal of
-`vlmserve detect` names the same export command, and the helper's input errors are one line each.
+`vlmserve detect` names the same export command, the helper exports an Ultralytics checkpoint (YOLOv8n
+saved by the package) that vlmserve loads, and the helper's input errors are one line each.
 """
 
 import json
@@ -112,6 +113,22 @@ class FirstRunOffline(unittest.TestCase):
         self.assertEqual(Path(argv[1]).resolve(), weights.resolve())
         advised = shlex.split(self.advised()[0])
         self.assertEqual(Path(self.repo / advised[1]).resolve(), weights.resolve())
+
+    def test_export_helper_takes_ultralytics_checkpoints(self):
+        # A YOLOv8n checkpoint as Ultralytics saves it (random weights: built from the yaml, no download).
+        weights = self.tmp / "checkpoints" / "v8n.pt"
+        weights.parent.mkdir()
+        save = f"from ultralytics import YOLO; YOLO('yolov8n.yaml').save({str(weights)!r})"
+        subprocess.run([sys.executable, "-c", save], check=True, env=offline_env(), capture_output=True, timeout=300)
+        proc = shell(shlex.join(["scripts/export_yolo.sh", str(weights), "--out", "exports/"]), self.repo, timeout=300)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertEqual(sorted(os.listdir(weights.parent)), ["v8n.pt"], "export wrote beside the weights")
+        exported = self.repo / "exports" / "v8n.torchscript"
+        self.assertEqual(self.repo / proc.stdout.strip(), exported)
+        detect = subprocess.run([BIN, "detect", "photos/bus.jpg", "--model", str(exported)], cwd=self.repo,
+                                env=offline_env(), capture_output=True, text=True, timeout=300)
+        self.assertEqual(detect.returncode, 0, detect.stderr)
+        self.assertIn("(80 classes, 640x640", detect.stderr)
 
     def test_export_helper_input_errors_are_one_line(self):
         for args, needle in [(["photos/bus.jpg"], "not a PyTorch checkpoint"),
