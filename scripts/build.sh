@@ -13,4 +13,8 @@ if [[ ! -f "$root/build/$preset/build.ninja" ]]; then
 fi
 targets=()
 for target in "$@"; do targets+=(--target "$target"); done
-cmake --build "$root/build/$preset" -j "${VLM_BUILD_JOBS:-$(nproc)}" "${targets[@]}" | { grep -v '^ninja: no work to do\.$' || true; }
+# A dry run first, so that an up-to-date tree prints nothing while a real build keeps ninja's own
+# terminal output (piping it through a filter would turn its one status line into hundreds).
+dry_run="$(cmake --build "$root/build/$preset" "${targets[@]}" -- -n 2>/dev/null || true)"
+[[ "$dry_run" == "ninja: no work to do." ]] && exit 0
+cmake --build "$root/build/$preset" -j "${VLM_BUILD_JOBS:-$(nproc)}" "${targets[@]}"
