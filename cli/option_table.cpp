@@ -30,6 +30,11 @@ const std::vector<OptionSpec>& table() {
        "50e6",
        "Largest image accepted, in pixels (checked before decoding)",
        {"detect", "serve", "think"}},
+      {"max-request-pixels",
+       T::kFloat,
+       "0",
+       "Pixels of all the images of one request together, checked before any is decoded (0: --max-pixels)",
+       {"serve"}},
       {"batch", T::kInt, "8", "Images per forward pass", {"detect"}},
       {"recursive", T::kBool, "false", "Descend into sub-folders of folder arguments", {"detect"}},
       {"out", T::kString, "", "Write JSON lines here (default: standard output)", {"detect"}},
@@ -40,8 +45,9 @@ const std::vector<OptionSpec>& table() {
       {"api-key",
        T::kString,
        "",
-       "Require 'Authorization: Bearer KEY' on every route but /health and /ready (prefer --api-key-file or the "
-       "environment: command lines are visible to other users)",
+       "Require 'Authorization: Bearer KEY' on every route but /health and /ready. A key on the command line is "
+       "visible to every local user in `ps` and /proc: prefer --api-key-file or the environment variable "
+       "VLM_API_KEY",
        {"serve"}},
       {"api-key-file",
        T::kString,

@@ -61,6 +61,8 @@ server::ServerConfig server_config(const Settings& settings) {
   config.model_options = model_options(settings);
   config.default_options = detect_options(settings);
   config.max_pixels = static_cast<double>(image_load_options(settings).max_pixels);
+  config.max_request_pixels = settings.get_float("max-request-pixels");
+  if (config.max_request_pixels == 0) config.max_request_pixels = config.max_pixels;
   config.max_body_mb = settings.get_float("max-body-mb");
   config.timeout_s = settings.get_float("timeout-s");
   config.queue = to_int(settings, "queue");

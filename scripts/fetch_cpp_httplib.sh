@@ -9,8 +9,8 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dest="${VLM_DEPS_DIR:-$root/.deps}/cpp-httplib"
-# The server needs at least this version (see server/CMakeLists.txt).
-min_version="0.20.1"
+# The server needs at least this version (server/CMakeLists.txt refuses older ones).
+min_version="0.41.0"
 
 # Silent when the header is already there (scripts/run.sh runs this on every call).
 [[ -f "$dest/httplib.h" && "${1:-}" != "--force" ]] && exit 0
@@ -19,8 +19,11 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 chmod 755 "$work"  # apt drops to the _apt user for downloads
 mkdir -p "$work/lists/partial" "$work/archives/partial" "$work/src"
+# The same Debian archive mirror the system's apt already uses (VLM_DEBIAN_MIRROR overrides it).
+mirror="${VLM_DEBIAN_MIRROR:-$(apt-get indextargets --format '$(REPO_URI)' 2>/dev/null | grep -v -- '-security' | head -n1)}"
+[[ -n "$mirror" ]] || { echo "fetch_cpp_httplib.sh: no Debian archive mirror configured for apt; set VLM_DEBIAN_MIRROR" >&2; exit 1; }
 cat > "$work/sources.list" <<SRC
-deb-src http://deb.debian.org/debian sid main
+deb-src ${mirror%/} sid main
 SRC
 
 apt_opts=(

@@ -4,14 +4,13 @@
 #include <cmath>
 
 #include "errors.h"
+#include "json_body.h"
 
 namespace vlm::server {
 namespace {
 
 [[noreturn]] void invalid(const std::string& name, const std::string& expected, const nlohmann::json& got) {
-  std::string shown = got.is_string() ? got.get<std::string>() : got.dump();
-  if (shown.size() > 64) shown = shown.substr(0, 64) + "...";
-  throw ApiError(422, "invalid_argument", name + " must be " + expected + ", got '" + shown + "'");
+  throw ApiError(422, "invalid_argument", name + " must be " + expected + ", got " + describe_json(got));
 }
 
 double to_number(const std::string& name, const nlohmann::json& value, const std::string& expected) {
@@ -104,7 +103,7 @@ DetectRequestParams parse_detect_params(const nlohmann::json& params, const Dete
     } else if (name == "text") {
       out.options.text = to_string(name, value);
     } else {
-      throw ApiError(422, "unknown_parameter", "unknown parameter '" + name + "'");
+      throw ApiError(422, "unknown_parameter", "unknown parameter " + quote_bounded(name));
     }
   }
   try {

@@ -48,6 +48,7 @@ std::string library_error_message(int status) {
       return "malformed HTTP request (bad request line, a header line over the limit, too many headers, or an "
              "unreadable body)";
     case 404: return "no such route";
+    case 405: return "method not allowed on this path (the Allow header lists the methods it takes)";
     case 413: return "request body is over the size limit";
     case 414: return "request target is over the length limit";
     case 415: return "request body encoding is not supported (compressed bodies are refused)";

@@ -6,6 +6,7 @@
 #include "detect_params.h"
 #include "errors.h"
 #include "image_input.h"
+#include "pixel_budget.h"
 #include "vlm/image.h"
 
 namespace vlm::server {
@@ -42,6 +43,7 @@ void App::handle_detect(const HttpRequest& request, HttpResponse& response) {
   ServedModel& served = model_for(params.model);
   check_classes(params.options, served.model->info());
   served.model->check_options(params.options);
+  check_request_pixels(input.images, static_cast<std::uint64_t>(config_.max_request_pixels));
 
   std::shared_ptr<BatchJob> job;
   const auto decode_start = std::chrono::steady_clock::now();

@@ -15,6 +15,10 @@ void App::handle_health(const HttpRequest&, HttpResponse& response) {
 
 void App::handle_ready(const HttpRequest& request, HttpResponse& response) {
   const ServerState state = state_.load();
+  if (state == ServerState::kReady && audit_log_ && !audit_log_->writable()) {
+    throw ApiError(503, "audit_unavailable", "not ready: the audit log cannot be written, so /think would fail",
+                   {{"Retry-After", "5"}});
+  }
   if (state == ServerState::kReady) {
     response.body = nlohmann::json{{"status", "ready"}}.dump();
     return;

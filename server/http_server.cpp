@@ -8,6 +8,7 @@
 #include <exception>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <utility>
 
@@ -61,6 +62,22 @@ void apply(const HttpResponse& from, httplib::Response& to) {
   to.status = from.status;
   for (const auto& [key, value] : from.headers) to.set_header(key, value);
   if (!from.body.empty() || !from.content_type.empty()) to.set_content(from.body, from.content_type);
+}
+
+// httplib refuses a request line whose method it does not know with a bare 400 before anything
+// else is parsed; it has still split the line, so a well-formed line with an unknown method (a
+// token, then a target and an HTTP/1.x version) can be answered 405 or 404 like any other method.
+bool is_unknown_method(const httplib::Request& req) {
+  static constexpr std::string_view kTokenSymbols = "!#$%&'*+-.^_`|~";
+  if (req.method.empty() || req.method.size() > 32 || req.target.empty() || req.target.front() != '/') return false;
+  if (req.version != "HTTP/1.1" && req.version != "HTTP/1.0") return false;
+  // The methods httplib 0.41 parses (Server::parse_request_line); those reach the routes.
+  static const std::set<std::string, std::less<>> kKnown = {"GET",     "HEAD",    "POST",  "PUT",   "DELETE",
+                                                            "CONNECT", "OPTIONS", "TRACE", "PATCH", "PRI"};
+  if (kKnown.contains(req.method)) return false;
+  return std::all_of(req.method.begin(), req.method.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || kTokenSymbols.find(c) != std::string_view::npos;
+  });
 }
 
 // A per-request deadline for the phases a client controls: the request line and headers, then the
@@ -134,9 +151,18 @@ class ConnectionDeadlines {
 
 // The connection the current worker thread serves (httplib runs a whole connection on one thread).
 thread_local std::uint64_t t_connection = 0;
+// Set when a response of 400 or more goes out: httplib already sends "Connection: close" with
+// those, and after a framing error the rest of the bytes cannot be trusted to start a request.
+thread_local bool t_close_after_response = false;
 
 // httplib::Server::process_and_close_socket (0.41) with the connection registered for deadlines;
 // the base version is private, so this repeats its few lines around the protected process_request.
+// Two changes to its keep-alive loop (detail::process_server_socket_core), both of which could go
+// upstream: one SocketStream serves the whole connection, so bytes of pipelined requests that
+// arrived with an earlier one stay in its read buffer (httplib makes a stream per request and drops
+// them, so three requests in one write got one answer); and the connection closes after any
+// response of 400 or more, as its "Connection: close" header says (httplib kept reading, so a
+// request hidden in a header block refused 400 ran next).
 class GuardedServer : public httplib::Server {
  public:
   GuardedServer(ConnectionDeadlines& deadlines, double header_timeout_s)
@@ -159,13 +185,20 @@ class GuardedServer : public httplib::Server {
     int local_port = 0;
     httplib::detail::get_local_ip_and_port(sock, local_addr, local_port);
     bool websocket_upgraded = false;
-    const bool ok = httplib::detail::process_server_socket(
-        svr_sock_, sock, keep_alive_max_count_, keep_alive_timeout_sec_, read_timeout_sec_, read_timeout_usec_,
-        write_timeout_sec_, write_timeout_usec_,
-        [&](httplib::Stream& strm, bool close_connection, bool& connection_closed) {
-          return process_request(strm, remote_addr, remote_port, local_addr, local_port, close_connection,
-                                 connection_closed, nullptr, &websocket_upgraded);
-        });
+    bool ok = false;
+    {
+      httplib::detail::SocketStream strm(sock, read_timeout_sec_, read_timeout_usec_, write_timeout_sec_,
+                                         write_timeout_usec_);
+      for (std::size_t left = keep_alive_max_count_; left > 0; --left) {
+        if (!strm.is_readable() && !httplib::detail::keep_alive(svr_sock_, sock, keep_alive_timeout_sec_)) break;
+        bool connection_closed = false;
+        t_close_after_response = false;
+        ok = process_request(strm, remote_addr, remote_port, local_addr, local_port, left == 1, connection_closed,
+                             nullptr, &websocket_upgraded);
+        if (!ok || connection_closed || t_close_after_response) break;
+      }
+    }
+    t_close_after_response = false;
     httplib::detail::shutdown_socket(sock);
     httplib::detail::close_socket(sock);
     deadlines_.remove(t_connection);
@@ -299,15 +332,36 @@ HttpServer::HttpServer(HttpServerOptions options, std::vector<HttpRoute> routes,
 
   // Library-detected errors arrive here with an empty body; our own error responses already
   // carry one and pass through untouched.
-  svr.set_error_handler([impl](const httplib::Request&, httplib::Response& res) {
+  svr.set_error_handler([impl](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
     const std::string id = res.get_header_value(std::string(kRequestIdHeader));
-    HttpResponse out = impl->hooks.library_error(res.status, id);
+    int status = res.status;
+    std::string allow;
+    if (status == 400 && is_unknown_method(req)) {
+      for (const auto& method : methods_for_path(impl->routes, req.target.substr(0, req.target.find('?')))) {
+        allow += (allow.empty() ? "" : ", ") + method;
+      }
+      status = allow.empty() ? 404 : 405;
+    }
+    HttpResponse out = impl->hooks.library_error(status, id);
+    if (!allow.empty()) out.headers.emplace_back("Allow", allow);
     apply(out, res);
     return httplib::Server::HandlerResponse::Handled;
   });
 
+  // Expect: 100-continue is answered only after the same checks that run before a body is read
+  // (size, auth, state), so a client told 413 never sends the body it announced.
+  svr.set_expect_100_continue_handler([impl](const httplib::Request& req, httplib::Response& res) {
+    HttpRequest head = convert_head(req, res);
+    std::optional<HttpResponse> early = impl->hooks.before ? impl->hooks.before(head) : std::nullopt;
+    if (!early) return static_cast<int>(httplib::StatusCode::Continue_100);
+    if (!head.request_id.empty()) res.set_header(std::string(kRequestIdHeader), head.request_id);
+    apply(*early, res);
+    return res.status;
+  });
+
   svr.set_post_routing_handler([impl](const httplib::Request& req, httplib::Response& res) {
+    if (res.status >= 400) t_close_after_response = true;
     if (impl->guarded != nullptr && t_connection != 0) {
       impl->deadlines.set(t_connection, std::chrono::steady_clock::now() + impl->guarded->keep_alive_timeout() +
                                             impl->guarded->header_timeout() +

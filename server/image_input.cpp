@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include "errors.h"
+#include "json_body.h"
 
 namespace vlm::server {
 namespace {
@@ -19,7 +20,7 @@ void add_param(ImageInput& input, const ImageInputRules& rules, const std::strin
   if (!rules.allowed_params.contains(name)) {
     std::string known;
     for (const auto& allowed : rules.allowed_params) known += (known.empty() ? "" : ", ") + allowed;
-    throw ApiError(422, "unknown_parameter", "unknown parameter '" + name + "' (known: " + known + ")");
+    throw ApiError(422, "unknown_parameter", "unknown parameter " + quote_bounded(name) + " (known: " + known + ")");
   }
   input.params[name] = std::move(value);
 }
@@ -42,11 +43,7 @@ void parse_multipart(const HttpRequest& request, const ImageInputRules& rules, I
 }
 
 void parse_json(const HttpRequest& request, const ImageInputRules& rules, ImageInput& input) {
-  nlohmann::json body = nlohmann::json::parse(request.body, nullptr, false);
-  if (body.is_discarded()) {
-    throw ApiError(400, "bad_json",
-                   "request body is not valid JSON (" + std::to_string(request.body.size()) + " bytes)");
-  }
+  nlohmann::json body = parse_json_body(request.body);
   if (!body.is_object())
     throw ApiError(400, "bad_json", std::string("JSON body must be an object, got ") + body.type_name());
   for (auto& [key, value] : body.items()) {
@@ -69,7 +66,7 @@ void parse_json(const HttpRequest& request, const ImageInputRules& rules, ImageI
         add_image(input, rules, decode_base64(item.get_ref<const std::string&>()));
       }
     } else {
-      add_param(input, rules, key, value);
+      add_param(input, rules, key, std::move(value));
     }
   }
 }

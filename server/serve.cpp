@@ -20,6 +20,9 @@ int serve(const ServerConfig& config) {
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // A write over RLIMIT_FSIZE (systemd's LimitFSIZE=) would otherwise kill the process; ignored, the
+  // write fails with EFBIG and the audit log handles it as it does a full disk.
+  std::signal(SIGXFSZ, SIG_IGN);
 
   App app(config);
   HttpServerOptions http;

@@ -37,6 +37,9 @@ void validate(const ServerConfig& config) {
           "--max-body-mb must be in (0, 4096], got " + number(config.max_body_mb));
   require(config.max_pixels >= 1 && config.max_pixels <= 1e10,
           "--max-pixels must be in [1, 1e10], got " + number(config.max_pixels));
+  require(config.max_request_pixels >= config.max_pixels && config.max_request_pixels <= 1e12,
+          "--max-request-pixels must be in [--max-pixels, 1e12] so that one image of the largest size fits, got " +
+              number(config.max_request_pixels));
   require(config.timeout_s > 0 && config.timeout_s <= 3600,
           "--timeout-s must be in (0, 3600], got " + number(config.timeout_s));
   require(config.queue >= 1 && config.queue <= 100000,

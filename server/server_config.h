@@ -33,6 +33,7 @@ struct ServerConfig {
   DetectOptions default_options;  // what a request gets for parameters it does not send
   double max_body_mb = 20.0;
   double max_pixels = 50e6;
+  double max_request_pixels = 50e6;  // all images of one request together
   double timeout_s = 60.0;
   int queue = 64;
   int batch_max = 8;

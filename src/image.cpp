@@ -1,9 +1,9 @@
 #include <fstream>
 #include <iterator>
+#include <utility>
 #include <vector>
 
 #include <opencv2/imgcodecs.hpp>
-#include <opencv2/imgproc.hpp>
 
 #include "vlm/error.h"
 #include "vlm/image.h"
@@ -17,6 +17,10 @@ Image decode_image(std::span<const std::uint8_t> bytes, const ImageLoadOptions& 
     throw Error(ErrorCode::kImageTooLarge, std::string(image_format_name(header.format)) + " image declares " +
                                                std::to_string(header.width) + "x" + std::to_string(header.height) +
                                                " pixels, over the limit of " + std::to_string(options.max_pixels));
+  }
+  if (header.jpeg_scans > kMaxJpegScans) {
+    throw Error(ErrorCode::kUnsupportedImage, "JPEG image has more than " + std::to_string(kMaxJpegScans) +
+                                                  " scans; progressive JPEGs with more scans are not decoded");
   }
   if (!header.truncation.empty()) {
     throw Error(ErrorCode::kImageCorrupt,
@@ -36,8 +40,24 @@ Image decode_image(std::span<const std::uint8_t> bytes, const ImageLoadOptions& 
     throw Error(ErrorCode::kImageCorrupt,
                 std::string(image_format_name(header.format)) + " image could not be decoded (truncated or corrupt)");
   }
+  // The probe's size is what the pixel limit checked; a decoder that read another size from the
+  // same bytes (EXIF orientation aside) means the two disagree about the file, so it is refused.
+  const auto cols = static_cast<std::uint32_t>(bgr.cols);
+  const auto rows = static_cast<std::uint32_t>(bgr.rows);
+  if (!(cols == header.width && rows == header.height) && !(cols == header.height && rows == header.width)) {
+    throw Error(ErrorCode::kImageCorrupt, std::string(image_format_name(header.format)) + " image declares " +
+                                              std::to_string(header.width) + "x" + std::to_string(header.height) +
+                                              " pixels but decodes to " + std::to_string(cols) + "x" +
+                                              std::to_string(rows));
+  }
+  // Swapped in place: cvtColor into a new Mat (or onto itself, which copies first) would hold a
+  // second full-size buffer per image while both exist.
+  for (int y = 0; y < bgr.rows; ++y) {
+    auto* row = bgr.ptr<cv::Vec3b>(y);
+    for (int x = 0; x < bgr.cols; ++x) std::swap(row[x][0], row[x][2]);
+  }
   Image image;
-  cv::cvtColor(bgr, image.rgb, cv::COLOR_BGR2RGB);
+  image.rgb = std::move(bgr);
   return image;
 }
 

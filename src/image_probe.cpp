@@ -38,6 +38,39 @@ void need(Bytes b, std::size_t size, ImageFormat format) {
   if (b.size() < size) corrupt(format, "header ends after " + std::to_string(b.size()) + " bytes");
 }
 
+// Start-of-scan markers from `at` (just past the frame header) to the end-of-image marker. Each
+// progressive scan makes the decoder walk every coefficient again, so thousands of tiny scans cost
+// minutes of CPU. Where the structure cannot be followed, counting stops and the decoder judges.
+std::size_t count_jpeg_scans(Bytes b, std::size_t at) {
+  std::size_t scans = 0;
+  while (at + 4 <= b.size() && scans <= kMaxJpegScans) {
+    if (b[at] != 0xFF) return scans;
+    const std::uint8_t marker = b[at + 1];
+    if (marker == 0xFF) {  // fill byte
+      ++at;
+      continue;
+    }
+    at += 2;
+    if (marker == 0xD9) return scans;
+    if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) continue;
+    const std::uint32_t length = be16(b, at);
+    if (length < 2) return scans;
+    at += length;
+    if (marker != 0xDA) continue;
+    ++scans;
+    // Entropy-coded data runs to the next 0xFF that is neither a stuffed FF 00 nor a restart marker.
+    while (at + 1 < b.size()) {
+      const void* found = std::memchr(b.data() + at, 0xFF, b.size() - at - 1);
+      if (found == nullptr) return scans;
+      at = static_cast<std::size_t>(static_cast<const std::uint8_t*>(found) - b.data());
+      const std::uint8_t next = b[at + 1];
+      if (next != 0x00 && !(next >= 0xD0 && next <= 0xD7)) break;
+      at += 2;
+    }
+  }
+  return scans;
+}
+
 ImageHeader probe_jpeg(Bytes b) {
   std::size_t at = 2;
   while (true) {
@@ -58,6 +91,7 @@ ImageHeader probe_jpeg(Bytes b) {
     if (is_frame) {
       need(b, at + 7, ImageFormat::kJpeg);
       ImageHeader header = sized(ImageFormat::kJpeg, be16(b, at + 5), be16(b, at + 3));
+      header.jpeg_scans = count_jpeg_scans(b, at + length);
       // Entropy-coded data escapes 0xFF, so an FF D9 after the frame header can only be the end marker.
       static constexpr std::uint8_t kEnd[] = {0xFF, 0xD9};
       if (std::search(b.begin() + static_cast<std::ptrdiff_t>(at), b.end(), std::begin(kEnd), std::end(kEnd)) ==
@@ -102,6 +136,10 @@ ImageHeader probe_webp(Bytes b) {
     return sized(ImageFormat::kWebp, (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1);
   }
   if (starts_with(b, "VP8X", 12)) {
+    // The decoder reads still images only; an animation is a format we do not take, not damage.
+    if ((b[20] & 0x02U) != 0) {
+      throw Error(ErrorCode::kUnsupportedImage, "animated WebP is not supported; send a still image");
+    }
     auto le24 = [&](std::size_t at) { return b[at] | (b[at + 1] << 8) | (b[at + 2] << 16); };
     return sized(ImageFormat::kWebp, static_cast<std::uint32_t>(le24(24)) + 1,
                  static_cast<std::uint32_t>(le24(27)) + 1);
@@ -122,10 +160,19 @@ ImageHeader probe_tiff(Bytes b) {
   for (std::uint32_t i = 0; i < count; ++i) {
     std::size_t entry = ifd + 2 + std::size_t{i} * 12;
     std::uint32_t tag = u16(entry);
+    if (tag != 256 && tag != 257) continue;
+    const char* name = tag == 256 ? "ImageWidth" : "ImageLength";
+    std::uint32_t& slot = tag == 256 ? header.width : header.height;
+    // libtiff keeps the first of repeated tags; a probe that kept another would check a size the
+    // decoder never uses, so a repeat is refused outright.
+    if (slot != 0) corrupt(ImageFormat::kTiff, std::string("repeated ") + name + " tag");
     std::uint32_t type = u16(entry + 2);
-    std::uint32_t value = type == 3 ? u16(entry + 8) : u32(entry + 8);  // SHORT or LONG
-    if (tag == 256) header.width = value;
-    if (tag == 257) header.height = value;
+    if ((type != 3 && type != 4) || u32(entry + 4) != 1) {
+      corrupt(ImageFormat::kTiff,
+              std::string(name) + " tag is not one SHORT or LONG (type " + std::to_string(type) + ")");
+    }
+    slot = type == 3 ? u16(entry + 8) : u32(entry + 8);
+    if (slot == 0) corrupt(ImageFormat::kTiff, std::string(name) + " is 0");
   }
   if (header.width == 0 || header.height == 0) corrupt(ImageFormat::kTiff, "no image width/length tags");
   return header;

@@ -31,7 +31,12 @@ struct ImageHeader {
   // Why the data ends early (missing end marker), empty when complete. Reported after the size
   // check, so an oversized image is named as such even when it is also cut short.
   std::string truncation;
+  // JPEG only: start-of-scan markers counted up to kMaxJpegScans + 1 (then counting stops).
+  std::size_t jpeg_scans = 0;
 };
+// Progressive JPEGs from common encoders have about 10 scans; a file with more than this is
+// refused before decoding (each scan costs a pass over the whole image).
+inline constexpr std::size_t kMaxJpegScans = 100;
 ImageHeader probe_image(std::span<const std::uint8_t> bytes);
 std::string_view image_format_name(ImageFormat format);
 

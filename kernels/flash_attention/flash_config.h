@@ -21,7 +21,7 @@ struct FlashConfig {
 };
 
 // Why these tiles (sm_80 code; registers/spills from the flash_attention_resources target, timings
-// on an H200 in notes/flash_attention.md; every shipped row reports 0 spill bytes):
+// on an H200 in docs/kernels.md; every shipped row reports 0 spill bytes):
 // - d128 m64 n64 w4: Q fragments stay in registers (251 registers, two 80 KiB blocks per SM).
 //   Beat m128 n64 w8 (Q re-read from shared memory, 220 registers, one block per SM): 320 vs 296
 //   TFLOP/s at B16 H16 S4096.

@@ -188,6 +188,7 @@ void apply_generation(const json& j, GenerationConfig& g, const std::string& whe
   read(j, "num_beams", g.num_beams, where);
   read_optional(j, "max_length", g.max_length, where);
   read_optional(j, "max_new_tokens", g.max_new_tokens, where);
+  read(j, "min_new_tokens", g.min_new_tokens, where);
   if (j.contains("early_stopping") && !j["early_stopping"].is_null()) {
     const auto& e = j["early_stopping"];
     if (e.is_boolean()) {

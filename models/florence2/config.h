@@ -58,6 +58,8 @@ struct GenerationConfig {
   // Total decoder length cap, decoder start token included (transformers' max_length).
   std::optional<int> max_length;
   std::optional<int> max_new_tokens;
+  // EOS is banned until this many tokens follow the start token (transformers' min_new_tokens).
+  int min_new_tokens = 0;
   enum class EarlyStopping { kFalse, kTrue, kNever } early_stopping = EarlyStopping::kFalse;
   double length_penalty = 1.0;
   int no_repeat_ngram_size = 0;

@@ -56,7 +56,7 @@ at::Tensor greedy(const BartDecoder& decoder, const at::Tensor& encoder_hidden, 
 }
 
 at::Tensor beam_search(const BartDecoder& decoder, const at::Tensor& encoder_hidden, const GenerationConfig& config,
-                       int max_length) {
+                       int max_length, BeamTrace* trace) {
   const auto batch = encoder_hidden.size(0);
   const std::int64_t beams = config.num_beams;
   const auto device = encoder_hidden.device();
@@ -86,6 +86,7 @@ at::Tensor beam_search(const BartDecoder& decoder, const at::Tensor& encoder_hid
   const at::Tensor batch_offset = at::arange(batch, at::kLong).view({-1, 1}) * beams;
   while (true) {
     const at::Tensor flat_running = running_sequences.narrow(2, 0, cur_len).reshape({batch * beams, cur_len});
+    if (trace != nullptr) trace->running.push_back(flat_running.clone());
     const at::Tensor input = flat_running.narrow(1, cur_len - 1, 1).to(device);
     const at::Tensor logits = decoder.forward(input, cache).select(1, -1).to(at::kCPU, at::kFloat);
     at::Tensor log_probs = at::log_softmax(logits, -1);
@@ -178,17 +179,23 @@ void process_logits(const at::Tensor& ids, at::Tensor& scores, const GenerationC
     }
     scores = scores.masked_fill(banned, -std::numeric_limits<float>::infinity());
   }
+  // transformers' MinNewTokensLengthLogitsProcessor; the decoder prompt is the start token alone.
+  if (cur_len - 1 < config.min_new_tokens) {
+    for (const int eos : config.eos_token_ids) {
+      if (eos >= 0 && eos < scores.size(1)) scores.select(1, eos).fill_(-std::numeric_limits<float>::infinity());
+    }
+  }
   if (config.forced_bos_token_id && cur_len == 1) force_token(scores, *config.forced_bos_token_id);
   if (config.forced_eos_token_id && cur_len == max_length - 1) force_token(scores, *config.forced_eos_token_id);
 }
 
 at::Tensor generate(const BartDecoder& decoder, const at::Tensor& encoder_hidden, const GenerationConfig& config,
-                    int max_length) {
+                    int max_length, BeamTrace* trace) {
   if (max_length < 2) {
     throw Error(ErrorCode::kInvalidArgument, "max_length " + std::to_string(max_length) +
                                                  " leaves no room to generate after the decoder start token");
   }
-  return config.num_beams > 1 ? beam_search(decoder, encoder_hidden, config, max_length)
+  return config.num_beams > 1 ? beam_search(decoder, encoder_hidden, config, max_length, trace)
                               : greedy(decoder, encoder_hidden, config, max_length);
 }
 

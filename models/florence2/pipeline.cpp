@@ -50,11 +50,13 @@ at::Tensor Pipeline::first_step_logits(const at::Tensor& encoder_hidden) const {
   return decoder_->forward(start, cache).select(1, 0).to(at::kCPU, at::kFloat);
 }
 
-at::Tensor Pipeline::generate(const at::Tensor& encoder_hidden, const GenerationConfig& generation,
-                              int max_length) const {
+at::Tensor Pipeline::generate(const at::Tensor& encoder_hidden, const GenerationConfig& generation, int max_length,
+                              BeamTrace* trace) const {
   at::NoGradGuard no_grad;
-  const int limit = config_.text.max_position_embeddings;
-  return florence2::generate(*decoder_, encoder_hidden, generation, std::min(max_length, limit));
+  // The last token is generated from position max_position_embeddings - 1 and never fed back, so
+  // one more than the positions fit, as in transformers.
+  const int limit = config_.text.max_position_embeddings + 1;
+  return florence2::generate(*decoder_, encoder_hidden, generation, std::min(max_length, limit), trace);
 }
 
 }  // namespace vlm::florence2

@@ -7,6 +7,7 @@
 
 #include "bart.h"
 #include "config.h"
+#include "generation.h"
 #include "image_processor.h"
 #include "vision_encoder.h"
 #include "weights.h"
@@ -28,6 +29,8 @@ class Pipeline {
   const LoadedWeights& weights() const { return *weights_; }
   const ImageProcessor& image_processor() const { return processor_; }
   const PipelineOptions& options() const { return options_; }
+  // The decoder alone, for timing one step against a cache (bench/florence2).
+  const BartDecoder& decoder() const { return *decoder_; }
 
   // pixel_values [B, 3, H, W] (any device/dtype) -> DaViT output [B, C, H', W'].
   at::Tensor vision_features(const at::Tensor& pixel_values) const;
@@ -39,7 +42,8 @@ class Pipeline {
   at::Tensor encode(const at::Tensor& image_features, const at::Tensor& prompt_ids) const;
   // Logits of the first decoder step (decoder_start_token_id) [B, vocab], float32 CPU.
   at::Tensor first_step_logits(const at::Tensor& encoder_hidden) const;
-  at::Tensor generate(const at::Tensor& encoder_hidden, const GenerationConfig& generation, int max_length) const;
+  at::Tensor generate(const at::Tensor& encoder_hidden, const GenerationConfig& generation, int max_length,
+                      BeamTrace* trace = nullptr) const;
 
  private:
   Config config_;

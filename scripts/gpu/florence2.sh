@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
-# Florence-2 on the GPU machine in one call: transformers (eager, sdpa) vs vlmserve (fp32, fp16) on a
-# Florence-2-base-shaped random checkpoint, <OD> with 3 beams / 64 tokens and greedy / 256 tokens,
-# printing times, ratios and whether the generated ids match transformers fp32.
+# Florence-2 ids on the GPU machine in one call: vlmserve detect (fp32, fp16 flash and eager) against
+# transformers on a Florence-2-base-shaped random checkpoint, every photo (timings: florence2_bench.sh).
 # Needs the CUDA vlmserve bundle from scripts/gpu/prepare_carry.sh (carry .gpu-deps), with
 # .f2-gpu/ (ignored; carry it too) holding florence2/{onnx-community-Florence-2-base,Florence-2-base}
 # config and tokenizer files and images/dog.jpg from ../shared/assets.

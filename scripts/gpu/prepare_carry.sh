@@ -9,6 +9,11 @@
 #                                   GPU machine's own torch wheel, the same 2.11.0+cu130), and stubs
 #   .gpu-deps/fixtures/             YOLO parity fixtures (TorchScript exports + reference detections)
 #   .gpu-deps/assets/images/        the photos the references were computed on (../shared does not travel)
+#   .f2-bench/                      for scripts/gpu/florence2_bench.sh, when bench_florence2 is built: the
+#                                   binary (its libraries are in .gpu-deps/lib) and the Florence-2-base
+#                                   config/tokenizer files the checkpoint builder reads
+#                                   (tests/parity/florence2_make_fixtures.py); outside .gpu-deps so that
+#                                   run_all.sh's carry does not grow
 #   .gpu-deps/MANIFEST.txt          what is in the bundle, with sizes
 # Everything travels uncompressed; the whole tree plus carried paths must stay under the 64 MiB limit.
 #   scripts/gpu/prepare_carry.sh            (re-running replaces .gpu-deps/)
@@ -16,6 +21,9 @@
 #       makes only .pyref/: the pure-Python yolov5 and ultralytics packages from .venv (the GPU
 #       machine has torch, opencv and their other dependencies) for the server benchmark's Python
 #       reference; carried in a call of its own, as bundle + .pyref exceed 64 MiB
+#   scripts/gpu/prepare_carry.sh --florence2-reference-only
+#       puts the pinned transformers wheel (the version in .venv) in .whl/ for scripts/gpu/florence2_bench.sh;
+#       the GPU machine's tokenizers, huggingface_hub and safetensors satisfy its requirements
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root="$PWD"
@@ -26,6 +34,16 @@ if [[ "${1:-}" == --python-reference-only ]]; then
   for package in yolov5 ultralytics thop; do cp -r "$site/$package" "$root/.pyref/"; done
   find "$root/.pyref" -name __pycache__ -prune -exec rm -rf {} +
   echo ".pyref: $(du -sh "$root/.pyref" | cut -f1) (yolov5, ultralytics, thop)"
+  exit 0
+fi
+
+if [[ "${1:-}" == --florence2-reference-only ]]; then
+  python="${VLM_PYTHON:-$root/.venv/bin/python}"
+  version="$("$python" -c 'import transformers; print(transformers.__version__)')"
+  rm -f "$root"/.whl/transformers-*.whl
+  "$python" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    --platform manylinux2014_x86_64 -d "$root/.whl" "transformers==$version"
+  echo ".whl: $(du -sh "$root"/.whl/transformers-*.whl | cut -f1) (transformers $version)"
   exit 0
 fi
 
@@ -72,6 +90,16 @@ torch_re='^(libtorch|libc10|libcudart\.so|libcuda\.so|libnvidia-|libcudnn|libcub
 rm -rf "$bundle" "$scratch"
 mkdir -p "$bundle/bin" "$bundle/lib" "$bundle/fixtures" "$bundle/assets" "$scratch"
 cp "$binary" "$bundle/bin/vlmserve"
+binaries=("$bundle/bin/vlmserve")
+f2="$root/.f2-bench"
+rm -rf "$f2"
+if [[ -x "$build_dir/bench/florence2/bench_florence2" ]]; then
+  mkdir -p "$f2/bin"
+  cp "$build_dir/bench/florence2/bench_florence2" "$f2/bin/"
+  binaries+=("$f2/bin/bench_florence2")
+else
+  echo "prepare_carry.sh: no $build_dir/bench/florence2/bench_florence2; scripts/gpu/florence2_bench.sh will not run" >&2
+fi
 
 # Where this machine's loader finds each library (the binary's RUNPATH included).
 declare -A where
@@ -85,7 +113,8 @@ is_stub() { local s; for s in "${stub_sonames[@]}"; do [[ "$1" == "$s" ]] && ret
 # Walk NEEDED from the binary, stopping at system, torch and stubbed libraries: what lies only behind a
 # stub is left out.
 declare -A seen
-queue=($(needed "$binary"))
+queue=()
+for b in "${binaries[@]}"; do queue+=($(needed "$b")); done
 real_libs=()
 while ((${#queue[@]})); do
   name="${queue[0]}"; queue=("${queue[@]:1}")
@@ -105,7 +134,8 @@ for name in libstdc++.so.6 libgcc_s.so.1 libc.so.6 libm.so.6; do system_libs+=("
 for name in "${stub_sonames[@]}"; do
   original="${where[$name]:-}"
   [[ -n "$original" ]] || { echo "prepare_carry.sh: $name is not linked any more; drop it from stub_sonames" >&2; exit 1; }
-  args=(--original "$original" --out "$scratch/$name" --importer "$bundle/bin/vlmserve")
+  args=(--original "$original" --out "$scratch/$name")
+  for b in "${binaries[@]}"; do args+=(--importer "$b"); done
   for lib in "${real_libs[@]}"; do args+=(--importer "$lib" --keep "$lib"); done
   for lib in "${system_libs[@]}"; do args+=(--keep "$lib"); done
   [[ -f "scripts/gpu/stubs/$name.c" ]] && args+=(--override "scripts/gpu/stubs/$name.c")
@@ -117,7 +147,7 @@ done
 # every symbol binds (ldd -r reports what the stubs lack).
 torch_lib="$(dirname "${where[libc10.so]}")"
 export_path="$bundle/lib:$torch_lib:$(dirname "${where[libcudart.so.13]}")"
-report="$(LD_LIBRARY_PATH="$export_path" ldd -r "$bundle/bin/vlmserve" 2>&1)"
+report="$(for b in "${binaries[@]}"; do LD_LIBRARY_PATH="$export_path" ldd -r "$b" 2>&1; done)"
 bad="$(grep -E 'not found|undefined symbol' <<<"$report" || true)"
 leaks="$(awk '$2=="=>" && $3 ~ /^\// {print $1, $3}' <<<"$report" | grep -v " $bundle/lib/" |
          grep -vE "$system_re" | grep -vE "$torch_re" | grep -vE '/site-packages/(torch/lib|nvidia)/' || true)"
@@ -135,6 +165,12 @@ if ! [[ -f "$fixtures/reference_yolov5n.json" ]]; then
     { tail -20 "$scratch/fixtures.log"; exit 1; }
 fi
 cp -r "$assets/images" "$bundle/assets/images"
+if [[ -d "$f2" ]]; then
+  mkdir -p "$f2/assets/florence2/Florence-2-base" "$f2/assets/florence2/onnx-community-Florence-2-base"
+  cp "$assets"/florence2/Florence-2-base/{config,preprocessor_config}.json "$f2/assets/florence2/Florence-2-base/"
+  cp "$assets"/florence2/onnx-community-Florence-2-base/{tokenizer,tokenizer_config,added_tokens,special_tokens_map,preprocessor_config}.json \
+    "$f2/assets/florence2/onnx-community-Florence-2-base/"
+fi
 # The references name photos by absolute path under the assets folder they were computed from;
 # run_all.sh rewrites that prefix to where the photos lie on the GPU machine.
 echo "$assets" >"$bundle/fixtures/ASSETS_PREFIX"
@@ -195,3 +231,10 @@ printf 'binary+libraries %.1f MiB (%d libraries, %d stubs), fixtures %.1f MiB, p
   "$(bc -l <<<"$bundle_bytes/1048576")" "$(bc -l <<<"$tree_bytes/1048576")" "$(bc -l <<<"($bundle_bytes+$tree_bytes)/1048576")"
 (( libs_bytes <= max_bundle_mib * 1048576 )) || { echo "prepare_carry.sh: binary+libraries exceed $max_bundle_mib MiB" >&2; exit 1; }
 (( bundle_bytes + tree_bytes <= 62 * 1048576 )) || { echo "prepare_carry.sh: carry + tree too close to the 64 MiB limit" >&2; exit 1; }
+if [[ -d "$f2" ]]; then
+  # scripts/gpu/florence2_bench.sh's call: .gpu-deps/{bin,lib,assets}, .f2-bench and .whl (if made).
+  f2_bytes=$(du -scb "$bundle/bin" "$bundle/lib" "$bundle/assets" "$f2" $(ls "$root"/.whl/transformers-*.whl 2>/dev/null) | tail -1 | cut -f1)
+  printf 'florence2_bench.sh carry %.1f MiB + working tree %.1f MiB = %.1f MiB of 64%s\n' "$(bc -l <<<"$f2_bytes/1048576")" \
+    "$(bc -l <<<"$tree_bytes/1048576")" "$(bc -l <<<"($f2_bytes+$tree_bytes)/1048576")" \
+    "$(ls "$root"/.whl/transformers-*.whl >/dev/null 2>&1 || echo ' (no .whl yet: run --florence2-reference-only)')"
+fi

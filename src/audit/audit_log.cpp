@@ -269,14 +269,32 @@ void AuditLog::write_line(nlohmann::json& record, bool sync) {
     write_all(fd_, line);
     if (sync && ::fsync(fd_) != 0) throw_io("audit fsync failed");
   } catch (...) {
+    write_failed_ = true;
     // Take the partial line back so the chain on disk stays whole; if even that fails, stop.
     if (::ftruncate(fd_, static_cast<off_t>(file_bytes_)) != 0) broken_ = true;
     throw;
   }
+  write_failed_ = false;
   file_bytes_ += line.size();
   frontier_.append(std::string_view(line.data(), leaf_size));
   last_hash_ = record["record_hash"].get<std::string>();
   ++next_seq_;
+}
+
+bool AuditLog::writable() {
+  std::lock_guard lock(mutex_);
+  if (broken_ || closed_ || fd_ < 0) return false;
+  if (!write_failed_) return true;
+  // Room for a few records: the probe must fail where the next record would.
+  constexpr off_t kProbeBytes = 64 * 1024;
+  const int reserved = ::posix_fallocate(fd_, static_cast<off_t>(file_bytes_), kProbeBytes);
+  if (::ftruncate(fd_, static_cast<off_t>(file_bytes_)) != 0) {
+    broken_ = true;
+    return false;
+  }
+  if (reserved != 0) return false;
+  write_failed_ = false;
+  return true;
 }
 
 Appended AuditLog::append(const RequestEntry& entry) {

@@ -161,9 +161,13 @@ ThinkResult run_think(const Image& image, const std::string& question, ThinkMode
   if (normalize_words(question).empty()) {
     throw Error(ErrorCode::kInvalidArgument, "question is empty (it needs at least one letter or digit)");
   }
-  if (question.size() > policy.max_question_chars) {
-    throw Error(ErrorCode::kInvalidArgument, "question has " + std::to_string(question.size()) +
-                                                 " bytes, more than the policy's max_question_chars " +
+  // Characters, not bytes: a 200-character question in CJK is 600 bytes of UTF-8. Every byte but
+  // a continuation byte (10xxxxxx) starts a code point.
+  const auto chars = static_cast<std::size_t>(std::count_if(
+      question.begin(), question.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0U) != 0x80U; }));
+  if (chars > policy.max_question_chars) {
+    throw Error(ErrorCode::kInvalidArgument, "question has " + std::to_string(chars) +
+                                                 " characters, more than the policy's max_question_chars " +
                                                  std::to_string(policy.max_question_chars));
   }
   StepModel* florence = models.florence;

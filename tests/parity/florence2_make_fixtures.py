@@ -5,7 +5,9 @@ Writes $VLM_TEST_DATA/florence2/:
   tiny_native/     transformers-native layout, model.safetensors, florence-community style config
   tiny_original/   Microsoft remote-code layout, pytorch_model.bin, Microsoft style config.json
   tiny_refs.safetensors   per photo: decoded RGB, pixel_values, vision/image features, encoder output,
-                          first-step logits (<OD>); per task: prompt ids, greedy and beam-3 ids
+                          first-step logits (<OD>); per task: prompt ids, greedy and beam-3 ids, the
+                          reference's decision margin at every step, and the running beams per step
+                          (generation_margins.py)
   tasks_native/, tasks_original/, tasks_refs.json   the tiny model taught to answer in each task's format,
                           and transformers' post-processed answers on it (florence2_task_refs.py)
   base_native/, base_original/, base_refs.safetensors   Florence-2-base shapes, one forward (--base)
@@ -32,6 +34,7 @@ from tokenizers import Tokenizer
 from transformers import AutoImageProcessor, Florence2Config, Florence2ForConditionalGeneration, Florence2Processor
 
 import florence2_task_refs
+from generation_margins import generate_with_margins
 
 ASSETS = os.environ.get("VLM_ASSETS", os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "assets"))
 F2 = os.path.join(ASSETS, "florence2")
@@ -197,6 +200,31 @@ def forward_refs(model, processor, images, ids, tag, refs):
     return pixel_values
 
 
+def generation_refs(model, tokenizer, image_features, batch, refs):
+    """Per task: greedy and beam-3 ids over all photos in one batch, with the reference's margins."""
+    with torch.no_grad():
+        # The vision tower does not depend on the task: run it once and hand generate() the encoder
+        # output it would compute itself (image tokens scattered into the prompt embeddings).
+        for t, (task, text) in enumerate(TASKS):
+            ids = prompt_ids(tokenizer, task, text)
+            refs[f"task{t}.prompt_ids"] = torch.tensor(ids, dtype=torch.int64)
+            input_ids = torch.tensor([[51289] * NUM_IMAGE_TOKENS + ids] * batch)
+            embeds = model.get_input_embeddings()(input_ids)
+            mask = (input_ids == 51289).unsqueeze(-1)
+            embeds = embeds.masked_scatter(mask, image_features)
+            encoder_outputs = model.model.language_model.encoder(inputs_embeds=embeds)
+            for mode, beams in (("greedy", 1), ("beam", 3)):
+                gen = dict(GENERATION, num_beams=beams)
+                if beams == 1:
+                    gen.pop("early_stopping")
+                out, margins, running = generate_with_margins(
+                    model, gen, input_ids=input_ids, encoder_outputs=copy.deepcopy(encoder_outputs))
+                refs[f"task{t}.{mode}"] = out.contiguous()
+                refs[f"task{t}.{mode}.margin"] = margins.contiguous()
+                if running is not None:
+                    refs[f"task{t}.{mode}.running"] = running.contiguous()
+
+
 def make_broken(out, tiny_native, tiny_original):
     def clone(name):
         d = os.path.join(out, "broken_" + name)
@@ -271,40 +299,30 @@ def main():
     ids = prompt_ids(tokenizer, "<OD>", "")
     pixel_values = forward_refs(model, processor, images, ids, "tiny", refs)
     with torch.no_grad():
-        # The vision tower does not depend on the task: run it once and hand generate() the encoder
-        # output it would compute itself (image tokens scattered into the prompt embeddings).
         image_features = model.model.get_image_features(pixel_values).pooler_output
-        for t, (task, text) in enumerate(TASKS):
-            ids = prompt_ids(tokenizer, task, text)
-            refs[f"task{t}.prompt_ids"] = torch.tensor(ids, dtype=torch.int64)
-            input_ids = torch.tensor([[51289] * NUM_IMAGE_TOKENS + ids] * len(images))
-            embeds = model.get_input_embeddings()(input_ids)
-            mask = (input_ids == 51289).unsqueeze(-1)
-            embeds = embeds.masked_scatter(mask, image_features)
-            encoder_outputs = model.model.language_model.encoder(inputs_embeds=embeds)
-            for mode, beams in (("greedy", 1), ("beam", 3)):
-                gen = dict(GENERATION, num_beams=beams)
-                if beams == 1:
-                    gen.pop("early_stopping")
-                out = model.generate(input_ids=input_ids, encoder_outputs=copy.deepcopy(encoder_outputs), **gen)
-                refs[f"task{t}.{mode}"] = out.contiguous()
-    save_file(refs, os.path.join(args.out, "tiny_refs.safetensors"),
-              metadata={"images": json.dumps([os.path.relpath(p, ASSETS) for p in paths]),
-                        "tasks": json.dumps(TASKS), "max_new_tokens": str(MAX_NEW_TOKENS)})
     make_broken(args.out, tiny_native, tiny_original)
-    print(f"tiny fixtures in {time.time() - start:.1f}s", file=sys.stderr)
 
     # Tiny tensors, many small ops: a second thread gains little alone and, on a loaded 2-core
     # machine, OpenMP barriers waiting for a descheduled thread made generate() 20-40x slower.
     torch.set_num_threads(1)
+    # Generation is compared on the taught copy: the random model's distributions are nearly flat, so
+    # its beams decide near-ties at most steps (about 70 of 180 beam decisions per task within 1e-4),
+    # and exact ids would test the CPU's floating-point order. Teaching leaves a few per task.
     cases = florence2_task_refs.cases(len(paths))
     taught = copy.deepcopy(model)  # same vision tower and projector, so image_features above still hold
     loss = florence2_task_refs.teach_task_formats(taught, image_features, cases, lambda task, text: prompt_ids(
         tokenizer, task, text), tokenizer, 51289, MAX_NEW_TOKENS)
     tasks_native, _ = save_both_layouts(taught, TINY, args.out, "tasks")
+    print(f"taught the task formats (loss {loss:.3f}) in {time.time() - start:.1f}s", file=sys.stderr)
+    generation_refs(taught, tokenizer, image_features, len(images), refs)
+    save_file(refs, os.path.join(args.out, "tiny_refs.safetensors"),
+              metadata={"images": json.dumps([os.path.relpath(p, ASSETS) for p in paths]),
+                        "tasks": json.dumps(TASKS), "max_new_tokens": str(MAX_NEW_TOKENS),
+                        "generation_checkpoint": "tasks"})
+    print(f"generation references in {time.time() - start:.1f}s", file=sys.stderr)
     florence2_task_refs.write_task_refs(taught, tasks_native, paths, ASSETS, cases, GENERATION,
                                         os.path.join(args.out, "tasks_refs.json"), loss)
-    print(f"task fixtures (teaching loss {loss:.3f}) in {time.time() - start:.1f}s", file=sys.stderr)
+    print(f"task answers in {time.time() - start:.1f}s", file=sys.stderr)
 
     with open(os.path.join(args.out, "READY"), "w") as f:
         f.write("ok\n")

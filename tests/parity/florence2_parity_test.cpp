@@ -2,6 +2,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -68,40 +69,132 @@ void check_forward(const std::string& layout, const std::string& size) {
             << ", logits " << errors[3] << "\n";
 }
 
+// A reference decision whose relative margin (generation_margins.py) is below this is a near-tie:
+// 100x the forward pass's measured relative error (~1e-6), the same bound as kTolerance. Where our
+// ids differ from transformers', the test passes only if the reference's own decision at the first
+// step where the two chose differently was such a near-tie; a divergence at a clear margin fails.
+constexpr double kNearTie = 1e-4;
+
+struct Divergence {
+  std::int64_t row;   // image
+  std::int64_t step;  // decoding step whose decision differed
+  double margin;      // the reference's relative margin at that step
+};
+
+// Greedy: the first position where row r differs was decided at the step before it.
+std::vector<Divergence> greedy_divergences(const at::Tensor& ours, const at::Tensor& expected,
+                                           const at::Tensor& margins, std::int64_t pad) {
+  std::vector<Divergence> out;
+  const auto length = std::max(ours.size(1), expected.size(1));
+  for (std::int64_t r = 0; r < expected.size(0); ++r) {
+    for (std::int64_t p = 1; p < length; ++p) {
+      const auto a = p < ours.size(1) ? ours[r][p].item<std::int64_t>() : pad;
+      const auto b = p < expected.size(1) ? expected[r][p].item<std::int64_t>() : pad;
+      if (a == b) continue;
+      const double margin = p - 1 < margins.size(1) ? margins[r][p - 1].item<double>() : 0.0;
+      out.push_back({r, p - 1, margin});
+      break;
+    }
+  }
+  return out;
+}
+
+// Beams: the final ids show a flipped decision only steps later, or not at all, so compare the
+// running beams step by step; a difference at step s was decided at step s - 1. Rows whose running
+// beams agree throughout must end with identical ids (margin -1 marks such a row: nothing to excuse it).
+std::vector<Divergence> beam_divergences(const at::Tensor& ours, const at::Tensor& expected, const BeamTrace& trace,
+                                         const at::Tensor& running, const at::Tensor& margins, std::int64_t beams) {
+  std::vector<Divergence> out;
+  const auto steps = std::min<std::int64_t>(static_cast<std::int64_t>(trace.running.size()), running.size(0));
+  for (std::int64_t r = 0; r < expected.size(0); ++r) {
+    bool diverged = false;
+    for (std::int64_t s = 1; s < steps && !diverged; ++s) {
+      const at::Tensor mine = trace.running[s].narrow(0, r * beams, beams);
+      const at::Tensor theirs = running[s].narrow(0, r * beams, beams).narrow(1, 0, s + 1);
+      if (!mine.equal(theirs)) {
+        out.push_back({r, s - 1, margins[r][s - 1].item<double>()});
+        diverged = true;
+      }
+    }
+    const bool same_ids = ours.size(1) == expected.size(1) && ours[r].equal(expected[r]);
+    if (!diverged && !same_ids) out.push_back({r, steps, -1.0});
+  }
+  return out;
+}
+
+bool is_near_tie(const Divergence& d) { return d.margin >= 0.0 && d.margin < kNearTie; }
+
+// The settings transformers generated the references with (florence2_make_fixtures.py GENERATION).
+GenerationConfig reference_settings(GenerationConfig g, int beams) {
+  g.num_beams = beams;
+  g.early_stopping = GenerationConfig::EarlyStopping::kTrue;
+  g.no_repeat_ngram_size = 3;
+  g.forced_bos_token_id = 0;
+  g.forced_eos_token_id = 2;
+  g.length_penalty = 1.0;
+  return g;
+}
+
+struct GenerationFixture {
+  vlm::SafetensorsFile refs{data_dir() / "tiny_refs.safetensors"};
+  nlohmann::json tasks = nlohmann::json::parse(refs.metadata().at("tasks").get<std::string>());
+  int max_new_tokens = std::stoi(refs.metadata().at("max_new_tokens").get<std::string>());
+  std::string checkpoint = refs.metadata().at("generation_checkpoint").get<std::string>();
+};
+
+// Generates from `encoded` and compares with the reference `key` (task<N>.greedy / task<N>.beam).
+std::vector<Divergence> compare_generation(const Pipeline& pipeline, const GenerationFixture& fixture,
+                                           const at::Tensor& encoded, const std::string& key, int beams) {
+  const GenerationConfig g = reference_settings(pipeline.config().generation, beams);
+  BeamTrace trace;
+  const at::Tensor out = pipeline.generate(encoded, g, 1 + fixture.max_new_tokens, &trace);
+  const at::Tensor expected = fixture.refs.tensor(key);
+  const at::Tensor margins = fixture.refs.tensor(key + ".margin");
+  return beams == 1 ? greedy_divergences(out, expected, margins, g.pad_token_id)
+                    : beam_divergences(out, expected, trace, fixture.refs.tensor(key + ".running"), margins, beams);
+}
+
+int near_ties_seen = 0;
+
 void check_generation(const std::string& layout, bool all_tasks) {
-  const vlm::SafetensorsFile refs(data_dir() / "tiny_refs.safetensors");
-  const auto tasks = nlohmann::json::parse(refs.metadata().at("tasks").get<std::string>());
-  const int max_new_tokens = std::stoi(refs.metadata().at("max_new_tokens").get<std::string>());
-  const Pipeline pipeline(data_dir() / ("tiny_" + layout), PipelineOptions{});
-  const at::Tensor image = pipeline.image_features(refs.tensor("tiny.pixel_values"));
-  GenerationConfig generation = pipeline.config().generation;
+  const GenerationFixture fixture;
+  const Pipeline pipeline(data_dir() / (fixture.checkpoint + "_" + layout), PipelineOptions{});
+  const at::Tensor image = pipeline.image_features(fixture.refs.tensor("tiny.pixel_values"));
   if (layout == "native") {
     // generation_config.json of the fixture, as transformers read it.
+    const GenerationConfig& generation = pipeline.config().generation;
     EXPECT_EQ(generation.num_beams, 3);
     EXPECT_EQ(generation.no_repeat_ngram_size, 3);
     EXPECT_EQ(generation.forced_bos_token_id.value_or(-1), 0);
     EXPECT_EQ(generation.forced_eos_token_id.value_or(-1), 2);
-    EXPECT_EQ(generation.resolved_max_length(1024), 1 + max_new_tokens);
+    EXPECT_EQ(generation.resolved_max_length(1024), 1 + fixture.max_new_tokens);
   }
-  for (std::size_t t = 0; t < tasks.size(); ++t) {
-    if (!all_tasks && tasks[t][0] != "<OD>") continue;
+  double smallest_margin = std::numeric_limits<double>::infinity();
+  for (std::size_t t = 0; t < fixture.tasks.size(); ++t) {
+    const auto task = fixture.tasks[t][0].get<std::string>();
+    if (!all_tasks && task != "<OD>") continue;
     const auto name = "task" + std::to_string(t);
-    const at::Tensor ids = refs.tensor(name + ".prompt_ids").unsqueeze(0).expand({image.size(0), -1});
+    const at::Tensor ids = fixture.refs.tensor(name + ".prompt_ids").unsqueeze(0).expand({image.size(0), -1});
     const at::Tensor encoded = pipeline.encode(image, ids);
     for (const auto& [mode, beams] : {std::pair{"greedy", 1}, std::pair{"beam", 3}}) {
-      GenerationConfig g = generation;
-      g.num_beams = beams;
-      g.early_stopping = GenerationConfig::EarlyStopping::kTrue;
-      g.no_repeat_ngram_size = 3;
-      g.forced_bos_token_id = 0;
-      g.forced_eos_token_id = 2;
-      g.length_penalty = 1.0;
-      const at::Tensor out = pipeline.generate(encoded, g, 1 + max_new_tokens);
-      const at::Tensor expected = refs.tensor(name + "." + mode);
-      EXPECT_TRUE(out.sizes() == expected.sizes() && out.equal(expected))
-          << layout << " " << tasks[t][0] << " " << mode << ": got " << out << " expected " << expected;
+      const std::string key = name + "." + mode;
+      smallest_margin = std::min(smallest_margin, fixture.refs.tensor(key + ".margin").min().item<double>());
+      for (const auto& d : compare_generation(pipeline, fixture, encoded, key, beams)) {
+        const std::string where =
+            layout + " " + task + " " + mode + ", image " + std::to_string(d.row) + ", step " + std::to_string(d.step);
+        if (is_near_tie(d)) {
+          ++near_ties_seen;
+          std::cout << "near-tie: " << where << ": reference margin " << d.margin << " < " << kNearTie << "\n";
+        } else {
+          ADD_FAILURE() << where << ": ids differ from transformers' at a clear reference margin "
+                        << (d.margin < 0.0 ? std::string("(running beams agreed at every step)")
+                                           : std::to_string(d.margin));
+        }
+      }
     }
   }
+  std::cout << layout << " generation: " << near_ties_seen << " near-tie divergence(s) so far (tolerance " << kNearTie
+            << "); smallest reference margin on any step " << smallest_margin << "\n";
 }
 
 }  // namespace
@@ -134,6 +227,30 @@ TEST(Florence2Parity, TinyForwardNative) { check_forward("native", "tiny"); }
 TEST(Florence2Parity, TinyForwardOriginal) { check_forward("original", "tiny"); }
 TEST(Florence2Parity, TinyGenerationNativeEveryTask) { check_generation("native", true); }
 TEST(Florence2Parity, TinyGenerationOriginal) { check_generation("original", false); }
+
+// The near-tie rule has teeth: answering the <CAPTION> prompt and comparing with transformers' <OD>
+// ids must be reported as a divergence at a clear margin, for greedy and for beams.
+TEST(Florence2Parity, GenerationCheckFailsAClearDivergence) {
+  const GenerationFixture fixture;
+  const Pipeline pipeline(data_dir() / (fixture.checkpoint + "_native"), PipelineOptions{});
+  const at::Tensor image = pipeline.image_features(fixture.refs.tensor("tiny.pixel_values"));
+  std::size_t caption = 0, od = 0;
+  for (std::size_t t = 0; t < fixture.tasks.size(); ++t) {
+    if (fixture.tasks[t][0] == "<CAPTION>") caption = t;
+    if (fixture.tasks[t][0] == "<OD>") od = t;
+  }
+  const at::Tensor ids =
+      fixture.refs.tensor("task" + std::to_string(caption) + ".prompt_ids").unsqueeze(0).expand({image.size(0), -1});
+  const at::Tensor encoded = pipeline.encode(image, ids);
+  for (const auto& [mode, beams] : {std::pair{"greedy", 1}, std::pair{"beam", 3}}) {
+    const auto divergences =
+        compare_generation(pipeline, fixture, encoded, "task" + std::to_string(od) + "." + mode, beams);
+    EXPECT_FALSE(divergences.empty()) << mode;
+    for (const auto& d : divergences) {
+      EXPECT_FALSE(is_near_tie(d)) << mode << " image " << d.row << " step " << d.step << " margin " << d.margin;
+    }
+  }
+}
 // Reduced precision on the CPU: the same pipeline in bf16 and fp16 against transformers' fp32
 // logits. bf16 keeps 8 mantissa bits, so a few percent of the logit scale is the expected error.
 TEST(Florence2Parity, TinyForwardReducedPrecision) {

@@ -6,6 +6,7 @@
 #include "detect_params.h"
 #include "errors.h"
 #include "image_input.h"
+#include "json_body.h"
 #include "metrics.h"
 #include "request_id.h"
 
@@ -147,6 +148,25 @@ TEST(ImageInput, RefusalsCarryTheirStatus) {
   EXPECT_EQ(
       code_of([] { parse_image_input(request_with("application/json", R"({"image": "QQ", "iou": 1})"), kRules); }),
       "422 unknown_parameter");
+}
+
+TEST(JsonBody, DepthLimitCountsTheTopLevelAsOne) {
+  const auto nested = [](int levels) { return std::string(levels, '[') + std::string(levels, ']'); };
+  EXPECT_EQ(parse_json_body(nested(kMaxJsonDepth)).size(), 1U);
+  EXPECT_EQ(code_of([&] { parse_json_body(nested(kMaxJsonDepth + 1)); }), "400 bad_json");
+  EXPECT_EQ(code_of([&] { parse_json_body("{\"a\": " + nested(kMaxJsonDepth - 1) + "}"); }), "no error");
+  EXPECT_EQ(code_of([&] { parse_json_body("{\"a\": " + nested(kMaxJsonDepth) + "}"); }), "400 bad_json");
+  EXPECT_EQ(code_of([&] { parse_json_body(nested(2'000'000)); }), "400 bad_json");
+  EXPECT_EQ(code_of([] { parse_json_body("{\"a\": [1,}"); }), "400 bad_json");
+}
+
+TEST(JsonBody, ErrorsQuoteABoundedRendering) {
+  EXPECT_EQ(describe_json(nlohmann::json::array({1, 2, 3})), "an array of 3 items");
+  EXPECT_EQ(describe_json(nlohmann::json::object({{"a", 1}})), "an object of 1 key");
+  EXPECT_EQ(describe_json("abc"), "'abc'");
+  EXPECT_EQ(describe_json(std::string(100'000, 'x')), "'" + std::string(64, 'x') + "...'");
+  EXPECT_EQ(describe_json(0.5), "'0.5'");
+  EXPECT_EQ(quote_bounded(std::string(65, 'k'), 64), "'" + std::string(64, 'k') + "...'");
 }
 
 TEST(Errors, EveryVlmCodeHasAStatusAndFiveHundredOnlyForBugs) {

@@ -79,6 +79,10 @@ class AuditLog {
   // Durable on return when fsync_each_record is on. Throws kIo; after a failed write the log
   // refuses further appends rather than risk a chain with a hole in it.
   Appended append(const RequestEntry& entry);
+  // False while a record could not be written: after a failed write (a full disk), until the log
+  // can grow again, which this checks by reserving space at its end and giving it back. Readiness
+  // follows it, so a load balancer stops sending /think requests that would all fail.
+  bool writable();
   // Writes a checkpoint now unless nothing was appended since the last one.
   void checkpoint();
   // Final checkpoint, fsync, stop the timer, release the lock. Idempotent.
@@ -111,6 +115,7 @@ class AuditLog {
   int lock_fd_ = -1;
   int fd_ = -1;
   bool broken_ = false;
+  bool write_failed_ = false;  // the last write failed; cleared by a successful write or probe
   bool closed_ = false;
   std::uint64_t next_seq_ = 0;
   std::string last_hash_;

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The Florence-2 benchmark (bench/florence2/run.py) on the GPU machine in one device call, from the
+# repo root. scripts/gpu/prepare_carry.sh makes what it needs: the libraries and photos in .gpu-deps/,
+# bench_florence2 and the Florence-2 config/tokenizer files the checkpoint builder reads in
+# .f2-bench/ (the YOLO fixtures in .gpu-deps/fixtures stay behind). transformers is the
+# pinned one when its wheel is carried in .whl/ (scripts/gpu/prepare_carry.sh --florence2-reference-only
+# fetches it; the machine's own tokenizers, huggingface_hub and safetensors satisfy it), otherwise the
+# machine's own, whose version heads the table.
+#   run: command "scripts/gpu/florence2_bench.sh",
+#        carry [".gpu-deps/bin", ".gpu-deps/lib", ".gpu-deps/assets", ".f2-bench", ".whl"], timeout_s 600
+# Extra arguments go to run.py (--shapes, --dtypes, --batches, --settings, --budget-s, ...). The table
+# and every row's JSON lines land in $OUT (florence2_bench.txt, florence2_bench.jsonl).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+start=$(date +%s)
+bundle="$PWD/.gpu-deps"
+f2="$PWD/.f2-bench"
+out="${OUT:-build-gpu/out}"
+mkdir -p "$out"
+[[ -x "$f2/bin/bench_florence2" && -d "$bundle/lib" ]] || { echo "florence2_bench.sh: no $f2/bin/bench_florence2 or $bundle/lib; build with scripts/build.sh auto, run scripts/gpu/prepare_carry.sh and carry both" >&2; exit 1; }
+if compgen -G ".whl/transformers-*.whl" >/dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/transformers-*.whl || exit 1
+  export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
+fi
+torch_dir="$(python3 -c 'import os, torch; print(os.path.dirname(torch.__file__))')" || exit 1
+nvidia_dirs="$(ls -d "$torch_dir"/../nvidia/*/lib 2>/dev/null | xargs -r -n1 realpath | paste -sd:)"
+# Only the benchmark binary sees the bundle's libraries: python3 keeps the machine's own.
+lib_path="$bundle/lib:$torch_dir/lib${nvidia_dirs:+:$nvidia_dirs}"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+budget=$(( ${VLM_GPU_BUDGET_S:-570} - ($(date +%s) - start) ))
+# The 230M/770M-parameter checkpoints stay out of $OUT.
+VLM_ASSETS="$f2/assets" PYTHONUNBUFFERED=1 python3 bench/florence2/run.py \
+  --bench "$f2/bin/bench_florence2" --bench-env "$lib_path" --images "$bundle/assets/images" \
+  --work /tmp/florence2_bench --device cuda --budget-s "$budget" --jsonl "$out/florence2_bench.jsonl" "$@" \
+  2> >(grep -v "Loading weights\|Writing model" >&2) | tee "$out/florence2_bench.txt"
+exit "${PIPESTATUS[0]}"
