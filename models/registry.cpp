@@ -31,7 +31,8 @@ std::unique_ptr<Model> load_model(const std::filesystem::path& path, const Model
                 path.string() +
                     " is a PyTorch training checkpoint; export it to TorchScript first with vlmserve's export helper "
                     "(Ultralytics and yolov5 checkpoints, offline): `scripts/export_yolo.sh " +
-                    std::filesystem::absolute(path, ec).string() + "` in the source tree writes models/" + path.stem().string() + ".torchscript");
+                    std::filesystem::absolute(path, ec).string() + "` in the source tree writes models/" +
+                    path.stem().string() + ".torchscript");
   }
   throw Error(ErrorCode::kUnsupportedModel, path.string() + " is neither a TorchScript export nor a model folder");
 }
