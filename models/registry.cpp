@@ -25,13 +25,14 @@ std::unique_ptr<Model> load_model(const std::filesystem::path& path, const Model
         path.string() + " is a folder but holds no model this build can load (Florence-2 folders need config.json)");
   }
   if (path.extension() == ".pt") {
-    throw Error(ErrorCode::kUnsupportedModel, path.string() +
-                                                  " is a PyTorch training checkpoint; export it to TorchScript first: "
-                                                  "`yolo export model=" +
-                                                  path.filename().string() +
-                                                  " format=torchscript` (ultralytics) or "
-                                                  "`python -m yolov5.export --weights " +
-                                                  path.filename().string() + " --include torchscript`");
+    // The packages' own exporters go online (hub lookups, yolov5 -> "v5u" renames) and write beside the
+    // weights; the project's helper does neither, so it is the one command we point to.
+    throw Error(ErrorCode::kUnsupportedModel,
+                path.string() +
+                    " is a PyTorch training checkpoint; export it to TorchScript first with vlmserve's export helper "
+                    "(Ultralytics and yolov5 checkpoints, offline): `scripts/export_yolo.sh " +
+                    std::filesystem::absolute(path, ec).string() + "` in the source tree writes models/" +
+                    path.stem().string() + ".torchscript");
   }
   throw Error(ErrorCode::kUnsupportedModel, path.string() + " is neither a TorchScript export nor a model folder");
 }

@@ -12,10 +12,8 @@ dest="${VLM_DEPS_DIR:-$root/.deps}/cpp-httplib"
 # The server needs at least this version (server/CMakeLists.txt refuses older ones).
 min_version="0.41.0"
 
-if [[ -f "$dest/httplib.h" && "${1:-}" != "--force" ]]; then
-  echo "cpp-httplib already at $dest ($(grep -m1 -o 'CPPHTTPLIB_VERSION "[^"]*"' "$dest/httplib.h"))"
-  exit 0
-fi
+# Silent when the header is already there (scripts/run.sh runs this on every call).
+[[ -f "$dest/httplib.h" && "${1:-}" != "--force" ]] && exit 0
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT

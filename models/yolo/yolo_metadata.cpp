@@ -41,8 +41,8 @@ std::vector<std::string> parse_names(const nlohmann::json& names, const std::str
 YoloMetadata parse_config(const std::string& config_text, const std::string& source) {
   if (config_text.empty()) {
     bad(source,
-        "TorchScript file carries no config.txt metadata; export it with `yolo export format=torchscript` "
-        "(ultralytics) or yolov5's `export.py --include torchscript`");
+        "TorchScript file carries no config.txt metadata (class names, stride): export the .pt checkpoint with "
+        "vlmserve's export helper, `scripts/export_yolo.sh WEIGHTS.pt` in the source tree");
   }
   nlohmann::json config = nlohmann::json::parse(config_text, nullptr, false);
   if (config.is_discarded() || !config.is_object()) bad(source, "config.txt metadata is not a JSON object");

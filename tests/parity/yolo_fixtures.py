@@ -14,28 +14,17 @@ import shutil
 import sys
 from pathlib import Path
 
-os.environ.setdefault("YOLO_OFFLINE", "1")
-# yolov5 checkpoints pickle whole modules; torch >= 2.6 refuses that by default.
-os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
+ROOT = Path(__file__).resolve().parents[2]
+# The product's export helper: its offline/weights_only handling is the one the fixtures rely on too.
+sys.path.insert(0, str(ROOT / "scripts"))
+import export_yolo  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+export_yolo.prepare_yolov5()
 
-def _yolov5_offline():
-    # yolov5 7.0.14 asks the Hugging Face hub for any weights file before looking on disk, through an
-    # import path that huggingface_hub >= 0.25 (pinned by transformers) no longer has. Our weights are
-    # local files: skip the hub lookup.
-    import yolov5.models.common as common
-    import yolov5.utils.downloads as downloads
-
-    for module in (common, downloads):
-        module.attempt_download_from_hub = lambda *args, **kwargs: None
-
-
-_yolov5_offline()
-
-ASSETS = Path(os.environ.get("VLM_ASSETS", Path(__file__).resolve().parents[2] / ".." / "shared" / "assets"))
+ASSETS = Path(os.environ.get("VLM_ASSETS", ROOT / ".." / "shared" / "assets"))
 OUT = Path(os.environ.get("VLM_TEST_DATA", "build/test-data"))
 
 # Settings shared with the C++ side (tests/parity/test_yolo_parity.py passes the same flags).
@@ -54,14 +43,7 @@ def export_yolov5():
     target = OUT / "yolov5n.torchscript"
     if target.exists():
         return target
-    from yolov5 import export
-
-    weights = OUT / "yolov5n.pt"
-    shutil.copyfile(ASSETS / "models" / "yolov5n.pt", weights)
-    export.run(weights=str(weights), include=("torchscript",), imgsz=(640, 640), device="cpu")
-    if not target.exists():
-        sys.exit("yolov5 export produced no TorchScript file")
-    return target
+    return export_yolo.export(ASSETS / "models" / "yolov5n.pt", target)
 
 
 def reference_yolov5(model_path):
@@ -135,7 +117,10 @@ def reference_ultralytics(model_path):
 
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
-    v5 = export_yolov5()
+    try:
+        v5 = export_yolov5()
+    except export_yolo.ExportError as error:
+        sys.exit(str(error))
     (OUT / "reference_yolov5n.json").write_text(json.dumps({"settings": V5_SETTINGS, "images": reference_yolov5(v5)}))
     for config in ("yolov8n.yaml", "yolo11n.yaml"):
         path = export_random(config)
