@@ -1,6 +1,7 @@
 #include "app.h"
 
 #include <algorithm>
+#include <limits>
 #include <thread>
 
 #include <opencv2/core.hpp>
@@ -36,7 +37,7 @@ std::string_view server_state_name(ServerState state) {
   return "failed";
 }
 
-App::App(ServerConfig config) : config_(std::move(config)) {
+App::App(ServerConfig config) : config_(std::move(config)), admission_(std::numeric_limits<int>::max()) {
   validate(config_);
   routes_ = route_table();
   default_model_ = config_.default_model.empty() ? config_.models.front().name : config_.default_model;
@@ -225,6 +226,8 @@ std::optional<HttpResponse> App::before(HttpRequest& request) {
     response.headers.emplace_back("Retry-After", "1");
     return response;
   }
+  // Counted until the response is written, so the drain waits for a body still on its way.
+  if (route->inference) request.hold = admission_.try_admit();
   return std::nullopt;
 }
 
@@ -286,14 +289,26 @@ void App::load_models() {
 bool App::drain(std::chrono::steady_clock::duration timeout) {
   state_ = ServerState::kDraining;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (active_requests_.load() > 0) {
+  // Admitted covers a request from its headers to its written response (a body still uploading
+  // included); active, one inside its handler.
+  while (admission_.admitted() > 0 || active_requests_.load() > 0) {
     if (std::chrono::steady_clock::now() >= deadline) {
-      log::warn("drain timed out with {} requests still running", active_requests_.load());
+      log::warn("drain timed out with {} requests still running",
+                std::max(admission_.admitted(), active_requests_.load()));
       return false;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   return true;
+}
+
+void App::close_audit_log() {
+  if (!audit_log_) return;
+  try {
+    audit_log_->close();
+  } catch (const Error& e) {
+    log::error("audit log: closing failed: {}", e.what());
+  }
 }
 
 ServedModel& App::model_for(const std::string& name) {

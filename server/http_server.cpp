@@ -104,8 +104,19 @@ class ConnectionDeadlines {
     if (copy < 0) return 0;
     std::lock_guard lock(mutex_);
     const std::uint64_t id = ++next_id_;
-    entries_[id] = {copy, deadline};
+    entries_[id] = {copy, cutting_all_ ? Clock::time_point::max() : deadline};
+    if (cutting_all_) ::shutdown(copy, SHUT_RDWR);
     return id;
+  }
+
+  // Shutdown: every connection, open now or accepted later, is cut whatever phase it is in.
+  void cut_all() {
+    std::lock_guard lock(mutex_);
+    cutting_all_ = true;
+    for (auto& [id, entry] : entries_) {
+      ::shutdown(entry.fd, SHUT_RDWR);
+      entry.deadline = Clock::time_point::max();
+    }
   }
 
   void set(std::uint64_t id, Clock::time_point deadline) {
@@ -145,6 +156,7 @@ class ConnectionDeadlines {
   std::condition_variable wake_;
   std::map<std::uint64_t, Entry> entries_;
   std::uint64_t next_id_ = 0;
+  bool cutting_all_ = false;
   bool stopping_ = false;
   std::thread watchdog_;
 };
@@ -154,6 +166,8 @@ thread_local std::uint64_t t_connection = 0;
 // Set when a response of 400 or more goes out: httplib already sends "Connection: close" with
 // those, and after a framing error the rest of the bytes cannot be trusted to start a request.
 thread_local bool t_close_after_response = false;
+// HttpRequest::hold of the request the current worker thread serves.
+thread_local std::shared_ptr<void> t_request_hold;
 
 // httplib::Server::process_and_close_socket (0.41) with the connection registered for deadlines;
 // the base version is private, so this repeats its few lines around the protected process_request.
@@ -195,10 +209,12 @@ class GuardedServer : public httplib::Server {
         t_close_after_response = false;
         ok = process_request(strm, remote_addr, remote_port, local_addr, local_port, left == 1, connection_closed,
                              nullptr, &websocket_upgraded);
+        t_request_hold.reset();  // the response is written (or the connection is lost)
         if (!ok || connection_closed || t_close_after_response) break;
       }
     }
     t_close_after_response = false;
+    t_request_hold.reset();
     httplib::detail::shutdown_socket(sock);
     httplib::detail::close_socket(sock);
     deadlines_.remove(t_connection);
@@ -293,6 +309,7 @@ HttpServer::HttpServer(HttpServerOptions options, std::vector<HttpRoute> routes,
     }
     HttpRequest head = convert_head(req, res);
     std::optional<HttpResponse> early = impl->hooks.before ? impl->hooks.before(head) : std::nullopt;
+    t_request_hold = std::move(head.hold);
     if (!head.request_id.empty()) res.set_header(std::string(kRequestIdHeader), head.request_id);
     if (!early) return httplib::Server::HandlerResponse::Unhandled;
     apply(*early, res);
@@ -362,6 +379,9 @@ HttpServer::HttpServer(HttpServerOptions options, std::vector<HttpRoute> routes,
 
   svr.set_post_routing_handler([impl](const httplib::Request& req, httplib::Response& res) {
     if (res.status >= 400) t_close_after_response = true;
+    // TLS connections run httplib's own keep-alive loop, which has no end-of-request hook: the hold
+    // ends as the response is about to be written.
+    if (impl->guarded == nullptr) t_request_hold.reset();
     if (impl->guarded != nullptr && t_connection != 0) {
       impl->deadlines.set(t_connection, std::chrono::steady_clock::now() + impl->guarded->keep_alive_timeout() +
                                             impl->guarded->header_timeout() +
@@ -397,6 +417,9 @@ void HttpServer::listen() { impl_->server->listen_after_bind(); }
 
 void HttpServer::wait_until_listening() const { impl_->server->wait_until_ready(); }
 
-void HttpServer::stop() { impl_->server->stop(); }
+void HttpServer::stop() {
+  impl_->server->stop();
+  impl_->deadlines.cut_all();
+}
 
 }  // namespace vlm::server

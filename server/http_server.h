@@ -41,6 +41,9 @@ struct HttpRequest {
   std::string request_id;
   std::chrono::steady_clock::time_point start;
   std::function<bool()> is_connection_closed;
+  // Set by HttpHooks::before to hold something (an admission slot) for the whole request: the
+  // server keeps it until the response is written or the connection is lost.
+  std::shared_ptr<void> hold;
 
   std::string header(std::string_view name) const;  // "" when absent
   bool has_header(std::string_view name) const;
@@ -105,10 +108,13 @@ class HttpServer {
   // Binds the socket; throws vlm::Error kIo when the address is taken or TLS files are unusable.
   void bind();
   int port() const;
-  // Serves until stop(); connections in progress finish before it returns.
+  // Serves until stop(), then returns once every connection worker has ended.
   void listen();
   // Blocks until listen() has entered its accept loop.
   void wait_until_listening() const;
+  // Stops accepting and cuts every plain-HTTP connection, whatever it is doing (a slow upload, an
+  // idle keep-alive, a handler still running), so listen() returns as soon as the workers notice.
+  // Call it after the application has drained. TLS connections are bounded by their socket timeouts.
   void stop();
 
  private:
