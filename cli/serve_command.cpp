@@ -66,6 +66,7 @@ server::ServerConfig server_config(const Settings& settings) {
   config.max_body_mb = settings.get_float("max-body-mb");
   config.timeout_s = settings.get_float("timeout-s");
   config.queue = to_int(settings, "queue");
+  config.max_concurrent_requests = to_int(settings, "max-concurrent-requests");
   config.batch_max = to_int(settings, "batch-max");
   config.batch_wait_ms = settings.get_float("batch-wait-ms");
   config.max_images = to_int(settings, "max-images");

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 
 namespace vlm::server {
@@ -18,8 +19,11 @@ class Admission {
   int limit() const { return limit_; }
 
  private:
+  void release();
+
   const int limit_;
   std::atomic<int> admitted_{0};
+  std::atomic<std::chrono::steady_clock::rep> last_trim_{0};
 };
 
 }  // namespace vlm::server

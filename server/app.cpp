@@ -1,7 +1,6 @@
 #include "app.h"
 
 #include <algorithm>
-#include <limits>
 #include <thread>
 
 #include <opencv2/core.hpp>
@@ -37,7 +36,7 @@ std::string_view server_state_name(ServerState state) {
   return "failed";
 }
 
-App::App(ServerConfig config) : config_(std::move(config)), admission_(std::numeric_limits<int>::max()) {
+App::App(ServerConfig config) : config_(std::move(config)), admission_(config_.max_concurrent_requests) {
   validate(config_);
   routes_ = route_table();
   default_model_ = config_.default_model.empty() ? config_.models.front().name : config_.default_model;
@@ -226,8 +225,17 @@ std::optional<HttpResponse> App::before(HttpRequest& request) {
     response.headers.emplace_back("Retry-After", "1");
     return response;
   }
-  // Counted until the response is written, so the drain waits for a body still on its way.
-  if (route->inference) request.hold = admission_.try_admit();
+  if (route->inference) {
+    request.hold = admission_.try_admit();
+    if (!request.hold) {
+      HttpResponse response = error_response(
+          503, "overloaded",
+          "the server is at --max-concurrent-requests (" + std::to_string(admission_.limit()) + "); retry later",
+          request.request_id);
+      response.headers.emplace_back("Retry-After", "1");
+      return response;
+    }
+  }
   return std::nullopt;
 }
 

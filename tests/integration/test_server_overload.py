@@ -1,14 +1,22 @@
-"""Shutdown against a real `vlmserve serve` (YOLOv5n on loopback): SIGTERM with a slow upload open
-exits within --drain-timeout-s + 5 s, still answers the request in flight (admitted, its body
-still arriving) and writes the audit log's shutdown checkpoint.
+"""Overload, slow clients and shutdown against a real `vlmserve serve` (YOLOv5n on loopback): SIGTERM
+with a slow upload open exits within --drain-timeout-s + 5 s and still answers the request in
+flight (admitted, its body still arriving); at 5x the admitted concurrency only 200 and 503 + Retry-After come back while every /health
+and /metrics probe is answered within 1 s; 100 slow-header connections from one peer leave other
+peers' probes answered within 2 s.
+
+Each test starts its own server with small limits, so a few seconds of load on two cores reach
+them. The long versions of these probes, with their durations, are in bench/server/overload.sh.
 """
 
 import json
+import multiprocessing
 import signal
 import socket
 import threading
 import time
 import unittest
+
+import requests
 
 from server_harness import TMP, Server, image_bytes, run_tests
 
@@ -80,6 +88,94 @@ class DrainBound(unittest.TestCase):
         records = [json.loads(line) for path in sorted((audit / "log").glob("audit*.jsonl"))
                    for line in path.read_text().splitlines()]
         self.assertEqual(records[-1]["type"], "checkpoint", "shutdown writes its audit checkpoint")
+
+
+def hammer(port, seconds):
+    """One client process: /detect in a loop on a keep-alive session; returns (status, Retry-After, code)."""
+    session = requests.Session()
+    files = {"image": ("bus.jpg", image_bytes("bus.jpg"), "image/jpeg")}
+    seen = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            r = session.post(f"http://127.0.0.1:{port}/detect", files=files, timeout=30)
+        except requests.RequestException as e:
+            seen.append((0, None, type(e).__name__))
+            continue
+        code = r.json()["error"]["code"] if r.status_code != 200 else None
+        seen.append((r.status_code, r.headers.get("Retry-After"), code))
+        if r.status_code == 503:
+            # A short back-off, not the Retry-After second: the pressure stays, but 15 processes
+            # spinning on refusals would starve the probes' own process on two cores.
+            time.sleep(0.1)
+    return seen
+
+
+def probe(server, paths, seconds, limit_s):
+    """Probes `paths` in turn every 0.1 s on fresh connections; returns (path, status or error, seconds)."""
+    out = []
+    end = time.monotonic() + seconds
+    i = 0
+    while time.monotonic() < end:
+        path = paths[i % len(paths)]
+        i += 1
+        start = time.monotonic()
+        try:
+            status = requests.get(server.base + path, timeout=limit_s).status_code
+        except requests.RequestException as e:
+            status = type(e).__name__
+        out.append((path, status, time.monotonic() - start))
+        time.sleep(0.1)
+    return out
+
+
+class Overload(unittest.TestCase):
+    ADMITTED = 3
+    CLIENTS = 5 * ADMITTED
+    SECONDS = 4.0
+
+    def load(self, *args):
+        """CLIENTS clients on /detect for SECONDS while /health and /metrics are probed; (statuses, probes)."""
+        # Eight connection workers: three for admitted requests, the rest for probes and refusals.
+        server = Server("--max-concurrent-requests", str(self.ADMITTED), "--http-max-threads", "8", *args)
+        try:
+            idle_kb = server.rss_kb()
+            peak_kb = idle_kb
+            with multiprocessing.get_context("fork").Pool(self.CLIENTS) as pool:
+                load = pool.starmap_async(hammer, [(server.port, self.SECONDS)] * self.CLIENTS)
+                time.sleep(0.5)  # the clients' first requests are in
+                probes = probe(server, ["/health", "/metrics"], self.SECONDS - 1.0, limit_s=1.0)
+                while not load.ready():
+                    peak_kb = max(peak_kb, server.rss_kb())
+                    time.sleep(0.05)
+                results = [r for client in load.get(60) for r in client]
+            time.sleep(1.5)
+            after_kb = server.rss_kb()
+        finally:
+            server.stop()
+        statuses = {}
+        for status, _, code in results:
+            statuses[(status, code)] = statuses.get((status, code), 0) + 1
+        slowest = max(t for _, _, t in probes)
+        print(f"{self.CLIENTS} clients x {self.SECONDS} s at --max-concurrent-requests {self.ADMITTED} {' '.join(args)}: "
+              f"{statuses}; {len(probes)} probes, slowest {slowest * 1e3:.0f} ms; RSS idle {idle_kb // 1024} MB, "
+              f"peak {peak_kb // 1024} MB, after {after_kb // 1024} MB")
+        self.assertEqual({status for status, _, _ in results} - {200, 503}, set(), statuses)
+        self.assertTrue(all(retry == "1" for status, retry, _ in results if status == 503), "503 without Retry-After")
+        self.assertIn((200, None), statuses)
+        return statuses, probes
+
+    def test_five_times_capacity_gets_200_or_503_retry_after_and_probes_stay_fast(self):
+        statuses, probes = self.load()
+        self.assertTrue(all(status == 200 for _, status, _ in probes), [p for p in probes if p[1] != 200])
+        self.assertLess(max(t for _, _, t in probes), 1.0)
+        self.assertIn((503, "overloaded"), statuses, "the HTTP layer refuses beyond --max-concurrent-requests")
+
+    def test_batcher_queue_smaller_than_admitted_reaches_queue_full(self):
+        # One request running and one waiting leave the third admitted one to the batcher's refusal.
+        statuses, _ = self.load("--queue", "1", "--batch-max", "1")
+        self.assertIn((503, "overloaded"), statuses)
+        self.assertIn((503, "queue_full"), statuses)
 
 
 if __name__ == "__main__":
