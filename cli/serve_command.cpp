@@ -78,6 +78,7 @@ server::ServerConfig server_config(const Settings& settings) {
   config.http_threads = to_int(settings, "http-threads");
   config.http_max_threads = to_int(settings, "http-max-threads");
   config.max_pending_connections = to_int(settings, "max-pending-connections");
+  config.max_connections_per_peer = to_int(settings, "max-connections-per-peer");
   config.drain_timeout_s = settings.get_float("drain-timeout-s");
   config.warmup_runs = to_int(settings, "warmup");
   return config;

@@ -84,6 +84,18 @@ HttpHooks App::hooks() {
     response.headers.emplace_back("X-Request-Id", id);
     return response;
   };
+  hooks.too_many_connections = [this](const std::string& peer) {
+    const std::string id = generate_request_id();
+    log::warn("refused a connection from {}: it has --max-connections-per-peer ({}) open", peer,
+              config_.max_connections_per_peer);
+    HttpResponse response =
+        error_response(503, "too_many_connections",
+                       "this address already has --max-connections-per-peer (" +
+                           std::to_string(config_.max_connections_per_peer) + ") connections open; retry later",
+                       id);
+    response.headers = {{"Retry-After", "1"}, {"X-Request-Id", id}};
+    return response;
+  };
   hooks.exception = [this](const HttpRequest& request, std::exception_ptr error) {
     try {
       std::rethrow_exception(error);

@@ -161,6 +161,65 @@ class ConnectionDeadlines {
   std::thread watchdog_;
 };
 
+// When the connection the current worker thread is about to serve was accepted; set by
+// AcceptStampedPool before httplib's task runs.
+thread_local ConnectionDeadlines::Clock::time_point t_accepted{};
+
+// httplib's ThreadPool, with each accepted connection stamped with its accept time. httplib
+// enqueues a connection right after accept() and a worker may pick it up much later (all busy):
+// the header deadline counts from the stamp, so waiting for a worker does not extend it.
+class AcceptStampedPool final : public httplib::TaskQueue {
+ public:
+  AcceptStampedPool(std::size_t threads, std::size_t max_threads, std::size_t max_queued)
+      : pool_(threads, max_threads, max_queued) {}
+
+  bool enqueue(std::function<void()> fn) override {
+    return pool_.enqueue([fn = std::move(fn), accepted = ConnectionDeadlines::Clock::now()] {
+      t_accepted = accepted;
+      fn();
+    });
+  }
+  void shutdown() override { pool_.shutdown(); }
+
+ private:
+  httplib::ThreadPool pool_;
+};
+
+// Open connections per peer address, so one client cannot hold every worker with slow requests.
+class PeerConnections {
+ public:
+  explicit PeerConnections(int limit) : limit_(limit) {}
+
+  bool try_open(const std::string& peer) {
+    if (limit_ <= 0) return true;
+    std::lock_guard lock(mutex_);
+    int& open = open_[peer];  // never left at 0: a refused peer already has `limit_` open
+    if (open >= limit_) return false;
+    ++open;
+    return true;
+  }
+
+  void close(const std::string& peer) {
+    if (limit_ <= 0) return;
+    std::lock_guard lock(mutex_);
+    if (auto it = open_.find(peer); it != open_.end() && --it->second <= 0) open_.erase(it);
+  }
+
+ private:
+  const int limit_;
+  std::mutex mutex_;
+  std::map<std::string, int, std::less<>> open_;
+};
+
+// A complete response for a connection refused before any request was read from it.
+std::string serialize_refusal(const HttpResponse& response) {
+  std::string out = "HTTP/1.1 " + std::to_string(response.status) + " " + httplib::status_message(response.status) +
+                    "\r\nContent-Type: " + response.content_type +
+                    "\r\nContent-Length: " + std::to_string(response.body.size()) + "\r\nConnection: close\r\n";
+  for (const auto& [key, value] : response.headers) out += key + ": " + value + "\r\n";
+  return out + "\r\n" + response.body;
+}
+
 // The connection the current worker thread serves (httplib runs a whole connection on one thread).
 thread_local std::uint64_t t_connection = 0;
 // Set when a response of 400 or more goes out: httplib already sends "Connection: close" with
@@ -179,10 +238,13 @@ thread_local std::shared_ptr<void> t_request_hold;
 // request hidden in a header block refused 400 ran next).
 class GuardedServer : public httplib::Server {
  public:
-  GuardedServer(ConnectionDeadlines& deadlines, double header_timeout_s)
+  GuardedServer(ConnectionDeadlines& deadlines, double header_timeout_s, int max_connections_per_peer,
+                std::function<HttpResponse(const std::string&)> refusal)
       : deadlines_(deadlines),
         header_timeout_(std::chrono::duration_cast<ConnectionDeadlines::Clock::duration>(
-            std::chrono::duration<double>(header_timeout_s))) {}
+            std::chrono::duration<double>(header_timeout_s))),
+        peers_(max_connections_per_peer),
+        refusal_(std::move(refusal)) {}
 
   ConnectionDeadlines::Clock::duration header_timeout() const { return header_timeout_; }
   ConnectionDeadlines::Clock::duration keep_alive_timeout() const {
@@ -191,10 +253,19 @@ class GuardedServer : public httplib::Server {
 
  private:
   bool process_and_close_socket(socket_t sock) override {
-    t_connection = deadlines_.add(sock, ConnectionDeadlines::Clock::now() + header_timeout_);
+    const auto accepted =
+        t_accepted == ConnectionDeadlines::Clock::time_point{} ? ConnectionDeadlines::Clock::now() : t_accepted;
+    t_accepted = {};
     std::string remote_addr;
     int remote_port = 0;
     httplib::detail::get_remote_ip_and_port(sock, remote_addr, remote_port);
+    if (!peers_.try_open(remote_addr)) {
+      refuse(sock, remote_addr);
+      return false;
+    }
+    // Past already when the connection waited longer than the header timeout for a worker: the
+    // watchdog cuts it before a byte is read.
+    t_connection = deadlines_.add(sock, accepted + header_timeout_);
     std::string local_addr;
     int local_port = 0;
     httplib::detail::get_local_ip_and_port(sock, local_addr, local_port);
@@ -219,11 +290,25 @@ class GuardedServer : public httplib::Server {
     httplib::detail::close_socket(sock);
     deadlines_.remove(t_connection);
     t_connection = 0;
+    peers_.close(remote_addr);
     return ok;
+  }
+
+  // Best effort, never blocking: the refusal fits any socket buffer, and a client that reads
+  // nothing still gets the connection closed.
+  void refuse(socket_t sock, const std::string& peer) {
+    const std::string response = refusal_ ? serialize_refusal(refusal_(peer)) : std::string();
+    if (!response.empty()) {
+      [[maybe_unused]] const auto sent = ::send(sock, response.data(), response.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    }
+    httplib::detail::shutdown_socket(sock);
+    httplib::detail::close_socket(sock);
   }
 
   ConnectionDeadlines& deadlines_;
   ConnectionDeadlines::Clock::duration header_timeout_;
+  PeerConnections peers_;
+  std::function<HttpResponse(const std::string&)> refusal_;
 };
 
 }  // namespace
@@ -277,7 +362,8 @@ HttpServer::HttpServer(HttpServerOptions options, std::vector<HttpRoute> routes,
     }
     impl_->server = std::move(tls);
   } else {
-    auto guarded = std::make_unique<GuardedServer>(impl_->deadlines, opt.header_timeout_s);
+    auto guarded = std::make_unique<GuardedServer>(impl_->deadlines, opt.header_timeout_s, opt.max_connections_per_peer,
+                                                   impl_->hooks.too_many_connections);
     impl_->guarded = guarded.get();
     impl_->server = std::move(guarded);
   }
@@ -287,8 +373,8 @@ HttpServer::HttpServer(HttpServerOptions options, std::vector<HttpRoute> routes,
   const auto threads = static_cast<std::size_t>(std::max(1, opt.threads));
   const auto max_threads = std::max(threads, static_cast<std::size_t>(opt.max_threads));
   const auto pending = static_cast<std::size_t>(std::max(1, opt.max_pending_connections));
-  svr.new_task_queue = [threads, max_threads, pending] {
-    return new httplib::ThreadPool(threads, max_threads, pending);
+  svr.new_task_queue = [threads, max_threads, pending]() -> httplib::TaskQueue* {
+    return new AcceptStampedPool(threads, max_threads, pending);
   };
   svr.set_payload_max_length(opt.max_body_bytes);
   const auto [read_s, read_us] = split_seconds(opt.read_timeout_s);

@@ -79,6 +79,9 @@ struct HttpHooks {
   std::function<HttpResponse(int status, const std::string& request_id)> library_error;
   // Maps an exception escaping a handler to a response; it must not leak what() of non-vlm errors.
   std::function<HttpResponse(const HttpRequest&, std::exception_ptr)> exception;
+  // The answer to a connection refused before its request is read: its peer already has
+  // max_connections_per_peer open. Written as is, then the connection is closed.
+  std::function<HttpResponse(const std::string& peer)> too_many_connections;
 };
 
 struct HttpServerOptions {
@@ -96,6 +99,7 @@ struct HttpServerOptions {
   int threads = 8;                    // connection workers kept alive
   int max_threads = 64;               // workers under load; beyond that connections wait in the accept queue
   int max_pending_connections = 256;  // accepted but unserved; beyond that they are closed at once
+  int max_connections_per_peer = 32;  // open connections from one address (plain HTTP); 0: no cap
 };
 
 class HttpServer {

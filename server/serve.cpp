@@ -55,6 +55,7 @@ int serve(const ServerConfig& config) {
   http.threads = config.http_threads;
   http.max_threads = config.http_max_threads;
   http.max_pending_connections = config.max_pending_connections;
+  http.max_connections_per_peer = config.max_connections_per_peer;
   HttpServer server(http, app.http_routes(), app.hooks());
   server.bind();
   const char* scheme = config.ssl_cert_file.empty() ? "http" : "https";

@@ -46,6 +46,7 @@ struct ServerConfig {
   int http_threads = 8;
   int http_max_threads = 64;  // minus max_concurrent_requests: the workers inference can never take
   int max_pending_connections = 256;
+  int max_connections_per_peer = 32;  // 0: no cap
   double drain_timeout_s = 30.0;
   int warmup_runs = 2;
   std::optional<audit::AuditOptions> audit;  // --audit-dir and friends; /think needs it

@@ -178,5 +178,93 @@ class Overload(unittest.TestCase):
         self.assertIn((503, "queue_full"), statuses)
 
 
+class SlowHeaders:
+    """Connections from `source` that send a request line and headers one byte every 0.5 s; each
+    records when the server first answered or closed it."""
+
+    REQUEST = b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"X-Pad: " + b"a" * 200 + b"\r\n\r\n"
+
+    def __init__(self, port, source, count):
+        self.opened = []
+        self.ended = {}
+        self.answers = {}
+        self._stop = threading.Event()
+        for _ in range(count):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=30, source_address=(source, 0))
+            self.opened.append((sock, time.monotonic()))
+            threading.Thread(target=self._read, args=(sock,), daemon=True).start()
+        self._writer = threading.Thread(target=self._trickle, daemon=True)
+        self._writer.start()
+
+    def _read(self, sock):
+        try:
+            data = sock.recv(4096)
+        except OSError:
+            data = b""
+        self.answers[sock] = data
+        self.ended[sock] = time.monotonic()
+
+    def _trickle(self):
+        for i in range(len(self.REQUEST)):
+            if self._stop.wait(0.5):
+                return
+            for sock, _ in self.opened:
+                if sock not in self.ended:
+                    try:
+                        sock.send(self.REQUEST[i:i + 1])
+                    except OSError:
+                        pass
+
+    def close(self):
+        self._stop.set()
+        for sock, _ in self.opened:
+            sock.close()
+
+
+class SlowClients(unittest.TestCase):
+    def test_slow_connections_from_one_peer_leave_other_peers_probes_answered(self):
+        # Defaults throughout: 64 connection workers, --max-connections-per-peer 32.
+        server = Server()
+        try:
+            slow = SlowHeaders(server.port, "127.0.0.2", 100)
+            probes = probe(server, ["/health", "/metrics"], 4.0, limit_s=2.0)
+            refused = [a for a in slow.answers.values() if a.startswith(b"HTTP/1.1 503")]
+            held = 100 - len(slow.ended)
+            slow.close()
+        finally:
+            server.stop()
+        slowest = max(t for _, _, t in probes)
+        print(f"100 slow connections from one peer: {held} held, {len(refused)} refused 503; {len(probes)} probes, "
+              f"slowest {slowest * 1e3:.0f} ms")
+        self.assertTrue(all(status == 200 for _, status, _ in probes), [p for p in probes if p[1] != 200])
+        self.assertLess(slowest, 2.0)
+        self.assertTrue(refused, "connections over the per-peer cap are answered 503")
+        head, _, body = refused[0].partition(b"\r\n\r\n")
+        self.assertIn(b"Retry-After: 1", head)
+        self.assertEqual(json.loads(body)["error"]["code"], "too_many_connections")
+
+    def test_header_deadline_counts_from_accept(self):
+        header_s = 2.0
+        server = Server("--http-threads", "1", "--http-max-threads", "2", "--max-concurrent-requests", "1",
+                        "--header-timeout-s", str(header_s))
+        try:
+            # Two slow clients (two peers) hold both workers; a third waits for one from its accept.
+            holders = [SlowHeaders(server.port, source, 1) for source in ("127.0.0.2", "127.0.0.3")]
+            time.sleep(0.2)
+            waiting = SlowHeaders(server.port, "127.0.0.4", 1)
+            deadline = time.monotonic() + 4 * header_s
+            while not waiting.ended and time.monotonic() < deadline:
+                time.sleep(0.05)
+            sock, connected = waiting.opened[0]
+            took = waiting.ended.get(sock, float("inf")) - connected
+            for h in holders + [waiting]:
+                h.close()
+        finally:
+            server.stop()
+        print(f"a connection that waited for a worker was closed {took:.2f} s after connecting "
+              f"(--header-timeout-s {header_s})")
+        self.assertLess(took, header_s + 0.8)
+
+
 if __name__ == "__main__":
     run_tests()
