@@ -1,7 +1,6 @@
 #pragma once
 
 #include <atomic>
-#include <chrono>
 #include <memory>
 
 namespace vlm::server {
@@ -23,7 +22,7 @@ class Admission {
 
   const int limit_;
   std::atomic<int> admitted_{0};
-  std::atomic<std::chrono::steady_clock::rep> last_trim_{0};
+  std::atomic<bool> burst_{false};  // two or more admitted at once since the last trim
 };
 
 }  // namespace vlm::server

@@ -211,6 +211,8 @@ class PeerConnections {
   std::map<std::string, int, std::less<>> open_;
 };
 
+constexpr std::size_t kRefusalDrainBytes = 64 * 1024;
+
 // A complete response for a connection refused before any request was read from it.
 std::string serialize_refusal(const HttpResponse& response) {
   std::string out = "HTTP/1.1 " + std::to_string(response.status) + " " + httplib::status_message(response.status) +
@@ -294,14 +296,22 @@ class GuardedServer : public httplib::Server {
     return ok;
   }
 
-  // Best effort, never blocking: the refusal fits any socket buffer, and a client that reads
-  // nothing still gets the connection closed.
+  // Never blocks: the refusal fits any socket buffer. Closing with the client's request unread
+  // in the buffer would send a reset that can destroy the refusal before the client reads it, so
+  // what has arrived is read and dropped first (a worker never waits for more: under a flood of
+  // refusals that wait would be the flood's cost).
   void refuse(socket_t sock, const std::string& peer) {
     const std::string response = refusal_ ? serialize_refusal(refusal_(peer)) : std::string();
     if (!response.empty()) {
       [[maybe_unused]] const auto sent = ::send(sock, response.data(), response.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     }
-    httplib::detail::shutdown_socket(sock);
+    ::shutdown(sock, SHUT_WR);
+    char sink[4096];
+    for (std::size_t dropped = 0; dropped < kRefusalDrainBytes;) {
+      const auto got = ::recv(sock, sink, sizeof(sink), MSG_DONTWAIT);
+      if (got <= 0) break;
+      dropped += static_cast<std::size_t>(got);
+    }
     httplib::detail::close_socket(sock);
   }
 

@@ -8,6 +8,7 @@ Each test starts its own server with small limits, so a few seconds of load on t
 them. The long versions of these probes, with their durations, are in bench/server/overload.sh.
 """
 
+import http.client
 import json
 import multiprocessing
 import signal
@@ -111,8 +112,9 @@ def hammer(port, seconds):
     return seen
 
 
-def probe(server, paths, seconds, limit_s):
-    """Probes `paths` in turn every 0.1 s on fresh connections; returns (path, status or error, seconds)."""
+def probe(server, paths, seconds, limit_s, source="127.0.0.1"):
+    """Probes `paths` in turn every 0.1 s, each on a fresh connection from `source` as a kubelet or a
+    Prometheus scrape would; returns (path, status or error, seconds)."""
     out = []
     end = time.monotonic() + seconds
     i = 0
@@ -120,10 +122,14 @@ def probe(server, paths, seconds, limit_s):
         path = paths[i % len(paths)]
         i += 1
         start = time.monotonic()
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=limit_s, source_address=(source, 0))
         try:
-            status = requests.get(server.base + path, timeout=limit_s).status_code
-        except requests.RequestException as e:
+            conn.request("GET", path)
+            status = conn.getresponse().status
+        except OSError as e:
             status = type(e).__name__
+        finally:
+            conn.close()
         out.append((path, status, time.monotonic() - start))
         time.sleep(0.1)
     return out
