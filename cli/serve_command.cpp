@@ -66,6 +66,7 @@ server::ServerConfig server_config(const Settings& settings) {
   config.max_body_mb = settings.get_float("max-body-mb");
   config.timeout_s = settings.get_float("timeout-s");
   config.queue = to_int(settings, "queue");
+  config.max_concurrent_requests = to_int(settings, "max-concurrent-requests");
   config.batch_max = to_int(settings, "batch-max");
   config.batch_wait_ms = settings.get_float("batch-wait-ms");
   config.max_images = to_int(settings, "max-images");
@@ -77,6 +78,7 @@ server::ServerConfig server_config(const Settings& settings) {
   config.http_threads = to_int(settings, "http-threads");
   config.http_max_threads = to_int(settings, "http-max-threads");
   config.max_pending_connections = to_int(settings, "max-pending-connections");
+  config.max_connections_per_peer = to_int(settings, "max-connections-per-peer");
   config.drain_timeout_s = settings.get_float("drain-timeout-s");
   config.warmup_runs = to_int(settings, "warmup");
   return config;

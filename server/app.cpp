@@ -36,7 +36,7 @@ std::string_view server_state_name(ServerState state) {
   return "failed";
 }
 
-App::App(ServerConfig config) : config_(std::move(config)) {
+App::App(ServerConfig config) : config_(std::move(config)), admission_(config_.max_concurrent_requests) {
   validate(config_);
   routes_ = route_table();
   default_model_ = config_.default_model.empty() ? config_.models.front().name : config_.default_model;
@@ -82,6 +82,18 @@ HttpHooks App::hooks() {
     const std::string id = request_id.empty() ? generate_request_id() : request_id;
     HttpResponse response = error_response(status, library_error_code(status), library_error_message(status), id);
     response.headers.emplace_back("X-Request-Id", id);
+    return response;
+  };
+  hooks.too_many_connections = [this](const std::string& peer) {
+    const std::string id = generate_request_id();
+    log::warn("refused a connection from {}: it has --max-connections-per-peer ({}) open", peer,
+              config_.max_connections_per_peer);
+    HttpResponse response =
+        error_response(503, "too_many_connections",
+                       "this address already has --max-connections-per-peer (" +
+                           std::to_string(config_.max_connections_per_peer) + ") connections open; retry later",
+                       id);
+    response.headers = {{"Retry-After", "1"}, {"X-Request-Id", id}};
     return response;
   };
   hooks.exception = [this](const HttpRequest& request, std::exception_ptr error) {
@@ -225,6 +237,17 @@ std::optional<HttpResponse> App::before(HttpRequest& request) {
     response.headers.emplace_back("Retry-After", "1");
     return response;
   }
+  if (route->inference) {
+    request.hold = admission_.try_admit();
+    if (!request.hold) {
+      HttpResponse response = error_response(
+          503, "overloaded",
+          "the server is at --max-concurrent-requests (" + std::to_string(admission_.limit()) + "); retry later",
+          request.request_id);
+      response.headers.emplace_back("Retry-After", "1");
+      return response;
+    }
+  }
   return std::nullopt;
 }
 
@@ -293,14 +316,26 @@ void App::load_models() {
 bool App::drain(std::chrono::steady_clock::duration timeout) {
   state_ = ServerState::kDraining;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (active_requests_.load() > 0) {
+  // Admitted covers a request from its headers to its written response (a body still uploading
+  // included); active, one inside its handler.
+  while (admission_.admitted() > 0 || active_requests_.load() > 0) {
     if (std::chrono::steady_clock::now() >= deadline) {
-      log::warn("drain timed out with {} requests still running", active_requests_.load());
+      log::warn("drain timed out with {} requests still running",
+                std::max(admission_.admitted(), active_requests_.load()));
       return false;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   return true;
+}
+
+void App::close_audit_log() {
+  if (!audit_log_) return;
+  try {
+    audit_log_->close();
+  } catch (const Error& e) {
+    log::error("audit log: closing failed: {}", e.what());
+  }
 }
 
 ServedModel& App::model_for(const std::string& name) {

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "admission.h"
 #include "batcher.h"
 #include "http_server.h"
 #include "metrics.h"
@@ -54,6 +55,9 @@ class App {
   void load_models();
   // Readiness ends, new inference requests get 503; waits (bounded) for in-flight ones.
   bool drain(std::chrono::steady_clock::duration timeout);
+  // Writes the audit log's shutdown checkpoint and closes it (no-op without --audit-dir); for an
+  // exit that cannot wait for the destructor.
+  void close_audit_log();
   ServerState state() const { return state_.load(); }
   const ServerConfig& config() const { return config_; }
 
@@ -86,6 +90,7 @@ class App {
   std::string default_model_;
   std::atomic<ServerState> state_{ServerState::kLoading};
   std::atomic<int> active_requests_{0};         // inference requests between parse and response
+  Admission admission_;                         // inference requests from headers to written response
   std::unique_ptr<audit::AuditLog> audit_log_;  // null: /think answers 503
   think::Policy think_policy_;
   std::string client_id_;  // audit identity: the API key's id, never the key

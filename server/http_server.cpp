@@ -106,8 +106,19 @@ class ConnectionDeadlines {
     if (copy < 0) return 0;
     std::lock_guard lock(mutex_);
     const std::uint64_t id = ++next_id_;
-    entries_[id] = {copy, deadline};
+    entries_[id] = {copy, cutting_all_ ? Clock::time_point::max() : deadline};
+    if (cutting_all_) ::shutdown(copy, SHUT_RDWR);
     return id;
+  }
+
+  // Shutdown: every connection, open now or accepted later, is cut whatever phase it is in.
+  void cut_all() {
+    std::lock_guard lock(mutex_);
+    cutting_all_ = true;
+    for (auto& [id, entry] : entries_) {
+      ::shutdown(entry.fd, SHUT_RDWR);
+      entry.deadline = Clock::time_point::max();
+    }
   }
 
   void set(std::uint64_t id, Clock::time_point deadline) {
@@ -147,15 +158,79 @@ class ConnectionDeadlines {
   std::condition_variable wake_;
   std::map<std::uint64_t, Entry> entries_;
   std::uint64_t next_id_ = 0;
+  bool cutting_all_ = false;
   bool stopping_ = false;
   std::thread watchdog_;
 };
+
+// When the connection the current worker thread is about to serve was accepted; set by
+// AcceptStampedPool before httplib's task runs.
+thread_local ConnectionDeadlines::Clock::time_point t_accepted{};
+
+// httplib's ThreadPool, with each accepted connection stamped with its accept time. httplib
+// enqueues a connection right after accept() and a worker may pick it up much later (all busy):
+// the header deadline counts from the stamp, so waiting for a worker does not extend it.
+class AcceptStampedPool final : public httplib::TaskQueue {
+ public:
+  AcceptStampedPool(std::size_t threads, std::size_t max_threads, std::size_t max_queued)
+      : pool_(threads, max_threads, max_queued) {}
+
+  bool enqueue(std::function<void()> fn) override {
+    return pool_.enqueue([fn = std::move(fn), accepted = ConnectionDeadlines::Clock::now()] {
+      t_accepted = accepted;
+      fn();
+    });
+  }
+  void shutdown() override { pool_.shutdown(); }
+
+ private:
+  httplib::ThreadPool pool_;
+};
+
+// Open connections per peer address, so one client cannot hold every worker with slow requests.
+class PeerConnections {
+ public:
+  explicit PeerConnections(int limit) : limit_(limit) {}
+
+  bool try_open(const std::string& peer) {
+    if (limit_ <= 0) return true;
+    std::lock_guard lock(mutex_);
+    int& open = open_[peer];  // never left at 0: a refused peer already has `limit_` open
+    if (open >= limit_) return false;
+    ++open;
+    return true;
+  }
+
+  void close(const std::string& peer) {
+    if (limit_ <= 0) return;
+    std::lock_guard lock(mutex_);
+    if (auto it = open_.find(peer); it != open_.end() && --it->second <= 0) open_.erase(it);
+  }
+
+ private:
+  const int limit_;
+  std::mutex mutex_;
+  std::map<std::string, int, std::less<>> open_;
+};
+
+constexpr std::size_t kRefusalDrainBytes = 64 * 1024;
+
+// A complete response for a connection refused before any request was read from it.
+std::string serialize_refusal(const HttpResponse& response) {
+  std::string out = "HTTP/1.1 " + std::to_string(response.status) + " " + httplib::status_message(response.status) +
+                    "\r\nContent-Type: " + response.content_type +
+                    "\r\nContent-Length: " + std::to_string(response.body.size()) + "\r\nConnection: close\r\n";
+  for (const auto& [key, value] : response.headers) out += key + ": " + value + "\r\n";
+  return out + "\r\n" + response.body;
+}
 
 // The connection the current worker thread serves (httplib runs a whole connection on one thread).
 thread_local std::uint64_t t_connection = 0;
 // Set when a response of 400 or more goes out: httplib already sends "Connection: close" with
 // those, and after a framing error the rest of the bytes cannot be trusted to start a request.
 thread_local bool t_close_after_response = false;
+// HttpRequest::hold of the request the current worker thread serves.
+thread_local std::shared_ptr<void> t_request_hold;
 
 // httplib::Server::process_and_close_socket (0.41) with the connection registered for deadlines;
 // the base version is private, so this repeats its few lines around the protected process_request.
@@ -167,10 +242,13 @@ thread_local bool t_close_after_response = false;
 // request hidden in a header block refused 400 ran next).
 class GuardedServer : public httplib::Server {
  public:
-  GuardedServer(ConnectionDeadlines& deadlines, double header_timeout_s)
+  GuardedServer(ConnectionDeadlines& deadlines, double header_timeout_s, int max_connections_per_peer,
+                std::function<HttpResponse(const std::string&)> refusal)
       : deadlines_(deadlines),
         header_timeout_(std::chrono::duration_cast<ConnectionDeadlines::Clock::duration>(
-            std::chrono::duration<double>(header_timeout_s))) {}
+            std::chrono::duration<double>(header_timeout_s))),
+        peers_(max_connections_per_peer),
+        refusal_(std::move(refusal)) {}
 
   ConnectionDeadlines::Clock::duration header_timeout() const { return header_timeout_; }
   ConnectionDeadlines::Clock::duration keep_alive_timeout() const {
@@ -179,10 +257,19 @@ class GuardedServer : public httplib::Server {
 
  private:
   bool process_and_close_socket(socket_t sock) override {
-    t_connection = deadlines_.add(sock, ConnectionDeadlines::Clock::now() + header_timeout_);
+    const auto accepted =
+        t_accepted == ConnectionDeadlines::Clock::time_point{} ? ConnectionDeadlines::Clock::now() : t_accepted;
+    t_accepted = {};
     std::string remote_addr;
     int remote_port = 0;
     httplib::detail::get_remote_ip_and_port(sock, remote_addr, remote_port);
+    if (!peers_.try_open(remote_addr)) {
+      refuse(sock, remote_addr);
+      return false;
+    }
+    // Past already when the connection waited longer than the header timeout for a worker: the
+    // watchdog cuts it before a byte is read.
+    t_connection = deadlines_.add(sock, accepted + header_timeout_);
     std::string local_addr;
     int local_port = 0;
     httplib::detail::get_local_ip_and_port(sock, local_addr, local_port);
@@ -197,19 +284,43 @@ class GuardedServer : public httplib::Server {
         t_close_after_response = false;
         ok = process_request(strm, remote_addr, remote_port, local_addr, local_port, left == 1, connection_closed,
                              nullptr, &websocket_upgraded);
+        t_request_hold.reset();  // the response is written (or the connection is lost)
         if (!ok || connection_closed || t_close_after_response) break;
       }
     }
     t_close_after_response = false;
+    t_request_hold.reset();
     httplib::detail::shutdown_socket(sock);
     httplib::detail::close_socket(sock);
     deadlines_.remove(t_connection);
     t_connection = 0;
+    peers_.close(remote_addr);
     return ok;
+  }
+
+  // Never blocks: the refusal fits any socket buffer. Closing with the client's request unread
+  // in the buffer would send a reset that can destroy the refusal before the client reads it, so
+  // what has arrived is read and dropped first (a worker never waits for more: under a flood of
+  // refusals that wait would be the flood's cost).
+  void refuse(socket_t sock, const std::string& peer) {
+    const std::string response = refusal_ ? serialize_refusal(refusal_(peer)) : std::string();
+    if (!response.empty()) {
+      [[maybe_unused]] const auto sent = ::send(sock, response.data(), response.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    }
+    ::shutdown(sock, SHUT_WR);
+    char sink[4096];
+    for (std::size_t dropped = 0; dropped < kRefusalDrainBytes;) {
+      const auto got = ::recv(sock, sink, sizeof(sink), MSG_DONTWAIT);
+      if (got <= 0) break;
+      dropped += static_cast<std::size_t>(got);
+    }
+    httplib::detail::close_socket(sock);
   }
 
   ConnectionDeadlines& deadlines_;
   ConnectionDeadlines::Clock::duration header_timeout_;
+  PeerConnections peers_;
+  std::function<HttpResponse(const std::string&)> refusal_;
 };
 
 }  // namespace
@@ -263,7 +374,8 @@ HttpServer::HttpServer(HttpServerOptions options, std::vector<HttpRoute> routes,
     }
     impl_->server = std::move(tls);
   } else {
-    auto guarded = std::make_unique<GuardedServer>(impl_->deadlines, opt.header_timeout_s);
+    auto guarded = std::make_unique<GuardedServer>(impl_->deadlines, opt.header_timeout_s, opt.max_connections_per_peer,
+                                                   impl_->hooks.too_many_connections);
     impl_->guarded = guarded.get();
     impl_->server = std::move(guarded);
   }
@@ -273,8 +385,8 @@ HttpServer::HttpServer(HttpServerOptions options, std::vector<HttpRoute> routes,
   const auto threads = static_cast<std::size_t>(std::max(1, opt.threads));
   const auto max_threads = std::max(threads, static_cast<std::size_t>(opt.max_threads));
   const auto pending = static_cast<std::size_t>(std::max(1, opt.max_pending_connections));
-  svr.new_task_queue = [threads, max_threads, pending] {
-    return new httplib::ThreadPool(threads, max_threads, pending);
+  svr.new_task_queue = [threads, max_threads, pending]() -> httplib::TaskQueue* {
+    return new AcceptStampedPool(threads, max_threads, pending);
   };
   svr.set_payload_max_length(opt.max_body_bytes);
   const auto [read_s, read_us] = split_seconds(opt.read_timeout_s);
@@ -302,6 +414,7 @@ HttpServer::HttpServer(HttpServerOptions options, std::vector<HttpRoute> routes,
     }
     HttpRequest head = convert_head(req, res);
     std::optional<HttpResponse> early = impl->hooks.before ? impl->hooks.before(head) : std::nullopt;
+    t_request_hold = std::move(head.hold);
     if (!head.request_id.empty()) res.set_header(std::string(kRequestIdHeader), head.request_id);
     if (!early) return httplib::Server::HandlerResponse::Unhandled;
     apply(*early, res);
@@ -371,6 +484,9 @@ HttpServer::HttpServer(HttpServerOptions options, std::vector<HttpRoute> routes,
 
   svr.set_post_routing_handler([impl](const httplib::Request& req, httplib::Response& res) {
     if (res.status >= 400) t_close_after_response = true;
+    // TLS connections run httplib's own keep-alive loop, which has no end-of-request hook: the hold
+    // ends as the response is about to be written.
+    if (impl->guarded == nullptr) t_request_hold.reset();
     if (impl->guarded != nullptr && t_connection != 0) {
       impl->deadlines.set(t_connection, std::chrono::steady_clock::now() + impl->guarded->keep_alive_timeout() +
                                             impl->guarded->header_timeout() +
@@ -414,6 +530,9 @@ void HttpServer::listen() { impl_->server->listen_after_bind(); }
 
 void HttpServer::wait_until_listening() const { impl_->server->wait_until_ready(); }
 
-void HttpServer::stop() { impl_->server->stop(); }
+void HttpServer::stop() {
+  impl_->server->stop();
+  impl_->deadlines.cut_all();
+}
 
 }  // namespace vlm::server

@@ -41,6 +41,9 @@ struct HttpRequest {
   std::string request_id;
   std::chrono::steady_clock::time_point start;
   std::function<bool()> is_connection_closed;
+  // Set by HttpHooks::before to hold something (an admission slot) for the whole request: the
+  // server keeps it until the response is written or the connection is lost.
+  std::shared_ptr<void> hold;
 
   std::string header(std::string_view name) const;  // "" when absent
   bool has_header(std::string_view name) const;
@@ -76,6 +79,9 @@ struct HttpHooks {
   std::function<HttpResponse(int status, const std::string& request_id)> library_error;
   // Maps an exception escaping a handler to a response; it must not leak what() of non-vlm errors.
   std::function<HttpResponse(const HttpRequest&, std::exception_ptr)> exception;
+  // The answer to a connection refused before its request is read: its peer already has
+  // max_connections_per_peer open. Written as is, then the connection is closed.
+  std::function<HttpResponse(const std::string& peer)> too_many_connections;
 };
 
 struct HttpServerOptions {
@@ -93,6 +99,7 @@ struct HttpServerOptions {
   int threads = 8;                    // connection workers kept alive
   int max_threads = 64;               // workers under load; beyond that connections wait in the accept queue
   int max_pending_connections = 256;  // accepted but unserved; beyond that they are closed at once
+  int max_connections_per_peer = 32;  // open connections from one address (plain HTTP); 0: no cap
 };
 
 class HttpServer {
@@ -105,10 +112,13 @@ class HttpServer {
   // Binds the socket; throws vlm::Error kIo when the address is taken or TLS files are unusable.
   void bind();
   int port() const;
-  // Serves until stop(); connections in progress finish before it returns.
+  // Serves until stop(), then returns once every connection worker has ended.
   void listen();
   // Blocks until listen() has entered its accept loop.
   void wait_until_listening() const;
+  // Stops accepting and cuts every plain-HTTP connection, whatever it is doing (a slow upload, an
+  // idle keep-alive, a handler still running), so listen() returns as soon as the workers notice.
+  // Call it after the application has drained. TLS connections are bounded by their socket timeouts.
   void stop();
 
  private:

@@ -1,9 +1,13 @@
 #include "serve.h"
 
 #include <pthread.h>
+#include <unistd.h>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
+#include <future>
+#include <string_view>
 #include <thread>
 
 #include "app.h"
@@ -11,6 +15,20 @@
 #include "vlm/logging.h"
 
 namespace vlm::server {
+namespace {
+
+// After the drain, how long the rest of shutdown may take: connection workers noticing their cut
+// sockets (milliseconds), then a model finishing the forward pass it is in. Whatever is still
+// running then is not waited for: exit comes within --drain-timeout-s plus 5 s (this, and a second
+// for the signal to be taken and the process torn down).
+constexpr auto kExitGrace = std::chrono::seconds(4);
+
+[[noreturn]] void exit_now(int status) {
+  std::fflush(stderr);
+  std::_Exit(status);
+}
+
+}  // namespace
 
 int serve(const ServerConfig& config) {
   // Blocked before any thread starts so every thread inherits the mask and only the loop below
@@ -38,12 +56,18 @@ int serve(const ServerConfig& config) {
   http.threads = config.http_threads;
   http.max_threads = config.http_max_threads;
   http.max_pending_connections = config.max_pending_connections;
+  http.max_connections_per_peer = config.max_connections_per_peer;
   HttpServer server(http, app.http_routes(), app.hooks());
   server.bind();
   const char* scheme = config.ssl_cert_file.empty() ? "http" : "https";
   log::info("listening on {}://{}:{} ({} model(s) to load)", scheme, config.host, server.port(), config.models.size());
 
-  std::thread listener([&server] { server.listen(); });
+  std::promise<void> listener_done;
+  std::future<void> listener_stopped = listener_done.get_future();
+  std::thread listener([&server, &listener_done] {
+    server.listen();
+    listener_done.set_value();
+  });
   server.wait_until_listening();  // stop() before the accept loop runs would be lost
   std::atomic<bool> load_failed{false};
   std::thread loader([&app, &load_failed] {
@@ -74,8 +98,26 @@ int serve(const ServerConfig& config) {
         std::chrono::duration<double>(config.drain_timeout_s)));
   }
   server.stop();
+  const auto exit_deadline = std::chrono::steady_clock::now() + kExitGrace;
+  const bool workers_done = listener_stopped.wait_until(exit_deadline) == std::future_status::ready;
+  // The shutdown checkpoint is written now: nothing below may keep it from the disk.
+  app.close_audit_log();
+  if (!workers_done) {
+    // Destructors would wait for the stuck workers and free the models under them.
+    log::error("connection workers still busy {} s after the drain; exiting without them",
+               std::chrono::duration_cast<std::chrono::seconds>(kExitGrace).count());
+    exit_now(status);
+  }
   listener.join();
   if (loader.joinable()) loader.join();
+  // The App's destructor waits for each model's forward pass in progress (a cancelled request's
+  // batch still runs to its end); a long one must not hold exit past the bound either.
+  std::thread([exit_deadline, status] {
+    std::this_thread::sleep_until(exit_deadline);
+    constexpr std::string_view kMessage = "vlmserve: a forward pass outlived the shutdown bound; exiting without it\n";
+    [[maybe_unused]] const auto written = ::write(STDERR_FILENO, kMessage.data(), kMessage.size());
+    exit_now(status);
+  }).detach();
   log::info("stopped");
   std::fflush(stderr);
   return status;

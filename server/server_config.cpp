@@ -56,6 +56,13 @@ void validate(const ServerConfig& config) {
   require(config.http_threads >= 1 && config.http_max_threads >= config.http_threads,
           "--http-threads must be >= 1 and --http-max-threads >= --http-threads");
   require(config.max_pending_connections >= 1, "--max-pending-connections must be >= 1");
+  require(config.max_connections_per_peer >= 0, "--max-connections-per-peer must be >= 0 (0: no cap), got " +
+                                                    std::to_string(config.max_connections_per_peer));
+  // The workers inference can never take answer /health, /ready, /metrics and the 503 refusals.
+  require(config.max_concurrent_requests >= 1 && config.max_concurrent_requests < config.http_max_threads,
+          "--max-concurrent-requests must be in [1, --http-max-threads) so probes keep workers of their own, got " +
+              std::to_string(config.max_concurrent_requests) + " with --http-max-threads " +
+              std::to_string(config.http_max_threads));
   require(config.drain_timeout_s >= 0, "--drain-timeout-s must be >= 0");
 }
 

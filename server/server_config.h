@@ -35,7 +35,8 @@ struct ServerConfig {
   double max_pixels = 50e6;
   double max_request_pixels = 50e6;  // all images of one request together
   double timeout_s = 60.0;
-  int queue = 64;
+  int queue = 16;
+  int max_concurrent_requests = 32;  // inference requests admitted at once; more get 503 overloaded
   int batch_max = 8;
   double batch_wait_ms = 5.0;
   int max_images = 32;  // images in one request
@@ -43,8 +44,9 @@ struct ServerConfig {
   double header_timeout_s = 10.0;  // whole request line + headers; slowloris bound
   double write_timeout_s = 10.0;
   int http_threads = 8;
-  int http_max_threads = 64;
+  int http_max_threads = 64;  // minus max_concurrent_requests: the workers inference can never take
   int max_pending_connections = 256;
+  int max_connections_per_peer = 32;  // 0: no cap
   double drain_timeout_s = 30.0;
   int warmup_runs = 1;
   std::optional<audit::AuditOptions> audit;  // --audit-dir and friends; /think needs it

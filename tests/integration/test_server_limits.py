@@ -21,7 +21,7 @@ LIMIT = 1 << 20
 def setUpModule():
     global SERVER
     SERVER = Server("--max-body-mb", "1", "--read-timeout-s", "2", "--header-timeout-s", "2", "--http-threads", "4",
-                    "--http-max-threads", "16")
+                    "--http-max-threads", "16", "--max-concurrent-requests", "8")
 
 
 def tearDownModule():

@@ -59,6 +59,8 @@ def setUpModule():
                     "--audit-dir", str(AUDIT / "log"), "--audit-key-file", str(AUDIT / "audit.key"),
                     "--audit-checkpoint-copy", str(AUDIT / "checkpoints.jsonl"), "--audit-checkpoint-records", "10",
                     "--think-policy", str(policy), "--log-level", "debug", "--warmup", "1", "--timeout-s", "300",
+                    # 32 concurrent requests below, all answered: a queue that holds them all.
+                    "--queue", "32",
                     api_key=API_KEY)
 
 

@@ -1,0 +1,276 @@
+"""Overload, slow clients and shutdown against a real `vlmserve serve` (YOLOv5n on loopback): SIGTERM
+with a slow upload open exits within --drain-timeout-s + 5 s and still answers the request in
+flight (admitted, its body still arriving); at 5x the admitted concurrency only 200 and 503 + Retry-After come back while every /health
+and /metrics probe is answered within 1 s; 100 slow-header connections from one peer leave other
+peers' probes answered within 2 s.
+
+Each test starts its own server with small limits, so a few seconds of load on two cores reach
+them. The long versions of these probes, with their durations, are in bench/server/overload.sh.
+"""
+
+import http.client
+import json
+import multiprocessing
+import signal
+import socket
+import threading
+import time
+import unittest
+
+import requests
+
+from server_harness import TMP, Server, image_bytes, run_tests
+
+DRAIN_S = 5.0
+EXIT_GRACE_S = 5.0  # the bound docs/server.md states (kExitGrace in server/serve.cpp, plus 1 s)
+
+
+class SlowUpload:
+    """A POST that announces a big body and sends one byte every 0.3 s until the server hangs up."""
+
+    def __init__(self, port, source="127.0.0.1"):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0))
+        self.sock.sendall(b"POST /detect HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+                          b"Content-Length: 1000000\r\n\r\n" + b"\xff" * 8)
+        self.closed_by_server = threading.Event()
+        self._thread = threading.Thread(target=self._trickle, daemon=True)
+        self._thread.start()
+
+    def _trickle(self):
+        try:
+            while True:
+                time.sleep(0.3)
+                self.sock.sendall(b"\x00")
+        except OSError:
+            self.closed_by_server.set()
+
+    def close(self):
+        self.sock.close()
+
+
+class DrainBound(unittest.TestCase):
+    def test_slow_upload_does_not_hold_exit_and_in_flight_request_is_answered(self):
+        audit = TMP / "drain-audit"
+        audit.mkdir(mode=0o700)
+        server = Server("--drain-timeout-s", str(DRAIN_S), "--timeout-s", "30", "--audit-dir", str(audit / "log"),
+                        "--audit-key-file", str(audit / "audit.key"))
+        try:
+            # One audited request, so the shutdown checkpoint has something to cover.
+            think = server.post("/think", files={"image": ("bus.jpg", image_bytes("bus.jpg"), "image/jpeg")},
+                                data={"question": "what is in the image?"})
+            self.assertEqual(think.status_code, 200, think.text[:300])
+            slow = SlowUpload(server.port)
+            # A request admitted before the signal whose body is still on its way, and which can
+            # finish within the drain: its last half comes 1 s after SIGTERM.
+            data = image_bytes("bus.jpg")
+            fast = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+            fast.sendall(b"POST /detect HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+                         b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(data) + data[: len(data) // 2])
+            time.sleep(1.0)  # its headers are parsed and it is admitted
+            signalled = time.monotonic()
+            server.proc.send_signal(signal.SIGTERM)
+            time.sleep(1.0)
+            fast.sendall(data[len(data) // 2:])
+            answer = b""
+            while part := fast.recv(65536):
+                answer += part
+            fast.close()
+            status = server.proc.wait(60)
+            took = time.monotonic() - signalled
+            slow.close()
+        finally:
+            server.stop()
+        print(f"exit {status} after {took:.2f} s (drain {DRAIN_S} s + {EXIT_GRACE_S} s)")
+        self.assertEqual(status, 0)
+        self.assertLess(took, DRAIN_S + EXIT_GRACE_S)
+        head, _, body = answer.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200"), answer[:300])
+        self.assertTrue(json.loads(body)["detections"])
+        records = [json.loads(line) for path in sorted((audit / "log").glob("audit*.jsonl"))
+                   for line in path.read_text().splitlines()]
+        self.assertEqual(records[-1]["type"], "checkpoint", "shutdown writes its audit checkpoint")
+
+
+def hammer(port, seconds):
+    """One client process: /detect in a loop on a keep-alive session; returns (status, Retry-After, code)."""
+    session = requests.Session()
+    files = {"image": ("bus.jpg", image_bytes("bus.jpg"), "image/jpeg")}
+    seen = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            r = session.post(f"http://127.0.0.1:{port}/detect", files=files, timeout=30)
+        except requests.RequestException as e:
+            seen.append((0, None, type(e).__name__))
+            continue
+        code = r.json()["error"]["code"] if r.status_code != 200 else None
+        seen.append((r.status_code, r.headers.get("Retry-After"), code))
+        if r.status_code == 503:
+            # A short back-off, not the Retry-After second: the pressure stays, but 15 processes
+            # spinning on refusals would starve the probes' own process on two cores.
+            time.sleep(0.1)
+    return seen
+
+
+def probe(server, paths, seconds, limit_s, source="127.0.0.1"):
+    """Probes `paths` in turn every 0.1 s, each on a fresh connection from `source` as a kubelet or a
+    Prometheus scrape would; returns (path, status or error, seconds)."""
+    out = []
+    end = time.monotonic() + seconds
+    i = 0
+    while time.monotonic() < end:
+        path = paths[i % len(paths)]
+        i += 1
+        start = time.monotonic()
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=limit_s, source_address=(source, 0))
+        try:
+            conn.request("GET", path)
+            status = conn.getresponse().status
+        except OSError as e:
+            status = type(e).__name__
+        finally:
+            conn.close()
+        out.append((path, status, time.monotonic() - start))
+        time.sleep(0.1)
+    return out
+
+
+class Overload(unittest.TestCase):
+    ADMITTED = 3
+    CLIENTS = 5 * ADMITTED
+    SECONDS = 4.0
+
+    def load(self, *args):
+        """CLIENTS clients on /detect for SECONDS while /health and /metrics are probed; (statuses, probes)."""
+        # Eight connection workers: three for admitted requests, the rest for probes and refusals.
+        server = Server("--max-concurrent-requests", str(self.ADMITTED), "--http-max-threads", "8", *args)
+        try:
+            idle_kb = server.rss_kb()
+            peak_kb = idle_kb
+            with multiprocessing.get_context("fork").Pool(self.CLIENTS) as pool:
+                load = pool.starmap_async(hammer, [(server.port, self.SECONDS)] * self.CLIENTS)
+                time.sleep(0.5)  # the clients' first requests are in
+                probes = probe(server, ["/health", "/metrics"], self.SECONDS - 1.0, limit_s=1.0)
+                while not load.ready():
+                    peak_kb = max(peak_kb, server.rss_kb())
+                    time.sleep(0.05)
+                results = [r for client in load.get(60) for r in client]
+            time.sleep(1.5)
+            after_kb = server.rss_kb()
+        finally:
+            server.stop()
+        statuses = {}
+        for status, _, code in results:
+            statuses[(status, code)] = statuses.get((status, code), 0) + 1
+        slowest = max(t for _, _, t in probes)
+        print(f"{self.CLIENTS} clients x {self.SECONDS} s at --max-concurrent-requests {self.ADMITTED} {' '.join(args)}: "
+              f"{statuses}; {len(probes)} probes, slowest {slowest * 1e3:.0f} ms; RSS idle {idle_kb // 1024} MB, "
+              f"peak {peak_kb // 1024} MB, after {after_kb // 1024} MB")
+        self.assertEqual({status for status, _, _ in results} - {200, 503}, set(), statuses)
+        self.assertTrue(all(retry == "1" for status, retry, _ in results if status == 503), "503 without Retry-After")
+        self.assertIn((200, None), statuses)
+        return statuses, probes
+
+    def test_five_times_capacity_gets_200_or_503_retry_after_and_probes_stay_fast(self):
+        statuses, probes = self.load()
+        self.assertTrue(all(status == 200 for _, status, _ in probes), [p for p in probes if p[1] != 200])
+        self.assertLess(max(t for _, _, t in probes), 1.0)
+        self.assertIn((503, "overloaded"), statuses, "the HTTP layer refuses beyond --max-concurrent-requests")
+
+    def test_batcher_queue_smaller_than_admitted_reaches_queue_full(self):
+        # One request running and one waiting leave the third admitted one to the batcher's refusal.
+        statuses, _ = self.load("--queue", "1", "--batch-max", "1")
+        self.assertIn((503, "overloaded"), statuses)
+        self.assertIn((503, "queue_full"), statuses)
+
+
+class SlowHeaders:
+    """Connections from `source` that send a request line and headers one byte every 0.5 s; each
+    records when the server first answered or closed it."""
+
+    REQUEST = b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"X-Pad: " + b"a" * 200 + b"\r\n\r\n"
+
+    def __init__(self, port, source, count):
+        self.opened = []
+        self.ended = {}
+        self.answers = {}
+        self._stop = threading.Event()
+        for _ in range(count):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=30, source_address=(source, 0))
+            self.opened.append((sock, time.monotonic()))
+            threading.Thread(target=self._read, args=(sock,), daemon=True).start()
+        self._writer = threading.Thread(target=self._trickle, daemon=True)
+        self._writer.start()
+
+    def _read(self, sock):
+        try:
+            data = sock.recv(4096)
+        except OSError:
+            data = b""
+        self.answers[sock] = data
+        self.ended[sock] = time.monotonic()
+
+    def _trickle(self):
+        for i in range(len(self.REQUEST)):
+            if self._stop.wait(0.5):
+                return
+            for sock, _ in self.opened:
+                if sock not in self.ended:
+                    try:
+                        sock.send(self.REQUEST[i:i + 1])
+                    except OSError:
+                        pass
+
+    def close(self):
+        self._stop.set()
+        for sock, _ in self.opened:
+            sock.close()
+
+
+class SlowClients(unittest.TestCase):
+    def test_slow_connections_from_one_peer_leave_other_peers_probes_answered(self):
+        # Defaults throughout: 64 connection workers, --max-connections-per-peer 32.
+        server = Server()
+        try:
+            slow = SlowHeaders(server.port, "127.0.0.2", 100)
+            probes = probe(server, ["/health", "/metrics"], 4.0, limit_s=2.0)
+            refused = [a for a in slow.answers.values() if a.startswith(b"HTTP/1.1 503")]
+            held = 100 - len(slow.ended)
+            slow.close()
+        finally:
+            server.stop()
+        slowest = max(t for _, _, t in probes)
+        print(f"100 slow connections from one peer: {held} held, {len(refused)} refused 503; {len(probes)} probes, "
+              f"slowest {slowest * 1e3:.0f} ms")
+        self.assertTrue(all(status == 200 for _, status, _ in probes), [p for p in probes if p[1] != 200])
+        self.assertLess(slowest, 2.0)
+        self.assertTrue(refused, "connections over the per-peer cap are answered 503")
+        head, _, body = refused[0].partition(b"\r\n\r\n")
+        self.assertIn(b"Retry-After: 1", head)
+        self.assertEqual(json.loads(body)["error"]["code"], "too_many_connections")
+
+    def test_header_deadline_counts_from_accept(self):
+        header_s = 2.0
+        server = Server("--http-threads", "1", "--http-max-threads", "2", "--max-concurrent-requests", "1",
+                        "--header-timeout-s", str(header_s))
+        try:
+            # Two slow clients (two peers) hold both workers; a third waits for one from its accept.
+            holders = [SlowHeaders(server.port, source, 1) for source in ("127.0.0.2", "127.0.0.3")]
+            time.sleep(0.2)
+            waiting = SlowHeaders(server.port, "127.0.0.4", 1)
+            deadline = time.monotonic() + 4 * header_s
+            while not waiting.ended and time.monotonic() < deadline:
+                time.sleep(0.05)
+            sock, connected = waiting.opened[0]
+            took = waiting.ended.get(sock, float("inf")) - connected
+            for h in holders + [waiting]:
+                h.close()
+        finally:
+            server.stop()
+        print(f"a connection that waited for a worker was closed {took:.2f} s after connecting "
+              f"(--header-timeout-s {header_s})")
+        self.assertLess(took, header_s + 0.8)
+
+
+if __name__ == "__main__":
+    run_tests()
