@@ -91,8 +91,8 @@ const std::vector<OptionSpec>& table() {
       {"warmup",
        T::kInt,
        "1",
-       "Warm-up rounds per model before /ready says yes; each runs one image end to end and one blank batch of "
-       "each size 1, 2, 4, ... and --batch-max",
+       "Warm-up rounds per model before /ready says yes; each runs one image end to end and blank batches of "
+       "the sizes the batcher forms (every size up to --batch-max on CUDA; 1, 2, 4, ... and --batch-max on CPU)",
        {"serve"}},
       {"cache",
        T::kString,

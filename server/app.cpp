@@ -290,7 +290,7 @@ void App::load_models() {
       warm[0].rgb = cv::Mat(side, side, CV_8UC3, cv::Scalar(114, 114, 114));
       for (int i = 0; i < config_.warmup_runs; ++i) {
         served->model->run(warm, DetectOptions{});
-        for (int size : warm_up_batch_sizes(config_.batch_max)) served->model->warm_up(size);
+        served->model->warm_up(config_.batch_max);
       }
       BatcherOptions batching;
       batching.batch_max = config_.batch_max;

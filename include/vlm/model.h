@@ -83,10 +83,10 @@ class Model {
   virtual void check_options(const DetectOptions& options) const = 0;
   // One forward pass over all images (the model may split them into its own batch size).
   virtual std::vector<ImageResult> run(std::span<const Image> images, const DetectOptions& options) = 0;
-  // One forward pass over a blank batch of this size, so that the first real batch of that size
-  // pays no one-time cost (allocator growth, per-shape kernel setup). Families whose cost does not
+  // Forward passes over blank batches, so that no real batch of 1..batch_max pays a one-time cost
+  // (allocator growth, per-shape kernel setup or graph compilation). Families whose cost does not
   // depend on the batch shape keep this no-op.
-  virtual void warm_up(int batch_size) { (void)batch_size; }
+  virtual void warm_up(int batch_max) { (void)batch_max; }
 };
 
 // The batch sizes worth a warm-up pass when batches of 1..batch_max will run: the powers of two
