@@ -55,6 +55,20 @@ std::vector<std::uint8_t> checked_hmac_key(const AuditOptions& options) {
   return load_or_create_hmac_key(options.key_file);
 }
 
+// A crash while appending to the checkpoint copy leaves a line with no newline; the next append
+// would glue a whole checkpoint onto it and the copy would no longer verify. That line was never
+// acknowledged (its fsync had not returned), so it is dropped, as a torn tail of the log is.
+void drop_torn_checkpoint_copy_tail(const fs::path& copy) {
+  if (copy.empty() || !fs::exists(copy)) return;
+  const std::string data = read_file(copy);
+  if (data.empty() || data.back() == '\n') return;
+  const auto keep = data.rfind('\n');
+  const auto size = keep == std::string::npos ? 0 : keep + 1;
+  if (::truncate(copy.c_str(), static_cast<off_t>(size)) != 0) {
+    throw_io("cannot truncate torn tail of checkpoint copy " + copy.string());
+  }
+}
+
 }  // namespace
 
 struct AuditLog::Tail {
@@ -174,6 +188,7 @@ AuditLog::Tail AuditLog::scan_file(const fs::path& path, bool active) {
 }
 
 void AuditLog::recover() {
+  drop_torn_checkpoint_copy_tail(options_.checkpoint_copy);
   std::vector<std::pair<std::string, fs::path>> rotated;
   for (const auto& item : fs::directory_iterator(options_.directory)) {
     const auto name = item.path().filename().string();

@@ -169,6 +169,27 @@ TEST(AuditLog, TornLastLineIsDroppedReportedAndChainResumes) {
   EXPECT_EQ(slurp(active).rfind(intact, 0), 0U) << "recovery must not rewrite acknowledged records";
 }
 
+// A crash inside the checkpoint copy's append (seen in audit_crash: "checkpoint copy: not valid
+// JSON" mid-file after the next run appended behind the torn line).
+TEST(AuditLog, TornCheckpointCopyLineIsDroppedAtStart) {
+  const auto dir = fresh_dir();
+  auto options = options_in(dir);
+  {
+    AuditLog log(options);
+    for (int i = 0; i < 3; ++i) log.append(entry(i));
+  }
+  const std::string intact = slurp(options.checkpoint_copy);
+  ASSERT_FALSE(intact.empty());
+  spit(options.checkpoint_copy, intact + R"({"v":1,"type":"checkpoint","seq":9,"tree_si)");
+  {
+    AuditLog log(options);
+    log.append(entry(3));
+  }
+  const auto report = verify_log({options.directory}, trusted(options));
+  ASSERT_TRUE(report.ok) << describe(report);
+  EXPECT_EQ(slurp(options.checkpoint_copy).rfind(intact, 0), 0U) << "acknowledged checkpoints must stay";
+}
+
 TEST(AuditLog, CorruptRecordInTheMiddleRefusesToStart) {
   const auto options = options_in(fresh_dir());
   {
