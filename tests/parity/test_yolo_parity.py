@@ -22,6 +22,17 @@ BIN = os.environ["VLM_BIN"]
 COCO_PERSON, COCO_BUS = 0, 5
 
 
+def skip_without_cuda(device):
+    """Exit 77 (ctest: skipped) when --device cuda has no CUDA device to run on, as on CI's machines."""
+    if device != "cuda":
+        return
+    proc = subprocess.run([BIN, "--version"], capture_output=True, text=True, timeout=120)
+    devices = json.loads(proc.stdout)["cuda"]["devices"] if proc.returncode == 0 else 0
+    if devices == 0:
+        print(f"skipped: vlmserve sees no CUDA device (--version exit {proc.returncode})")
+        sys.exit(77)
+
+
 def run_detect(model, settings, device, half, batch):
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "results.jsonl"
@@ -128,6 +139,7 @@ def main():
     parser.add_argument("--score-tol", type=float, default=1e-3)
     parser.add_argument("--batch", type=int, default=4)
     args = parser.parse_args()
+    skip_without_cuda(args.device)
 
     reference = json.loads((DATA / f"reference_{args.model}.json").read_text())
     records = run_detect(args.model, reference["settings"], args.device, args.half, args.batch)
