@@ -159,7 +159,7 @@ if [[ -n "$bad" || -n "$leaks" ]]; then
 fi
 
 # Fixtures: generated here by the parity test setup (the GPU machine lacks the yolov5/ultralytics packages).
-if ! [[ -f "$fixtures/reference_yolov5n.json" ]]; then
+if ! [[ -f "$fixtures/reference_yolov5n.json" && -f "$fixtures/reference_yolo26n.json" ]]; then
   echo "== generating YOLO fixtures in $fixtures (tests/parity/yolo_fixtures.py)"
   VLM_ASSETS="$assets" VLM_TEST_DATA="$fixtures" "$python" tests/parity/yolo_fixtures.py >"$scratch/fixtures.log" 2>&1 ||
     { tail -20 "$scratch/fixtures.log"; exit 1; }
@@ -174,7 +174,7 @@ fi
 # The references name photos by absolute path under the assets folder they were computed from;
 # run_all.sh rewrites that prefix to where the photos lie on the GPU machine.
 echo "$assets" >"$bundle/fixtures/ASSETS_PREFIX"
-for model in yolov5n yolov8n yolo11n; do
+for model in yolov5n yolov8n yolo11n yolo26n; do
   if [[ -f "$fixtures/$model.torchscript" && -f "$fixtures/reference_$model.json" ]]; then
     cp "$fixtures/$model.torchscript" "$fixtures/reference_$model.json" "$bundle/fixtures/"
   else

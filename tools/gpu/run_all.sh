@@ -66,7 +66,7 @@ data="$logs/test-data"
 mkdir -p "$data"
 old_prefix="$(cat "$bundle/fixtures/ASSETS_PREFIX")"
 models=()
-for model in yolov5n yolov8n yolo11n; do
+for model in yolov5n yolov8n yolo11n yolo26n; do
   [[ -f "$bundle/fixtures/$model.torchscript" ]] || { note "yolo parity $model" SKIP "fixture not carried"; continue; }
   ln -s "$bundle/fixtures/$model.torchscript" "$data/$model.torchscript"
   sed "s#\"$old_prefix/#\"$VLM_ASSETS/#g" "$bundle/fixtures/reference_$model.json" >"$data/reference_$model.json"
