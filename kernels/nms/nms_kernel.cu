@@ -96,8 +96,8 @@ at::Tensor batched_nms_cuda(const at::Tensor& boxes_sorted, const at::Tensor& co
   if (batch == 0) return keep;
   auto stream = c10::cuda::getCurrentCUDAStream(boxes_sorted.device().index());
   batched_greedy_kernel<<<static_cast<unsigned>(batch), 32, 0, stream>>>(
-      boxes_sorted.data_ptr<float>(), counts.data_ptr<int64_t>(), static_cast<int>(boxes_sorted.size(1)),
-      iou_threshold, static_cast<int>(max_kept), keep.data_ptr<int64_t>());
+      boxes_sorted.data_ptr<float>(), counts.data_ptr<int64_t>(), static_cast<int>(boxes_sorted.size(1)), iou_threshold,
+      static_cast<int>(max_kept), keep.data_ptr<int64_t>());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return keep;
 }

@@ -107,7 +107,8 @@ at::Tensor select_detections(const at::Tensor& output, HeadLayout layout, const 
   at::Tensor counts = valid.sum(1).clamp_max(kMaxNmsInput);
 
   at::Tensor order = candidate_order(best.masked_fill(~valid, -std::numeric_limits<float>::infinity()), counts);
-  at::Tensor rows = at::cat({xywh_to_xyxy(pred.slice(2, 0, 4)), best.unsqueeze(-1), class_id.unsqueeze(-1).to(at::kFloat)}, 2);
+  at::Tensor rows =
+      at::cat({xywh_to_xyxy(pred.slice(2, 0, 4)), best.unsqueeze(-1), class_id.unsqueeze(-1).to(at::kFloat)}, 2);
   rows = rows.gather(1, order.unsqueeze(-1).expand({-1, -1, rows.size(2)}));
   at::Tensor offset = rows.slice(2, 5, 6) * (options.agnostic_nms ? 0.0 : kClassOffset);
   at::Tensor keep = ops::batched_nms(rows.slice(2, 0, 4) + offset, counts, options.iou, options.max_det);
