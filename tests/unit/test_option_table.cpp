@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 #include <cmath>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <regex>
 #include <set>
@@ -166,6 +167,27 @@ TEST(OptionTable, NoFlagEnvOrConfigKeyIsDefinedTwice) {
     EXPECT_TRUE(keys.insert(config_key(spec)).second) << "config key " << config_key(spec) << " is defined twice";
     EXPECT_FALSE(spec.help.empty()) << "--" << spec.name << " has no help text";
     EXPECT_FALSE(spec.commands.empty()) << "--" << spec.name << " belongs to no subcommand";
+  }
+}
+
+// Two rows bound to one field would read each other's values; a round trip cannot see that.
+TEST(OptionTable, EveryEntryBindsAFieldOfItsOwn) {
+  Options options;
+  std::map<const void*, std::string> owners;
+  for (const OptionSpec& spec : option_table()) {
+    const void* field = std::visit([](auto* target) -> const void* { return target; }, spec.binding.field(options));
+    const auto [it, inserted] = owners.emplace(field, spec.name);
+    EXPECT_TRUE(inserted) << "--" << spec.name << " and --" << it->second << " bind the same field";
+  }
+}
+
+TEST(OptionTable, DetectOptionsCompareEveryField) {
+  // Requests are batched together only when their options are equal; every field must take part.
+  for (const OptionSpec& spec : option_table()) {
+    if (!spec.request_settable()) continue;
+    DetectOptions changed;
+    assign_value(spec, spec.binding.request_field(changed), sample_of(spec), config_key(spec));
+    EXPECT_NE(changed, DetectOptions{}) << config_key(spec);
   }
 }
 
