@@ -135,9 +135,6 @@ class Reader {
 
   bool boolean(const nlohmann::json& item) const {
     if (item.is_boolean()) return item.get<bool>();
-    if (item.is_number_integer() && (item.get<std::int64_t>() == 0 || item.get<std::int64_t>() == 1)) {
-      return item.get<std::int64_t>() == 1;
-    }
     if (item.is_string()) {
       if (const std::optional<bool> value = parse_bool_text(item.get_ref<const std::string&>())) return *value;
     }
