@@ -4,6 +4,7 @@
 #include <cmath>
 #include <type_traits>
 
+#include "options.h"
 #include "vlm/bool_text.h"
 #include "vlm/error.h"
 
@@ -41,6 +42,12 @@ std::string range_text(const Range& range) {
   if (low) return std::string(range.low_open ? "> " : ">= ") + number_text(range.low);
   if (high) return std::string(range.high_open ? "< " : "<= ") + number_text(range.high);
   return {};
+}
+
+// "an integer in [1, 10000]", "a number > 0": the declared range, as every source and --help say it.
+std::string with_range(const std::string& kind, const std::optional<Range>& range) {
+  const std::string text = range ? range_text(*range) : std::string();
+  return text.empty() ? kind : kind + " " + (text.front() == '[' || text.front() == '(' ? "in " : "") + text;
 }
 
 bool in_range(double value, const Range& range) {
@@ -113,11 +120,7 @@ class Reader {
     return range;
   }
 
-  // "an integer in [1, 10000]", "a number > 0": the declared range, as every source reports it.
-  std::string with_range(const std::string& kind) const {
-    const std::string text = spec_.range ? range_text(*spec_.range) : std::string();
-    return text.empty() ? kind : kind + " " + (text.front() == '[' || text.front() == '(' ? "in " : "") + text;
-  }
+  std::string with_range(const std::string& kind) const { return cli::with_range(kind, spec_.range); }
 
   template <class T>
   double integer(const nlohmann::json& item, const std::string& expected) const {
@@ -205,6 +208,20 @@ std::string value_text(FieldRef field) {
         }
       },
       field);
+}
+
+std::string accepted_text(const OptionSpec& spec) {
+  if (!spec.range) return {};
+  Options defaults;
+  return std::visit(
+      [&](auto* target) -> std::string {
+        using T = std::remove_pointer_t<decltype(target)>;
+        if constexpr (std::is_same_v<T, std::vector<int>>) return with_range("a list of integers", spec.range);
+        if constexpr (std::is_floating_point_v<T>) return with_range("a number", spec.range);
+        if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) return with_range("an integer", spec.range);
+        return {};
+      },
+      spec.binding.field(defaults));
 }
 
 std::string describe_value(const nlohmann::json& value) {

@@ -21,6 +21,10 @@ void assign_value(const OptionSpec& spec, FieldRef field, const nlohmann::json& 
 nlohmann::json value_json(FieldRef field);
 std::string value_text(FieldRef field);
 
+// What the option accepts, as --help and its refusals say it ("an integer in [1, 10000]"); empty
+// without a declared range.
+std::string accepted_text(const OptionSpec& spec);
+
 // What an error says was received: 'text' (bounded), a number, or "an array of N items".
 std::string describe_value(const nlohmann::json& value);
 

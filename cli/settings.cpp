@@ -34,7 +34,10 @@ void Settings::register_flags(CLI::App& app) {
     if (!option_applies(spec, command_)) continue;
     std::string help = spec.help + " [env " + env_name(spec) + "]";
     const std::string type = type_name(spec);
-    if (const std::string fallback = default_text(spec); !fallback.empty()) help += " (default " + fallback + ")";
+    std::vector<std::string> notes;
+    if (const std::string fallback = default_text(spec); !fallback.empty()) notes.push_back("default " + fallback);
+    if (const std::string accepted = accepted_text(spec); !accepted.empty()) notes.push_back(accepted);
+    if (!notes.empty()) help += " (" + (notes.size() == 1 ? notes[0] : notes[0] + "; " + notes[1]) + ")";
     // Every value is kept as text and read by the table's typed reader, so a flag, a variable, a
     // config key and a request parameter accept exactly the same spellings.
     std::vector<std::string>& values = flag_values_[spec.name];

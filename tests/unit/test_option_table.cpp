@@ -337,8 +337,10 @@ TEST(OptionTable, HelpListsExactlyTheTableWithTypesAndVariables) {
     }
     EXPECT_EQ(listed, expected) << command;
   }
-  // The defaults shown come from the structs.
-  EXPECT_NE(help_of("detect").find("(default 0.7)"), std::string::npos);
+  // The defaults shown come from the structs; ranges are said as the refusals say them.
+  EXPECT_NE(help_of("detect").find("(default 0.7; a number in [0, 1])"), std::string::npos);
+  EXPECT_NE(help_of("detect").find("(default 300; an integer in [1, 10000])"), std::string::npos);
+  EXPECT_NE(help_of("serve").find("(default 20; a number in (0, 4096])"), std::string::npos);
   EXPECT_NE(help_of("serve").find("(default 127.0.0.1)"), std::string::npos);
 }
 
