@@ -2,7 +2,7 @@
 // shadowing --config / VLM_CONFIG, as llama.cpp's tests/test-arg-parser.cpp checks), every entry
 // reads the same typed value from its flag, its variable, a config file and, for POST /detect
 // parameters, a request; a range is enforced the same way from each; --help and the README's
-// command lines agree with the table.
+// command lines and server/openapi.json agree with the table.
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
@@ -211,6 +211,29 @@ TEST(OptionTable, NamesMapToEnvAndConfigKeys) {
 TEST(OptionTable, RequestParametersAreTheDetectOptionsEntries) {
   std::set<std::string> expected{"model", "conf", "iou", "max_det", "classes", "agnostic_nms", "task", "text"};
   EXPECT_EQ(std::set<std::string>(detect_param_names().begin(), detect_param_names().end()), expected);
+}
+
+// server/openapi.json documents exactly the request-settable rows (and `model`) in each input form.
+TEST(OptionTable, OpenApiDocumentsTheRequestParameters) {
+  std::ifstream in(std::string(VLM_SOURCE_DIR) + "/server/openapi.json");
+  ASSERT_TRUE(in);
+  const nlohmann::json doc = nlohmann::json::parse(in);
+  const nlohmann::json& detect = doc["paths"]["/detect"]["post"];
+  const std::set<std::string> expected(detect_param_names().begin(), detect_param_names().end());
+  std::set<std::string> query;
+  for (const auto& parameter : detect["parameters"]) {
+    if (parameter["in"] == "query") query.insert(parameter["name"].get<std::string>());
+  }
+  EXPECT_EQ(query, expected) << "query parameters";
+  auto properties = [](const nlohmann::json& schema) {
+    std::set<std::string> names;
+    for (const auto& [name, value] : schema["properties"].items()) {
+      if (name != "image" && name != "images") names.insert(name);
+    }
+    return names;
+  };
+  EXPECT_EQ(properties(detect["requestBody"]["content"]["multipart/form-data"]["schema"]), expected) << "form fields";
+  EXPECT_EQ(properties(doc["components"]["schemas"]["DetectJsonRequest"]), expected) << "JSON keys";
 }
 
 // Every entry reads the same typed value from every source it has.
