@@ -16,11 +16,6 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 
 }  // namespace
 
-bool same_run_options(const DetectOptions& a, const DetectOptions& b) {
-  return a.conf == b.conf && a.iou == b.iou && a.max_det == b.max_det && a.classes == b.classes &&
-         a.agnostic_nms == b.agnostic_nms && a.task == b.task && a.text == b.text;
-}
-
 Batcher::Batcher(std::string model_name, Model& model, BatcherOptions options, Metrics& metrics)
     : name_(std::move(model_name)), model_(model), options_(options), metrics_(metrics) {
   options_.batch_max = std::max(1, options_.batch_max);
@@ -117,7 +112,7 @@ std::vector<std::shared_ptr<BatchJob>> Batcher::gather(std::unique_lock<std::mut
     bool took = false;
     for (auto it = queue_.begin(); it != queue_.end() && images < limit;) {
       auto& job = *it;
-      if (!job->cancelled.load() && same_run_options(job->options, options) && images + job->images.size() <= limit) {
+      if (!job->cancelled.load() && job->options == options && images + job->images.size() <= limit) {
         images += job->images.size();
         batch.push_back(job);
         it = queue_.erase(it);

@@ -35,8 +35,6 @@ struct BatchJob {
   std::atomic<bool> cancelled{false};
 };
 
-bool same_run_options(const DetectOptions& a, const DetectOptions& b);
-
 // Dynamic batching for one model (Triton-style): one worker thread owns the model, gathers queued
 // requests that share their DetectOptions into one run() of up to batch_max images, waiting at most
 // batch_wait_ms for more, and hands each request its own slice of the results.

@@ -4,10 +4,10 @@
 #include <thread>
 
 #include "app.h"
-#include "detect_params.h"
 #include "errors.h"
 #include "image_input.h"
 #include "pixel_budget.h"
+#include "request_params.h"
 #include "vlm/image.h"
 
 namespace vlm::server {
@@ -17,9 +17,7 @@ double ms_between(std::chrono::steady_clock::time_point a, std::chrono::steady_c
   return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
-ImageInputRules detect_rules(std::size_t max_images) {
-  return {max_images, {"model", "conf", "iou", "max_det", "classes", "agnostic_nms", "task", "text"}};
-}
+ImageInputRules detect_rules(std::size_t max_images) { return {max_images, cli::detect_param_names()}; }
 
 }  // namespace
 
@@ -40,7 +38,7 @@ void App::handle_detect(const HttpRequest& request, HttpResponse& response) {
   const auto deadline = request.start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                                             std::chrono::duration<double>(config_.timeout_s));
   const ImageInput input = parse_image_input(request, detect_rules(static_cast<std::size_t>(config_.max_images)));
-  const DetectRequestParams params = parse_detect_params(input.params, config_.default_options);
+  const cli::DetectRequestParams params = cli::parse_detect_params(input.params, config_.default_options);
   ServedModel& served = model_for(params.model);
   served.model->check_options(params.options);
   check_request_pixels(input.images, static_cast<std::uint64_t>(config_.max_request_pixels));

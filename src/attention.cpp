@@ -1,5 +1,6 @@
 // The one attention entry point. Backend choice happens here and nowhere else.
 #include "vlm/attention.h"
+#include "vlm/runtime.h"
 
 #include <ATen/ATen.h>
 
@@ -186,6 +187,12 @@ std::string_view attention_backend_name(AttentionBackend backend) {
 
 void set_default_attention_backend(AttentionBackend backend) { g_default_backend = backend; }
 AttentionBackend default_attention_backend() { return g_default_backend; }
+
+void set_flash_autotune([[maybe_unused]] bool enabled) {
+#if VLM_WITH_CUDA
+  flash::set_flash_autotune_enabled(enabled);
+#endif
+}
 
 std::vector<std::string> available_attention_backends() {
   if (kFlashBuilt) return {"flash", "eager", "sdpa"};
