@@ -177,8 +177,8 @@ std::int64_t generated_tokens(const std::vector<std::vector<std::int64_t>>& rows
 int run(const Args& args) {
   at::NoGradGuard no_grad;
   const c10::Device device = vlm::parse_device(args.device);
-  if (args.attention != "auto") vlm::set_default_attention_backend(vlm::parse_attention_backend(args.attention));
-  const Pipeline pipeline(args.model, PipelineOptions{device, parse_dtype(args.dtype)});
+  const Pipeline pipeline(args.model, PipelineOptions{device, parse_dtype(args.dtype),
+                                                      vlm::parse_attention_backend(args.attention)});
   std::vector<vlm::Image> images;
   for (int i = 0; i < args.batch; ++i) images.push_back(vlm::load_image(args.images[i % args.images.size()]));
   const at::Tensor pixel_values = pipeline.image_processor()(images).to(device);
@@ -199,7 +199,7 @@ int run(const Args& args) {
                         {"num_beams", args.num_beams},
                         {"max_new_tokens", args.max_new_tokens},
                         {"suppress_eos", args.suppress_eos},
-                        {"attention", std::string(vlm::attention_backend_name(vlm::default_attention_backend()))}};
+                        {"attention", std::string(vlm::attention_backend_name(pipeline.attention_backend()))}};
   std::vector<double> times;
   if (args.mode == "generate") {
     at::Tensor generated;
@@ -219,11 +219,10 @@ int run(const Args& args) {
     times = time_calls(device, args.warmup, args.repeats, [&] { pipeline.vision_features(pixel_values); });
   } else {
     const BartDecoder& decoder = pipeline.decoder();
-    const at::Tensor encoded =
-        pipeline.encode(pipeline.image_features(pixel_values), prompt).repeat_interleave(args.num_beams, 0);
-    const std::int64_t rows = encoded.size(0);
+    const at::Tensor encoded = pipeline.encode(pipeline.image_features(pixel_values), prompt);
+    const std::int64_t rows = encoded.size(0) * args.num_beams;
     const auto long_options = at::TensorOptions().dtype(at::kLong).device(device);
-    KvCache cache = decoder.start(encoded, args.cache_length + args.warmup + args.repeats);
+    KvCache cache = decoder.start(encoded, args.num_beams, args.cache_length + args.warmup + args.repeats);
     // The same prefix tokens as the reference: 100 + i % 1000, then token 100 at every step.
     decoder.forward((at::arange(args.cache_length, long_options).remainder(1000) + 100).expand({rows, -1}), cache);
     const at::Tensor step = at::full({rows, 1}, 100, long_options);

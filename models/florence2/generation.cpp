@@ -35,7 +35,7 @@ at::Tensor greedy(const BartDecoder& decoder, const at::Tensor& encoder_hidden, 
   const at::Tensor eos = eos_tensor(config);
   const bool has_eos = !config.eos_token_ids.empty();
   at::Tensor unfinished = at::ones({batch}, at::kBool);
-  KvCache cache = decoder.start(encoder_hidden, max_length);
+  KvCache cache = decoder.start(encoder_hidden, 1, max_length);
   at::Tensor input = ids.narrow(1, 0, 1).to(device);
   int cur_len = 1;
   while (cur_len < max_length) {
@@ -82,7 +82,7 @@ at::Tensor beam_search(const BartDecoder& decoder, const at::Tensor& encoder_hid
   at::Tensor running_beam_indices = at::full({batch, beams, max_length - cur_len}, -1, at::kInt);
   at::Tensor beam_indices = running_beam_indices.clone();
 
-  KvCache cache = decoder.start(encoder_hidden.repeat_interleave(beams, 0), max_length);
+  KvCache cache = decoder.start(encoder_hidden, beams, max_length);
   const at::Tensor batch_offset = at::arange(batch, at::kLong).view({-1, 1}) * beams;
   while (true) {
     const at::Tensor flat_running = running_sequences.narrow(2, 0, cur_len).reshape({batch * beams, cur_len});

@@ -11,10 +11,13 @@ namespace vlm::florence2 {
 Pipeline::Pipeline(const std::filesystem::path& dir, const PipelineOptions& options)
     : config_(load_config(dir)), options_(options), processor_(config_.preprocessor) {
   if (!at::isFloatingType(options.dtype)) throw Error(ErrorCode::kInvalidArgument, "dtype must be floating point");
+  const int heads = config_.text.decoder_attention_heads;
+  attention_ = check_attention_backend(options.attention, options.device, options.dtype,
+                                       heads > 0 ? config_.text.d_model / heads : 0);
   weights_ = std::make_unique<LoadedWeights>(load_weights(dir, config_, options.dtype, options.device));
-  vision_ = std::make_unique<VisionEncoder>(config_.vision, weights_->weights);
-  encoder_ = std::make_unique<BartEncoder>(config_.text, weights_->weights);
-  decoder_ = std::make_unique<BartDecoder>(config_.text, weights_->weights);
+  vision_ = std::make_unique<VisionEncoder>(config_.vision, weights_->weights, options.attention);
+  encoder_ = std::make_unique<BartEncoder>(config_.text, weights_->weights, options.attention);
+  decoder_ = std::make_unique<BartDecoder>(config_.text, weights_->weights, options.attention);
 }
 
 at::Tensor Pipeline::vision_features(const at::Tensor& pixel_values) const {
@@ -44,7 +47,7 @@ at::Tensor Pipeline::encode(const at::Tensor& image_features, const at::Tensor& 
 
 at::Tensor Pipeline::first_step_logits(const at::Tensor& encoder_hidden) const {
   at::NoGradGuard no_grad;
-  KvCache cache = decoder_->start(encoder_hidden, 1);
+  KvCache cache = decoder_->start(encoder_hidden, /*beams=*/1, /*max_length=*/1);
   const at::Tensor start = at::full({encoder_hidden.size(0), 1}, config_.generation.decoder_start_token_id,
                                     at::TensorOptions().dtype(at::kLong).device(options_.device));
   return decoder_->forward(start, cache).select(1, 0).to(at::kCPU, at::kFloat);

@@ -10,6 +10,7 @@
 #include "generation.h"
 #include "image_processor.h"
 #include "vision_encoder.h"
+#include "vlm/attention.h"
 #include "weights.h"
 
 namespace vlm::florence2 {
@@ -17,6 +18,8 @@ namespace vlm::florence2 {
 struct PipelineOptions {
   at::Device device = at::kCPU;
   at::ScalarType dtype = at::kFloat;
+  // Checked at load against device and dtype; kAuto takes flash where it runs, else eager.
+  AttentionBackend attention = AttentionBackend::kAuto;
 };
 
 // The numeric model: image -> pixel values -> DaViT -> projector -> BART encoder -> decoder and
@@ -29,6 +32,8 @@ class Pipeline {
   const LoadedWeights& weights() const { return *weights_; }
   const ImageProcessor& image_processor() const { return processor_; }
   const PipelineOptions& options() const { return options_; }
+  // The attention backend the decoder's calls run (the setting resolved for this device and dtype).
+  AttentionBackend attention_backend() const { return attention_.backend; }
   // The decoder alone, for timing one step against a cache (bench/florence2).
   const BartDecoder& decoder() const { return *decoder_; }
 
@@ -48,6 +53,7 @@ class Pipeline {
  private:
   Config config_;
   PipelineOptions options_;
+  AttentionChoice attention_;
   std::unique_ptr<LoadedWeights> weights_;
   ImageProcessor processor_;
   std::unique_ptr<VisionEncoder> vision_;
