@@ -6,6 +6,7 @@
 
 #include "bart.h"
 #include "config.h"
+#include "search.h"
 
 namespace vlm::florence2 {
 // Beam search's running beams at every step. A near-tie decided differently shows in the final ids
@@ -25,8 +26,11 @@ struct BeamTrace {
 at::Tensor generate(const BartDecoder& decoder, const at::Tensor& encoder_hidden, const GenerationConfig& config,
                     int max_length, BeamTrace* trace = nullptr);
 
+// Runs `search` (built for encoder_hidden's shape) to the end: ids [B, T] int64 CPU as above.
+at::Tensor run_search(Search& search, const at::Tensor& encoder_hidden, BeamTrace* trace = nullptr);
+
 // The logits processors alone, exposed for tests: `scores` [rows, vocab] float32 CPU is updated for
-// the decoder prefixes `ids` [rows, cur_len] int64 CPU.
+// the decoder prefixes `ids` [rows, cur_len] int64 (LogitsProcessor, on the scores' device).
 void process_logits(const at::Tensor& ids, at::Tensor& scores, const GenerationConfig& config, int max_length);
 
 }  // namespace vlm::florence2
