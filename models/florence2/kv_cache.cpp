@@ -2,10 +2,12 @@
 
 namespace vlm::florence2 {
 
-void KvCache::reorder(const at::Tensor& rows) {
+void KvCache::reorder(const at::Tensor& rows, std::int64_t positions) {
   for (auto& layer : layers) {
-    layer.self_key.copy_(layer.self_key.index_select(0, rows));
-    layer.self_value.copy_(layer.self_value.index_select(0, rows));
+    for (at::Tensor* buffer : {&layer.self_key, &layer.self_value}) {
+      at::Tensor written = positions < 0 ? *buffer : buffer->narrow(2, 0, positions);
+      written.copy_(written.index_select(0, rows));
+    }
   }
 }
 

@@ -22,8 +22,9 @@ struct KvCache {
   std::int64_t length = 0;  // positions written by BartDecoder::forward (the host-indexed path)
 
   // Beam search: row i of the next step continues row `rows[i]` (int64, on the cache's device) of this
-  // one. Whole buffers move, so the call has the same shapes at every step.
-  void reorder(const at::Tensor& rows);
+  // one, for the first `positions` positions; all of them when `positions` is negative, which gives the
+  // call the same shapes at every step (a captured step) at the cost of moving the whole buffers.
+  void reorder(const at::Tensor& rows, std::int64_t positions = -1);
 };
 
 }  // namespace vlm::florence2

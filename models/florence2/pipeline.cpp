@@ -18,6 +18,7 @@ Pipeline::Pipeline(const std::filesystem::path& dir, const PipelineOptions& opti
   vision_ = std::make_unique<VisionEncoder>(config_.vision, weights_->weights, options.attention);
   encoder_ = std::make_unique<BartEncoder>(config_.text, weights_->weights, options.attention);
   decoder_ = std::make_unique<BartDecoder>(config_.text, weights_->weights, options.attention);
+  generator_ = std::make_unique<Generator>(*decoder_);
 }
 
 at::Tensor Pipeline::vision_features(const at::Tensor& pixel_values) const {
@@ -59,7 +60,7 @@ at::Tensor Pipeline::generate(const at::Tensor& encoder_hidden, const Generation
   // The last token is generated from position max_position_embeddings - 1 and never fed back, so
   // one more than the positions fit, as in transformers.
   const int limit = config_.text.max_position_embeddings + 1;
-  return florence2::generate(*decoder_, encoder_hidden, generation, std::min(max_length, limit), trace);
+  return generator_->generate(encoder_hidden, generation, std::min(max_length, limit), trace);
 }
 
 }  // namespace vlm::florence2

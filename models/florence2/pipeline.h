@@ -49,6 +49,8 @@ class Pipeline {
   at::Tensor first_step_logits(const at::Tensor& encoder_hidden) const;
   at::Tensor generate(const at::Tensor& encoder_hidden, const GenerationConfig& generation, int max_length,
                       BeamTrace* trace = nullptr) const;
+  // Whether the last generate() replayed its decode step as a CUDA graph.
+  bool last_generation_graphed() const { return generator_->last_graphed(); }
 
  private:
   Config config_;
@@ -59,6 +61,7 @@ class Pipeline {
   std::unique_ptr<VisionEncoder> vision_;
   std::unique_ptr<BartEncoder> encoder_;
   std::unique_ptr<BartDecoder> decoder_;
+  std::unique_ptr<Generator> generator_;  // keeps decode states across calls (hence not const)
 };
 
 }  // namespace vlm::florence2

@@ -146,6 +146,7 @@ class BeamSearch final : public Search {
     beam_indices_.fill_(-1);
     position_.zero_();
     active_.fill_(true);
+    steps_issued_ = 0;
   }
 
   void step() override {
@@ -202,7 +203,9 @@ class BeamSearch final : public Search {
     is_sent_finished_.copy_(at::where(active_, gather_beams(merged_finished, best), is_sent_finished_));
 
     // Caches follow the beams they continue.
-    cache_.reorder(running_beam_indices_.gather(2, index_at(position_, {b, k, 1})).reshape({-1}).to(at::kLong));
+    ++steps_issued_;
+    cache_.reorder(running_beam_indices_.gather(2, index_at(position_, {b, k, 1})).reshape({-1}).to(at::kLong),
+                   fixed_shapes_ ? -1 : steps_issued_);
 
     const at::Tensor best_length = (config_.early_stopping == EarlyStopping::kNever && length_penalty > 0.0)
                                        ? at::full({}, l - 1, cur_len.options())
@@ -250,6 +253,7 @@ class BeamSearch final : public Search {
   at::Tensor beam_indices_;
   at::Tensor position_;  // int64 scalar: the position the next step feeds (cur_len - 1)
   at::Tensor active_;    // bool scalar: the stopping rule has not fired
+  std::int64_t steps_issued_ = 0;  // eager steps since reset(): the cache positions written
 };
 
 }  // namespace

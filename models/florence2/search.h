@@ -1,5 +1,6 @@
 #pragma once
 
+#include <compare>
 #include <memory>
 
 #include <ATen/ATen.h>
@@ -28,8 +29,12 @@ class Search {
   virtual ~Search() = default;
   // Starts a generation for `encoder_hidden` [batch, S, D] (the shape this state was built for).
   virtual void reset(const at::Tensor& encoder_hidden) = 0;
-  // One decoding step; capturable in a CUDA graph (same shapes, no host synchronisation).
+  // One decoding step; capturable in a CUDA graph (same shapes, no host synchronisation) once
+  // set_fixed_shapes(true) was called.
   virtual void step() = 0;
+  // From now on every step has the same shapes (a graph replays it); before, a step run eagerly may
+  // size its work by the steps the host issued (beam search moves only the cache positions written).
+  void set_fixed_shapes(bool fixed) { fixed_shapes_ = fixed; }
   // Bool scalar tensor: false once every sequence is done (further steps change nothing).
   virtual at::Tensor running() const = 0;
   // The finished ids [batch, T] int64 CPU, start token first, as transformers returns them.
@@ -41,6 +46,7 @@ class Search {
  protected:
   explicit Search(const DecodeShape& shape) : shape_(shape) {}
   DecodeShape shape_;
+  bool fixed_shapes_ = false;
 };
 
 // Greedy search (num_beams 1) or transformers' vectorized beam search, for `shape`.
