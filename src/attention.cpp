@@ -223,8 +223,8 @@ AttentionChoice check_attention_backend(AttentionBackend requested, const c10::D
   request.dtype = dtype;
   request.head_dim = head_dim;
   request.scale = head_dim > 0 ? 1.0 / std::sqrt(static_cast<double>(head_dim)) : 1.0;
-  return choose_attention_backend(request, requested == AttentionBackend::kAuto ? default_attention_backend() : requested,
-                                  kFlashBuilt);
+  return choose_attention_backend(
+      request, requested == AttentionBackend::kAuto ? default_attention_backend() : requested, kFlashBuilt);
 }
 
 AttentionChoice choose_attention_backend(const at::Tensor& q, const at::Tensor& /*k*/,

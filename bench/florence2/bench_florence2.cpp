@@ -180,8 +180,8 @@ std::int64_t generated_tokens(const std::vector<std::vector<std::int64_t>>& rows
 int run(const Args& args) {
   at::NoGradGuard no_grad;
   const c10::Device device = vlm::parse_device(args.device);
-  const Pipeline pipeline(args.model, PipelineOptions{device, parse_dtype(args.dtype),
-                                                      vlm::parse_attention_backend(args.attention)});
+  const Pipeline pipeline(
+      args.model, PipelineOptions{device, parse_dtype(args.dtype), vlm::parse_attention_backend(args.attention)});
   std::vector<vlm::Image> images;
   for (int i = 0; i < args.batch; ++i) images.push_back(vlm::load_image(args.images[i % args.images.size()]));
   const at::Tensor pixel_values = pipeline.image_processor()(images).to(device);
@@ -230,8 +230,8 @@ int run(const Args& args) {
       throw Error(ErrorCode::kInvalidArgument, "--cache-length " + std::to_string(args.cache_length) +
                                                    " plus the timed steps exceeds the decoder's positions");
     }
-    DecodeState state(pipeline.decoder(), generation, DecodeShape{args.batch, args.num_beams, encoded.size(1), positions},
-                      encoded.options());
+    DecodeState state(pipeline.decoder(), generation,
+                      DecodeShape{args.batch, args.num_beams, encoded.size(1), positions}, encoded.options());
     state.start(encoded);
     for (int i = 0; i < args.cache_length; ++i) state.step();
     times = time_calls(device, args.warmup, args.repeats, [&] { state.step(); });

@@ -74,7 +74,7 @@ class BartDecoder {
  private:
   // Where the self-attention keys of a call go and which cached keys its queries see.
   struct SelfWindow {
-    std::int64_t past = 0;   // host-indexed: positions past..past+T-1, causal
+    std::int64_t past = 0;  // host-indexed: positions past..past+T-1, causal
     std::int64_t steps = 0;
     at::Tensor position;     // device-indexed (one token): [1] int64 index into the cache
     at::Tensor key_lengths;  // [rows] int64: position + 1

@@ -19,8 +19,7 @@ inline at::Tensor merge_heads(const at::Tensor& x) {
   return x.transpose(1, 2).reshape({x.size(0), x.size(2), x.size(1) * x.size(3)});
 }
 
-inline AttentionOptions bart_attention_options(std::int64_t d_model, int heads, bool causal,
-                                               AttentionBackend backend) {
+inline AttentionOptions bart_attention_options(std::int64_t d_model, int heads, bool causal, AttentionBackend backend) {
   AttentionOptions options;
   options.backend = backend;
   options.scale = 1.0 / std::sqrt(static_cast<double>(d_model / heads));

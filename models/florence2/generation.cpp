@@ -23,7 +23,9 @@ void log_capture_failure_once(const std::string& reason) {
   static std::mutex mutex;
   static std::set<std::string> seen;
   const std::lock_guard lock(mutex);
-  if (seen.insert(reason).second) log::warn("florence2: decode step runs eagerly, CUDA graph capture failed: {}", reason);
+  if (seen.insert(reason).second) {
+    log::warn("florence2: decode step runs eagerly, CUDA graph capture failed: {}", reason);
+  }
 }
 
 }  // namespace

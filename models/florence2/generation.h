@@ -68,7 +68,7 @@ class Generator {
 
  private:
   const BartDecoder& decoder_;
-  mutable std::mutex mutex_;  // one generation at a time uses the kept states
+  mutable std::mutex mutex_;                        // one generation at a time uses the kept states
   std::list<std::unique_ptr<DecodeState>> states_;  // most recently used first
   bool last_graphed_ = false;
 };

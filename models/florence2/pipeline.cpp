@@ -5,6 +5,7 @@
 #include "generation.h"
 #include "image_projector.h"
 #include "vlm/error.h"
+#include "vlm/logging.h"
 
 namespace vlm::florence2 {
 
@@ -14,10 +15,14 @@ Pipeline::Pipeline(const std::filesystem::path& dir, const PipelineOptions& opti
   const int heads = config_.text.decoder_attention_heads;
   attention_ = check_attention_backend(options.attention, options.device, options.dtype,
                                        heads > 0 ? config_.text.d_model / heads : 0);
+  if (!attention_.fallback_reason.empty()) {
+    log::info("florence2: attention {} ({})", attention_backend_name(attention_.backend), attention_.fallback_reason);
+  }
   weights_ = std::make_unique<LoadedWeights>(load_weights(dir, config_, options.dtype, options.device));
-  vision_ = std::make_unique<VisionEncoder>(config_.vision, weights_->weights, options.attention);
-  encoder_ = std::make_unique<BartEncoder>(config_.text, weights_->weights, options.attention);
-  decoder_ = std::make_unique<BartDecoder>(config_.text, weights_->weights, options.attention);
+  // The resolved backend, not kAuto: the process-wide default is not consulted per call.
+  vision_ = std::make_unique<VisionEncoder>(config_.vision, weights_->weights, attention_.backend);
+  encoder_ = std::make_unique<BartEncoder>(config_.text, weights_->weights, attention_.backend);
+  decoder_ = std::make_unique<BartDecoder>(config_.text, weights_->weights, attention_.backend);
   generator_ = std::make_unique<Generator>(*decoder_);
 }
 

@@ -78,9 +78,7 @@ class GreedySearch final : public Search {
 
   at::Tensor running() const override { return unfinished_.any(); }
 
-  at::Tensor result() const override {
-    return ids_.narrow(1, 0, length_.item<std::int64_t>()).to(at::kCPU).clone();
-  }
+  at::Tensor result() const override { return ids_.narrow(1, 0, length_.item<std::int64_t>()).to(at::kCPU).clone(); }
 
   at::Tensor prefixes(int cur_len) const override { return ids_.narrow(1, 0, cur_len).to(at::kCPU).clone(); }
 
@@ -116,7 +114,8 @@ class BeamSearch final : public Search {
     const auto k = shape.beams;
     const auto l = shape.max_length;
     cache_ = decoder.start(at::zeros({b, shape.encoder_length, decoder.config().d_model}, options), k, l);
-    top_beam_mask_ = at::cat({at::ones({k}, options.dtype(at::kBool)), at::zeros({keep_ - k}, options.dtype(at::kBool))});
+    top_beam_mask_ =
+        at::cat({at::ones({k}, options.dtype(at::kBool)), at::zeros({keep_ - k}, options.dtype(at::kBool))});
     batch_offset_ = at::arange(b, long_options).view({-1, 1}) * k;
     running_sequences_ = at::empty({b, k, l}, long_options);
     sequences_ = at::empty_like(running_sequences_);
@@ -231,7 +230,10 @@ class BeamSearch final : public Search {
   }
 
   at::Tensor prefixes(int cur_len) const override {
-    return running_sequences_.narrow(2, 0, cur_len).reshape({shape_.batch * shape_.beams, cur_len}).to(at::kCPU).clone();
+    return running_sequences_.narrow(2, 0, cur_len)
+        .reshape({shape_.batch * shape_.beams, cur_len})
+        .to(at::kCPU)
+        .clone();
   }
 
  private:
@@ -241,8 +243,8 @@ class BeamSearch final : public Search {
   at::Tensor eos_;
   std::int64_t keep_;
   KvCache cache_;
-  at::Tensor top_beam_mask_;  // [keep] bool: the first `beams` candidates
-  at::Tensor batch_offset_;   // [batch, 1] int64
+  at::Tensor top_beam_mask_;      // [keep] bool: the first `beams` candidates
+  at::Tensor batch_offset_;       // [batch, 1] int64
   at::Tensor running_sequences_;  // [batch, beams, max_length] int64
   at::Tensor sequences_;
   at::Tensor running_scores_;  // [batch, beams] float32
@@ -251,15 +253,15 @@ class BeamSearch final : public Search {
   at::Tensor heuristic_unsatisfied_;  // [batch, 1] bool
   at::Tensor running_beam_indices_;   // [batch, beams, max_length - 1] int32
   at::Tensor beam_indices_;
-  at::Tensor position_;  // int64 scalar: the position the next step feeds (cur_len - 1)
-  at::Tensor active_;    // bool scalar: the stopping rule has not fired
+  at::Tensor position_;            // int64 scalar: the position the next step feeds (cur_len - 1)
+  at::Tensor active_;              // bool scalar: the stopping rule has not fired
   std::int64_t steps_issued_ = 0;  // eager steps since reset(): the cache positions written
 };
 
 }  // namespace
 
-std::unique_ptr<Search> make_search(const BartDecoder& decoder, const GenerationConfig& config, const DecodeShape& shape,
-                                    const at::TensorOptions& options) {
+std::unique_ptr<Search> make_search(const BartDecoder& decoder, const GenerationConfig& config,
+                                    const DecodeShape& shape, const at::TensorOptions& options) {
   if (shape.beams > 1) return std::make_unique<BeamSearch>(decoder, config, shape, options);
   return std::make_unique<GreedySearch>(decoder, config, shape, options);
 }

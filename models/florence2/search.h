@@ -50,7 +50,7 @@ class Search {
 };
 
 // Greedy search (num_beams 1) or transformers' vectorized beam search, for `shape`.
-std::unique_ptr<Search> make_search(const BartDecoder& decoder, const GenerationConfig& config, const DecodeShape& shape,
-                                    const at::TensorOptions& options);
+std::unique_ptr<Search> make_search(const BartDecoder& decoder, const GenerationConfig& config,
+                                    const DecodeShape& shape, const at::TensorOptions& options);
 
 }  // namespace vlm::florence2

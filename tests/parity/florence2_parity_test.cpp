@@ -359,7 +359,8 @@ TEST(Florence2Parity, LoadingErrorsNameTheTensor) {
 // give the same logits.
 TEST(Florence2Parity, AttentionBackendIsCheckedAtLoad) {
   try {
-    const Pipeline pipeline(data_dir() / "tiny_native", PipelineOptions{at::kCPU, at::kFloat, vlm::AttentionBackend::kFlash});
+    const Pipeline pipeline(data_dir() / "tiny_native",
+                            PipelineOptions{at::kCPU, at::kFloat, vlm::AttentionBackend::kFlash});
     ADD_FAILURE() << "flash on the CPU loaded";
   } catch (const vlm::Error& e) {
     EXPECT_EQ(e.code(), vlm::ErrorCode::kUnavailable) << e.what();
