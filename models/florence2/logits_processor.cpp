@@ -21,12 +21,15 @@ LogitsProcessor::LogitsProcessor(const GenerationConfig& config, int max_length,
       min_new_tokens_(config.min_new_tokens),
       max_length_(max_length),
       vocab_(vocab),
-      eos_columns_(at::zeros({vocab}, options.dtype(at::kBool))) {
-  for (const int eos : config.eos_token_ids) {
-    if (eos >= 0 && eos < vocab) eos_columns_[eos].fill_(true);
+      has_forced_bos_(config.forced_bos_token_id.has_value()),
+      has_forced_eos_(config.forced_eos_token_id.has_value()) {
+  std::vector<std::int64_t> eos;
+  for (const int id : config.eos_token_ids) {
+    if (id >= 0 && id < vocab) eos.push_back(id);
   }
-  if (config.forced_bos_token_id) forced_bos_ = forced_row(vocab, *config.forced_bos_token_id, options);
-  if (config.forced_eos_token_id) forced_eos_ = forced_row(vocab, *config.forced_eos_token_id, options);
+  eos_ids_ = at::tensor(eos, at::kLong).to(options.device()).unsqueeze(0);
+  if (has_forced_bos_) forced_bos_ = forced_row(vocab, *config.forced_bos_token_id, options);
+  if (has_forced_eos_) forced_eos_ = forced_row(vocab, *config.forced_eos_token_id, options);
 }
 
 // Every n-gram start s with s + n <= cur_len whose first n - 1 tokens equal the last n - 1 of the
@@ -43,17 +46,35 @@ void LogitsProcessor::ban_repeated_ngrams(const at::Tensor& ids, const at::Tenso
   const at::Tensor banned_tokens = windows.select(2, n - 1);
   const at::Tensor match = (windows.narrow(2, 0, n - 1) == prefix.unsqueeze(1)).all(2) & (starts + n <= cur_len) &
                            (banned_tokens >= 0) & (banned_tokens < vocab_);
-  at::Tensor counts = at::zeros(scores.sizes(), scores.options().dtype(at::kInt));
-  counts.scatter_add_(1, banned_tokens.clamp(0, vocab_ - 1), match.to(at::kInt));
-  scores.masked_fill_(counts > 0, -kInf);
+  // A token may end several n-grams, matching or not: the minimum with -inf (banned) or +inf (kept)
+  // gives the same answer in any order, so the scatter touches only the candidates, not the vocabulary.
+  scores.scatter_reduce_(1, banned_tokens.clamp(0, vocab_ - 1), at::where(match, -kInf, kInf), "amin",
+                         /*include_self=*/true);
 }
 
 void LogitsProcessor::apply(const at::Tensor& ids, const at::Tensor& cur_len, at::Tensor& scores) const {
   ban_repeated_ngrams(ids, cur_len, scores);
+  const auto rows = scores.size(0);
   // MinNewTokensLengthLogitsProcessor; the decoder prompt is the start token alone.
-  if (min_new_tokens_ > 0) scores.masked_fill_(eos_columns_ & (cur_len - 1 < min_new_tokens_), -kInf);
-  if (forced_bos_.defined()) scores.copy_(at::where(cur_len == 1, forced_bos_, scores));
-  if (forced_eos_.defined()) scores.copy_(at::where(cur_len == max_length_ - 1, forced_eos_, scores));
+  if (min_new_tokens_ > 0 && eos_ids_.numel() > 0) {
+    const at::Tensor ban = at::where(cur_len - 1 < min_new_tokens_, -kInf, kInf).to(at::kFloat);
+    const at::Tensor columns = eos_ids_.expand({rows, eos_ids_.size(1)});
+    scores.scatter_reduce_(1, columns, ban.expand(columns.sizes()), "amin", /*include_self=*/true);
+  }
+  // Forced EOS comes after forced BOS in transformers' list, so it wins where both apply.
+  if (!has_forced_bos_ && !has_forced_eos_) return;
+  at::Tensor forced;
+  at::Tensor row;
+  if (has_forced_bos_) {
+    forced = cur_len == 1;
+    row = forced_bos_;
+  }
+  if (has_forced_eos_) {
+    const at::Tensor last = cur_len == max_length_ - 1;
+    row = has_forced_bos_ ? at::where(last, forced_eos_, row) : forced_eos_;
+    forced = has_forced_bos_ ? (forced | last) : last;
+  }
+  at::where_out(scores, forced, row, scores);
 }
 
 }  // namespace vlm::florence2

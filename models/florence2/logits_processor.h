@@ -1,5 +1,7 @@
 #pragma once
 
+#include <vector>
+
 #include <ATen/ATen.h>
 
 #include "config.h"
@@ -25,8 +27,10 @@ class LogitsProcessor {
   int min_new_tokens_;
   int max_length_;
   std::int64_t vocab_;
-  at::Tensor eos_columns_;  // [vocab] bool
-  at::Tensor forced_bos_;   // [vocab] float32: 0 at the forced token, -inf elsewhere; undefined: none
+  bool has_forced_bos_;
+  bool has_forced_eos_;
+  at::Tensor eos_ids_;     // [1, eos ids within the vocabulary] int64
+  at::Tensor forced_bos_;  // [vocab] float32: 0 at the forced token, -inf elsewhere
   at::Tensor forced_eos_;
 };
 
