@@ -5,7 +5,7 @@
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAStream.h>
 
-#include "../../src/ops/nms_kernels.h"
+#include "../nms_kernels.h"
 
 namespace vlm::ops {
 namespace {
