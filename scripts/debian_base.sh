@@ -5,7 +5,7 @@
 # buildah's local storage. CI builds the images from it; elsewhere the registry's debian:12-slim does.
 #   scripts/debian_base.sh [TAG]          default TAG: localhost/debian:12-slim
 # The root filesystem is cached as a tarball under ~/.cache/vlmserve/debian-base, keyed by this
-# script and the mirror, so later runs only import it (seconds), or do nothing when the image is there.
+# script, the mirror and the local CAs, so later runs only import it (seconds), or do nothing when the image is there.
 # Needs root (debootstrap, buildah).
 set -euo pipefail
 
@@ -19,7 +19,11 @@ done
 mirror="${VLM_DEBIAN_MIRROR:-$(apt-get indextargets --format '$(REPO_URI)' 2>/dev/null | grep -v -- '-security' | head -n1)}"
 security="${VLM_DEBIAN_SECURITY_MIRROR:-$(apt-get indextargets --format '$(REPO_URI)' 2>/dev/null | grep -- '-security' | head -n1)}"
 [[ -n "$mirror" && -n "$security" ]] || fail "no Debian archive mirror configured for apt; set VLM_DEBIAN_MIRROR and VLM_DEBIAN_SECURITY_MIRROR"
-key="$( (cat "${BASH_SOURCE[0]}"; echo "$mirror $security") | sha256sum | cut -c1-16)"
+# The machine's own added CAs (a TLS-inspecting proxy's, say) go into the base, so that builds from it
+# reach the package indexes as this machine does; the ca-certificates package adds them to its bundle.
+local_cas=(/usr/local/share/ca-certificates/*.crt)
+[[ -e "${local_cas[0]}" ]] || local_cas=()
+key="$( (cat "${BASH_SOURCE[0]}" "${local_cas[@]}"; echo "$mirror $security") | sha256sum | cut -c1-16)"
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/vlmserve/debian-base"
 tarball="$cache/bookworm-$key.tar"
 
@@ -48,6 +52,8 @@ CFG
   find "$rootfs/usr/share/doc" -mindepth 1 -type d -empty -delete
   rm -rf "$rootfs"/usr/share/{man,info,locale,lintian}/* "$rootfs"/var/lib/apt/lists/* \
          "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/log/*.log
+  mkdir -p "$rootfs/usr/local/share/ca-certificates"
+  if [[ ${#local_cas[@]} -gt 0 ]]; then cp "${local_cas[@]}" "$rootfs/usr/local/share/ca-certificates/"; fi
   rm -f "$rootfs/etc/apt/sources.list"
   cat > "$rootfs/etc/apt/sources.list.d/debian.sources" <<SRC
 Types: deb
@@ -64,6 +70,7 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
   tar --numeric-owner --xattrs -C "$rootfs" -cf "$tarball.partial" .
   mv "$tarball.partial" "$tarball"
+  find "$cache" -maxdepth 1 -name 'bookworm-*.tar' ! -name "$(basename "$tarball")" -delete
   rm -rf "$rootfs"
   trap - EXIT
 fi
