@@ -67,6 +67,9 @@ PY
 pip_install_pins() {  # pip_install_pins REQUIREMENTS_FILE WHAT
   pins_installed "$1" && return
   did_work=1
+  # pip in a venv trusts only its own copy of the public CAs; the system's bundle also holds the CAs
+  # this machine adds (a TLS-inspecting proxy's, say), which apt and everything else already trust.
+  if [[ -z "${PIP_CERT:-}" && -f /etc/ssl/certs/ca-certificates.crt ]]; then export PIP_CERT=/etc/ssl/certs/ca-certificates.crt; fi
   echo "setup.sh: installing $2 into $venv"
   "$venv/bin/python" -m pip install -q --upgrade pip || fail "pip upgrade failed: is the Python package index reachable?"
   # --no-deps because the pinned yolov5 declares an old huggingface-hub that the pinned transformers
