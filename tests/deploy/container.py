@@ -74,15 +74,27 @@ def build(target, tag):
 
 
 def image_size(tag):
-    """Bytes the image's layers take unpacked, as `buildah images` counts them."""
-    listed = json.loads(run(["buildah", "images", "--json", f"localhost/{tag}"], check=True).stdout)
-    return int(listed[0]["size"])
+    """Bytes the image's layers take unpacked (the size `docker images` reports)."""
+    return sum(size for size, _ in layer_list(tag))
 
 
 def layer_list(tag):
-    """One line per history entry: the step that made it (docker format history carries no sizes)."""
+    """[(unpacked bytes, step that made it)] for each layer, base first: sizes from buildah's storage
+    (docker format history carries none), steps from the image's history."""
+    store = json.loads(run(["buildah", "info"], check=True).stdout)["store"]
+    driver = Path(store["GraphRoot"])
+    images = json.loads((driver / f"{store['GraphDriverName']}-images" / "images.json").read_text())
+    layers = {layer["id"]: layer for layer in
+              json.loads((driver / f"{store['GraphDriverName']}-layers" / "layers.json").read_text())}
+    top = next(image["layer"] for image in images if f"localhost/{tag}" in (image.get("names") or []))
+    sizes = []
+    while top:
+        sizes.append(layers[top].get("diff-size", 0))
+        top = layers[top].get("parent")
     config = json.loads(run(["buildah", "inspect", "--type", "image", f"localhost/{tag}"], check=True).stdout)
-    return [h.get("created_by", "") for h in config["Docker"].get("history", [])]
+    steps = [h.get("created_by", "") for h in config["Docker"].get("history", []) if not h.get("empty_layer")]
+    steps = ["(base image)"] * (len(sizes) - len(steps)) + steps
+    return list(zip(reversed(sizes), steps))
 
 
 class Container:

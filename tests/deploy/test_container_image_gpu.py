@@ -45,9 +45,9 @@ class GpuImage(unittest.TestCase):
     def test_size_and_layers(self):
         size = image_size(self.tag)
         layers = layer_list(self.tag)
-        print(f"{self.tag}: {size / 1e6:.0f} MB in {len(layers)} history entries")
-        for step in layers:
-            print(f"  {step[:150]}")
+        print(f"{self.tag}: {size / 1e6:.0f} MB in {len(layers)} layers")
+        for layer_size, step in layers:
+            print(f"  {layer_size / 1e6:8.1f} MB  {step[:140]}")
         self.assertLess(size, SIZE_LIMIT)
 
     def test_libraries_resolve_inside_the_image(self):
