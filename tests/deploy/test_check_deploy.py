@@ -46,8 +46,9 @@ CASES = {
     "a script that does not exist": (
         lambda r: (r / "scripts/stage_runtime.sh").unlink(), "[build-gpu] scripts/stage_runtime.sh exists"),
     "a script CI never runs": (
-        lambda r: replace(r / "tests/deploy/CMakeLists.txt", "test_release_bundle.py", "nothing.py"),
-        "[build-cpu] scripts/stage_runtime.sh is run by CI too"),
+        lambda r: (shutil.copy(r / "scripts/build.sh", r / "scripts/build_image.sh"),
+                   replace(r / "docker/Dockerfile", "bash scripts/build.sh image-cpu", "bash scripts/build_image.sh image-cpu")),
+        "[build-cpu] scripts/build_image.sh is run by CI too"),
     "a root runtime": (lambda r: replace(r / "docker/Dockerfile", "USER 10001:10001\nWORKDIR /var/lib/vlmserve\nVOLUME", "USER root\nWORKDIR /var/lib/vlmserve\nVOLUME"),
                        "[cpu] runs as a non-root user"),
     "a wrong entrypoint": (lambda r: replace(r / "docker/Dockerfile", 'ENTRYPOINT ["vlmserve"]', 'ENTRYPOINT ["/bin/sh"]'),
