@@ -44,24 +44,30 @@ patchelf --set-rpath '$ORIGIN/../lib' "$stage/opt/vlmserve/bin/vlmserve"
 
 # From the base image, or the driver: never bundled.
 skip='^(linux-vdso|ld-linux|libc\.so|libm\.so|libdl\.so|librt\.so|libpthread\.so|libresolv\.so|libutil\.so|libcuda\.so|libnvidia-)'
-missing=0
-while read -r name arrow path _; do
-  [[ "$arrow" == "=>" ]] || continue
-  if [[ "$path" == "not" ]]; then echo "stage_runtime.sh: $name not found by the loader" >&2; missing=1; continue; fi
-  [[ "$name" =~ $skip ]] && continue
-  put "$path"
-done < <(ldd "$binary")
-[[ $missing == 0 ]] || exit 1
+put_closure() {  # put_closure FILE: every library the loader resolves for FILE, FILE itself if it is one
+  local name arrow path rest
+  while read -r name arrow path rest; do
+    [[ "$arrow" == "=>" ]] || continue
+    [[ "$name" =~ $skip ]] && continue
+    if [[ "$path" == "not" ]]; then echo "stage_runtime.sh: $name (needed by $1) not found by the loader" >&2; return 1; fi
+    put "$path"
+  done < <(ldd "$1")
+}
+put_closure "$binary"
 
 # libtorch_cuda and cuDNN open these with dlopen, which ldd cannot see: cuDNN's engine sub-libraries,
-# NVRTC and its builtins and nvJitLink (kernels compiled at run time), torch's CUDA linear algebra.
-# Left out: torch's Python-only libraries and NVSHMEM's multi-node bootstrap and transport plugins.
+# NVRTC and its builtins and nvJitLink (kernels compiled at run time), torch's CUDA linear algebra
+# (with cuSOLVER, which only it links). Left out: torch's Python-only libraries and NVSHMEM's
+# multi-node bootstrap and transport plugins.
 dlopened='^(libcudnn_[a-z_]+\.so\.[0-9]+|libnvrtc(-builtins)?\.so\.[0-9.]+|libnvJitLink\.so\.[0-9]+|libtorch_cuda_linalg\.so|libcaffe2_nvrtc\.so)$'
 torch_lib="$(ldd "$binary" | awk '/libtorch_cuda\.so/ {print $3}' | xargs -r dirname)"
 if [[ -n "$torch_lib" ]]; then
   site_packages="$(cd "$torch_lib/../.." && pwd)"
   for lib in "$torch_lib"/*.so* "$site_packages"/nvidia/*/lib/*.so*; do
-    if [[ -e "$lib" && "$(basename "$lib")" =~ $dlopened ]]; then put "$lib"; fi
+    if [[ -e "$lib" && "$(basename "$lib")" =~ $dlopened ]]; then
+      put "$lib"
+      put_closure "$lib"
+    fi
   done
 fi
 echo "staged $(du -sh "$stage" | cut -f1) in $stage ($(ls "$stage/opt/vlmserve/lib" | wc -l) libraries)"
