@@ -107,12 +107,15 @@ system_nvcc() {
 # CUDA build). Without a system toolkit, the compiler wheels (nvcc, its headers, NVVM, CCCL) join the
 # CUDA libraries the torch wheel already brings under nvidia/cu13; CMake takes that folder as the
 # toolkit (cmake/VlmDependencies.cmake). The wheels ship only versioned libraries (libcudart.so.13);
-# the unversioned names the linker and CMake's FindCUDAToolkit look for are added beside them.
+# the unversioned names the linker and CMake's FindCUDAToolkit look for are added beside them, and
+# lib64, where nvcc itself looks for its runtime (libcudart_static.a, libcudadevrt.a).
 setup_cuda_toolchain() {
   [[ -z "$(system_nvcc)" ]] || return 0
   pip_install_pins "$toolchain_lock" "the CUDA 13 compiler toolchain (no system CUDA toolkit found)"
-  local lib
-  for lib in "$(site_packages)"/nvidia/cu13/lib/lib*.so.*; do
+  local toolkit lib
+  toolkit="$(site_packages)/nvidia/cu13"
+  [[ -e "$toolkit/lib64" ]] || ln -s lib "$toolkit/lib64"
+  for lib in "$toolkit"/lib/lib*.so.*; do
     local unversioned="${lib%%.so.*}.so"
     [[ -e "$unversioned" ]] || ln -s "$(basename "$lib")" "$unversioned"
   done
