@@ -66,7 +66,7 @@ def build(target, tag):
                   "--pull-never", "--build-arg", f"DEBIAN_IMAGE={BASE_IMAGE}", "--target", target, "--tag", tag,
                   "--file", str(ROOT / "docker" / "Dockerfile"),
                   "--ignorefile", str(ROOT / "docker" / "Dockerfile.dockerignore"), str(ROOT)],
-                 stderr=subprocess.STDOUT)
+                 capture_output=False, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     took = time.monotonic() - started
     if result.returncode != 0:
         raise AssertionError(f"buildah bud --target {target} failed after {took:.0f} s:\n{result.stdout[-6000:]}")
