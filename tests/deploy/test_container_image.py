@@ -104,6 +104,11 @@ class CpuImage(unittest.TestCase):
         server = self.container.start(env)
         try:
             self.wait_healthy(server, env)
+            # /health answers while the model loads; /ready once it takes requests.
+            for _ in range(240):
+                if requests.get(f"http://127.0.0.1:{port}/ready", timeout=10).status_code == 200:
+                    break
+                time.sleep(0.5)
             status = Path(f"/proc/{server.pid}/status").read_text()
             uids = next(line.split()[1:] for line in status.splitlines() if line.startswith("Uid:"))
             self.assertEqual(uids, ["10001"] * 4)
