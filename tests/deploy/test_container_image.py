@@ -9,6 +9,7 @@ References: `vlmserve detect` of the CI build, the image's HEALTHCHECK command, 
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -34,6 +35,7 @@ MODELS = "/var/lib/vlmserve/models"
 SIZE_LIMIT = 1.2e9
 # The CUDA libraries libtorch_cpu.so itself links (the runtime, and CUPTI for its profiler).
 CUDA_LIBS_CPU_NEEDS = {"libcudart.so.13", "libcupti.so.13"}
+CUDA_LIBRARY = r"lib(cuda|cudart|cupti|cublas|cudnn|cufft|cufile|curand|cusolver|cusparse|nccl|nvrtc|nvJitLink|nvshmem|nvToolsExt|torch_cuda|c10_cuda)\b"
 
 
 def free_port():
@@ -129,7 +131,7 @@ class CpuImage(unittest.TestCase):
             # Paths as the reader sees them: the container's root shows under its mount point here.
             loaded = {Path(line.split()[-1]).name for line in maps.splitlines() if "/opt/vlmserve/lib/" in line}
             self.assertEqual(carried - loaded, set(), "libraries carried but never loaded")
-            cuda = {name for name in carried if name.startswith(("libcu", "libnv", "libtorch_cuda", "libc10_cuda"))}
+            cuda = {name for name in carried if re.match(CUDA_LIBRARY, name)}
             self.assertEqual(cuda, CUDA_LIBS_CPU_NEEDS)
 
             # The root filesystem is read-only; the volumes are the server's (the audit key it made).
