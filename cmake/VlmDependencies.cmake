@@ -57,7 +57,11 @@ if(VLM_CUDA_ENABLED)
   # CMake 3.25 does not know nvcc 13 accepts C++20.
   set(CMAKE_CUDA_STANDARD 17)
   enable_language(CUDA)
-  find_package(CUDAToolkit REQUIRED)
+  # libtorch's CMake package has already run its own copy of FindCUDAToolkit; running CMake 3.25's
+  # again over the wheels' toolkit fails on the CUDA::nvToolsExt target the first one made.
+  if(NOT TARGET CUDA::cudart)
+    find_package(CUDAToolkit REQUIRED)
+  endif()
   if(NOT CUDAToolkit_VERSION_MAJOR VERSION_EQUAL CUDA_VERSION_MAJOR AND DEFINED CUDA_VERSION_MAJOR)
     message(FATAL_ERROR "nvcc is CUDA ${CUDAToolkit_VERSION_MAJOR} but libtorch was built for CUDA ${CUDA_VERSION_MAJOR}")
   endif()
