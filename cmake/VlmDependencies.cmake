@@ -1,26 +1,38 @@
 # libtorch comes from the pinned PyPI torch wheel in .venv (scripts/setup.sh), the same build the GPU
-# machine runs, so our CUDA code and libtorch agree on the CUDA major version.
+# machine runs, so our CUDA code and libtorch agree on the CUDA major version. Its path is found
+# without importing torch: an image build installs the wheel without torch's Python dependencies.
+set(VLM_PYTHON "${CMAKE_CURRENT_SOURCE_DIR}/.venv/bin/python" CACHE FILEPATH "Python that holds the torch wheel")
+if(NOT EXISTS "${VLM_PYTHON}")
+  find_program(VLM_PYTHON_FALLBACK python3 REQUIRED)
+  set(VLM_PYTHON "${VLM_PYTHON_FALLBACK}")
+endif()
+execute_process(
+  COMMAND "${VLM_PYTHON}" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+  OUTPUT_VARIABLE VLM_SITE_PACKAGES OUTPUT_STRIP_TRAILING_WHITESPACE)
 if(NOT Torch_DIR)
-  set(VLM_PYTHON "${CMAKE_CURRENT_SOURCE_DIR}/.venv/bin/python" CACHE FILEPATH "Python that holds the torch wheel")
-  if(NOT EXISTS "${VLM_PYTHON}")
-    find_program(VLM_PYTHON_FALLBACK python3 REQUIRED)
-    set(VLM_PYTHON "${VLM_PYTHON_FALLBACK}")
+  if(NOT EXISTS "${VLM_SITE_PACKAGES}/torch/share/cmake/Torch/TorchConfig.cmake")
+    message(FATAL_ERROR "no torch wheel in ${VLM_SITE_PACKAGES} (from ${VLM_PYTHON}); run scripts/setup.sh first")
   endif()
-  execute_process(
-    COMMAND "${VLM_PYTHON}" -c "import torch; print(torch.utils.cmake_prefix_path)"
-    OUTPUT_VARIABLE VLM_TORCH_PREFIX OUTPUT_STRIP_TRAILING_WHITESPACE
-    RESULT_VARIABLE VLM_TORCH_FOUND)
-  if(NOT VLM_TORCH_FOUND EQUAL 0)
-    message(FATAL_ERROR "torch is not importable from ${VLM_PYTHON}; run scripts/setup.sh first")
-  endif()
-  list(APPEND CMAKE_PREFIX_PATH "${VLM_TORCH_PREFIX}")
+  list(APPEND CMAKE_PREFIX_PATH "${VLM_SITE_PACKAGES}/torch/share/cmake")
 endif()
 
-if(NOT CUDAToolkit_ROOT AND EXISTS /usr/local/cuda)
-  set(CUDAToolkit_ROOT /usr/local/cuda)
+# The CUDA toolkit: the system's at /usr/local/cuda, else the one scripts/setup.sh assembles from the
+# CUDA 13 compiler wheels beside the torch wheel's CUDA libraries. libtorch's CMake package needs one
+# even for a build without CUDA kernels.
+set(vlm_wheel_cuda "${VLM_SITE_PACKAGES}/nvidia/cu13")
+if(NOT CMAKE_CUDA_COMPILER AND NOT DEFINED ENV{CUDACXX})
+  if(EXISTS /usr/local/cuda/bin/nvcc)
+    set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)
+    set(vlm_cuda_root /usr/local/cuda)
+  elseif(EXISTS "${vlm_wheel_cuda}/bin/nvcc")
+    set(CMAKE_CUDA_COMPILER "${vlm_wheel_cuda}/bin/nvcc")
+    set(vlm_cuda_root "${vlm_wheel_cuda}")
+  endif()
 endif()
-if(NOT CMAKE_CUDA_COMPILER AND EXISTS /usr/local/cuda/bin/nvcc)
-  set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)
+if(NOT CUDAToolkit_ROOT AND vlm_cuda_root)
+  set(CUDAToolkit_ROOT "${vlm_cuda_root}")
+  # libtorch's CMake package still uses the old FindCUDA, which reads this.
+  set(CUDA_TOOLKIT_ROOT_DIR "${vlm_cuda_root}" CACHE PATH "CUDA toolkit for libtorch's CMake package")
 endif()
 # The architecture list must be known before torch's CUDA module runs, or it picks its own.
 set(TORCH_CUDA_ARCH_LIST "8.0+PTX")
@@ -45,10 +57,28 @@ if(VLM_CUDA_ENABLED)
   # CMake 3.25 does not know nvcc 13 accepts C++20.
   set(CMAKE_CUDA_STANDARD 17)
   enable_language(CUDA)
-  find_package(CUDAToolkit REQUIRED)
+  # libtorch's CMake package has already run its own copy of FindCUDAToolkit; running CMake 3.25's
+  # again over the wheels' toolkit fails on the CUDA::nvToolsExt target the first one made.
+  if(NOT TARGET CUDA::cudart)
+    find_package(CUDAToolkit REQUIRED)
+  endif()
   if(NOT CUDAToolkit_VERSION_MAJOR VERSION_EQUAL CUDA_VERSION_MAJOR AND DEFINED CUDA_VERSION_MAJOR)
     message(FATAL_ERROR "nvcc is CUDA ${CUDAToolkit_VERSION_MAJOR} but libtorch was built for CUDA ${CUDA_VERSION_MAJOR}")
   endif()
+endif()
+
+# VLM_WITH_CUDA=OFF builds a CPU-only binary: it links libtorch_cpu alone, not libtorch_cuda and the
+# CUDA libraries behind it (3.3 GB a CPU image would carry unused). libtorch_cpu.so itself still
+# needs libcudart and libcupti (its profiler), 10 MB together. With ON or AUTO the binary links all of
+# libtorch and runs on either device, CUDA kernels or not.
+if(VLM_WITH_CUDA STREQUAL "OFF")
+  add_library(vlm_torch_cpu INTERFACE)
+  target_link_libraries(vlm_torch_cpu INTERFACE torch_cpu_library)
+  target_include_directories(vlm_torch_cpu SYSTEM INTERFACE ${TORCH_INCLUDE_DIRS})
+  target_compile_options(vlm_torch_cpu INTERFACE ${TORCH_CXX_FLAGS})
+  set(VLM_TORCH_LIBRARIES vlm_torch_cpu)
+else()
+  set(VLM_TORCH_LIBRARIES ${TORCH_LIBRARIES})
 endif()
 
 find_package(OpenCV 4 REQUIRED COMPONENTS core imgproc imgcodecs)

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Stages what the vlmserve binary needs at run time under STAGE_DIR, laid out for the Docker runtime
 # stage to copy to / as is (no package installs there):
-#   opt/vlmserve/bin/vlmserve, opt/vlmserve/lib/*.so* (libtorch, the CUDA libraries its wheel brings,
-#   OpenCV, spdlog, ...), var/lib/vlmserve/{models,audit,keys}, etc/vlmserve/.
+#   opt/vlmserve/bin/vlmserve (RUNPATH $ORIGIN/../lib, nothing else), opt/vlmserve/lib/*.so*,
+#   var/lib/vlmserve/{models,audit,keys}, etc/vlmserve/.
+# The libraries are what the loader resolves for the binary (ldd) plus, for a binary that links
+# libtorch_cuda, the ones libtorch and cuDNN open with dlopen (listed below). A CPU-only binary
+# (VLM_WITH_CUDA=OFF) gets its ldd closure alone: no CUDA library but the two libtorch_cpu.so links.
 # Only the C library and the dynamic loader (from the runtime base image) and the NVIDIA driver
 # (injected by the container toolkit) are left out. tests/deploy runs this in CI and starts the staged
 # binary with an empty environment to prove the bundle is complete.
@@ -29,27 +32,42 @@ binary="$build_dir/cli/vlmserve"
 rm -rf "$stage"
 mkdir -p "$stage/opt/vlmserve/bin" "$stage/opt/vlmserve/lib" "$stage/var/lib/vlmserve/models" \
          "$stage/var/lib/vlmserve/audit" "$stage/var/lib/vlmserve/keys" "$stage/etc/vlmserve"
+# hf:// downloads verify TLS against the system's CA bundle (the image sets SSL_CERT_FILE to it).
+ca_bundle=/etc/ssl/certs/ca-certificates.crt
+[[ -f "$ca_bundle" ]] || { echo "stage_runtime.sh: no CA bundle at $ca_bundle; install ca-certificates" >&2; exit 1; }
+mkdir -p "$stage/etc/ssl/certs"
+cp -L "$ca_bundle" "$stage/etc/ssl/certs/ca-certificates.crt"
 cp "$binary" "$stage/opt/vlmserve/bin/vlmserve"
+# The build tree's RUNPATH names the build machine's folders and ends with an empty element, which
+# makes the loader search the working directory: the bundle's binary looks in its own lib folder only.
+patchelf --set-rpath '$ORIGIN/../lib' "$stage/opt/vlmserve/bin/vlmserve"
 
 # From the base image, or the driver: never bundled.
 skip='^(linux-vdso|ld-linux|libc\.so|libm\.so|libdl\.so|librt\.so|libpthread\.so|libresolv\.so|libutil\.so|libcuda\.so|libnvidia-)'
-missing=0
-while read -r name arrow path _; do
-  [[ "$arrow" == "=>" ]] || continue
-  if [[ "$path" == "not" ]]; then echo "stage_runtime.sh: $name not found by the loader" >&2; missing=1; continue; fi
-  [[ "$name" =~ $skip ]] && continue
-  put "$path"
-done < <(ldd "$binary")
-[[ $missing == 0 ]] || exit 1
+put_closure() {  # put_closure FILE: every library the loader resolves for FILE, FILE itself if it is one
+  local name arrow path rest
+  while read -r name arrow path rest; do
+    [[ "$arrow" == "=>" ]] || continue
+    [[ "$name" =~ $skip ]] && continue
+    if [[ "$path" == "not" ]]; then echo "stage_runtime.sh: $name (needed by $1) not found by the loader" >&2; return 1; fi
+    put "$path"
+  done < <(ldd "$1")
+}
+put_closure "$binary"
 
-# libtorch and cuDNN open some libraries with dlopen (cuDNN engine sub-libraries, NVRTC, nvJitLink),
-# which ldd cannot see: take every library of the torch wheel and of the nvidia-* wheels it uses.
-torch_lib="$(ldd "$binary" | awk '/libc10\.so/ {print $3}' | xargs -r dirname)"
+# libtorch_cuda and cuDNN open these with dlopen, which ldd cannot see: cuDNN's engine sub-libraries,
+# NVRTC and its builtins and nvJitLink (kernels compiled at run time), torch's CUDA linear algebra
+# (with cuSOLVER, which only it links). Left out: torch's Python-only libraries and NVSHMEM's
+# multi-node bootstrap and transport plugins.
+dlopened='^(libcudnn_[a-z_]+\.so\.[0-9]+|libnvrtc(-builtins)?\.so\.[0-9.]+|libnvJitLink\.so\.[0-9]+|libtorch_cuda_linalg\.so|libcaffe2_nvrtc\.so)$'
+torch_lib="$(ldd "$binary" | awk '/libtorch_cuda\.so/ {print $3}' | xargs -r dirname)"
 if [[ -n "$torch_lib" ]]; then
-  for lib in "$torch_lib"/*.so*; do put "$lib"; done
   site_packages="$(cd "$torch_lib/../.." && pwd)"
-  for lib in "$site_packages"/nvidia/*/lib/*.so*; do
-    if [[ -e "$lib" ]]; then put "$lib"; fi
+  for lib in "$torch_lib"/*.so* "$site_packages"/nvidia/*/lib/*.so*; do
+    if [[ -e "$lib" && "$(basename "$lib")" =~ $dlopened ]]; then
+      put "$lib"
+      put_closure "$lib"
+    fi
   done
 fi
 echo "staged $(du -sh "$stage" | cut -f1) in $stage ($(ls "$stage/opt/vlmserve/lib" | wc -l) libraries)"

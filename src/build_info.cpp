@@ -16,9 +16,11 @@ nlohmann::json build_info() {
 #ifdef VLM_WITH_CUDA
   cuda["compiled"] = true;
 #endif
-  cuda["devices"] = at::detail::getCUDAHooks().getNumGPUs();
-  if (at::detail::getCUDAHooks().versionCUDART() > 0) {
-    int v = at::detail::getCUDAHooks().versionCUDART();
+  const auto& hooks = at::detail::getCUDAHooks();
+  cuda["devices"] = hooks.getNumGPUs();
+  // A CPU-only build (VLM_WITH_CUDA=OFF) links no libtorch_cuda, and the default hooks throw here.
+  if (hooks.hasCUDART() && hooks.versionCUDART() > 0) {
+    const int v = hooks.versionCUDART();
     cuda["runtime"] = std::to_string(v / 1000) + "." + std::to_string((v % 1000) / 10);
   }
   return {{"version", VLM_VERSION},

@@ -27,13 +27,28 @@ def replace(path, old, new):
 
 CASES = {
     "a RUN step that is not a script": (
-        lambda r: replace(r / "docker/Dockerfile", "RUN bash scripts/build.sh cpu", "RUN apt-get install -y curl && bash scripts/build.sh cpu"),
-        "[build-cpu] RUN is a call to a repo script: apt-get install -y curl && bash scripts/build.sh cpu vlmserve"),
+        lambda r: replace(r / "docker/Dockerfile", "bash scripts/build.sh image-cpu", "apt-get install -y curl && bash scripts/build.sh image-cpu"),
+        "[build-cpu] RUN is a call to a repo script: apt-get install -y curl && bash scripts/build.sh image-cpu vlmserve"),
+    "an NVIDIA base image": (
+        lambda r: replace(r / "docker/Dockerfile", "FROM build-base AS build-gpu", "FROM nvidia/cuda:13.0.1-devel-ubuntu24.04 AS build-gpu"),
+        "[build-gpu] builds on the Debian base or an earlier stage"),
+    "a CMD that pins the port": (lambda r: replace(r / "docker/Dockerfile", 'CMD ["serve"]', 'CMD ["serve", "--port", "8080"]'),
+                                 "[cpu] CMD leaves host and port to the environment"),
+    "a runtime stage that installs packages": (
+        lambda r: replace(r / "docker/Dockerfile", "FROM ${DEBIAN_IMAGE} AS cpu\n", "FROM ${DEBIAN_IMAGE} AS cpu\nRUN [\"apt-get\", \"install\", \"-y\", \"curl\"]\n"),
+        '[cpu] RUN only adds the service user (uid 10001): ["apt-get", "install", "-y", "curl"]'),
+    "a compose image that is not the built tag": (
+        lambda r: replace(r / "docker/compose.yaml", "image: vlmserve:cpu", "image: vlmserve:latest"),
+        "compose[vlmserve-cpu]: image is the tag the README builds its target as"),
+    "a writable root filesystem in the pod": (
+        lambda r: replace(r / "deploy/k8s/deployment.yaml", "readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false"),
+        "k8s container audit-key: read-only root filesystem"),
     "a script that does not exist": (
         lambda r: (r / "scripts/stage_runtime.sh").unlink(), "[build-gpu] scripts/stage_runtime.sh exists"),
     "a script CI never runs": (
-        lambda r: replace(r / "tests/deploy/CMakeLists.txt", "test_release_bundle.py", "nothing.py"),
-        "[build-cpu] scripts/stage_runtime.sh is run by CI too"),
+        lambda r: (shutil.copy(r / "scripts/build.sh", r / "scripts/build_image.sh"),
+                   replace(r / "docker/Dockerfile", "bash scripts/build.sh image-cpu", "bash scripts/build_image.sh image-cpu")),
+        "[build-cpu] scripts/build_image.sh is run by CI too"),
     "a root runtime": (lambda r: replace(r / "docker/Dockerfile", "USER 10001:10001\nWORKDIR /var/lib/vlmserve\nVOLUME", "USER root\nWORKDIR /var/lib/vlmserve\nVOLUME"),
                        "[cpu] runs as a non-root user"),
     "a wrong entrypoint": (lambda r: replace(r / "docker/Dockerfile", 'ENTRYPOINT ["vlmserve"]', 'ENTRYPOINT ["/bin/sh"]'),

@@ -90,6 +90,14 @@ class ReleaseBundleTest(unittest.TestCase):
             if rest and not name.startswith(SYSTEM_LIBS):
                 self.assertTrue(rest.startswith(lib_dir), line)
 
+    def test_binary_searches_only_the_bundle(self):
+        # The build tree's RUNPATH ends with an empty element: the loader would search the working
+        # directory (the service user's writable /var/lib/vlmserve) for libraries.
+        dynamic = subprocess.run(["readelf", "-d", str(self.binary)], capture_output=True, text=True, check=True).stdout
+        paths = [line.split("[", 1)[1].rstrip("]") for line in dynamic.splitlines() if "(RUNPATH)" in line or "(RPATH)" in line]
+        self.assertEqual(paths, ["$ORIGIN/../lib"])
+        self.assertTrue((self.stage / "etc/ssl/certs/ca-certificates.crt").is_file(), "the CA bundle SSL_CERT_FILE names")
+
     def test_staged_binary_runs_with_an_empty_environment(self):
         version = subprocess.run([str(self.binary), "--version"], env=self.env, capture_output=True, text=True)
         self.assertEqual(version.returncode, 0, version.stderr)

@@ -14,7 +14,10 @@ Substitutions, the only changes made to what the README says:
     listen on the default port or configs/server.json's (both 8080);
   - absolute system folders (SYSTEM_FOLDERS) move under a scratch root, HOME is a scratch folder
     with ~/.local/bin on PATH (as Debian's ~/.profile puts it once it exists);
-  - REQUEST_OR_AUDIT_ID becomes the audit_id of the README's own /think request.
+  - REQUEST_OR_AUDIT_ID becomes the audit_id of the README's own /think request;
+  - `scripts/debian_base.sh` and `buildah` run in this tree, the image's build context (the scratch
+    checkout holds only scripts/ and configs/), after tests/deploy/test_container_image.py built the
+    same layers (the cpu_image fixture), so they need no network.
 Lines that cannot run here are skipped by the rules in SKIP, each printed with its reason.
 """
 
@@ -149,8 +152,9 @@ class ReadmeExamples(unittest.TestCase):
 
     def run_command(self, command):
         """None when the command did what the README says, else what went wrong."""
-        proc = subprocess.run(["bash", "-c", command], cwd=self.repo, env=self.env, capture_output=True,
-                              text=True, timeout=600)
+        in_tree = re.match(r"(scripts/debian_base\.sh|buildah)\b", command) is not None
+        proc = subprocess.run(["bash", "-c", command], cwd=ROOT if in_tree else self.repo, env=self.env,
+                              capture_output=True, text=True, timeout=600)
         shown = proc.stdout[-1500:] + proc.stderr[-1500:]
         if proc.returncode != 0:
             return f"exit {proc.returncode}:\n{shown}"
@@ -202,7 +206,8 @@ class ReadmeExamples(unittest.TestCase):
         # The extraction itself must have found the examples this test exists for.
         for kind in (r"^vlmserve detect", r"^vlmserve serve", r"\bcurl\b.*/detect", r"\bcurl\b.*/think",
                      r"^vlmserve think", r"^vlmserve audit verify", r"^vlmserve audit find", r"^scripts/run\.sh",
-                     r"^scripts/export_yolo\.sh", r"^cmake --install", r"--config configs/server\.json"):
+                     r"^scripts/export_yolo\.sh", r"^cmake --install", r"--config configs/server\.json",
+                     r"^scripts/debian_base\.sh", r"^buildah bud [^#]*--target cpu"):
             self.assertTrue(any(re.search(kind, c, re.M) for c in ran), f"no example matching {kind} was run")
         self.assertEqual(failures, [], "\n\n".join(f"{c}\n  -> {p}" for c, p in failures))
 
