@@ -36,6 +36,16 @@ std::string_view server_state_name(ServerState state) {
   return "failed";
 }
 
+ErrorCode state_error_code(ServerState state) {
+  switch (state) {
+    case ServerState::kLoading: return ErrorCode::kLoading;
+    case ServerState::kDraining: return ErrorCode::kDraining;
+    case ServerState::kReady:  // a ready server refuses nothing for its state; reaching here is a bug
+    case ServerState::kFailed: return ErrorCode::kServerFailed;
+  }
+  return ErrorCode::kServerFailed;
+}
+
 App::App(ServerConfig config) : config_(std::move(config)), admission_(config_.max_concurrent_requests) {
   validate(config_);
   routes_ = route_table();
@@ -80,7 +90,8 @@ HttpHooks App::hooks() {
   };
   hooks.library_error = [this](int status, const std::string& request_id) {
     const std::string id = request_id.empty() ? generate_request_id() : request_id;
-    HttpResponse response = error_response(status, library_error_code(status), library_error_message(status), id);
+    HttpResponse response = error_response(library_error_code(status), library_error_message(status), id);
+    response.status = status;  // the library's own status, whichever code names it
     response.headers.emplace_back("X-Request-Id", id);
     return response;
   };
@@ -89,45 +100,41 @@ HttpHooks App::hooks() {
     log::warn("refused a connection from {}: it has --max-connections-per-peer ({}) open", peer,
               config_.max_connections_per_peer);
     HttpResponse response =
-        error_response(503, "too_many_connections",
+        error_response(ErrorCode::kTooManyConnections,
                        "this address already has --max-connections-per-peer (" +
                            std::to_string(config_.max_connections_per_peer) + ") connections open; retry later",
                        id);
-    response.headers = {{"Retry-After", "1"}, {"X-Request-Id", id}};
+    response.headers.emplace_back("X-Request-Id", id);
     return response;
   };
   hooks.exception = [this](const HttpRequest& request, std::exception_ptr error) {
     try {
       std::rethrow_exception(error);
-    } catch (const ApiError& e) {
-      HttpResponse response = error_response(e.status(), e.code(), e.message(), request.request_id);
-      response.headers = e.headers();
-      return response;
     } catch (const Error& e) {
-      const int status = http_status(e.code());
-      if (status >= 500) log::error("request {}: {}: {}", request.request_id, error_code_name(e.code()), e.what());
+      if (error_code_info(e.code()).client_message) return error_response(e.code(), e.what(), request.request_id);
       // Internal failures keep their details in the log, not in the response.
-      const std::string message = status >= 500 ? "internal error; see the server log for request " + request.request_id
-                                                : std::string(e.what());
-      return error_response(status, std::string(error_code_name(e.code())), message, request.request_id);
+      log::error("request {}: {}: {}", request.request_id, error_code_name(e.code()), e.what());
+      return error_response(e.code(), "internal error; see the server log for request " + request.request_id,
+                            request.request_id);
     } catch (const std::exception& e) {
       log::error("request {}: unexpected exception: {}", request.request_id, log::sanitize(e.what()));
     } catch (...) {
       log::error("request {}: unexpected non-standard exception", request.request_id);
     }
-    return error_response(500, "internal_error", "internal error; see the server log for request " + request.request_id,
+    return error_response(ErrorCode::kInternal, "internal error; see the server log for request " + request.request_id,
                           request.request_id);
   };
   return hooks;
 }
 
-HttpResponse App::error_response(int status, const std::string& code, const std::string& message,
-                                 const std::string& request_id) const {
+HttpResponse App::error_response(ErrorCode code, const std::string& message, const std::string& request_id) const {
+  const ErrorCodeInfo& info = error_code_info(code);
   HttpResponse response;
-  response.status = status;
+  response.status = info.http_status;
   // Messages quote what the client sent (a task, a parameter value), which need not be UTF-8: the
   // strict default would throw here, inside the exception hook, and terminate the server.
   response.body = error_json(code, message, request_id).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  if (info.retry_after_s > 0) response.headers.emplace_back("Retry-After", std::to_string(info.retry_after_s));
   return response;
 }
 
@@ -181,13 +188,13 @@ std::optional<HttpResponse> App::before(HttpRequest& request) {
       if (r.path == request.path) allowed.push_back(r.method);
     }
     if (allowed.empty()) {
-      return error_response(404, "not_found", "no route " + log::sanitize(request.path.substr(0, 200)),
+      return error_response(ErrorCode::kNotFound, "no route " + log::sanitize(request.path.substr(0, 200)),
                             request.request_id);
     }
     std::string allow;
     for (const auto& method : allowed) allow += (allow.empty() ? "" : ", ") + method;
     HttpResponse response = error_response(
-        405, "method_not_allowed",
+        ErrorCode::kMethodNotAllowed,
         request.method.substr(0, 16) + " is not allowed on " + request.path + " (allowed: " + allow + ")",
         request.request_id);
     response.headers.emplace_back("Allow", allow);
@@ -198,13 +205,13 @@ std::optional<HttpResponse> App::before(HttpRequest& request) {
   const std::string encoding = lower(request.header("Content-Encoding"));
   if (!encoding.empty() && encoding != "identity") {
     return error_response(
-        415, "unsupported_media_type",
+        ErrorCode::kUnsupportedMediaType,
         "Content-Encoding '" + log::sanitize(encoding.substr(0, 32)) + "' is not accepted; send the body uncompressed",
         request.request_id);
   }
   const std::string transfer = lower(request.header("Transfer-Encoding"));
   if (!transfer.empty() && transfer != "chunked") {
-    return error_response(415, "unsupported_media_type",
+    return error_response(ErrorCode::kUnsupportedMediaType,
                           "Transfer-Encoding '" + log::sanitize(transfer.substr(0, 32)) +
                               "' is not accepted; use chunked or Content-Length",
                           request.request_id);
@@ -217,35 +224,31 @@ std::optional<HttpResponse> App::before(HttpRequest& request) {
   if (!length.empty() && length.size() <= 19 && std::all_of(length.begin(), length.end(), ::isdigit) &&
       std::stoull(length) > max_body) {
     return error_response(
-        413, "payload_too_large",
+        ErrorCode::kPayloadTooLarge,
         "request body of " + length + " bytes is over the limit of " + std::to_string(max_body) + " bytes",
         request.request_id);
   }
 
   if (route->access == Access::kApiKey && !config_.api_key.empty() && !authorized(request)) {
     HttpResponse response = error_response(
-        401, "unauthorized", "missing or wrong API key (send 'Authorization: Bearer <key>')", request.request_id);
+        ErrorCode::kUnauthorized, "missing or wrong API key (send 'Authorization: Bearer <key>')", request.request_id);
     response.headers.emplace_back("WWW-Authenticate", "Bearer");
     return response;
   }
 
   if (route->inference && state_.load() != ServerState::kReady) {
-    HttpResponse response = error_response(
-        503, std::string(server_state_name(state_.load())),
-        "the server is " + std::string(server_state_name(state_.load())) + " and takes no inference requests",
-        request.request_id);
-    response.headers.emplace_back("Retry-After", "1");
-    return response;
+    const ServerState state = state_.load();
+    return error_response(state_error_code(state),
+                          "the server is " + std::string(server_state_name(state)) + " and takes no inference requests",
+                          request.request_id);
   }
   if (route->inference) {
     request.hold = admission_.try_admit();
     if (!request.hold) {
-      HttpResponse response = error_response(
-          503, "overloaded",
+      return error_response(
+          ErrorCode::kOverloaded,
           "the server is at --max-concurrent-requests (" + std::to_string(admission_.limit()) + "); retry later",
           request.request_id);
-      response.headers.emplace_back("Retry-After", "1");
-      return response;
     }
   }
   return std::nullopt;
@@ -344,8 +347,8 @@ ServedModel& App::model_for(const std::string& name) {
   if (it == models_.end()) {
     std::string known;
     for (const auto& spec : config_.models) known += (known.empty() ? "" : ", ") + spec.name;
-    throw ApiError(404, "model_not_found",
-                   "no model named '" + log::sanitize(wanted.substr(0, 64)) + "' (loaded: " + known + ")");
+    throw Error(ErrorCode::kModelNotFound,
+                "no model named '" + log::sanitize(wanted.substr(0, 64)) + "' (loaded: " + known + ")");
   }
   return *it->second;
 }

@@ -14,6 +14,7 @@
 #include "metrics.h"
 #include "server_config.h"
 #include "vlm/audit/audit_log.h"
+#include "vlm/error.h"
 #include "vlm/model.h"
 #include "vlm/think/policy.h"
 
@@ -21,6 +22,8 @@ namespace vlm::server {
 
 enum class ServerState { kLoading, kReady, kDraining, kFailed };
 std::string_view server_state_name(ServerState state);
+// The error a request gets for arriving in this state (loading, draining, failed).
+ErrorCode state_error_code(ServerState state);
 
 struct ServedModel {
   std::string name;
@@ -70,15 +73,15 @@ class App {
   void handle_detect(const HttpRequest& request, HttpResponse& response);
   void handle_think(const HttpRequest& request, HttpResponse& response);  // handlers_think.cpp
 
-  // For handlers of image routes: the named (or default) ready model; throws ApiError 404/503.
+  // For handlers of image routes: the named (or default) ready model; throws model_not_found.
   ServedModel& model_for(const std::string& name);
 
  private:
   std::optional<HttpResponse> before(HttpRequest& request);
   void after(const HttpRequest& request, int status, std::size_t bytes,
              std::vector<std::pair<std::string, std::string>>& headers);
-  HttpResponse error_response(int status, const std::string& code, const std::string& message,
-                              const std::string& request_id) const;
+  // The one error shape, with the status and Retry-After of the code's row in the error table.
+  HttpResponse error_response(ErrorCode code, const std::string& message, const std::string& request_id) const;
   const RouteSpec* find_route(const std::string& method, const std::string& path) const;
   bool authorized(const HttpRequest& request) const;
   void add_cors(const HttpRequest& request, std::vector<std::pair<std::string, std::string>>& headers) const;

@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <exception>
 
-#include "errors.h"
 #include "metrics.h"
+#include "vlm/error.h"
 #include "vlm/logging.h"
 
 namespace vlm::server {
@@ -46,13 +46,11 @@ std::shared_ptr<BatchJob> Batcher::submit(std::vector<Image> images, const Detec
   job->deadline = deadline;
   {
     std::lock_guard lock(mutex_);
-    if (stopping_) throw ApiError(503, "draining", "the server is shutting down", {{"Retry-After", "1"}});
+    if (stopping_) throw Error(ErrorCode::kDraining, "the server is shutting down");
     if (queue_.size() >= static_cast<std::size_t>(options_.queue_capacity)) {
       metrics_.count_rejected(name_, "queue_full");
-      throw ApiError(503, "queue_full",
-                     "model '" + name_ + "' has " + std::to_string(queue_.size()) +
-                         " requests waiting, the queue limit; retry later",
-                     {{"Retry-After", "1"}});
+      throw Error(ErrorCode::kQueueFull, "model '" + name_ + "' has " + std::to_string(queue_.size()) +
+                                             " requests waiting, the queue limit; retry later");
     }
     queue_.push_back(job);
   }
@@ -99,8 +97,8 @@ std::vector<std::shared_ptr<BatchJob>> Batcher::gather(std::unique_lock<std::mut
     }
     if (std::chrono::steady_clock::now() >= job->deadline) {
       metrics_.count_rejected(name_, "timeout");
-      job->promise.set_exception(std::make_exception_ptr(
-          ApiError(503, "timeout", "the request waited past its deadline", {{"Retry-After", "1"}})));
+      job->promise.set_exception(
+          std::make_exception_ptr(Error(ErrorCode::kTimeout, "the request waited past its deadline")));
       continue;
     }
     batch.push_back(job);

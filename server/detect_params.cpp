@@ -3,14 +3,14 @@
 #include <charconv>
 #include <cmath>
 
-#include "errors.h"
 #include "json_body.h"
+#include "vlm/error.h"
 
 namespace vlm::server {
 namespace {
 
 [[noreturn]] void invalid(const std::string& name, const std::string& expected, const nlohmann::json& got) {
-  throw ApiError(422, "invalid_argument", name + " must be " + expected + ", got " + describe_json(got));
+  throw Error(ErrorCode::kInvalidArgument, name + " must be " + expected + ", got " + describe_json(got));
 }
 
 double to_number(const std::string& name, const nlohmann::json& value, const std::string& expected) {
@@ -103,14 +103,10 @@ DetectRequestParams parse_detect_params(const nlohmann::json& params, const Dete
     } else if (name == "text") {
       out.options.text = to_string(name, value);
     } else {
-      throw ApiError(422, "unknown_parameter", "unknown parameter " + quote_bounded(name));
+      throw Error(ErrorCode::kUnknownParameter, "unknown parameter " + quote_bounded(name));
     }
   }
-  try {
-    validate(out.options);
-  } catch (const Error& error) {
-    throw ApiError(422, std::string(error_code_name(error.code())), error.what());
-  }
+  validate(out.options);
   return out;
 }
 

@@ -15,7 +15,7 @@ struct DetectRequestParams {
   DetectOptions options;
 };
 
-// Throws ApiError 422 (invalid_argument) naming the parameter and the value received.
+// Throws vlm::Error invalid_argument naming the parameter and the value received.
 // Parameters not sent keep their value from `defaults` (the server's --conf, --iou, ...).
 DetectRequestParams parse_detect_params(const nlohmann::json& params, const DetectOptions& defaults);
 

@@ -59,7 +59,7 @@ void App::handle_detect(const HttpRequest& request, HttpResponse& response) {
     images.reserve(input.images.size());
     ImageLoadOptions load;
     load.max_pixels = static_cast<std::uint64_t>(config_.max_pixels);
-    std::optional<ApiError> first_error;
+    std::optional<Error> first_error;
     for (std::size_t i = 0; i < input.images.size(); ++i) {
       const auto& bytes = input.images[i];
       try {
@@ -69,7 +69,7 @@ void App::handle_detect(const HttpRequest& request, HttpResponse& response) {
       } catch (const Error& error) {
         const std::string code(error_code_name(error.code()));
         const std::string where = input.images.size() > 1 ? "image " + std::to_string(i) + ": " : "";
-        if (!first_error) first_error.emplace(http_status(error.code()), code, where + error.what());
+        if (!first_error) first_error.emplace(error.code(), where + error.what());
         failed[i] = {{"error", {{"code", code}, {"message", error.what()}}}};
       }
     }
@@ -84,13 +84,12 @@ void App::handle_detect(const HttpRequest& request, HttpResponse& response) {
   while (future.wait_for(std::chrono::milliseconds(20)) != std::future_status::ready) {
     if (std::chrono::steady_clock::now() >= deadline) {
       served.batcher->cancel(job, "timeout");
-      throw ApiError(503, "timeout",
-                     "no result within --timeout-s (" + nlohmann::json(config_.timeout_s).dump() + " s)",
-                     {{"Retry-After", "1"}});
+      throw Error(ErrorCode::kTimeout,
+                  "no result within --timeout-s (" + nlohmann::json(config_.timeout_s).dump() + " s)");
     }
     if (request.is_connection_closed && request.is_connection_closed()) {
       served.batcher->cancel(job, "client_closed");
-      throw ApiError(499, "client_closed", "the client closed the connection");
+      throw Error(ErrorCode::kClientClosed, "the client closed the connection");
     }
   }
   std::vector<ImageResult> results = future.get();

@@ -16,16 +16,17 @@ void App::handle_health(const HttpRequest&, HttpResponse& response) {
 void App::handle_ready(const HttpRequest& request, HttpResponse& response) {
   const ServerState state = state_.load();
   if (state == ServerState::kReady && audit_log_ && !audit_log_->writable()) {
-    throw ApiError(503, "audit_unavailable", "not ready: the audit log cannot be written, so /think would fail",
-                   {{"Retry-After", "5"}});
+    // A full or read-only disk takes longer to fix than a queue to drain: probes back off longer.
+    response = error_response(ErrorCode::kAuditUnavailable,
+                              "not ready: the audit log cannot be written, so /think would fail", request.request_id);
+    response.headers.emplace_back("Retry-After", "5");
+    return;
   }
   if (state == ServerState::kReady) {
     response.body = nlohmann::json{{"status", "ready"}}.dump();
     return;
   }
-  throw ApiError(503, std::string(server_state_name(state)),
-                 "not ready: the server is " + std::string(server_state_name(state)), {{"Retry-After", "1"}});
-  (void)request;
+  throw Error(state_error_code(state), "not ready: the server is " + std::string(server_state_name(state)));
 }
 
 void App::handle_models(const HttpRequest&, HttpResponse& response) {

@@ -33,12 +33,11 @@ class BatcherStepModel final : public think::StepModel {
     while (future.wait_for(std::chrono::milliseconds(20)) != std::future_status::ready) {
       if (std::chrono::steady_clock::now() >= deadline_) {
         job->cancelled = true;
-        throw ApiError(503, "timeout", "no result within --timeout-s (" + nlohmann::json(timeout_s_).dump() + " s)",
-                       {{"Retry-After", "1"}});
+        throw Error(ErrorCode::kTimeout, "no result within --timeout-s (" + nlohmann::json(timeout_s_).dump() + " s)");
       }
       if (request_.is_connection_closed && request_.is_connection_closed()) {
         job->cancelled = true;
-        throw ApiError(499, "client_closed", "the client closed the connection");
+        throw Error(ErrorCode::kClientClosed, "the client closed the connection");
       }
     }
     auto results = future.get();
@@ -56,7 +55,7 @@ class BatcherStepModel final : public think::StepModel {
 std::string string_param(const nlohmann::json& params, const char* name) {
   if (!params.contains(name)) return {};
   const auto& value = params[name];
-  if (!value.is_string()) throw ApiError(422, "invalid_parameter", std::string(name) + " must be a string");
+  if (!value.is_string()) throw Error(ErrorCode::kInvalidArgument, std::string(name) + " must be a string");
   return value.get<std::string>();
 }
 
@@ -69,8 +68,8 @@ void App::handle_think(const HttpRequest& request, HttpResponse& response) {
     ~Active() { --count; }
   } active(active_requests_);
   if (!audit_log_) {
-    throw ApiError(503, "audit_unavailable",
-                   "/think is disabled: the server needs --audit-dir and --audit-key-file to audit it");
+    throw Error(ErrorCode::kAuditUnavailable,
+                "/think is disabled: the server needs --audit-dir and --audit-key-file to audit it");
   }
   std::string question;
   std::string image_sha256;
@@ -90,7 +89,7 @@ void App::handle_think(const HttpRequest& request, HttpResponse& response) {
                                               std::chrono::duration<double>(config_.timeout_s));
     const ImageInput input = parse_image_input(request, {1, {"question", "model"}});
     question = string_param(input.params, "question");
-    if (question.empty()) throw ApiError(400, "missing_question", "send the question as the 'question' parameter");
+    if (question.empty()) throw Error(ErrorCode::kMissingQuestion, "send the question as the 'question' parameter");
     const auto& bytes = input.images.front();
     image_sha256 = audit::to_hex(audit::sha256(bytes));
 
@@ -121,17 +120,13 @@ void App::handle_think(const HttpRequest& request, HttpResponse& response) {
       for (const auto& name : wanted) take(model_for(name));
     }
     if (models.florence == nullptr && models.detector == nullptr) {
-      throw ApiError(503, "model_unavailable", "/think needs a ready YOLO or Florence-2 model");
+      throw Error(ErrorCode::kModelUnavailable, "/think needs a ready YOLO or Florence-2 model");
     }
 
-    Image image;
-    try {
-      ImageLoadOptions load;
-      load.max_pixels = static_cast<std::uint64_t>(config_.max_pixels);
-      image = decode_image(std::span(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()), load);
-    } catch (const Error& error) {
-      throw ApiError(http_status(error.code()), std::string(error_code_name(error.code())), error.what());
-    }
+    ImageLoadOptions load;
+    load.max_pixels = static_cast<std::uint64_t>(config_.max_pixels);
+    const Image image =
+        decode_image(std::span(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()), load);
     think::ThinkResult result = think::run_think(image, question, models, think_policy_, {}, record);
 
     audit::Appended appended;
@@ -142,7 +137,7 @@ void App::handle_think(const HttpRequest& request, HttpResponse& response) {
       // Fail closed: no answer leaves without its record. The cause (a file system error, never
       // request text) goes to the server log only.
       log::error("request {}: audit append failed: {}", request.request_id, error.what());
-      throw ApiError(503, "audit_unavailable", "the audit record could not be written; no answer was released");
+      throw Error(ErrorCode::kAuditUnavailable, "the audit record could not be written; no answer was released");
     }
     nlohmann::json body = std::move(result.final_answer);
     body["outcome"] = result.outcome;
@@ -153,11 +148,10 @@ void App::handle_think(const HttpRequest& request, HttpResponse& response) {
     body["audit_id"] = appended.record_hash;
     body["request_id"] = request.request_id;
     response.body = body.dump();
-  } catch (const ApiError& error) {
-    if (error.code() != "audit_unavailable") audit_failure("error:" + error.code());
-    throw;
   } catch (const Error& error) {
-    audit_failure("error:" + std::string(error_code_name(error.code())));
+    // A failed append was already logged; a second attempt would fail the same way.
+    if (error.code() != ErrorCode::kAuditUnavailable)
+      audit_failure("error:" + std::string(error_code_name(error.code())));
     throw;
   } catch (...) {
     audit_failure("error:internal");
