@@ -1,16 +1,10 @@
 #include "app.h"
 
 #include <algorithm>
-#include <thread>
-
-#include <opencv2/core.hpp>
 
 #include "errors.h"
-#include "gpu_memory.h"
 #include "request_id.h"
-#include "vlm/audit/crypto.h"
 #include "vlm/logging.h"
-#include "vlm/think/pipeline.h"
 
 namespace vlm::server {
 namespace {
@@ -26,54 +20,7 @@ std::string lower(std::string text) {
 
 }  // namespace
 
-std::string_view server_state_name(ServerState state) {
-  switch (state) {
-    case ServerState::kLoading: return "loading";
-    case ServerState::kReady: return "ready";
-    case ServerState::kDraining: return "draining";
-    case ServerState::kFailed: return "failed";
-  }
-  return "failed";
-}
-
-ErrorCode state_error_code(ServerState state) {
-  switch (state) {
-    case ServerState::kLoading: return ErrorCode::kLoading;
-    case ServerState::kDraining: return ErrorCode::kDraining;
-    case ServerState::kReady:  // a ready server refuses nothing for its state; reaching here is a bug
-    case ServerState::kFailed: return ErrorCode::kServerFailed;
-  }
-  return ErrorCode::kServerFailed;
-}
-
-App::App(ServerConfig config) : config_(std::move(config)), admission_(config_.max_concurrent_requests) {
-  validate(config_);
-  routes_ = route_table();
-  default_model_ = config_.default_model.empty() ? config_.models.front().name : config_.default_model;
-  if (config_.audit) {
-    if (!think::protect_process_memory())
-      log::warn("could not disable core dumps: a crash could write /think transcripts to disk");
-    think_policy_ = config_.think_policy.empty() ? think::Policy::builtin() : think::Policy::load(config_.think_policy);
-    audit_log_ = std::make_unique<audit::AuditLog>(*config_.audit);
-    // Keyed, so the id in the log cannot be used to test guesses of the API key.
-    client_id_ = config_.api_key.empty() ? "anonymous"
-                                         : "key-" + audit_log_->text_hmac("api_key_id", config_.api_key).substr(0, 16);
-    const auto& recovery = audit_log_->recovery();
-    if (recovery.dropped_bytes > 0) {
-      log::warn("audit log: dropped a torn last line of {} bytes (sha256 {}) left by a crash; chain resumed at seq {}",
-                recovery.dropped_bytes, recovery.dropped_sha256, recovery.resumed_seq);
-    }
-    log::info("audit log in {} ({}), checkpoints signed by {}", config_.audit->directory.string(),
-              recovery.new_log ? "new chain" : "resumed from " + recovery.resumed_file,
-              audit::to_hex(audit_log_->public_key()));
-  }
-}
-
-App::~App() {
-  for (auto& [name, served] : models_) {
-    if (served->batcher) served->batcher->stop();
-  }
-}
+App::App(ServerContext& context) : context_(context), config_(context.config()) { routes_ = route_table(); }
 
 std::vector<HttpRoute> App::http_routes() {
   std::vector<HttpRoute> routes;
@@ -236,19 +183,19 @@ std::optional<HttpResponse> App::before(HttpRequest& request) {
     return response;
   }
 
-  if (route->inference && state_.load() != ServerState::kReady) {
-    const ServerState state = state_.load();
+  if (route->inference && context_.state() != ServerState::kReady) {
+    const ServerState state = context_.state();
     return error_response(state_error_code(state),
                           "the server is " + std::string(server_state_name(state)) + " and takes no inference requests",
                           request.request_id);
   }
   if (route->inference) {
-    request.hold = admission_.try_admit();
+    request.hold = context_.admission().try_admit();
     if (!request.hold) {
-      return error_response(
-          ErrorCode::kOverloaded,
-          "the server is at --max-concurrent-requests (" + std::to_string(admission_.limit()) + "); retry later",
-          request.request_id);
+      return error_response(ErrorCode::kOverloaded,
+                            "the server is at --max-concurrent-requests (" +
+                                std::to_string(context_.admission().limit()) + "); retry later",
+                            request.request_id);
     }
   }
   return std::nullopt;
@@ -258,8 +205,8 @@ void App::after(const HttpRequest& request, int status, std::size_t bytes,
                 std::vector<std::pair<std::string, std::string>>& headers) {
   const RouteSpec* route = find_route(request.method, request.path);
   const double seconds = elapsed_s(request.start);
-  metrics_.observe_request(route != nullptr ? route->path : "unmatched", route != nullptr ? route->method : "other",
-                           status, seconds);
+  context_.metrics().observe_request(route != nullptr ? route->path : "unmatched",
+                                     route != nullptr ? route->method : "other", status, seconds);
   add_cors(request, headers);
   const bool loud = route == nullptr || route->log_at_info || status >= 400;
   const log::Level level = loud ? log::Level::kInfo : log::Level::kDebug;
@@ -269,88 +216,6 @@ void App::after(const HttpRequest& request, int status, std::size_t bytes,
                                   log::sanitize(request.path.substr(0, 256)), status, bytes, seconds * 1e3,
                                   request.request_id.empty() ? "-" : request.request_id, request.remote_addr));
   }
-}
-
-void App::load_models() {
-  try {
-    // Built aside and published before the state turns ready: handlers read models_ only then.
-    std::map<std::string, std::unique_ptr<ServedModel>> loaded;
-    for (const auto& spec : config_.models) {
-      const auto start = std::chrono::steady_clock::now();
-      const std::string path = config_.resolve_model_path ? config_.resolve_model_path(spec.path) : spec.path;
-      log::info("loading model '{}' from {}", spec.name, path);
-      auto served = std::make_unique<ServedModel>();
-      served->name = spec.name;
-      served->model = load_model(path, config_.model_options);
-      // The server's own --classes, --task, ... fail here, naming what the model takes, rather than
-      // in every request.
-      served->model->check_options(config_.default_options);
-      // Warm-up runs pay for lazy initialisation (allocator growth, per-shape kernel setup) before
-      // /ready says yes: the whole path once, and a forward pass at each batch size the batcher
-      // forms, so neither the first request nor the first batch of a new size stalls.
-      const int side = std::max(32, served->model->info().image_size);
-      std::vector<Image> warm(1);
-      warm[0].rgb = cv::Mat(side, side, CV_8UC3, cv::Scalar(114, 114, 114));
-      for (int i = 0; i < config_.warmup_runs; ++i) {
-        served->model->run(warm, DetectOptions{});
-        served->model->warm_up(config_.batch_max);
-      }
-      BatcherOptions batching;
-      batching.batch_max = config_.batch_max;
-      batching.batch_wait_ms = config_.batch_wait_ms;
-      batching.queue_capacity = config_.queue;
-      served->batcher = std::make_unique<Batcher>(spec.name, *served->model, batching, metrics_);
-      const double seconds = elapsed_s(start);
-      metrics_.set_model_load_seconds(spec.name, seconds);
-      log::info("model '{}' ready: {} on {} ({:.0f} ms with warm-up)", spec.name, served->model->info().family,
-                served->model->info().device, seconds * 1e3);
-      loaded.emplace(spec.name, std::move(served));
-    }
-    models_ = std::move(loaded);
-    ServerState expected = ServerState::kLoading;
-    state_.compare_exchange_strong(expected, ServerState::kReady);
-  } catch (const std::exception& e) {
-    log::error("loading models failed: {}", e.what());
-    state_ = ServerState::kFailed;
-    throw;
-  }
-}
-
-bool App::drain(std::chrono::steady_clock::duration timeout) {
-  state_ = ServerState::kDraining;
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  // Admitted covers a request from its headers to its written response (a body still uploading
-  // included); active, one inside its handler.
-  while (admission_.admitted() > 0 || active_requests_.load() > 0) {
-    if (std::chrono::steady_clock::now() >= deadline) {
-      log::warn("drain timed out with {} requests still running",
-                std::max(admission_.admitted(), active_requests_.load()));
-      return false;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return true;
-}
-
-void App::close_audit_log() {
-  if (!audit_log_) return;
-  try {
-    audit_log_->close();
-  } catch (const Error& e) {
-    log::error("audit log: closing failed: {}", e.what());
-  }
-}
-
-ServedModel& App::model_for(const std::string& name) {
-  const std::string& wanted = name.empty() ? default_model_ : name;
-  auto it = models_.find(wanted);
-  if (it == models_.end()) {
-    std::string known;
-    for (const auto& spec : config_.models) known += (known.empty() ? "" : ", ") + spec.name;
-    throw Error(ErrorCode::kModelNotFound,
-                "no model named '" + log::sanitize(wanted.substr(0, 64)) + "' (loaded: " + known + ")");
-  }
-  return *it->second;
 }
 
 }  // namespace vlm::server

@@ -14,11 +14,47 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+constexpr auto kPollInterval = std::chrono::milliseconds(20);
+
 }  // namespace
 
 bool same_run_options(const DetectOptions& a, const DetectOptions& b) {
   return a.conf == b.conf && a.iou == b.iou && a.max_det == b.max_det && a.classes == b.classes &&
          a.agnostic_nms == b.agnostic_nms && a.task == b.task && a.text == b.text;
+}
+
+Ticket::Ticket(Batcher& batcher, std::shared_ptr<BatchJob> job)
+    : batcher_(&batcher), job_(std::move(job)), result_(job_->promise.get_future()) {}
+
+Ticket::Ticket(Ticket&& other) noexcept
+    : batcher_(other.batcher_),
+      job_(std::move(other.job_)),
+      result_(std::move(other.result_)),
+      settled_(other.settled_) {
+  other.settled_ = true;
+}
+
+Ticket::~Ticket() {
+  if (!settled_ && job_) batcher_->cancel(job_, "cancelled");
+}
+
+std::vector<ImageResult> Ticket::await(std::chrono::steady_clock::time_point deadline,
+                                       const std::function<bool()>& should_stop) {
+  // Polled, so a vanished client or a passed deadline frees the queue slot instead of running for nobody.
+  while (result_.wait_for(kPollInterval) != std::future_status::ready) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      batcher_->cancel(job_, error_code_name(ErrorCode::kTimeout));
+      settled_ = true;
+      throw Error(ErrorCode::kTimeout, "no result before the request's deadline (--timeout-s)");
+    }
+    if (should_stop && should_stop()) {
+      batcher_->cancel(job_, error_code_name(ErrorCode::kClientClosed));
+      settled_ = true;
+      throw Error(ErrorCode::kClientClosed, "the client closed the connection");
+    }
+  }
+  settled_ = true;
+  return result_.get();
 }
 
 Batcher::Batcher(std::string model_name, Model& model, BatcherOptions options, Metrics& metrics)
@@ -37,8 +73,8 @@ Batcher::Incoming::~Incoming() {
   batcher_.wake_.notify_all();
 }
 
-std::shared_ptr<BatchJob> Batcher::submit(std::vector<Image> images, const DetectOptions& options,
-                                          std::chrono::steady_clock::time_point deadline) {
+Ticket Batcher::submit(std::vector<Image> images, const DetectOptions& options,
+                       std::chrono::steady_clock::time_point deadline) {
   auto job = std::make_shared<BatchJob>();
   job->images = std::move(images);
   job->options = options;
@@ -48,23 +84,23 @@ std::shared_ptr<BatchJob> Batcher::submit(std::vector<Image> images, const Detec
     std::lock_guard lock(mutex_);
     if (stopping_) throw Error(ErrorCode::kDraining, "the server is shutting down");
     if (queue_.size() >= static_cast<std::size_t>(options_.queue_capacity)) {
-      metrics_.count_rejected(name_, "queue_full");
+      metrics_.count_rejected(name_, std::string(error_code_name(ErrorCode::kQueueFull)));
       throw Error(ErrorCode::kQueueFull, "model '" + name_ + "' has " + std::to_string(queue_.size()) +
                                              " requests waiting, the queue limit; retry later");
     }
     queue_.push_back(job);
   }
   wake_.notify_all();
-  return job;
+  return Ticket(*this, std::move(job));
 }
 
-void Batcher::cancel(const std::shared_ptr<BatchJob>& job, const std::string& reason) {
+void Batcher::cancel(const std::shared_ptr<BatchJob>& job, std::string_view reason) {
   job->cancelled = true;
   std::lock_guard lock(mutex_);
   auto it = std::find(queue_.begin(), queue_.end(), job);
   if (it != queue_.end()) {
     queue_.erase(it);
-    metrics_.count_rejected(name_, reason);
+    metrics_.count_rejected(name_, std::string(reason));
   }
 }
 
@@ -72,8 +108,6 @@ std::size_t Batcher::depth() const {
   std::lock_guard lock(mutex_);
   return queue_.size();
 }
-
-std::size_t Batcher::in_flight() const { return depth() + running_.load(); }
 
 void Batcher::stop() {
   {
@@ -96,7 +130,7 @@ std::vector<std::shared_ptr<BatchJob>> Batcher::gather(std::unique_lock<std::mut
       continue;
     }
     if (std::chrono::steady_clock::now() >= job->deadline) {
-      metrics_.count_rejected(name_, "timeout");
+      metrics_.count_rejected(name_, std::string(error_code_name(ErrorCode::kTimeout)));
       job->promise.set_exception(
           std::make_exception_ptr(Error(ErrorCode::kTimeout, "the request waited past its deadline")));
       continue;
@@ -170,11 +204,9 @@ void Batcher::loop() {
     if (queue_.empty() && stopping_) return;
     auto batch = gather(lock);
     if (batch.empty()) continue;
-    running_ += batch.size();
     lock.unlock();
     run_batch(batch);
     lock.lock();
-    running_ -= batch.size();
   }
 }
 
