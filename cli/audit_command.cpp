@@ -41,11 +41,11 @@ int run_verify(AuditState& state) {
   Settings& settings = state.verify_settings;
   settings.resolve();
   apply_process_settings(settings);
+  const AuditQueryOptions& given = settings.options().audit_query;
   audit::VerifyOptions options;
-  if (!settings.get("public-key").empty())
-    options.trusted_public_key = audit::load_public_key(settings.get("public-key"));
-  for (const auto& file : settings.get_list("checkpoints")) options.checkpoint_files.emplace_back(file);
-  options.allow_partial = settings.get_bool("partial");
+  if (!given.public_key.empty()) options.trusted_public_key = audit::load_public_key(given.public_key);
+  for (const auto& file : given.checkpoints) options.checkpoint_files.emplace_back(file);
+  options.allow_partial = given.partial;
   const auto report = audit::verify_log(as_paths(state.verify_files), options);
   if (!report.ok) {
     const auto& failure = *report.failure;
@@ -74,7 +74,8 @@ int run_find(AuditState& state) {
   Settings& settings = state.find_settings;
   settings.resolve();
   apply_process_settings(settings);
-  const std::string id = settings.get("id");
+  const Options& given = settings.options();
+  const std::string& id = given.audit_query.id;
   if (id.empty()) throw Error(ErrorCode::kInvalidArgument, "audit find needs --id (a request_id or audit_id)");
   const auto found = audit::find_records(as_paths(state.find_files), id);
   if (found.empty()) {
@@ -83,18 +84,18 @@ int run_find(AuditState& state) {
   }
   // Candidates are checked only against their HMAC: the log never held the text itself.
   std::vector<std::pair<std::string, std::string>> candidates;
-  if (settings.is_set("question")) candidates.emplace_back("question", settings.get("question"));
+  if (settings.is_set("question")) candidates.emplace_back("question", given.question);
   if (settings.is_set("transcript-file")) {
-    candidates.emplace_back("transcript", read_text(settings.get("transcript-file"), "--transcript-file"));
+    candidates.emplace_back("transcript", read_text(given.audit_query.transcript_file, "--transcript-file"));
   }
   if (settings.is_set("final-file"))
-    candidates.emplace_back("final", read_text(settings.get("final-file"), "--final-file"));
+    candidates.emplace_back("final", read_text(given.audit_query.final_file, "--final-file"));
   std::vector<std::uint8_t> key;
   if (!candidates.empty()) {
-    if (settings.get("audit-key-file").empty()) {
+    if (given.audit.key_file.empty()) {
       throw Error(ErrorCode::kInvalidArgument, "checking a candidate text needs --audit-key-file");
     }
-    key = audit::load_key_file(settings.get("audit-key-file"));
+    key = audit::load_key_file(given.audit.key_file);
   }
   bool all_match = true;
   for (const auto& item : found) {

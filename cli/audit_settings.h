@@ -8,7 +8,7 @@
 namespace vlm::cli {
 
 // The audit log options of `serve` and `think`; nullopt when --audit-dir is not given.
-// Throws kInvalidArgument when --audit-dir comes without --audit-key-file or a value is out of range.
+// Throws kInvalidArgument when --audit-dir comes without --audit-key-file (the table checks ranges).
 std::optional<audit::AuditOptions> audit_options(const Settings& settings);
 
 }  // namespace vlm::cli

@@ -1,6 +1,5 @@
 #include "common.h"
 
-#include <cmath>
 #include <filesystem>
 #include <iostream>
 
@@ -27,60 +26,31 @@ ModelSpec parse_model_spec(const std::string& text) {
 }
 
 void apply_process_settings(const Settings& settings) {
+  const LogSettings& options = settings.options().log;
   log::LoggingOptions logging;
-  logging.level = log::parse_level(settings.get("log-level"));
-  std::string format = settings.get("log-format");
-  if (format != "text" && format != "json") {
-    throw Error(ErrorCode::kInvalidArgument, "--log-format must be text or json, got '" + format + "'");
+  logging.level = log::parse_level(options.level);
+  if (options.format != "text" && options.format != "json") {
+    throw Error(ErrorCode::kInvalidArgument, "--log-format must be text or json, got '" + options.format + "'");
   }
-  logging.json = format == "json";
+  logging.json = options.format == "json";
   log::configure(logging);
 }
 
 ModelOptions model_options(const Settings& settings) {
-  ModelOptions options;
-  options.device = settings.get("device");
-  options.half = settings.get_bool("half");
-  options.attention = settings.get("attention");
-  set_default_attention_backend_by_name(options.attention);
-  long threads = settings.get_int("threads");
-  if (threads < 0 || threads > 1024) {
-    throw Error(ErrorCode::kInvalidArgument, "--threads must be in [0, 1024], got " + std::to_string(threads));
-  }
-  if (threads > 0) set_cpu_threads(static_cast<int>(threads));
-  return options;
+  const Options& options = settings.options();
+  set_default_attention_backend_by_name(options.model.attention);
+  set_flash_autotune(options.model.flash_autotune);
+  if (options.threads > 0) set_cpu_threads(options.threads);
+  return options.model;
 }
 
 DetectOptions detect_options(const Settings& settings) {
-  DetectOptions options;
-  options.conf = static_cast<float>(settings.get_float("conf"));
-  options.iou = static_cast<float>(settings.get_float("iou"));
-  options.max_det = static_cast<int>(settings.get_int("max-det"));
-  options.agnostic_nms = settings.get_bool("agnostic-nms");
-  for (const std::string& id : settings.get_list("classes")) {
-    try {
-      std::size_t used = 0;
-      int value = std::stoi(id, &used);
-      if (used != id.size()) throw std::invalid_argument(id);
-      options.classes.push_back(value);
-    } catch (const std::exception&) {
-      throw Error(ErrorCode::kInvalidArgument, "--classes must be integer class ids, got '" + id + "'");
-    }
-  }
-  if (settings.command() == "detect") {
-    options.task = settings.get("task");
-    options.text = settings.get("text");
-  }
-  validate(options);
-  return options;
+  validate(settings.options().detect);
+  return settings.options().detect;
 }
 
 ImageLoadOptions image_load_options(const Settings& settings) {
-  double max_pixels = settings.get_float("max-pixels");
-  if (!std::isfinite(max_pixels) || max_pixels < 1 || max_pixels > 1e12) {
-    throw Error(ErrorCode::kInvalidArgument, "--max-pixels must be in [1, 1e12], got " + settings.get("max-pixels"));
-  }
-  return ImageLoadOptions{static_cast<std::uint64_t>(max_pixels)};
+  return ImageLoadOptions{static_cast<std::uint64_t>(settings.options().max_pixels)};
 }
 
 int report_fatal(const std::exception& error) {

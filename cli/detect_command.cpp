@@ -51,15 +51,12 @@ class DetectRun {
       : settings_(settings), out_(out), progress_(isatty(STDERR_FILENO) == 1) {}
 
   int run(const std::vector<InputFile>& inputs) {
-    ModelSpec spec = parse_model_spec(settings_.get_list("model").back());
+    ModelSpec spec = parse_model_spec(settings_.options().models.back());
     ModelOptions load_options = model_options(settings_);
     DetectOptions options = detect_options(settings_);
     ImageLoadOptions image_options = image_load_options(settings_);
-    long batch = settings_.get_int("batch");
-    if (batch < 1 || batch > 1024) {
-      throw Error(ErrorCode::kInvalidArgument, "--batch must be in [1, 1024], got " + std::to_string(batch));
-    }
-    annotate_dir_ = settings_.get("save-annotated");
+    const int batch = settings_.options().detect_run.batch;
+    annotate_dir_ = settings_.options().detect_run.save_annotated;
     if (!annotate_dir_.empty()) std::filesystem::create_directories(annotate_dir_);
     model_name_ = spec.name;
     std::unique_ptr<Model> model = load_model(hub::resolve_model_path(spec.path, hub_options(settings_)), load_options);
@@ -159,13 +156,14 @@ int run_detect(DetectState& state) {
   try {
     state.settings.resolve();
     apply_process_settings(state.settings);
-    if (state.settings.get_list("model").empty()) {
+    const Options& options = state.settings.options();
+    if (options.models.empty()) {
       throw Error(ErrorCode::kInvalidArgument,
                   "--model is required (or set VLM_MODEL): a YOLO TorchScript export or a "
                   "Florence-2 folder; see README.md, 'Getting models'");
     }
-    std::vector<InputFile> inputs = expand_inputs(state.paths, state.settings.get_bool("recursive"));
-    std::string out_path = state.settings.get("out");
+    std::vector<InputFile> inputs = expand_inputs(state.paths, options.detect_run.recursive);
+    const std::string& out_path = options.detect_run.out;
     std::ofstream file;
     if (!out_path.empty()) {
       file.open(out_path, std::ios::trunc);

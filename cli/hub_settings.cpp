@@ -4,9 +4,10 @@ namespace vlm::cli {
 
 hub::HubOptions hub_options(const Settings& settings) {
   hub::HubOptions options = hub::hub_options_from_env();
-  if (settings.is_set("cache")) options.cache_dir = settings.get("cache");
+  const HubSettings& given = settings.options().hub;
+  if (!given.cache.empty()) options.cache_dir = given.cache;
   // --offline only ever switches the network off; HF_HUB_OFFLINE=1 cannot be undone by a default.
-  if (settings.get_bool("offline")) options.offline = true;
+  if (given.offline) options.offline = true;
   return options;
 }
 

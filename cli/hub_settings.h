@@ -5,8 +5,8 @@
 
 namespace vlm::cli {
 
-// Hub options for `hf://` models: the environment (HF_TOKEN, HF_ENDPOINT, HF_HUB_OFFLINE, VLM_CACHE)
-// overridden by --cache and --offline.
+// Hub options for `hf://` models: huggingface_hub's variables (HF_TOKEN, HF_ENDPOINT, HF_HUB_OFFLINE)
+// with --cache (VLM_CACHE) and --offline on top.
 hub::HubOptions hub_options(const Settings& settings);
 
 }  // namespace vlm::cli

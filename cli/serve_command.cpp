@@ -1,4 +1,4 @@
-// `vlmserve serve`: the HTTP server (server/); this file only turns settings into a ServerConfig.
+// `vlmserve serve`: the HTTP server (server/); this file only completes the ServerConfig the options fill.
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -33,11 +33,11 @@ std::string read_api_key(const std::string& path) {
   return key.substr(first, last - first + 1);
 }
 
-int to_int(const Settings& settings, const char* name) { return static_cast<int>(settings.get_int(name)); }
-
+// The table fills the serve-only fields of ServerConfig directly; what is left here is derived.
 server::ServerConfig server_config(const Settings& settings) {
-  server::ServerConfig config;
-  for (const std::string& text : settings.get_list("model")) {
+  const Options& options = settings.options();
+  server::ServerConfig config = options.server;
+  for (const std::string& text : options.models) {
     ModelSpec spec = parse_model_spec(text);
     // A malformed hf:// spec is a usage error now, not a failed load after the server started.
     if (hub::is_hub_spec(spec.path)) hub::parse_repo_spec(spec.path);
@@ -47,40 +47,16 @@ server::ServerConfig server_config(const Settings& settings) {
   config.resolve_model_path = [hub = hub_options(settings)](const std::string& spec) {
     return hub::resolve_model_path(spec, hub).string();
   };
-  config.default_model = settings.get("default-model");
-  config.host = settings.get("host");
-  config.port = to_int(settings, "port");
   if (settings.is_set("api-key") && settings.is_set("api-key-file")) {
     throw Error(ErrorCode::kInvalidArgument, "give --api-key or --api-key-file, not both");
   }
-  config.api_key =
-      settings.is_set("api-key-file") ? read_api_key(settings.get("api-key-file")) : settings.get("api-key");
-  config.ssl_cert_file = settings.get("ssl-cert-file");
-  config.ssl_key_file = settings.get("ssl-key-file");
-  config.cors_origins = settings.get_list("cors-origins");
+  if (settings.is_set("api-key-file")) config.api_key = read_api_key(options.api_key_file);
   config.model_options = model_options(settings);
   config.default_options = detect_options(settings);
-  config.max_pixels = static_cast<double>(image_load_options(settings).max_pixels);
-  config.max_request_pixels = settings.get_float("max-request-pixels");
+  config.max_pixels = options.max_pixels;
   if (config.max_request_pixels == 0) config.max_request_pixels = config.max_pixels;
-  config.max_body_mb = settings.get_float("max-body-mb");
-  config.timeout_s = settings.get_float("timeout-s");
-  config.queue = to_int(settings, "queue");
-  config.max_concurrent_requests = to_int(settings, "max-concurrent-requests");
-  config.batch_max = to_int(settings, "batch-max");
-  config.batch_wait_ms = settings.get_float("batch-wait-ms");
-  config.max_images = to_int(settings, "max-images");
-  config.read_timeout_s = settings.get_float("read-timeout-s");
-  config.header_timeout_s = settings.get_float("header-timeout-s");
-  config.write_timeout_s = settings.get_float("write-timeout-s");
   config.audit = audit_options(settings);
-  config.think_policy = settings.get("think-policy");
-  config.http_threads = to_int(settings, "http-threads");
-  config.http_max_threads = to_int(settings, "http-max-threads");
-  config.max_pending_connections = to_int(settings, "max-pending-connections");
-  config.max_connections_per_peer = to_int(settings, "max-connections-per-peer");
-  config.drain_timeout_s = settings.get_float("drain-timeout-s");
-  config.warmup_runs = to_int(settings, "warmup");
+  config.think_policy = options.think_policy;
   return config;
 }
 

@@ -37,18 +37,18 @@ int run_think_command(ThinkState& state) {
   apply_process_settings(settings);
   if (!think::protect_process_memory())
     log::warn("could not disable core dumps: a crash could write the transcript to disk");
-  const std::string question = settings.get("question");
+  const Options& options = settings.options();
+  const std::string& question = options.question;
   if (question.empty()) throw Error(ErrorCode::kInvalidArgument, "think needs --question");
-  const auto policy = settings.get("think-policy").empty() ? think::Policy::builtin()
-                                                           : think::Policy::load(settings.get("think-policy"));
+  const auto policy =
+      options.think_policy.empty() ? think::Policy::builtin() : think::Policy::load(options.think_policy);
   const ModelOptions load_options = model_options(settings);
   const ImageLoadOptions image_options = image_load_options(settings);
-  if (settings.get_list("model").empty())
-    throw Error(ErrorCode::kInvalidArgument, "think needs --model (YOLO and/or Florence-2)");
+  if (options.models.empty()) throw Error(ErrorCode::kInvalidArgument, "think needs --model (YOLO and/or Florence-2)");
 
   std::optional<audit::AuditLog> audit_log;
-  if (auto options = audit_options(settings)) {
-    audit_log.emplace(*options);
+  if (auto audit = audit_options(settings)) {
+    audit_log.emplace(*audit);
     if (audit_log->recovery().dropped_bytes > 0) {
       log::warn("audit log: dropped a torn last line of {} bytes (sha256 {}) left by a crash",
                 audit_log->recovery().dropped_bytes, audit_log->recovery().dropped_sha256);
@@ -58,7 +58,7 @@ int run_think_command(ThinkState& state) {
   std::vector<std::unique_ptr<Model>> loaded;
   std::vector<std::unique_ptr<think::DirectStepModel>> steps;
   think::ThinkModels models;
-  for (const std::string& text : settings.get_list("model")) {
+  for (const std::string& text : options.models) {
     const ModelSpec spec = parse_model_spec(text);
     loaded.push_back(load_model(hub::resolve_model_path(spec.path, hub_options(settings)), load_options));
     steps.push_back(std::make_unique<think::DirectStepModel>(*loaded.back()));

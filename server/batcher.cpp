@@ -18,11 +18,6 @@ constexpr auto kPollInterval = std::chrono::milliseconds(20);
 
 }  // namespace
 
-bool same_run_options(const DetectOptions& a, const DetectOptions& b) {
-  return a.conf == b.conf && a.iou == b.iou && a.max_det == b.max_det && a.classes == b.classes &&
-         a.agnostic_nms == b.agnostic_nms && a.task == b.task && a.text == b.text;
-}
-
 Ticket::Ticket(Batcher& batcher, std::shared_ptr<BatchJob> job)
     : batcher_(&batcher), job_(std::move(job)), result_(job_->promise.get_future()) {}
 
@@ -149,7 +144,7 @@ std::vector<std::shared_ptr<BatchJob>> Batcher::gather(std::unique_lock<std::mut
     bool took = false;
     for (auto it = queue_.begin(); it != queue_.end() && images < limit;) {
       auto& job = *it;
-      if (!job->cancelled.load() && same_run_options(job->options, options) && images + job->images.size() <= limit) {
+      if (!job->cancelled.load() && job->options == options && images + job->images.size() <= limit) {
         images += job->images.size();
         batch.push_back(job);
         it = queue_.erase(it);

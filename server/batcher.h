@@ -38,8 +38,6 @@ struct BatchJob {
   std::atomic<bool> cancelled{false};
 };
 
-bool same_run_options(const DetectOptions& a, const DetectOptions& b);
-
 class Batcher;
 
 // A submitted job, from Batcher::submit until its result is taken. Whatever way the holder leaves

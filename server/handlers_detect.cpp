@@ -3,9 +3,9 @@
 #include <span>
 
 #include "app.h"
-#include "detect_params.h"
 #include "image_input.h"
 #include "pixel_budget.h"
+#include "request_params.h"
 #include "vlm/image.h"
 
 namespace vlm::server {
@@ -15,16 +15,14 @@ double ms_between(std::chrono::steady_clock::time_point a, std::chrono::steady_c
   return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
-ImageInputRules detect_rules(std::size_t max_images) {
-  return {max_images, {"model", "conf", "iou", "max_det", "classes", "agnostic_nms", "task", "text"}};
-}
+ImageInputRules detect_rules(std::size_t max_images) { return {max_images, cli::detect_param_names()}; }
 
 }  // namespace
 
 void App::handle_detect(const HttpRequest& request, HttpResponse& response) {
   const auto deadline = context_.deadline(request.start);
   const ImageInput input = parse_image_input(request, detect_rules(static_cast<std::size_t>(config_.max_images)));
-  const DetectRequestParams params = parse_detect_params(input.params, config_.default_options);
+  const cli::DetectRequestParams params = cli::parse_detect_params(input.params, config_.default_options);
   ServedModel& served = context_.model_for(params.model);
   served.model->check_options(params.options);
   check_request_pixels(input.images, static_cast<std::uint64_t>(config_.max_request_pixels));

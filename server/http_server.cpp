@@ -14,6 +14,7 @@
 #include <thread>
 #include <utility>
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -214,6 +215,7 @@ class PeerConnections {
 };
 
 constexpr std::size_t kRefusalDrainBytes = 64 * 1024;
+constexpr std::size_t kLingerDrainBytes = 1024 * 1024;
 
 // A complete response for a connection refused before any request was read from it.
 std::string serialize_refusal(const HttpResponse& response) {
@@ -232,6 +234,45 @@ thread_local bool t_close_after_response = false;
 // HttpRequest::hold of the request the current worker thread serves.
 thread_local std::shared_ptr<void> t_request_hold;
 
+// The stream one request is read through, noting what httplib's reader cannot say: whether it gave
+// up on a line over CPPHTTPLIB_MAX_LINE_LENGTH (its getline fails as if the client had closed, so a
+// long request target got no answer at all) and whether any response bytes went out.
+class RequestStream final : public httplib::Stream {
+ public:
+  explicit RequestStream(httplib::Stream& inner) : inner_(inner) {}
+
+  bool overlong_line() const { return line_bytes_ >= CPPHTTPLIB_MAX_LINE_LENGTH; }
+  bool wrote() const { return wrote_; }
+
+  bool is_readable() const override { return inner_.is_readable(); }
+  bool wait_readable() const override { return inner_.wait_readable(); }
+  bool wait_writable() const override { return inner_.wait_writable(); }
+  bool is_peer_alive() const override { return inner_.is_peer_alive(); }
+  ssize_t read(char* ptr, size_t size) override {
+    const ssize_t n = inner_.read(ptr, size);
+    if (n > 0) {
+      const std::string_view got(ptr, static_cast<std::size_t>(n));
+      const auto newline = got.rfind('\n');
+      line_bytes_ = newline == std::string_view::npos ? line_bytes_ + got.size() : got.size() - newline - 1;
+    }
+    return n;
+  }
+  ssize_t write(const char* ptr, size_t size) override {
+    wrote_ = true;
+    return inner_.write(ptr, size);
+  }
+  void get_remote_ip_and_port(std::string& ip, int& port) const override { inner_.get_remote_ip_and_port(ip, port); }
+  void get_local_ip_and_port(std::string& ip, int& port) const override { inner_.get_local_ip_and_port(ip, port); }
+  socket_t socket() const override { return inner_.socket(); }
+  time_t duration() const override { return inner_.duration(); }
+  void set_read_timeout(time_t sec, time_t usec) override { inner_.set_read_timeout(sec, usec); }
+
+ private:
+  httplib::Stream& inner_;
+  std::size_t line_bytes_ = 0;
+  bool wrote_ = false;
+};
+
 // httplib::Server::process_and_close_socket (0.41) with the connection registered for deadlines;
 // the base version is private, so this repeats its few lines around the protected process_request.
 // Two changes to its keep-alive loop (detail::process_server_socket_core), both of which could go
@@ -243,12 +284,14 @@ thread_local std::shared_ptr<void> t_request_hold;
 class GuardedServer : public httplib::Server {
  public:
   GuardedServer(ConnectionDeadlines& deadlines, double header_timeout_s, int max_connections_per_peer,
-                std::function<HttpResponse(const std::string&)> refusal)
+                std::function<HttpResponse(const std::string&)> refusal,
+                std::function<HttpResponse(int, const std::string&)> library_error)
       : deadlines_(deadlines),
         header_timeout_(std::chrono::duration_cast<ConnectionDeadlines::Clock::duration>(
             std::chrono::duration<double>(header_timeout_s))),
         peers_(max_connections_per_peer),
-        refusal_(std::move(refusal)) {}
+        refusal_(std::move(refusal)),
+        library_error_(std::move(library_error)) {}
 
   ConnectionDeadlines::Clock::duration header_timeout() const { return header_timeout_; }
   ConnectionDeadlines::Clock::duration keep_alive_timeout() const {
@@ -275,6 +318,7 @@ class GuardedServer : public httplib::Server {
     httplib::detail::get_local_ip_and_port(sock, local_addr, local_port);
     bool websocket_upgraded = false;
     bool ok = false;
+    bool closed = false;
     {
       httplib::detail::SocketStream strm(sock, read_timeout_sec_, read_timeout_usec_, write_timeout_sec_,
                                          write_timeout_usec_);
@@ -282,16 +326,24 @@ class GuardedServer : public httplib::Server {
         if (!strm.is_readable() && !httplib::detail::keep_alive(svr_sock_, sock, keep_alive_timeout_sec_)) break;
         bool connection_closed = false;
         t_close_after_response = false;
-        ok = process_request(strm, remote_addr, remote_port, local_addr, local_port, left == 1, connection_closed,
+        RequestStream request(strm);
+        ok = process_request(request, remote_addr, remote_port, local_addr, local_port, left == 1, connection_closed,
                              nullptr, &websocket_upgraded);
         t_request_hold.reset();  // the response is written (or the connection is lost)
+        if (!ok && request.overlong_line() && !request.wrote() && library_error_) {
+          // Only a request line can be that long here: a header line over the limit is refused 400 first.
+          send_and_close(sock, serialize_refusal(library_error_(414, "")), std::chrono::milliseconds(500));
+          closed = true;
+        }
         if (!ok || connection_closed || t_close_after_response) break;
       }
     }
     t_close_after_response = false;
     t_request_hold.reset();
-    httplib::detail::shutdown_socket(sock);
-    httplib::detail::close_socket(sock);
+    if (!closed) {
+      httplib::detail::shutdown_socket(sock);
+      httplib::detail::close_socket(sock);
+    }
     deadlines_.remove(t_connection);
     t_connection = 0;
     peers_.close(remote_addr);
@@ -303,16 +355,31 @@ class GuardedServer : public httplib::Server {
   // what has arrived is read and dropped first (a worker never waits for more: under a flood of
   // refusals that wait would be the flood's cost).
   void refuse(socket_t sock, const std::string& peer) {
-    const std::string response = refusal_ ? serialize_refusal(refusal_(peer)) : std::string();
+    send_and_close(sock, refusal_ ? serialize_refusal(refusal_(peer)) : std::string());
+  }
+
+  // linger: how long to keep reading what the client still sends after the answer (up to
+  // kLingerDrainBytes), so that its unread bytes do not turn the close into a reset that destroys
+  // the answer; zero for refusals, whose worker must never wait.
+  void send_and_close(socket_t sock, const std::string& response,
+                      std::chrono::milliseconds linger = std::chrono::milliseconds(0)) {
     if (!response.empty()) {
       [[maybe_unused]] const auto sent = ::send(sock, response.data(), response.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     }
     ::shutdown(sock, SHUT_WR);
+    const auto until = std::chrono::steady_clock::now() + linger;
+    const std::size_t limit = linger.count() > 0 ? kLingerDrainBytes : kRefusalDrainBytes;
     char sink[4096];
-    for (std::size_t dropped = 0; dropped < kRefusalDrainBytes;) {
+    for (std::size_t dropped = 0; dropped < limit;) {
       const auto got = ::recv(sock, sink, sizeof(sink), MSG_DONTWAIT);
-      if (got <= 0) break;
-      dropped += static_cast<std::size_t>(got);
+      if (got > 0) {
+        dropped += static_cast<std::size_t>(got);
+        continue;
+      }
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+      if (got == 0 || (errno != EAGAIN && errno != EWOULDBLOCK) || left.count() <= 0) break;
+      pollfd readable{sock, POLLIN, 0};
+      if (::poll(&readable, 1, static_cast<int>(left.count())) <= 0) break;
     }
     httplib::detail::close_socket(sock);
   }
@@ -321,6 +388,7 @@ class GuardedServer : public httplib::Server {
   ConnectionDeadlines::Clock::duration header_timeout_;
   PeerConnections peers_;
   std::function<HttpResponse(const std::string&)> refusal_;
+  std::function<HttpResponse(int, const std::string&)> library_error_;
 };
 
 }  // namespace
@@ -375,7 +443,7 @@ HttpServer::HttpServer(HttpServerOptions options, std::vector<HttpRoute> routes,
     impl_->server = std::move(tls);
   } else {
     auto guarded = std::make_unique<GuardedServer>(impl_->deadlines, opt.header_timeout_s, opt.max_connections_per_peer,
-                                                   impl_->hooks.too_many_connections);
+                                                   impl_->hooks.too_many_connections, impl_->hooks.library_error);
     impl_->guarded = guarded.get();
     impl_->server = std::move(guarded);
   }

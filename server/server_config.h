@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "vlm/audit/audit_log.h"
+#include "vlm/image.h"
 #include "vlm/model.h"
 
 namespace vlm::server {
@@ -15,7 +16,9 @@ struct ModelSpec {
   std::string path;  // a local path, or a spec `resolve_model_path` turns into one (hf://...)
 };
 
-// Everything `vlmserve serve` decides, after flags, config file and VLM_* variables are merged.
+// Everything `vlmserve serve` decides, after flags, config file and VLM_* variables are merged. The
+// option table (cli/option_table.cpp) binds the plain fields and checks their ranges; the defaults
+// here are the flags' defaults.
 struct ServerConfig {
   std::vector<ModelSpec> models;
   // Called in the loading phase, after the server listens, so /health answers "loading" while a
@@ -32,8 +35,8 @@ struct ServerConfig {
   ModelOptions model_options;
   DetectOptions default_options;  // what a request gets for parameters it does not send
   double max_body_mb = 20.0;
-  double max_pixels = 50e6;
-  double max_request_pixels = 50e6;  // all images of one request together
+  double max_pixels = static_cast<double>(ImageLoadOptions{}.max_pixels);
+  double max_request_pixels = 0;  // all images of one request together; the CLI turns 0 into max_pixels
   double timeout_s = 60.0;
   int queue = 16;
   int max_concurrent_requests = 32;  // inference requests admitted at once; more get 503 overloaded
@@ -53,7 +56,8 @@ struct ServerConfig {
   std::string think_policy;                  // empty: the built-in copy of configs/think-policy.json
 };
 
-// Throws vlm::Error kInvalidArgument naming the first bad field.
+// The checks that involve several fields (the option table checks each field's own range). Throws
+// vlm::Error kInvalidArgument naming the first bad field.
 void validate(const ServerConfig& config);
 
 }  // namespace vlm::server

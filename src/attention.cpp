@@ -1,5 +1,6 @@
 // The one attention entry point. Backend choice happens here and nowhere else.
 #include "vlm/attention.h"
+#include "vlm/runtime.h"
 
 #include <ATen/ATen.h>
 
@@ -85,12 +86,16 @@ struct DeviceInfo {
 
 // Compute capability of q's device and whether the flash kernels load there, cached per device
 // (each costs a driver call).
-DeviceInfo device_info([[maybe_unused]] const at::Tensor& q) {
+DeviceInfo device_info([[maybe_unused]] const c10::Device& where) {
 #if VLM_WITH_CUDA
-  if (!q.is_cuda()) return {};
+  if (!where.is_cuda()) return {};
   static std::mutex mutex;
   static std::vector<std::optional<DeviceInfo>> cache;
-  const int device = q.get_device();
+  int device = where.has_index() ? where.index() : 0;
+  if (!where.has_index() && cudaGetDevice(&device) != cudaSuccess) {
+    cudaGetLastError();
+    return {};
+  }
   std::lock_guard lock(mutex);
   if (device >= static_cast<int>(cache.size())) cache.resize(device + 1);
   if (!cache[device]) {
@@ -187,6 +192,12 @@ std::string_view attention_backend_name(AttentionBackend backend) {
 void set_default_attention_backend(AttentionBackend backend) { g_default_backend = backend; }
 AttentionBackend default_attention_backend() { return g_default_backend; }
 
+void set_flash_autotune([[maybe_unused]] bool enabled) {
+#if VLM_WITH_CUDA
+  flash::set_flash_autotune_enabled(enabled);
+#endif
+}
+
 std::vector<std::string> available_attention_backends() {
   if (kFlashBuilt) return {"flash", "eager", "sdpa"};
   return {"eager", "sdpa"};
@@ -208,13 +219,28 @@ AttentionChoice choose_attention_backend(const AttentionRequest& request, Attent
   return {AttentionBackend::kEager, reason};
 }
 
+AttentionChoice check_attention_backend(AttentionBackend requested, const c10::Device& device, c10::ScalarType dtype,
+                                        int64_t head_dim) {
+  AttentionRequest request;
+  request.on_cuda = device.is_cuda();
+  const DeviceInfo info = device_info(device);
+  request.sm_major = info.sm_major;
+  request.sm_minor = info.sm_minor;
+  request.kernel_image = info.kernel_image;
+  request.dtype = dtype;
+  request.head_dim = head_dim;
+  request.scale = head_dim > 0 ? 1.0 / std::sqrt(static_cast<double>(head_dim)) : 1.0;
+  return choose_attention_backend(
+      request, requested == AttentionBackend::kAuto ? default_attention_backend() : requested, kFlashBuilt);
+}
+
 AttentionChoice choose_attention_backend(const at::Tensor& q, const at::Tensor& /*k*/,
                                          const AttentionOptions& options) {
   AttentionBackend requested =
       options.backend == AttentionBackend::kAuto ? default_attention_backend() : options.backend;
   AttentionRequest request;
   request.on_cuda = q.is_cuda();
-  const DeviceInfo info = device_info(q);
+  const DeviceInfo info = device_info(q.device());
   request.sm_major = info.sm_major;
   request.sm_minor = info.sm_minor;
   request.kernel_image = info.kernel_image;

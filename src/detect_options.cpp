@@ -16,11 +16,13 @@ void validate(const DetectOptions& options) {
   if (!std::isfinite(options.iou) || options.iou < 0.0F || options.iou > 1.0F) {
     fail("iou must be in [0, 1], got " + std::to_string(options.iou));
   }
-  if (options.max_det < 1 || options.max_det > 10000) {
-    fail("max_det must be in [1, 10000], got " + std::to_string(options.max_det));
+  if (options.max_det < 1 || options.max_det > kMaxDetLimit) {
+    fail("max_det must be in [1, " + std::to_string(kMaxDetLimit) + "], got " + std::to_string(options.max_det));
   }
   for (int class_id : options.classes) {
-    if (class_id < 0) fail("classes must be non-negative class ids, got " + std::to_string(class_id));
+    if (class_id < 0 || class_id > kMaxClassId) {
+      fail("classes must be class ids in [0, " + std::to_string(kMaxClassId) + "], got " + std::to_string(class_id));
+    }
   }
 }
 

@@ -9,8 +9,10 @@
 //   generate      vision encoder, projector, BART encoder and generation (pixel values already on the
 //                 device, as transformers' generate() gets them); ids come back per row
 //   vision        the DaViT vision encoder alone
-//   decoder-step  one decoder step (LM head included) for batch x num_beams rows against a cache that
-//                 already holds --cache-length positions; each repeat is the next step
+//   decoder-step  one generation step (decoder, LM head, logits processing and the search's choice)
+//                 for batch x num_beams rows against a cache that already holds --cache-length
+//                 positions; each repeat is the next step
+// "graph" in the JSON line says whether the decode step ran as a replayed CUDA graph.
 // --suppress-eos bans the EOS ids until max_new_tokens (transformers' min_new_tokens), so greedy
 // generates the full length on both sides.
 #include <algorithm>
@@ -28,6 +30,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bart.h"
+#include "generation.h"
 #include "pipeline.h"
 #include "task_prompts.h"
 #include "vlm/attention.h"
@@ -177,8 +180,8 @@ std::int64_t generated_tokens(const std::vector<std::vector<std::int64_t>>& rows
 int run(const Args& args) {
   at::NoGradGuard no_grad;
   const c10::Device device = vlm::parse_device(args.device);
-  if (args.attention != "auto") vlm::set_default_attention_backend(vlm::parse_attention_backend(args.attention));
-  const Pipeline pipeline(args.model, PipelineOptions{device, parse_dtype(args.dtype)});
+  const Pipeline pipeline(
+      args.model, PipelineOptions{device, parse_dtype(args.dtype), vlm::parse_attention_backend(args.attention)});
   std::vector<vlm::Image> images;
   for (int i = 0; i < args.batch; ++i) images.push_back(vlm::load_image(args.images[i % args.images.size()]));
   const at::Tensor pixel_values = pipeline.image_processor()(images).to(device);
@@ -199,7 +202,7 @@ int run(const Args& args) {
                         {"num_beams", args.num_beams},
                         {"max_new_tokens", args.max_new_tokens},
                         {"suppress_eos", args.suppress_eos},
-                        {"attention", std::string(vlm::attention_backend_name(vlm::default_attention_backend()))}};
+                        {"attention", std::string(vlm::attention_backend_name(pipeline.attention_backend()))}};
   std::vector<double> times;
   if (args.mode == "generate") {
     at::Tensor generated;
@@ -214,22 +217,27 @@ int run(const Args& args) {
       rows.emplace_back(data, data + ids.size(1));
     }
     row["tokens"] = generated_tokens(rows, generation.eos_token_ids);
+    row["graph"] = pipeline.last_generation_graphed();
     row["ids"] = rows;
   } else if (args.mode == "vision") {
     times = time_calls(device, args.warmup, args.repeats, [&] { pipeline.vision_features(pixel_values); });
   } else {
-    const BartDecoder& decoder = pipeline.decoder();
-    const at::Tensor encoded =
-        pipeline.encode(pipeline.image_features(pixel_values), prompt).repeat_interleave(args.num_beams, 0);
-    const std::int64_t rows = encoded.size(0);
-    const auto long_options = at::TensorOptions().dtype(at::kLong).device(device);
-    KvCache cache = decoder.start(encoded, args.cache_length + args.warmup + args.repeats);
-    // The same prefix tokens as the reference: 100 + i % 1000, then token 100 at every step.
-    decoder.forward((at::arange(args.cache_length, long_options).remainder(1000) + 100).expand({rows, -1}), cache);
-    const at::Tensor step = at::full({rows, 1}, 100, long_options);
-    times = time_calls(device, args.warmup, args.repeats, [&] { decoder.forward(step, cache); });
-    row["rows"] = rows;
+    // The step generation runs (decoder, LM head, logits processing, token choice, beam bookkeeping),
+    // replayed as a CUDA graph where capture succeeds, after --cache-length steps filled the cache.
+    const at::Tensor encoded = pipeline.encode(pipeline.image_features(pixel_values), prompt);
+    const int positions = args.cache_length + args.warmup + args.repeats + 1;
+    if (positions > pipeline.config().text.max_position_embeddings + 1) {
+      throw Error(ErrorCode::kInvalidArgument, "--cache-length " + std::to_string(args.cache_length) +
+                                                   " plus the timed steps exceeds the decoder's positions");
+    }
+    DecodeState state(pipeline.decoder(), generation,
+                      DecodeShape{args.batch, args.num_beams, encoded.size(1), positions}, encoded.options());
+    state.start(encoded);
+    for (int i = 0; i < args.cache_length; ++i) state.step();
+    times = time_calls(device, args.warmup, args.repeats, [&] { state.step(); });
+    row["rows"] = args.batch * args.num_beams;
     row["cache_length"] = args.cache_length;
+    row["graph"] = state.graphed();
   }
   const double ms = median(times);
   row["ms"] = ms;

@@ -158,7 +158,8 @@ def fmt(value, spec):
 
 
 def summary(row, ours, ref):
-    cells = dict(ours_ms=ours["ms"], ref_ms=ref["ms"], ratio=ref["ms"] / ours["ms"])
+    cells = dict(ours_ms=ours["ms"], ref_ms=ref["ms"], ratio=ref["ms"] / ours["ms"],
+                 graph={True: "yes", False: "no"}.get(ours.get("graph"), "-"))
     if row["part"] == "generate":
         cells.update(ours_tps=ours["tokens_per_s"], ref_tps=ref["tokens_per_s"],
                      tokens=f"{ours['tokens']}/{ref['tokens']}")
@@ -173,7 +174,7 @@ def summary(row, ours, ref):
 def print_table(results, skipped, header):
     print("\n" + header)
     cols = (f"{'shape':<6} {'dtype':<5} {'B':>3} {'row':<22} {'vlmserve ms':>11} {'transf. ms':>10} {'ratio':>6} "
-            f"{'vlm tok/s':>9} {'hf tok/s':>9} {'tokens':>11} {'ids same':>9} {'1st diff':>8} {'ref margin':>10}")
+            f"{'vlm tok/s':>9} {'hf tok/s':>9} {'tokens':>11} {'ids same':>9} {'1st diff':>8} {'ref margin':>10} {'graph':>5}")
     print(cols)
     print("-" * len(cols))
     for row, cells in results:
@@ -183,14 +184,14 @@ def print_table(results, skipped, header):
         print(f"{row['shape']:<6} {row['dtype']:<5} {row['batch']:>3} {row['name']:<22} {cells['ours_ms']:11.2f} "
               f"{cells['ref_ms']:10.2f} {cells['ratio']:6.2f} {fmt(cells.get('ours_tps'), '9.1f')} "
               f"{fmt(cells.get('ref_tps'), '9.1f')} {cells.get('tokens', '-'):>11} {cells.get('same', '-'):>9} "
-              f"{fmt(cells.get('first'), '8d')} {fmt(cells.get('margin'), '10.3g')}")
+              f"{fmt(cells.get('first'), '8d')} {fmt(cells.get('margin'), '10.3g')} {cells['graph']:>5}")
     if skipped:
         print(f"not run (time budget): " + "; ".join(f"{r['shape']} {r['dtype']} B{r['batch']} {r['name']}"
                                                    for r in skipped))
     print("ratio = transformers ms / vlmserve ms (same batch, dtype, photos, settings); ids same: every row of the "
           "batch identical; 1st diff: first generated index that differs (earliest row); ref margin: transformers' "
           "own margin there (greedy top-1/top-2 logit gap; beams: smallest gap among the top 2*beams+1 candidates "
-          "at that step or later)")
+          "at that step or later); graph: vlmserve's decode step replayed as a CUDA graph")
 
 
 def out_of_time(*_):

@@ -1,7 +1,12 @@
 """The Python reference on the same machine and images: the `yolov5` package's inference (YOLOv5
 TorchScript/.pt through DetectMultiBackend, letterbox, NMS, box scaling) or `ultralytics` predict
-(YOLOv8), looping over the images one call at a time, and for N > 1 as batches of N images.
-Prints JSON lines with images/s and per-call latency percentiles."""
+(YOLOv8/11), either
+  - in-process: looping over the images one call at a time, and for N > 1 as batches of N images
+    (JSON lines with images/s and per-call latency percentiles); or
+  - with --serve PORT: behind the smallest HTTP endpoint a Python user would deploy (the standard
+    library's threading HTTP server, POST /detect with JPEG bytes, one image per request, answered
+    with the detections as JSON), for bench/server/load.py to drive exactly as it drives vlmserve.
+    Prints "listening on PORT" once ready (PORT 0 picks a free one)."""
 
 import argparse
 import json
@@ -38,8 +43,7 @@ def yolov5_runner(model_path, device, half):
     dev = torch.device(device)
     model = DetectMultiBackend(str(model_path), device=dev, fp16=half)
 
-    def run(paths):
-        bgrs = [cv2.imread(str(p)) for p in paths]
+    def run(bgrs):
         batch = []
         for bgr in bgrs:
             padded = letterbox(bgr, (640, 640), stride=model.stride, auto=False)[0]
@@ -62,12 +66,46 @@ def ultralytics_runner(model_path, device, half):
 
     model = YOLO(str(model_path), task="detect")
 
-    def run(paths):
+    def run(bgrs):
         # `half` only when asked: ultralytics 8.4 warns on every call that passes it (deprecated).
         extra = {"half": True} if half else {}
-        return model.predict([str(p) for p in paths], imgsz=640, device=device, verbose=False, **extra)
+        results = model.predict(bgrs, imgsz=640, device=device, verbose=False, **extra)
+        return [torch.cat([r.boxes.xyxy, r.boxes.conf[:, None], r.boxes.cls[:, None]], 1) for r in results]
 
     return run
+
+
+def serve(run, port):
+    import cv2
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as load.py's clients expect
+
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            bgr = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
+            if self.path != "/detect" or bgr is None:
+                self.answer(400, {"error": "POST /detect with a JPEG body"})
+                return
+            det = run([bgr])[0].cpu().tolist()
+            self.answer(200, {"detections": [{"box": d[:4], "score": d[4], "class_id": int(d[5])} for d in det]})
+
+        def answer(self, status, payload):
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server.daemon_threads = True
+    print(f"listening on {server.server_address[1]}", flush=True)
+    server.serve_forever()
 
 
 def main():
@@ -76,7 +114,8 @@ def main():
     parser.add_argument("--family", choices=["yolov5", "ultralytics"], default="yolov5")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--half", action="store_true")
-    parser.add_argument("--images", nargs="+", required=True)
+    parser.add_argument("--images", nargs="+")
+    parser.add_argument("--serve", type=int, metavar="PORT", help="serve POST /detect instead of looping")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--threads", type=int, default=0)
@@ -85,9 +124,16 @@ def main():
         torch.set_num_threads(args.threads)
     device = "cuda:0" if args.device == "cuda" else args.device
     run = (yolov5_runner if args.family == "yolov5" else ultralytics_runner)(args.model, device, args.half)
+    import cv2
+
+    if not args.images:
+        parser.error("--images is required (with --serve: for the warm-up)")
     paths = [Path(p) for p in args.images]
-    run(paths[:1])
-    run(paths[:1])
+    for _ in range(2):
+        run([cv2.imread(str(paths[0]))])
+    if args.serve is not None:
+        serve(run, args.serve)
+        return
     for n in args.batches:
         latencies, images, i = [], 0, 0
         deadline = time.perf_counter() + args.seconds
@@ -96,7 +142,7 @@ def main():
             chunk = [paths[(i + k) % len(paths)] for k in range(n)]
             i += n
             t = time.perf_counter()
-            run(chunk)
+            run([cv2.imread(str(p)) for p in chunk])  # reading and decoding the files is part of the work
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
             latencies.append(time.perf_counter() - t)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Server throughput and latency on loopback at 1, 8 and 32 concurrent clients, beside the Python
-# reference (yolov5 package or ultralytics predict) looping over the same images in the same run.
+# reference (yolov5 package or ultralytics predict) in the same run: looping over the same images
+# in-process, and behind a minimal Python HTTP endpoint driven by the same load generator.
 #
 #   bench/server/run.sh --bin build/cpu/cli/vlmserve --model build/test-data/yolov5n.torchscript \
 #       [--device cpu|cuda] [--half] [--family yolov5|ultralytics] [--reference-model PATH] \
@@ -72,19 +73,45 @@ ref_threads=()
 "$python" "$root/bench/server/python_reference.py" --model "$ref_model" --family "$family" --device "$device" $half \
   "${ref_threads[@]}" --images "${images[@]}" --batches $clients --seconds "$seconds" | tee "$out/python.jsonl" >&2
 
-"$python" - "$out/server.jsonl" "$out/python.jsonl" "$device" <<'PY'
+# The same reference behind a minimal Python HTTP endpoint, driven by the same load generator.
+"$python" "$root/bench/server/python_reference.py" --model "$ref_model" --family "$family" --device "$device" $half \
+  "${ref_threads[@]}" --images "${images[0]}" --serve 0 > "$out/python_http.log" 2>&1 &
+python_pid=$!
+trap 'kill "$server_pid" "$python_pid" 2>/dev/null || true; rm -rf "$out"' EXIT
+python_port=""
+for _ in $(seq 600); do
+  python_port="$(grep -m1 -oP '^listening on \K[0-9]+' "$out/python_http.log" || true)"
+  [[ -n "$python_port" ]] && break
+  kill -0 "$python_pid" 2>/dev/null || { cat "$out/python_http.log" >&2; exit 1; }
+  sleep 0.2
+done
+[[ -n "$python_port" ]] || { echo "the Python HTTP reference did not start" >&2; exit 1; }
+echo "python http reference: $family on $device, port $python_port" >&2
+# shellcheck disable=SC2086
+"$python" "$root/bench/server/load.py" --port "$python_port" --images "${images[@]}" --clients $clients \
+  --seconds "$seconds" | tee "$out/python_http.jsonl" >&2
+kill "$python_pid"; wait "$python_pid" 2>/dev/null || true
+
+"$python" - "$out/server.jsonl" "$out/python.jsonl" "$out/python_http.jsonl" "$device" <<'PY'
 import json, sys
 # Only the JSON lines: the reference packages may print warnings on stdout.
 rows = lambda path: [json.loads(l) for l in open(path) if l.startswith("{")]
 server = rows(sys.argv[1])
 python = {r["batch"]: r for r in rows(sys.argv[2])}
-print(f"device: {sys.argv[3]}")
-print(f"{'clients':>7} | {'server req/s':>12} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} | {'python img/s':>12} {'p50 ms':>8} {'p99 ms':>8} | {'ratio':>6}")
+http = {r["clients"]: r for r in rows(sys.argv[3])}
+nan = float("nan")
+print(f"device: {sys.argv[4]}")
+print(f"{'clients':>7} | {'vlmserve req/s':>14} {'p50 ms':>7} {'p99 ms':>7} {'err':>4} | {'py http req/s':>13} {'p50 ms':>7} "
+      f"{'p99 ms':>7} {'err':>4} | {'py loop img/s':>13} {'p50 ms':>7} | {'vs http':>7} {'vs loop':>7}")
 for s in server:
-    p = python.get(s["clients"])
-    ratio = s["req_per_s"] / p["images_per_s"] if p and p["images_per_s"] else float("nan")
-    print(f"{s['clients']:>7} | {s['req_per_s']:>12.2f} {s['p50_ms']:>8.1f} {s['p99_ms']:>8.1f} {s['errors']:>6} | "
-          f"{p['images_per_s'] if p else float('nan'):>12.2f} {p['p50_ms'] if p else float('nan'):>8.1f} "
-          f"{p['p99_ms'] if p else float('nan'):>8.1f} | {ratio:>6.2f}")
-print("python p50/p99 are per call: one image at 1, a batch of N images at N (its whole batch waits for one call).")
+    p = python.get(s["clients"], {})
+    h = http.get(s["clients"], {})
+    vs_http = s["req_per_s"] / h["req_per_s"] if h.get("req_per_s") else nan
+    vs_loop = s["req_per_s"] / p["images_per_s"] if p.get("images_per_s") else nan
+    print(f"{s['clients']:>7} | {s['req_per_s']:>14.2f} {s['p50_ms']:>7.1f} {s['p99_ms']:>7.1f} {s['errors']:>4} | "
+          f"{h.get('req_per_s', nan):>13.2f} {h.get('p50_ms', nan):>7.1f} {h.get('p99_ms', nan):>7.1f} "
+          f"{h.get('errors', 0):>4} | {p.get('images_per_s', nan):>13.2f} {p.get('p50_ms', nan):>7.1f} | "
+          f"{vs_http:>7.2f} {vs_loop:>7.2f}")
+print("py loop: the reference in-process, one call of N images at N clients (p50 per call); py http: the same "
+      "reference behind a minimal threaded HTTP endpoint, one image per request, same load generator.")
 PY

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
 
 namespace vlm {
 
@@ -53,6 +54,12 @@ struct AttentionRequest {
 // (build, device, dtype) cannot run it; a shape the kernel does not cover (head dim) runs eager with
 // the reason, explicit or not.
 AttentionChoice choose_attention_backend(const AttentionRequest& request, AttentionBackend requested, bool flash_built);
+
+// A model's backend setting, checked when it loads: what its attention calls of `head_dim` on
+// `device` in `dtype` will run (kAuto: flash where it can, else eager). Throws kUnavailable when flash
+// is asked for and cannot run there, as the first call would.
+AttentionChoice check_attention_backend(AttentionBackend requested, const c10::Device& device, c10::ScalarType dtype,
+                                        int64_t head_dim);
 
 // Process-wide default used when AttentionOptions::backend is kAuto (set from --attention).
 void set_default_attention_backend(AttentionBackend backend);

@@ -36,6 +36,7 @@ struct ImageResult {
 };
 
 // Per-call parameters. Families ignore what does not apply to them (task/text for YOLO).
+// Requests are batched together only when their options compare equal, so every field takes part.
 struct DetectOptions {
   float conf = 0.25F;
   float iou = 0.7F;
@@ -44,7 +45,12 @@ struct DetectOptions {
   bool agnostic_nms = false;
   std::string task;  // Florence-2 task token, e.g. "<OD>"
   std::string text;  // Florence-2 task input
+
+  bool operator==(const DetectOptions&) const = default;
 };
+// The ranges validate() enforces; the option table declares the same for flags and requests.
+inline constexpr int kMaxDetLimit = 10'000;
+inline constexpr int kMaxClassId = 1'000'000;
 // Throws kInvalidArgument naming the first out-of-range field.
 void validate(const DetectOptions& options);
 // Throws kInvalidArgument naming the model's range when a class id is not one of `class_names`'
@@ -56,6 +62,7 @@ struct ModelOptions {
   std::string device = "cpu";  // "cpu", "cuda", "cuda:N"
   bool half = false;           // fp16 weights and activations (CUDA only)
   std::string attention = "auto";
+  bool flash_autotune = true;  // process-wide (set_flash_autotune); time the flash tiles per shape bucket
 };
 
 struct ModelInfo {

@@ -13,5 +13,8 @@ void set_cpu_threads(int threads);
 void require_exact_float32();
 // Parses auto|flash|eager|sdpa (throws kInvalidArgument) and makes it the default backend.
 void set_default_attention_backend_by_name(std::string_view name);
+// Whether the flash kernel times its tile configurations on the first call of each shape bucket
+// (on by default); off, it uses each head dim's default tile. No effect without CUDA.
+void set_flash_autotune(bool enabled);
 
 }  // namespace vlm

@@ -5,6 +5,7 @@
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
@@ -105,13 +106,12 @@ FlashAutotuner& flash_autotuner() {
   return tuner;
 }
 
-bool flash_autotune_enabled() {
-  static const bool enabled = [] {
-    const char* value = std::getenv("VLM_FLASH_AUTOTUNE");
-    return value == nullptr || std::string(value) != "0";
-  }();
-  return enabled;
-}
+namespace {
+std::atomic<bool> autotune_enabled{true};
+}  // namespace
+
+bool flash_autotune_enabled() { return autotune_enabled.load(std::memory_order_relaxed); }
+void set_flash_autotune_enabled(bool enabled) { autotune_enabled.store(enabled, std::memory_order_relaxed); }
 
 std::string flash_device_unsupported_reason(int device) {
   int major = 0;

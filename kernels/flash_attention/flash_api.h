@@ -19,9 +19,11 @@ namespace vlm::flash {
 at::Tensor flash_attention_forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale,
                                    bool causal, const at::Tensor& key_lengths, const at::Tensor& out = {});
 
-// The process-wide per-shape config choice (VLM_FLASH_AUTOTUNE=0 turns timing off: table defaults).
+// The process-wide per-shape config choice. Off (--flash-autotune=false, VLM_FLASH_AUTOTUNE=0): no
+// timing, the table's defaults.
 FlashAutotuner& flash_autotuner();
 bool flash_autotune_enabled();
+void set_flash_autotune_enabled(bool enabled);
 
 // Empty when the kernels can run on this device (sm >= 80), else the reason.
 std::string flash_device_unsupported_reason(int device);

@@ -35,7 +35,7 @@ struct FlashConfig {
 // Configs with more than 16 rows per warp (m_tiles 2) re-read Q from shared memory per key tile.
 // Several kPrefill rows of one head dim are alternatives: the launcher times them once per shape
 // bucket on the GPU in use and keeps the fastest (flash_autotune.h); the first is the default when
-// autotuning is off (VLM_FLASH_AUTOTUNE=0) or impossible (stream capture).
+// autotuning is off (--flash-autotune=false) or impossible (stream capture).
 // - d128 m128 n32 w4: 32 rows per warp like FA2's sm80 tile; 333 vs 315 TFLOP/s for m64 at the seed
 //   shape on an H200, 0 spills only since the swizzle offsets are recomputed per key tile
 //   (m128 n64 w4 still spills 68 bytes: tuning only).

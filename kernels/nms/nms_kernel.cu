@@ -1,5 +1,6 @@
 // Bitmask NMS as in torchvision, but the sequential sweep also runs on the device (one block), so
-// the mask never travels to the host (torchvision issues #7412, #8713).
+// the mask never travels to the host (torchvision issues #7412, #8713); and a batched greedy NMS for
+// detection post-processing that needs no host-side count.
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAStream.h>
@@ -59,7 +60,47 @@ __global__ void sweep_kernel(const unsigned long long* mask, int n, int col_bloc
   }
 }
 
+// One warp per image: candidates in score order, each tested by the 32 lanes against the boxes kept
+// so far; stops at max_kept. Same result as the mask and sweep above cut to max_kept, but with no
+// n x n mask, so a whole batch's images run at once and the counts never leave the device.
+__global__ void batched_greedy_kernel(const float* boxes, const int64_t* counts, int k_max, float threshold,
+                                      int max_kept, int64_t* keep) {
+  const int image = blockIdx.x;
+  const int lane = threadIdx.x;
+  const float* candidates = boxes + static_cast<long long>(image) * k_max * 4;
+  int64_t* kept_index = keep + static_cast<long long>(image) * max_kept;
+  for (int j = lane; j < max_kept; j += warpSize) kept_index[j] = -1;
+  __syncwarp();
+  const int n = static_cast<int>(min(counts[image], static_cast<int64_t>(k_max)));
+  int kept = 0;
+  for (int i = 0; i < n && kept < max_kept; ++i) {
+    const float* box = candidates + i * 4;
+    bool suppressed = false;
+    for (int j = lane; j < kept && !suppressed; j += warpSize) {
+      suppressed = overlaps(candidates + kept_index[j] * 4, box, threshold);
+    }
+    if (!__any_sync(0xffffffffU, suppressed)) {
+      if (lane == 0) kept_index[kept] = i;
+      ++kept;
+      __syncwarp();  // the new entry is visible to every lane before the next candidate
+    }
+  }
+}
+
 }  // namespace
+
+at::Tensor batched_nms_cuda(const at::Tensor& boxes_sorted, const at::Tensor& counts, float iou_threshold,
+                            int64_t max_kept) {
+  const auto batch = boxes_sorted.size(0);
+  at::Tensor keep = at::empty({batch, max_kept}, boxes_sorted.options().dtype(at::kLong));
+  if (batch == 0) return keep;
+  auto stream = c10::cuda::getCurrentCUDAStream(boxes_sorted.device().index());
+  batched_greedy_kernel<<<static_cast<unsigned>(batch), 32, 0, stream>>>(
+      boxes_sorted.data_ptr<float>(), counts.data_ptr<int64_t>(), static_cast<int>(boxes_sorted.size(1)), iou_threshold,
+      static_cast<int>(max_kept), keep.data_ptr<int64_t>());
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return keep;
+}
 
 at::Tensor nms_keep_mask_cuda(const at::Tensor& boxes_sorted, float iou_threshold) {
   const int n = static_cast<int>(boxes_sorted.size(0));

@@ -5,7 +5,6 @@
 
 #include <ATen/ATen.h>
 
-#include "layers.h"
 #include "vlm/attention.h"
 
 namespace vlm::florence2 {
@@ -20,8 +19,9 @@ inline at::Tensor merge_heads(const at::Tensor& x) {
   return x.transpose(1, 2).reshape({x.size(0), x.size(2), x.size(1) * x.size(3)});
 }
 
-inline AttentionOptions bart_attention_options(std::int64_t d_model, int heads, bool causal) {
+inline AttentionOptions bart_attention_options(std::int64_t d_model, int heads, bool causal, AttentionBackend backend) {
   AttentionOptions options;
+  options.backend = backend;
   options.scale = 1.0 / std::sqrt(static_cast<double>(d_model / heads));
   options.causal = causal;
   return options;

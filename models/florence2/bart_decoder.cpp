@@ -6,27 +6,113 @@
 
 namespace vlm::florence2 {
 
-KvCache BartDecoder::start(const at::Tensor& encoder_hidden, std::int64_t max_length) const {
-  const std::string scope = "model.language_model.decoder";
+BartDecoder::BartDecoder(const TextConfig& config, const Weights& weights, AttentionBackend attention)
+    : config_(config),
+      shared_(weights.get("model.language_model.shared.weight")),
+      positions_(weights.get("model.language_model.decoder.embed_positions.weight")),
+      embedding_norm_(LayerNorm::load(weights, "model.language_model.decoder.layernorm_embedding")),
+      self_attention_(bart_attention_options(config.d_model, config.decoder_attention_heads, true, attention)),
+      cross_attention_(bart_attention_options(config.d_model, config.decoder_attention_heads, false, attention)) {
+  for (int i = 0; i < config.decoder_layers; ++i) {
+    const auto scope = "model.language_model.decoder.layers." + std::to_string(i);
+    layers_.push_back({Linear::fused(weights, scope + ".self_attn", {"q_proj", "k_proj", "v_proj"}),
+                       Linear::load(weights, scope + ".self_attn.out_proj"),
+                       LayerNorm::load(weights, scope + ".self_attn_layer_norm"),
+                       Linear::load(weights, scope + ".encoder_attn.q_proj"),
+                       Linear::fused(weights, scope + ".encoder_attn", {"k_proj", "v_proj"}),
+                       Linear::load(weights, scope + ".encoder_attn.out_proj"),
+                       LayerNorm::load(weights, scope + ".encoder_attn_layer_norm"),
+                       Linear::load(weights, scope + ".fc1"), Linear::load(weights, scope + ".fc2"),
+                       LayerNorm::load(weights, scope + ".final_layer_norm")});
+  }
+}
+
+KvCache BartDecoder::start(const at::Tensor& encoder_hidden, std::int64_t beams, std::int64_t max_length) const {
   const int heads = config_.decoder_attention_heads;
-  const auto rows = encoder_hidden.size(0);
   const auto head_dim = config_.d_model / heads;
+  const auto batch = encoder_hidden.size(0);
+  const auto length = encoder_hidden.size(1);
   KvCache cache;
-  cache.layers.reserve(config_.decoder_layers);
-  for (int i = 0; i < config_.decoder_layers; ++i) {
-    const auto layer = scope + ".layers." + std::to_string(i);
+  cache.beams = beams;
+  cache.layers.reserve(layers_.size());
+  for (std::size_t i = 0; i < layers_.size(); ++i) {
     KvCache::Layer entry;
-    entry.cross_key = split_heads(linear(weights_, layer + ".encoder_attn.k_proj", encoder_hidden), heads);
-    entry.cross_value = split_heads(linear(weights_, layer + ".encoder_attn.v_proj", encoder_hidden), heads);
-    entry.self_key = at::empty({rows, heads, max_length, head_dim}, encoder_hidden.options());
-    entry.self_value = at::empty_like(entry.self_key);
+    entry.cross = at::empty({batch, length, 2 * config_.d_model}, encoder_hidden.options());
+    entry.cross_key = split_heads(entry.cross.narrow(-1, 0, config_.d_model), heads);
+    entry.cross_value = split_heads(entry.cross.narrow(-1, config_.d_model, config_.d_model), heads);
+    // Zeroed: a masked position still multiplies its (zero) probability by the value there.
+    entry.self_key = at::zeros({batch * beams, heads, max_length, head_dim}, encoder_hidden.options());
+    entry.self_value = at::zeros_like(entry.self_key);
     cache.layers.push_back(std::move(entry));
   }
+  restart(encoder_hidden, cache);
   return cache;
 }
 
+void BartDecoder::restart(const at::Tensor& encoder_hidden, KvCache& cache) const {
+  for (std::size_t i = 0; i < layers_.size(); ++i) {
+    auto& entry = cache.layers[i];
+    if (encoder_hidden.sizes().slice(0, 2) != entry.cross.sizes().slice(0, 2)) {
+      throw Error(ErrorCode::kInternal, "decoder cache built for encoder output " + c10::str(entry.cross.sizes()) +
+                                            ", given " + c10::str(encoder_hidden.sizes()));
+    }
+    entry.cross.copy_(layers_[i].cross_kv(encoder_hidden));
+    entry.self_key.zero_();
+    entry.self_value.zero_();
+  }
+  cache.length = 0;
+}
+
+at::Tensor BartDecoder::cross_attention(const BartDecoderLayer& layer, const at::Tensor& h, const KvCache::Layer& entry,
+                                        std::int64_t beams) const {
+  const int heads = config_.decoder_attention_heads;
+  at::Tensor q = split_heads(layer.cross_q(h), heads);  // [rows, heads, T, head_dim]
+  if (beams == 1) return merge_heads(attention(q, entry.cross_key, entry.cross_value, cross_attention_));
+  // The beams of an image are extra query rows against its one copy of the keys and values.
+  const auto rows = q.size(0);
+  const auto steps = q.size(2);
+  const auto head_dim = q.size(3);
+  const auto batch = rows / beams;
+  q = q.reshape({batch, beams, heads, steps, head_dim}).permute({0, 2, 1, 3, 4}).reshape({batch, heads, -1, head_dim});
+  const at::Tensor a = attention(q, entry.cross_key, entry.cross_value, cross_attention_)
+                           .reshape({batch, heads, beams, steps, head_dim})
+                           .permute({0, 2, 1, 3, 4})
+                           .reshape({rows, heads, steps, head_dim});
+  return merge_heads(a);
+}
+
+at::Tensor BartDecoder::layers_forward(at::Tensor h, KvCache& cache, const SelfWindow& window) const {
+  const int heads = config_.decoder_attention_heads;
+  const std::int64_t d = config_.d_model;
+  for (std::size_t i = 0; i < layers_.size(); ++i) {
+    const auto& layer = layers_[i];
+    auto& entry = cache.layers[i];
+    const at::Tensor qkv = layer.self_qkv(h);
+    const at::Tensor q = split_heads(qkv.narrow(-1, 0, d), heads);
+    const at::Tensor k = split_heads(qkv.narrow(-1, d, d), heads);
+    const at::Tensor v = split_heads(qkv.narrow(-1, 2 * d, d), heads);
+    at::Tensor a;
+    if (window.position.defined()) {
+      entry.self_key.index_copy_(2, window.position, k);
+      entry.self_value.index_copy_(2, window.position, v);
+      AttentionOptions options = cross_attention_;
+      options.key_lengths = window.key_lengths;
+      a = attention(q, entry.self_key, entry.self_value, options);
+    } else {
+      const auto end = window.past + window.steps;
+      entry.self_key.narrow(2, window.past, window.steps).copy_(k);
+      entry.self_value.narrow(2, window.past, window.steps).copy_(v);
+      a = attention(q, entry.self_key.narrow(2, 0, end), entry.self_value.narrow(2, 0, end), self_attention_);
+    }
+    h = layer.self_norm(h + layer.self_out(merge_heads(a)));
+    h = layer.cross_norm(h + layer.cross_out(cross_attention(layer, h, entry, cache.beams)));
+    h = layer.final_norm(h + layer.fc2(gelu_exact(layer.fc1(h))));
+  }
+  // The LM head is tied to the shared embedding (tie_word_embeddings), without bias.
+  return at::linear(h, shared_);
+}
+
 at::Tensor BartDecoder::forward(const at::Tensor& input_ids, KvCache& cache) const {
-  const std::string scope = "model.language_model.decoder";
   const auto steps = input_ids.size(1);
   const auto past = cache.length;
   const auto capacity = cache.layers.empty() ? 0 : cache.layers[0].self_key.size(2);
@@ -35,36 +121,24 @@ at::Tensor BartDecoder::forward(const at::Tensor& input_ids, KvCache& cache) con
                                                  " exceeds the cache (" + std::to_string(capacity) +
                                                  ") or max_position_embeddings");
   }
-  const at::Tensor& shared = weights_.get("model.language_model.shared.weight");
-  at::Tensor h = at::embedding(shared, input_ids);
+  at::Tensor h = at::embedding(shared_, input_ids);
   if (config_.scale_embedding) h = h * std::sqrt(static_cast<double>(config_.d_model));
-  const at::Tensor positions = weights_.get(scope + ".embed_positions.weight").slice(0, 2 + past, 2 + past + steps);
-  h = layer_norm(weights_, scope + ".layernorm_embedding", h + positions);
-  const int heads = config_.decoder_attention_heads;
-  const auto self_options = bart_attention_options(config_.d_model, heads, /*causal=*/true);
-  const auto cross_options = bart_attention_options(config_.d_model, heads, /*causal=*/false);
-  for (int i = 0; i < config_.decoder_layers; ++i) {
-    const auto layer = scope + ".layers." + std::to_string(i);
-    auto& entry = cache.layers[i];
-    const at::Tensor q = split_heads(linear(weights_, layer + ".self_attn.q_proj", h), heads);
-    entry.self_key.narrow(2, past, steps).copy_(split_heads(linear(weights_, layer + ".self_attn.k_proj", h), heads));
-    entry.self_value.narrow(2, past, steps).copy_(split_heads(linear(weights_, layer + ".self_attn.v_proj", h), heads));
-    at::Tensor a = attention(q, entry.self_key.narrow(2, 0, past + steps), entry.self_value.narrow(2, 0, past + steps),
-                             self_options);
-    a = linear(weights_, layer + ".self_attn.out_proj", merge_heads(a));
-    h = layer_norm(weights_, layer + ".self_attn_layer_norm", h + a);
-
-    const at::Tensor cq = split_heads(linear(weights_, layer + ".encoder_attn.q_proj", h), heads);
-    a = linear(weights_, layer + ".encoder_attn.out_proj",
-               merge_heads(attention(cq, entry.cross_key, entry.cross_value, cross_options)));
-    h = layer_norm(weights_, layer + ".encoder_attn_layer_norm", h + a);
-
-    a = linear(weights_, layer + ".fc2", gelu_exact(linear(weights_, layer + ".fc1", h)));
-    h = layer_norm(weights_, layer + ".final_layer_norm", h + a);
-  }
+  h = embedding_norm_(h + positions_.slice(0, 2 + past, 2 + past + steps));
+  at::Tensor logits = layers_forward(h, cache, SelfWindow{past, steps, {}, {}});
   cache.length = past + steps;
-  // The LM head is tied to the shared embedding (tie_word_embeddings), without bias.
-  return at::linear(h, shared);
+  return logits;
+}
+
+at::Tensor BartDecoder::step(const at::Tensor& tokens, const at::Tensor& position, KvCache& cache) const {
+  const auto rows = tokens.size(0);
+  at::Tensor h = at::embedding(shared_, tokens);
+  if (config_.scale_embedding) h = h * std::sqrt(static_cast<double>(config_.d_model));
+  const at::Tensor index = position.reshape({1});
+  h = embedding_norm_(h + positions_.index_select(0, index + 2));
+  SelfWindow window;
+  window.position = index;
+  window.key_lengths = (index + 1).expand({rows}).contiguous();
+  return layers_forward(h, cache, window).select(1, 0);
 }
 
 }  // namespace vlm::florence2

@@ -6,14 +6,28 @@
 
 namespace vlm::florence2 {
 
+BartEncoder::BartEncoder(const TextConfig& config, const Weights& weights, AttentionBackend attention)
+    : config_(config),
+      shared_(weights.get("model.language_model.shared.weight")),
+      positions_(weights.get("model.language_model.encoder.embed_positions.weight")),
+      embedding_norm_(LayerNorm::load(weights, "model.language_model.encoder.layernorm_embedding")),
+      attention_(bart_attention_options(config.d_model, config.encoder_attention_heads, /*causal=*/false, attention)) {
+  for (int i = 0; i < config.encoder_layers; ++i) {
+    const auto scope = "model.language_model.encoder.layers." + std::to_string(i);
+    layers_.push_back({Linear::fused(weights, scope + ".self_attn", {"q_proj", "k_proj", "v_proj"}),
+                       Linear::load(weights, scope + ".self_attn.out_proj"),
+                       LayerNorm::load(weights, scope + ".self_attn_layer_norm"), Linear::load(weights, scope + ".fc1"),
+                       Linear::load(weights, scope + ".fc2"), LayerNorm::load(weights, scope + ".final_layer_norm")});
+  }
+}
+
 at::Tensor BartEncoder::embed_tokens(const at::Tensor& input_ids) const {
-  at::Tensor embeds = at::embedding(weights_.get("model.language_model.shared.weight"), input_ids);
+  at::Tensor embeds = at::embedding(shared_, input_ids);
   if (config_.scale_embedding) embeds = embeds * std::sqrt(static_cast<double>(config_.d_model));
   return embeds;
 }
 
 at::Tensor BartEncoder::forward(const at::Tensor& inputs_embeds) const {
-  const std::string scope = "model.language_model.encoder";
   const auto length = inputs_embeds.size(1);
   if (length > config_.max_position_embeddings) {
     throw Error(ErrorCode::kInvalidArgument, "encoder input of " + std::to_string(length) +
@@ -21,19 +35,18 @@ at::Tensor BartEncoder::forward(const at::Tensor& inputs_embeds) const {
                                                  std::to_string(config_.max_position_embeddings));
   }
   // Learned positions start at offset 2 (a fairseq leftover kept by BART).
-  const at::Tensor positions = weights_.get(scope + ".embed_positions.weight").slice(0, 2, 2 + length);
-  at::Tensor h = layer_norm(weights_, scope + ".layernorm_embedding", inputs_embeds + positions);
+  at::Tensor h = embedding_norm_(inputs_embeds + positions_.slice(0, 2, 2 + length));
   const int heads = config_.encoder_attention_heads;
-  const auto options = bart_attention_options(config_.d_model, heads, /*causal=*/false);
-  for (int i = 0; i < config_.encoder_layers; ++i) {
-    const auto layer = scope + ".layers." + std::to_string(i);
-    const at::Tensor q = split_heads(linear(weights_, layer + ".self_attn.q_proj", h), heads);
-    const at::Tensor k = split_heads(linear(weights_, layer + ".self_attn.k_proj", h), heads);
-    const at::Tensor v = split_heads(linear(weights_, layer + ".self_attn.v_proj", h), heads);
-    at::Tensor a = linear(weights_, layer + ".self_attn.out_proj", merge_heads(attention(q, k, v, options)));
-    h = layer_norm(weights_, layer + ".self_attn_layer_norm", h + a);
-    a = linear(weights_, layer + ".fc2", gelu_exact(linear(weights_, layer + ".fc1", h)));
-    h = clamp_fp16(layer_norm(weights_, layer + ".final_layer_norm", h + a));
+  const std::int64_t d = config_.d_model;
+  for (const auto& layer : layers_) {
+    const at::Tensor qkv = layer.qkv(h);
+    const at::Tensor q = split_heads(qkv.narrow(-1, 0, d), heads);
+    const at::Tensor k = split_heads(qkv.narrow(-1, d, d), heads);
+    const at::Tensor v = split_heads(qkv.narrow(-1, 2 * d, d), heads);
+    at::Tensor a = layer.out(merge_heads(attention(q, k, v, attention_)));
+    h = layer.self_norm(h + a);
+    a = layer.fc2(gelu_exact(layer.fc1(h)));
+    h = clamp_fp16(layer.final_norm(h + a));
   }
   return h;
 }

@@ -71,6 +71,7 @@ struct GenerationConfig {
   // Decoder length to stop at, from max_new_tokens or max_length; `default_new_tokens` applies when
   // the checkpoint names neither.
   int resolved_max_length(int default_new_tokens) const;
+  bool operator==(const GenerationConfig&) const = default;
 };
 
 struct PreprocessorConfig {

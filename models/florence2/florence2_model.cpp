@@ -42,18 +42,18 @@ class Florence2Model final : public Model {
   Florence2Model(const std::filesystem::path& dir, const ModelOptions& options,
                  std::chrono::steady_clock::time_point load_start)
       : device_(parse_device(options.device)),
-        pipeline_(dir, PipelineOptions{device_, options.half ? at::kHalf : at::kFloat}),
+        pipeline_(dir, PipelineOptions{device_, options.half ? at::kHalf : at::kFloat,
+                                       parse_attention_backend(options.attention)}),
         tokenizer_(Tokenizer::from_directory(dir)) {
     // Microsoft's remote-code processor adds these at runtime; tokenizer.json files that already
     // carry them (onnx-community, florence-community) keep their ids.
     tokenizer_.add_special_tokens(processor_added_tokens());
-    if (options.attention != "auto") set_default_attention_backend(parse_attention_backend(options.attention));
     info_.family = "florence2";
     info_.source = dir.string();
     for (const auto& task : tasks()) info_.tasks.emplace_back(task.token);
     info_.device = device_.str();
     info_.dtype = options.half ? "float16" : "float32";
-    info_.attention = std::string(attention_backend_name(default_attention_backend()));
+    info_.attention = std::string(attention_backend_name(pipeline_.attention_backend()));
     info_.image_size = pipeline_.config().preprocessor.height;
     info_.load_ms = elapsed_ms(load_start);
   }

@@ -1,11 +1,16 @@
 #pragma once
 
+#include <list>
+#include <memory>
+#include <mutex>
 #include <vector>
 
 #include <ATen/ATen.h>
 
 #include "bart.h"
 #include "config.h"
+#include "search.h"
+#include "step_graph.h"
 
 namespace vlm::florence2 {
 // Beam search's running beams at every step. A near-tie decided differently shows in the final ids
@@ -15,18 +20,61 @@ struct BeamTrace {
   std::vector<at::Tensor> running;  // step s: the prefixes fed to the decoder, [B * num_beams, s + 1] int64
 };
 
-// Greedy search (num_beams 1) or beam search with transformers' semantics: the decoder starts from
+// One search (greedy or beams, search.h) for one shape and generation settings, with its step
+// captured as a CUDA graph on the first start() on a CUDA device and replayed from then on. A failed
+// capture is logged once with its reason and the step runs eagerly; on the CPU it always does.
+class DecodeState {
+ public:
+  DecodeState(const BartDecoder& decoder, const GenerationConfig& config, const DecodeShape& shape,
+              const at::TensorOptions& options);
+  // Starts a generation for `encoder_hidden` [batch, S, D] of this state's shape.
+  void start(const at::Tensor& encoder_hidden);
+  // One step: a graph replay or the eager step.
+  void step();
+  // start(), then steps until the search ends: ids as generate() returns them.
+  at::Tensor run(const at::Tensor& encoder_hidden, BeamTrace* trace = nullptr);
+  bool graphed() const { return graph_.captured(); }
+  // Steps with the shapes a captured graph has (whole-buffer cache moves), without capturing: how
+  // tests run the graphed step's tensor code on the CPU.
+  void use_fixed_shapes() { search_->set_fixed_shapes(true); }
+  const GenerationConfig& config() const { return config_; }
+  const DecodeShape& shape() const { return search_->shape(); }
+
+ private:
+  GenerationConfig config_;
+  std::unique_ptr<Search> search_;
+  StepGraph graph_;
+  bool on_cuda_;
+  bool capture_tried_ = false;
+};
+
+// Generation for one model with transformers' semantics: the decoder starts from
 // decoder_start_token_id; logits processors no_repeat_ngram_size, min_new_tokens, forced_bos_token_id
 // and forced_eos_token_id in that order; stopping at an EOS token or `max_length` (decoder tokens,
 // start token included); beam search is a port of transformers' vectorized `_beam_search`
 // (length_penalty, early_stopping true/false/"never"), including its tie-breaking through topk.
-// `encoder_hidden` [B, S, D] holds one row per image. Returns int64 CPU ids [B, T], start token
-// first, shorter rows padded with pad_token_id exactly as transformers pads them.
-at::Tensor generate(const BartDecoder& decoder, const at::Tensor& encoder_hidden, const GenerationConfig& config,
-                    int max_length, BeamTrace* trace = nullptr);
+// On CUDA, decode states (KV caches, search buffers, the captured step) are kept for the most recent
+// shapes and settings, since building and capturing one costs more than a request; on the CPU one
+// is built per call.
+class Generator {
+ public:
+  explicit Generator(const BartDecoder& decoder) : decoder_(decoder) {}
+  // `encoder_hidden` [B, S, D] holds one row per image. Returns int64 CPU ids [B, T], start token
+  // first, shorter rows padded with pad_token_id exactly as transformers pads them.
+  at::Tensor generate(const at::Tensor& encoder_hidden, const GenerationConfig& config, int max_length,
+                      BeamTrace* trace = nullptr);
+  // Whether the last generate() replayed a captured CUDA graph.
+  bool last_graphed() const;
 
-// The logits processors alone, exposed for tests: `scores` [rows, vocab] float32 CPU is updated for
-// the decoder prefixes `ids` [rows, cur_len] int64 CPU.
+ private:
+  const BartDecoder& decoder_;
+  mutable std::mutex mutex_;                        // one generation at a time uses the kept states
+  std::list<std::unique_ptr<DecodeState>> states_;  // most recently used first
+  bool last_graphed_ = false;
+};
+
+// The logits processors alone, exposed for tests: `scores` [rows, vocab] float32 is updated for the
+// decoder prefixes `ids` [rows, cur_len] int64 (LogitsProcessor, on the scores' device).
 void process_logits(const at::Tensor& ids, at::Tensor& scores, const GenerationConfig& config, int max_length);
 
 }  // namespace vlm::florence2

@@ -2,12 +2,12 @@
 
 namespace vlm::florence2 {
 
-void KvCache::reorder(const at::Tensor& rows) {
+void KvCache::reorder(const at::Tensor& rows, std::int64_t positions) {
   for (auto& layer : layers) {
-    auto key = layer.self_key.narrow(2, 0, length);
-    key.copy_(key.index_select(0, rows));
-    auto value = layer.self_value.narrow(2, 0, length);
-    value.copy_(value.index_select(0, rows));
+    for (at::Tensor* buffer : {&layer.self_key, &layer.self_value}) {
+      at::Tensor written = positions < 0 ? *buffer : buffer->narrow(2, 0, positions);
+      written.copy_(written.index_select(0, rows));
+    }
   }
 }
 

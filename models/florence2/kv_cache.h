@@ -7,20 +7,24 @@
 namespace vlm::florence2 {
 
 // Decoder state across generation steps. Self-attention keys/values live in buffers sized for the
-// whole generation (written in place, no per-step concatenation); cross-attention keys/values are
-// computed once from the encoder output and reused by every step.
+// whole generation (written in place, no per-step concatenation), one row per beam; cross-attention
+// keys/values are computed once per image from the encoder output and read by all of its beams.
 struct KvCache {
   struct Layer {
-    at::Tensor self_key;  // [rows, heads, max_length, head_dim]
+    at::Tensor self_key;  // [batch * beams, heads, max_length, head_dim]
     at::Tensor self_value;
-    at::Tensor cross_key;  // [rows, heads, encoder_length, head_dim]
-    at::Tensor cross_value;
+    at::Tensor cross;        // [batch, encoder_length, 2 * d_model]: the fused K/V projection
+    at::Tensor cross_key;    // [batch, heads, encoder_length, head_dim], a view of `cross`
+    at::Tensor cross_value;  // likewise
   };
   std::vector<Layer> layers;
-  std::int64_t length = 0;  // decoder positions already written
+  std::int64_t beams = 1;   // self-attention rows per image
+  std::int64_t length = 0;  // positions written by BartDecoder::forward (the host-indexed path)
 
-  // Beam search: row i of the next step continues row `rows[i]` of this one.
-  void reorder(const at::Tensor& rows);
+  // Beam search: row i of the next step continues row `rows[i]` (int64, on the cache's device) of this
+  // one, for the first `positions` positions; all of them when `positions` is negative, which gives the
+  // call the same shapes at every step (a captured step) at the cost of moving the whole buffers.
+  void reorder(const at::Tensor& rows, std::int64_t positions = -1);
 };
 
 }  // namespace vlm::florence2

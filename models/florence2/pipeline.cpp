@@ -5,16 +5,25 @@
 #include "generation.h"
 #include "image_projector.h"
 #include "vlm/error.h"
+#include "vlm/logging.h"
 
 namespace vlm::florence2 {
 
 Pipeline::Pipeline(const std::filesystem::path& dir, const PipelineOptions& options)
     : config_(load_config(dir)), options_(options), processor_(config_.preprocessor) {
   if (!at::isFloatingType(options.dtype)) throw Error(ErrorCode::kInvalidArgument, "dtype must be floating point");
+  const int heads = config_.text.decoder_attention_heads;
+  attention_ = check_attention_backend(options.attention, options.device, options.dtype,
+                                       heads > 0 ? config_.text.d_model / heads : 0);
+  if (!attention_.fallback_reason.empty()) {
+    log::info("florence2: attention {} ({})", attention_backend_name(attention_.backend), attention_.fallback_reason);
+  }
   weights_ = std::make_unique<LoadedWeights>(load_weights(dir, config_, options.dtype, options.device));
-  vision_ = std::make_unique<VisionEncoder>(config_.vision, weights_->weights);
-  encoder_ = std::make_unique<BartEncoder>(config_.text, weights_->weights);
-  decoder_ = std::make_unique<BartDecoder>(config_.text, weights_->weights);
+  // The resolved backend, not kAuto: the process-wide default is not consulted per call.
+  vision_ = std::make_unique<VisionEncoder>(config_.vision, weights_->weights, attention_.backend);
+  encoder_ = std::make_unique<BartEncoder>(config_.text, weights_->weights, attention_.backend);
+  decoder_ = std::make_unique<BartDecoder>(config_.text, weights_->weights, attention_.backend);
+  generator_ = std::make_unique<Generator>(*decoder_);
 }
 
 at::Tensor Pipeline::vision_features(const at::Tensor& pixel_values) const {
@@ -44,7 +53,7 @@ at::Tensor Pipeline::encode(const at::Tensor& image_features, const at::Tensor& 
 
 at::Tensor Pipeline::first_step_logits(const at::Tensor& encoder_hidden) const {
   at::NoGradGuard no_grad;
-  KvCache cache = decoder_->start(encoder_hidden, 1);
+  KvCache cache = decoder_->start(encoder_hidden, /*beams=*/1, /*max_length=*/1);
   const at::Tensor start = at::full({encoder_hidden.size(0), 1}, config_.generation.decoder_start_token_id,
                                     at::TensorOptions().dtype(at::kLong).device(options_.device));
   return decoder_->forward(start, cache).select(1, 0).to(at::kCPU, at::kFloat);
@@ -56,7 +65,7 @@ at::Tensor Pipeline::generate(const at::Tensor& encoder_hidden, const Generation
   // The last token is generated from position max_position_embeddings - 1 and never fed back, so
   // one more than the positions fit, as in transformers.
   const int limit = config_.text.max_position_embeddings + 1;
-  return florence2::generate(*decoder_, encoder_hidden, generation, std::min(max_length, limit), trace);
+  return generator_->generate(encoder_hidden, generation, std::min(max_length, limit), trace);
 }
 
 }  // namespace vlm::florence2

@@ -10,6 +10,7 @@
 #include "generation.h"
 #include "image_processor.h"
 #include "vision_encoder.h"
+#include "vlm/attention.h"
 #include "weights.h"
 
 namespace vlm::florence2 {
@@ -17,6 +18,8 @@ namespace vlm::florence2 {
 struct PipelineOptions {
   at::Device device = at::kCPU;
   at::ScalarType dtype = at::kFloat;
+  // Checked at load against device and dtype; kAuto takes flash where it runs, else eager.
+  AttentionBackend attention = AttentionBackend::kAuto;
 };
 
 // The numeric model: image -> pixel values -> DaViT -> projector -> BART encoder -> decoder and
@@ -29,6 +32,8 @@ class Pipeline {
   const LoadedWeights& weights() const { return *weights_; }
   const ImageProcessor& image_processor() const { return processor_; }
   const PipelineOptions& options() const { return options_; }
+  // The attention backend the decoder's calls run (the setting resolved for this device and dtype).
+  AttentionBackend attention_backend() const { return attention_.backend; }
   // The decoder alone, for timing one step against a cache (bench/florence2).
   const BartDecoder& decoder() const { return *decoder_; }
 
@@ -44,15 +49,19 @@ class Pipeline {
   at::Tensor first_step_logits(const at::Tensor& encoder_hidden) const;
   at::Tensor generate(const at::Tensor& encoder_hidden, const GenerationConfig& generation, int max_length,
                       BeamTrace* trace = nullptr) const;
+  // Whether the last generate() replayed its decode step as a CUDA graph.
+  bool last_generation_graphed() const { return generator_->last_graphed(); }
 
  private:
   Config config_;
   PipelineOptions options_;
+  AttentionChoice attention_;
   std::unique_ptr<LoadedWeights> weights_;
   ImageProcessor processor_;
   std::unique_ptr<VisionEncoder> vision_;
   std::unique_ptr<BartEncoder> encoder_;
   std::unique_ptr<BartDecoder> decoder_;
+  std::unique_ptr<Generator> generator_;  // keeps decode states across calls (hence not const)
 };
 
 }  // namespace vlm::florence2

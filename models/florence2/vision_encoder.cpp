@@ -51,6 +51,7 @@ at::Tensor VisionEncoder::window_attention(int stage, const std::string& scope, 
                              .reshape({windows, tokens, 3, heads, dim / heads})
                              .permute({2, 0, 3, 1, 4});
   AttentionOptions options;
+  options.backend = attention_;
   options.scale = 1.0 / std::sqrt(static_cast<double>(dim / heads));
   at::Tensor out = attention(qkv[0], qkv[1], qkv[2], options);  // [windows, heads, tokens, head_dim]
   out = out.transpose(1, 2).reshape({windows, tokens, dim});
@@ -73,6 +74,7 @@ at::Tensor VisionEncoder::channel_attention(int stage, const std::string& scope,
                              .reshape({batch, tokens, 3, groups, dim / groups})
                              .permute({2, 0, 3, 4, 1});
   AttentionOptions options;
+  options.backend = attention_;
   options.scale = 1.0 / std::sqrt(static_cast<double>(tokens));
   at::Tensor out = attention(qkv[0], qkv[1], qkv[2], options);  // [batch, groups, dim/groups, tokens]
   out = out.permute({0, 3, 1, 2}).reshape({batch, tokens, dim});

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include "config.h"
+#include "vlm/attention.h"
 #include "weights.h"
 
 namespace vlm::florence2 {
@@ -12,7 +13,8 @@ namespace vlm::florence2 {
 // positional encodings and an MLP.
 class VisionEncoder {
  public:
-  VisionEncoder(const VisionConfig& config, const Weights& weights) : config_(config), weights_(weights) {}
+  VisionEncoder(const VisionConfig& config, const Weights& weights, AttentionBackend attention)
+      : config_(config), weights_(weights), attention_(attention) {}
   // pixel_values [B, 3, H, W] -> last hidden state [B, C, H', W'].
   at::Tensor forward(const at::Tensor& pixel_values) const;
 
@@ -25,6 +27,7 @@ class VisionEncoder {
 
   const VisionConfig& config_;
   const Weights& weights_;
+  AttentionBackend attention_;
 };
 
 }  // namespace vlm::florence2

@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <limits>
 #include <string>
 
 #include "vlm/error.h"
@@ -16,25 +17,57 @@ constexpr double kClassOffset = 7680.0;
 constexpr int64_t kMaxNmsInput = 30000;
 
 at::Tensor xywh_to_xyxy(const at::Tensor& xywh) {
-  at::Tensor xy = xywh.slice(1, 0, 2);
-  at::Tensor half_wh = xywh.slice(1, 2, 4) / 2;
-  return at::cat({xy - half_wh, xy + half_wh}, 1);
+  at::Tensor xy = xywh.slice(-1, 0, 2);
+  at::Tensor half_wh = xywh.slice(-1, 2, 4) / 2;
+  return at::cat({xy - half_wh, xy + half_wh}, -1);
 }
 
-at::Tensor keep_classes(const at::Tensor& rows, const std::vector<int>& classes) {
-  if (classes.empty() || rows.size(0) == 0) return rows;
-  at::Tensor wanted = at::tensor(std::vector<int64_t>(classes.begin(), classes.end()), rows.options().dtype(at::kLong))
-                          .to(rows.dtype());
-  return rows.index({(rows.slice(1, 5, 6) == wanted).any(1)});
+// valid [B, N] narrowed to the requested classes (class_id [B, N] int64).
+at::Tensor keep_classes(const at::Tensor& valid, const at::Tensor& class_id, const std::vector<int>& classes) {
+  if (classes.empty()) return valid;
+  at::Tensor wanted = at::tensor(std::vector<int64_t>(classes.begin(), classes.end()), at::kLong).to(class_id.device());
+  return valid & at::isin(class_id, wanted);
 }
 
-at::Tensor suppress(at::Tensor rows, const DetectOptions& options) {
-  if (rows.size(0) == 0) return rows;
-  if (rows.size(0) > kMaxNmsInput)
-    rows = rows.index({rows.select(1, 4).argsort(/*stable=*/true, 0, true).slice(0, 0, kMaxNmsInput)});
-  at::Tensor offsets = rows.slice(1, 5, 6) * (options.agnostic_nms ? 0.0 : kClassOffset);
-  at::Tensor keep = ops::nms(rows.slice(1, 0, 4) + offsets, rows.select(1, 4), options.iou);
-  return rows.index_select(0, keep.slice(0, 0, options.max_det));
+// Detections padded to max_det when the head gives fewer rows than that.
+at::Tensor pad_rows(const at::Tensor& rows, int64_t max_det) {
+  if (rows.size(1) >= max_det) return rows.slice(1, 0, max_det);
+  at::Tensor padded = at::zeros({rows.size(0), max_det, rows.size(2)}, rows.options());
+  padded.select(2, 5).fill_(-1.0);
+  padded.slice(1, 0, rows.size(1)).copy_(rows);
+  return padded;
+}
+
+// Rows [B, max_det, 6] gathered from rows [B, K, 6] at keep [B, max_det] (-1: none, class set to -1).
+at::Tensor gather_rows(const at::Tensor& rows, const at::Tensor& keep) {
+  if (rows.size(1) == 0) return pad_rows(rows, keep.size(1));
+  at::Tensor index = keep.clamp_min(0).unsqueeze(-1).expand({-1, -1, rows.size(2)});
+  at::Tensor picked = rows.gather(1, index);
+  picked.select(2, 5).masked_fill_(keep < 0, -1.0);
+  return picked;
+}
+
+// v10 / YOLO26 heads give their final choice, best first: keep the rows over the threshold and of
+// the wanted classes, in order.
+at::Tensor select_end_to_end(const at::Tensor& pred, const DetectOptions& options) {
+  at::Tensor valid = keep_classes(pred.select(2, 4) > options.conf, pred.select(2, 5).to(at::kLong), options.classes);
+  // A stable sort on "not valid" moves the valid rows to the front without reordering them.
+  at::Tensor order = std::get<1>((~valid).to(at::kByte).sort(/*stable=*/true, 1, /*descending=*/false));
+  at::Tensor rows = pred.gather(1, order.unsqueeze(-1).expand({-1, -1, pred.size(2)})).clone();
+  rows.select(2, 5).masked_fill_(~valid.gather(1, order), -1.0);
+  return pad_rows(rows, options.max_det);
+}
+
+// Candidate order for NMS: descending score, ties in anchor order (what the reference's compaction
+// then stable sort gives), at most kMaxNmsInput per image. Invalid candidates sort last.
+at::Tensor candidate_order(const at::Tensor& key, const at::Tensor& counts) {
+  int64_t k = std::min(key.size(1), kMaxNmsInput);
+  // On the CPU reading the count costs nothing and bounds the sort; on CUDA it would wait for the device.
+  if (!key.is_cuda()) k = std::min(k, counts.numel() == 0 ? 0 : counts.max().item<int64_t>());
+  if (k == key.size(1)) return std::get<1>(key.sort(/*stable=*/true, 1, /*descending=*/true));
+  // topk picks the k best; sorting their indices restores anchor order for the stable sort.
+  at::Tensor picked = std::get<0>(std::get<1>(key.topk(k, 1, /*largest=*/true, /*sorted=*/false)).sort(1));
+  return picked.gather(1, std::get<1>(key.gather(1, picked).sort(/*stable=*/true, 1, /*descending=*/true)));
 }
 
 }  // namespace
@@ -56,29 +89,37 @@ HeadLayout detect_head_layout(const at::Tensor& output, const YoloMetadata& meta
                                                 ", N] or [B, K, 6] for " + std::to_string(nc) + " classes, got " + got);
 }
 
-at::Tensor select_detections(const at::Tensor& output, int64_t index, HeadLayout layout, const DetectOptions& options) {
-  at::Tensor pred = output.select(0, index).to(at::kFloat);
-  if (layout == HeadLayout::kEndToEnd) {
-    at::Tensor rows = pred.index({pred.select(1, 4) > options.conf});
-    return keep_classes(rows, options.classes).slice(0, 0, options.max_det);
-  }
-  at::Tensor boxes;
+at::Tensor select_detections(const at::Tensor& output, HeadLayout layout, const DetectOptions& options) {
+  at::Tensor pred = output.to(at::kFloat);
+  if (layout == HeadLayout::kEndToEnd) return select_end_to_end(pred, options);
+  if (layout == HeadLayout::kAnchorFree) pred = pred.transpose(1, 2);  // [B, N, 4 + nc]
   at::Tensor scores;
+  at::Tensor valid;
   if (layout == HeadLayout::kAnchorObjectness) {
-    pred = pred.index({pred.select(1, 4) > options.conf});
-    scores = pred.slice(1, 5) * pred.slice(1, 4, 5);  // objectness x class probability
-    boxes = pred.slice(1, 0, 4);
+    scores = pred.slice(2, 5) * pred.slice(2, 4, 5);  // objectness x class probability
+    valid = pred.select(2, 4) > options.conf;
   } else {
-    pred = pred.t();
-    scores = pred.slice(1, 4);
-    pred = pred.index({scores.amax(1) > options.conf});
-    scores = pred.slice(1, 4);
-    boxes = pred.slice(1, 0, 4);
+    scores = pred.slice(2, 4);
   }
-  auto [best, class_id] = scores.max(1, /*keepdim=*/true);
-  at::Tensor rows = at::cat({xywh_to_xyxy(boxes), best, class_id.to(at::kFloat)}, 1);
-  rows = rows.index({best.view(-1) > options.conf});
-  return suppress(keep_classes(rows, options.classes), options);
+  auto [best, class_id] = scores.max(2);
+  valid = valid.defined() ? valid & (best > options.conf) : best > options.conf;
+  valid = keep_classes(valid, class_id, options.classes);
+  at::Tensor counts = valid.sum(1).clamp_max(kMaxNmsInput);
+
+  at::Tensor order = candidate_order(best.masked_fill(~valid, -std::numeric_limits<float>::infinity()), counts);
+  at::Tensor rows =
+      at::cat({xywh_to_xyxy(pred.slice(2, 0, 4)), best.unsqueeze(-1), class_id.unsqueeze(-1).to(at::kFloat)}, 2);
+  rows = rows.gather(1, order.unsqueeze(-1).expand({-1, -1, rows.size(2)}));
+  at::Tensor offset = rows.slice(2, 5, 6) * (options.agnostic_nms ? 0.0 : kClassOffset);
+  at::Tensor keep = ops::batched_nms(rows.slice(2, 0, 4) + offset, counts, options.iou, options.max_det);
+  return gather_rows(rows, keep);
+}
+
+int64_t detection_count(const at::Tensor& rows) {
+  auto r = rows.accessor<float, 2>();
+  int64_t n = 0;
+  while (n < rows.size(0) && r[n][5] >= 0) ++n;
+  return n;
 }
 
 void rescale_to_original(at::Tensor& rows, const Letterbox& box, int width, int height, int input_width,

@@ -18,10 +18,14 @@ enum class HeadLayout {
 // Decides the layout from an output tensor and the class count, or throws kUnsupportedModel.
 HeadLayout detect_head_layout(const at::Tensor& output, const YoloMetadata& meta);
 
-// Rows [M, 6] (x1, y1, x2, y2, score, class) for image `index` of a raw model output, in
+// Rows [B, max_det, 6] (x1, y1, x2, y2, score, class) for every image of a raw model output, in
 // letterboxed-input pixels, after confidence, class filter, NMS and max_det, as the reference packages
-// do it. Stays on the output's device.
-at::Tensor select_detections(const at::Tensor& output, int64_t index, HeadLayout layout, const DetectOptions& options);
+// do it; an image's rows after its last detection have class -1. Stays on the output's device and
+// never waits for it, so the caller copies a whole batch's detections to the host once.
+at::Tensor select_detections(const at::Tensor& output, HeadLayout layout, const DetectOptions& options);
+
+// How many leading rows of one image's [max_det, 6] result (on the CPU) are detections.
+int64_t detection_count(const at::Tensor& rows);
 
 // Maps rows back to the original image and clips, with the exporter's own convention.
 void rescale_to_original(at::Tensor& rows, const Letterbox& box, int width, int height, int input_width,

@@ -87,11 +87,14 @@ class YoloModel final : public Model {
 
     start = Clock::now();
     std::vector<ImageResult> results(images.size());
+    // The whole batch's detections in one copy; the rest is a few hundred rows of host arithmetic.
+    const at::Tensor batch_rows = select_detections(output, layout_, options).cpu();
     for (std::size_t i = 0; i < images.size(); ++i) {
-      at::Tensor rows = select_detections(output, static_cast<int64_t>(i), layout_, options);
+      at::Tensor rows = batch_rows.select(0, static_cast<int64_t>(i));
+      rows = rows.slice(0, 0, detection_count(rows));
       rescale_to_original(rows, boxes[i], images[i].width(), images[i].height(), meta_.image_width, meta_.image_height,
                           meta_.exporter);
-      fill_result(rows.cpu(), images[i], results[i]);
+      fill_result(rows, images[i], results[i]);
     }
     double postprocess_ms = ms_since(start);
     // Batch cost is shared equally: the pass is one for all images.

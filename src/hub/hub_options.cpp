@@ -7,6 +7,8 @@
 #include <sstream>
 #include <string>
 
+#include "vlm/bool_text.h"
+
 namespace vlm::hub {
 namespace {
 
@@ -49,15 +51,6 @@ std::string stored_token() {
 
 }  // namespace
 
-bool env_flag_is_true(const char* value) {
-  if (value == nullptr) return false;
-  std::string lowered(value);
-  std::transform(lowered.begin(), lowered.end(), lowered.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  lowered = trim(lowered);
-  return lowered == "1" || lowered == "true" || lowered == "yes" || lowered == "on";
-}
-
 HubOptions hub_options_from_env() {
   HubOptions options;
   if (std::string endpoint = env("HF_ENDPOINT"); !endpoint.empty()) {
@@ -67,14 +60,15 @@ HubOptions hub_options_from_env() {
   options.token = trim(env("HF_TOKEN"));
   if (options.token.empty()) options.token = stored_token();
 
-  std::string cache = env("VLM_CACHE");
-  options.cache_dir = cache.empty() ? xdg_cache_dir() / "vlmserve" : std::filesystem::path(cache);
+  // VLM_CACHE is an option of the CLI's table (--cache); callers override this default with it.
+  options.cache_dir = xdg_cache_dir() / "vlmserve";
 
   std::string hf_cache = env("HF_HUB_CACHE");
   std::filesystem::path hf_cache_dir = hf_cache.empty() ? hf_home() / "hub" : std::filesystem::path(hf_cache);
   if (hf_cache_dir != options.cache_dir) options.extra_cache_dirs.push_back(hf_cache_dir);
 
-  options.offline = env_flag_is_true(std::getenv("HF_HUB_OFFLINE"));
+  // Anything but a true word leaves the network on, as huggingface_hub does.
+  options.offline = parse_bool_text(env("HF_HUB_OFFLINE")).value_or(false);
   return options;
 }
 

@@ -35,4 +35,27 @@ at::Tensor nms(const at::Tensor& boxes, const at::Tensor& scores, double iou_thr
   return order.masked_select(keep);
 }
 
+at::Tensor batched_nms(const at::Tensor& boxes, const at::Tensor& counts, double iou_threshold, int64_t max_kept) {
+  if (boxes.dim() != 3 || boxes.size(2) != 4) {
+    throw Error(ErrorCode::kInvalidArgument, "batched_nms: boxes should be [B, K, 4], got " + c10::str(boxes.sizes()));
+  }
+  if (counts.dim() != 1 || counts.size(0) != boxes.size(0) || counts.scalar_type() != at::kLong) {
+    throw Error(ErrorCode::kInvalidArgument, "batched_nms: counts should be int64 [" + std::to_string(boxes.size(0)) +
+                                                 "], got " + c10::str(counts.sizes()));
+  }
+  if (boxes.device() != counts.device()) {
+    throw Error(ErrorCode::kInvalidArgument, "batched_nms: boxes and counts must be on one device");
+  }
+  if (max_kept < 1) throw Error(ErrorCode::kInvalidArgument, "batched_nms: max_kept must be at least 1");
+  at::Tensor sorted = boxes.to(at::kFloat).contiguous();
+  if (boxes.is_cuda()) {
+#ifdef VLM_WITH_CUDA
+    return batched_nms_cuda(sorted, counts.contiguous(), static_cast<float>(iou_threshold), max_kept);
+#else
+    throw Error(ErrorCode::kUnavailable, "batched_nms: this build has no CUDA kernels");
+#endif
+  }
+  return batched_nms_cpu(sorted, counts.contiguous(), static_cast<float>(iou_threshold), max_kept);
+}
+
 }  // namespace vlm::ops

@@ -43,7 +43,7 @@ class Checker:
 def option_names():
     """The CLI's option table: the one place flags and their VLM_* variables are declared."""
     text = (ROOT / "cli" / "option_table.cpp").read_text()
-    return set(re.findall(r'\{"([a-z0-9-]+)",\s*T::k', text))
+    return set(re.findall(r'\{"([a-z0-9-]+)",\s*(?:top|in|request)\(', text))
 
 
 def env_name(option):

@@ -1,4 +1,5 @@
-// GPU correctness check for the flash-attention kernels (label gpu; run by scripts/gpu/attention.sh).
+// GPU correctness check for the flash-attention kernels (ctest label gpu; tools/gpu/attention.sh on the
+// GPU machine). Exits 77 (ctest: skipped) where no CUDA device is visible.
 //
 // Every dtype x head dim x mask x (query length, key length) combination, on random inputs in three
 // memory layouts, with the output poisoned (NaN) before each run. Reference: fp32 eager attention on
@@ -10,6 +11,7 @@
 //   flash_attention_check --config N the full sweep of config-table row N's head dim, forced to row N
 //                                    (checks tuning candidates before they ship)
 #include <ATen/ATen.h>
+#include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
 
 #include <cmath>
@@ -149,6 +151,10 @@ void run_zero_length_case(Totals& totals) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (c10::cuda::device_count() == 0) {
+    std::printf("skipped: no CUDA device visible (this check needs a GPU)\n");
+    return 77;
+  }
   const bool small = argc > 1 && std::strcmp(argv[1], "--small") == 0;
   std::vector<int64_t> dims = {32, 64, 128};
   if (argc > 2 && std::strcmp(argv[1], "--config") == 0) {

@@ -127,7 +127,7 @@ class DetectCli(unittest.TestCase):
         self.assertIn("max_dets", proc.stderr)
 
     def test_bad_usage_is_a_message_and_exit_two(self):
-        for args, needle in [(["--conf", "1.5"], "conf"), (["--max-det", "0"], "max_det"),
+        for args, needle in [(["--conf", "1.5"], "conf"), (["--max-det", "0"], "--max-det must be an integer in [1, 10000]"),
                              (["--device", "tpu"], "device"), (["--batch", "x"], "batch"),
                              (["--classes", "0,80"], "the model has 80 classes (0..79)"),
                              (["--classes", "-1"], "classes")]:

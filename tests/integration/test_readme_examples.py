@@ -50,7 +50,7 @@ README_PORT = "8080"
 SKIP = [
     (r"^docker\b", "needs Docker (tests/deploy check the Dockerfile and compose file)"),
     (r"^kubectl\b|<pod>", "needs a Kubernetes cluster"),
-    (r"--device cuda", "needs a CUDA GPU (scripts/gpu/run_all.sh)"),
+    (r"--device cuda", "needs a CUDA GPU (tools/gpu/run_all.sh)"),
     (r"hf://", "downloads from the Hugging Face hub (tests/hub run it against an emulator)"),
     (r"^scripts/test\.sh|^cmake --preset|^cmake --build|^ctest\b", "builds or tests this tree: what ran before this test"),
 ]

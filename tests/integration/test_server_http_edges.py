@@ -213,6 +213,21 @@ class Framing(unittest.TestCase):
         self.assertEqual(answers[0][1]["connection"], "close")
         self.assertNotIn(b"smuggled", raw)
 
+    def test_request_line_over_the_line_limit_gets_414_with_the_error_shape(self):
+        # httplib's line reader gives up at 32 KiB as if the client had gone: there was no answer at all.
+        for target_bytes in (20000, 100000):
+            data = b"GET /health?" + b"a" * target_bytes + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+            start = time.monotonic()
+            raw = raw_request(SERVER.port, data)
+            self.assertLess(time.monotonic() - start, 3, "the server kept the connection open")
+            answers = responses(raw)
+            self.assertEqual([a[0] for a in answers], [414], raw[:300])
+            error = json.loads(answers[0][2])["error"]
+            self.assertEqual(error["code"], "uri_too_long")
+            self.assertEqual(error["request_id"], answers[0][1]["x-request-id"])
+            self.assertEqual(answers[0][1]["connection"], "close")
+        self.assertEqual(SERVER.get("/health").status_code, 200)
+
     def test_connection_closes_after_any_error_response(self):
         data = (b"POST /detect HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi"
                 b"GET /health HTTP/1.1\r\nHost: x\r\nX-Request-Id: after-error\r\n\r\n")

@@ -353,3 +353,51 @@ TEST(Florence2Parity, LoadingErrorsNameTheTensor) {
   expect_load_error("broken_truncated", "model.safetensors");
   expect_load_error("broken_truncated_bin", "pytorch_model.bin");
 }
+
+// The attention backend is the model's own setting, checked when it loads: flash cannot run on the
+// CPU, so loading refuses it there instead of the first request failing; eager and sdpa load and
+// give the same logits.
+TEST(Florence2Parity, AttentionBackendIsCheckedAtLoad) {
+  try {
+    const Pipeline pipeline(data_dir() / "tiny_native",
+                            PipelineOptions{at::kCPU, at::kFloat, vlm::AttentionBackend::kFlash});
+    ADD_FAILURE() << "flash on the CPU loaded";
+  } catch (const vlm::Error& e) {
+    EXPECT_EQ(e.code(), vlm::ErrorCode::kUnavailable) << e.what();
+    EXPECT_NE(std::string(e.what()).find("flash"), std::string::npos) << e.what();
+  }
+  const vlm::SafetensorsFile refs(data_dir() / "tiny_refs.safetensors");
+  const at::Tensor pixel_values = refs.tensor("tiny.pixel_values").slice(0, 0, 1);
+  const at::Tensor ids = refs.tensor("tiny.prompt_ids").unsqueeze(0);
+  for (const auto backend : {vlm::AttentionBackend::kEager, vlm::AttentionBackend::kSdpa}) {
+    const Pipeline pipeline(data_dir() / "tiny_native", PipelineOptions{at::kCPU, at::kFloat, backend});
+    EXPECT_EQ(pipeline.attention_backend(), backend);
+    const at::Tensor logits = pipeline.first_step_logits(pipeline.encode(pipeline.image_features(pixel_values), ids));
+    EXPECT_LE(relative_error(logits, refs.tensor("tiny.logits").slice(0, 0, 1)), kTolerance)
+        << vlm::attention_backend_name(backend);
+  }
+}
+
+// On CUDA a decode state (and its captured step) is kept and reused by later requests of the same
+// shape: reset must leave nothing of the previous generation. Run here on the CPU with the captured
+// step's fixed shapes: a reused state gives the ids a fresh generation gives.
+TEST(Florence2Parity, ReusedDecodeStateMatchesAFreshOne) {
+  const GenerationFixture fixture;
+  const Pipeline pipeline(data_dir() / (fixture.checkpoint + "_native"), PipelineOptions{});
+  const at::Tensor pixels = fixture.refs.tensor("tiny.pixel_values");
+  ASSERT_GE(pixels.size(0), 3);
+  const at::Tensor ids = fixture.refs.tensor("task0.prompt_ids").unsqueeze(0).expand({2, -1});
+  const at::Tensor first = pipeline.encode(pipeline.image_features(pixels.slice(0, 0, 2)), ids);
+  const at::Tensor second = pipeline.encode(pipeline.image_features(pixels.slice(0, 1, 3)), ids);
+  const int max_length = 1 + fixture.max_new_tokens;
+  for (const int beams : {1, 3}) {
+    const GenerationConfig g = reference_settings(pipeline.config().generation, beams);
+    DecodeState state(pipeline.decoder(), g, DecodeShape{2, beams, first.size(1), max_length}, first.options());
+    state.use_fixed_shapes();
+    const at::Tensor fresh_first = pipeline.generate(first, g, max_length);
+    const at::Tensor fresh_second = pipeline.generate(second, g, max_length);
+    EXPECT_FALSE(fresh_first.equal(fresh_second)) << "the two batches must differ for the test to mean anything";
+    EXPECT_TRUE(state.run(first).equal(fresh_first)) << beams << " beams, first use";
+    EXPECT_TRUE(state.run(second).equal(fresh_second)) << beams << " beams, reused";
+  }
+}

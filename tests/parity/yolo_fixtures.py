@@ -4,6 +4,8 @@ Writes into $VLM_TEST_DATA:
   yolov5n.torchscript          official COCO YOLOv5n, exported by the pinned `yolov5` package
   yolov8n.torchscript          yolov8n.yaml with random weights (seed 0), exported by `ultralytics`
   yolo11n.torchscript          yolo11n.yaml with random weights (seed 0), exported by `ultralytics`
+  yolo26n.torchscript          yolo26n.yaml with random weights (seed 0), exported with its end-to-end
+                               (NMS-free) head, as the official YOLO26 exports are
   reference_<model>.json       {image path: [[x1, y1, x2, y2, score, class], ...]} from each package's own inference
 Nothing is downloaded; re-running with unchanged inputs reuses the exports.
 """
@@ -66,7 +68,7 @@ def reference_yolov5(model_path):
     return results
 
 
-def export_random(config):
+def export_random(config, end_to_end=False):
     name = Path(config).stem
     target = OUT / f"{name}.torchscript"
     if target.exists():
@@ -90,13 +92,15 @@ def export_random(config):
     for module in net.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
             module.momentum = 1.0
-    for branch in net.model[-1].cv3:
+    head = net.model[-1]
+    for branch in list(head.cv3) + list(getattr(head, "one2one_cv3", None) or []):
         branch[-1].bias.data.fill_(-3.0)
     net.train()
     with torch.no_grad():
         net(torch.stack(batch))
     net.eval()
-    exported = model.export(format="torchscript", imgsz=640, device="cpu")
+    # nms=False keeps the one-to-one head: the export answers [B, 300, 6] rows already selected.
+    exported = model.export(format="torchscript", imgsz=640, device="cpu", **({"nms": False} if end_to_end else {}))
     shutil.move(exported, target)
     return target
 
@@ -122,8 +126,8 @@ def main():
     except export_yolo.ExportError as error:
         sys.exit(str(error))
     (OUT / "reference_yolov5n.json").write_text(json.dumps({"settings": V5_SETTINGS, "images": reference_yolov5(v5)}))
-    for config in ("yolov8n.yaml", "yolo11n.yaml"):
-        path = export_random(config)
+    for config in ("yolov8n.yaml", "yolo11n.yaml", "yolo26n.yaml"):
+        path = export_random(config, end_to_end=config == "yolo26n.yaml")
         refs = reference_ultralytics(path)
         (OUT / f"reference_{path.stem}.json").write_text(json.dumps({"settings": RANDOM_SETTINGS, "images": refs}))
     print(f"YOLO fixtures written to {OUT}")

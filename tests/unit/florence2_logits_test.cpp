@@ -1,10 +1,12 @@
 // Florence-2 logits processing rules that the parity fixtures' random checkpoints never reach.
 #include <limits>
+#include <vector>
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
 #include "generation.h"
+#include "logits_processor.h"
 
 using vlm::florence2::GenerationConfig;
 using vlm::florence2::process_logits;
@@ -49,4 +51,27 @@ TEST(Florence2Logits, ForcedEosWinsOverMinNewTokensAtTheLastStep) {
   const at::Tensor s = processed(config, 4, 5);
   EXPECT_EQ(s[2].item<float>(), 0.0f);
   EXPECT_EQ(s.isinf().sum().item<std::int64_t>(), 7);
+}
+
+// The decode step keeps prefixes in a buffer as wide as the whole generation and the current length
+// in a tensor: no_repeat_ngram_size must read only ids[:, :cur_len], whatever the buffer holds after.
+TEST(Florence2Logits, NoRepeatNgramReadsOnlyThePrefix) {
+  GenerationConfig config;
+  config.no_repeat_ngram_size = 2;
+  // Prefix 4 5 6 4 (cur_len 4): the bigram "4 5" was seen, so 5 is banned after the last 4. The
+  // buffer continues 6 1 4 7: "6 1" and "4 7" lie beyond cur_len and must ban nothing.
+  const at::Tensor ids = at::tensor(std::vector<std::int64_t>{4, 5, 6, 4, 6, 1, 4, 7}, at::kLong).unsqueeze(0);
+  const vlm::florence2::LogitsProcessor processor(config, 100, 8, at::TensorOptions());
+  for (const std::int64_t cur_len : {4, 2}) {
+    at::Tensor scores = at::zeros({1, 8}, at::kFloat);
+    processor.apply(ids, at::full({}, cur_len, at::kLong), scores);
+    const at::Tensor banned = scores[0].isinf();
+    if (cur_len == 4) {
+      EXPECT_TRUE(banned[5].item<bool>());
+      EXPECT_EQ(banned.sum().item<std::int64_t>(), 1);
+    } else {
+      // Prefix 4 5: no earlier bigram starts with 5.
+      EXPECT_EQ(banned.sum().item<std::int64_t>(), 0);
+    }
+  }
 }

@@ -1,6 +1,6 @@
 // The flash-attention autotuner's policy (kernels/flash_attention/flash_autotune.h), with timings
 // supplied by the test: which candidate wins, what is cached and when timing happens again. The GPU
-// side (real timings, real configs) runs in scripts/gpu/attention.sh.
+// side (real timings, real configs) runs in tools/gpu/attention.sh.
 #include "flash_attention/flash_autotune.h"
 
 #include <gtest/gtest.h>

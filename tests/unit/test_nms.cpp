@@ -179,6 +179,53 @@ TEST(Nms, HalfAndNonContiguousInputsGiveTheSameAnswer) {
   EXPECT_TRUE(at::equal(ops::nms(strided, scores_half.to(at::kFloat), 0.45), from_float));
 }
 
+// batched_nms over images whose candidates are pre-sorted and followed by junk rows past each count:
+// every image's kept indices are the reference's, cut to max_kept, then -1.
+TEST(BatchedNms, EachImageMatchesTheReferenceCutToMaxKept) {
+  std::mt19937 rng(2024);
+  const std::vector<std::int64_t> counts = {0, 1, 300, 57, 300};
+  const std::int64_t k = 300;
+  for (double threshold : {0.3, 0.5, 0.7}) {
+    for (std::int64_t max_kept : {1, 5, 40, 300}) {
+      at::Tensor boxes = at::zeros({static_cast<std::int64_t>(counts.size()), k, 4});
+      std::vector<std::vector<std::int64_t>> want;
+      for (std::size_t image = 0; image < counts.size(); ++image) {
+        std::vector<Box> raw;
+        std::vector<float> scores;
+        random_boxes(static_cast<std::size_t>(k), rng, raw, scores);
+        // Sort by score as the caller does; rows past the count stay as junk that must be ignored.
+        std::vector<std::int64_t> order(raw.size());
+        std::iota(order.begin(), order.end(), 0);
+        std::stable_sort(order.begin(), order.end(), [&](auto a, auto b) { return scores[a] > scores[b]; });
+        std::vector<Box> sorted;
+        for (auto i : order) sorted.push_back(raw[i]);
+        boxes[static_cast<std::int64_t>(image)].copy_(to_tensor(sorted));
+        std::vector<Box> real(sorted.begin(), sorted.begin() + counts[image]);
+        std::vector<float> descending(real.size());
+        for (std::size_t i = 0; i < real.size(); ++i) descending[i] = 1.0F - static_cast<float>(i) / k;
+        std::vector<std::int64_t> kept = reference_nms(real, descending, threshold);
+        if (static_cast<std::int64_t>(kept.size()) > max_kept) kept.resize(static_cast<std::size_t>(max_kept));
+        kept.resize(static_cast<std::size_t>(max_kept), -1);
+        want.push_back(kept);
+      }
+      at::Tensor keep = ops::batched_nms(boxes, at::tensor(counts, at::kLong), threshold, max_kept);
+      ASSERT_EQ(keep.sizes(), (at::IntArrayRef{static_cast<std::int64_t>(counts.size()), max_kept}));
+      for (std::size_t image = 0; image < counts.size(); ++image) {
+        at::Tensor row = keep[static_cast<std::int64_t>(image)].contiguous();
+        std::vector<std::int64_t> got(row.data_ptr<std::int64_t>(), row.data_ptr<std::int64_t>() + max_kept);
+        EXPECT_EQ(got, want[image]) << "image " << image << " iou " << threshold << " max_kept " << max_kept;
+      }
+    }
+  }
+}
+
+TEST(BatchedNms, WrongShapesAreInvalidArguments) {
+  EXPECT_THROW(ops::batched_nms(at::zeros({2, 5, 3}), at::zeros({2}, at::kLong), 0.5, 10), Error);
+  EXPECT_THROW(ops::batched_nms(at::zeros({2, 5, 4}), at::zeros({3}, at::kLong), 0.5, 10), Error);
+  EXPECT_THROW(ops::batched_nms(at::zeros({2, 5, 4}), at::zeros({2}), 0.5, 10), Error);
+  EXPECT_THROW(ops::batched_nms(at::zeros({2, 5, 4}), at::zeros({2}, at::kLong), 0.5, 0), Error);
+}
+
 void expect_invalid(const at::Tensor& boxes, const at::Tensor& scores, const std::string& fragment) {
   try {
     ops::nms(boxes, scores, 0.5);

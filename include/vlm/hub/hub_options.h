@@ -11,7 +11,7 @@ namespace vlm::hub {
 struct HubOptions {
   std::string endpoint = "https://huggingface.co";  // HF_ENDPOINT
   std::string token;                                // HF_TOKEN; empty means anonymous
-  std::filesystem::path cache_dir;                  // VLM_CACHE, default ~/.cache/vlmserve
+  std::filesystem::path cache_dir;                  // default ~/.cache/vlmserve; --cache / VLM_CACHE
   // Caches searched read-only after cache_dir, so models an existing huggingface_hub cache already
   // holds are used in place instead of fetched again.
   std::vector<std::filesystem::path> extra_cache_dirs;
@@ -21,11 +21,10 @@ struct HubOptions {
   std::chrono::seconds read_timeout{60};
 };
 
-// Options from VLM_CACHE, HF_ENDPOINT, HF_TOKEN (else the token file `hf auth login` writes),
-// HF_HUB_OFFLINE and HF_HUB_CACHE / HF_HOME (the read-only huggingface_hub cache).
+// Options from huggingface_hub's variables: HF_ENDPOINT, HF_TOKEN (else the token file `hf auth
+// login` writes), HF_HUB_OFFLINE and HF_HUB_CACHE / HF_HOME (the read-only huggingface_hub cache).
+// The cache folder is the default (~/.cache/vlmserve, or $XDG_CACHE_HOME/vlmserve); VLM_CACHE is the
+// CLI's --cache option and is applied by the caller.
 HubOptions hub_options_from_env();
-
-// huggingface_hub's reading of a boolean environment variable ("1", "true", "yes", "on").
-bool env_flag_is_true(const char* value);
 
 }  // namespace vlm::hub

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Flash-attention on the GPU machine, one call: build (or reuse a prebuilt build carried along),
 # resource report, correctness sweep, compute-sanitizer memcheck + racecheck, benchmark table.
-#   scripts/gpu/attention.sh [--tune] [--skip-check] [--skip-sanitizer]
+#   tools/gpu/attention.sh [--tune] [--skip-check] [--skip-sanitizer]
 # Needs only nvcc 13, cmake, ninja and python3 with the torch 2.11 wheel (tests/gpu/CMakeLists.txt).
 set -uo pipefail
 cd "$(dirname "$0")/../.."

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The Florence-2 benchmark (bench/florence2/run.py) on the GPU machine in one device call, from the
-# repo root. scripts/gpu/prepare_carry.sh makes what it needs: the libraries and photos in .gpu-deps/,
+# repo root. tools/gpu/prepare_carry.sh makes what it needs: the libraries and photos in .gpu-deps/,
 # bench_florence2 and the Florence-2 config/tokenizer files the checkpoint builder reads in
 # .f2-bench/ (the YOLO fixtures in .gpu-deps/fixtures stay behind). transformers is the
-# pinned one when its wheel is carried in .whl/ (scripts/gpu/prepare_carry.sh --florence2-reference-only
+# pinned one when its wheel is carried in .whl/ (tools/gpu/prepare_carry.sh --florence2-reference-only
 # fetches it; the machine's own tokenizers, huggingface_hub and safetensors satisfy it), otherwise the
 # machine's own, whose version heads the table.
-#   run: command "scripts/gpu/florence2_bench.sh",
+#   run: command "tools/gpu/florence2_bench.sh",
 #        carry [".gpu-deps/bin", ".gpu-deps/lib", ".gpu-deps/assets", ".f2-bench", ".whl"], timeout_s 600
 # Extra arguments go to run.py (--shapes, --dtypes, --batches, --settings, --budget-s, ...). The table
 # and every row's JSON lines land in $OUT (florence2_bench.txt, florence2_bench.jsonl).
@@ -17,7 +17,7 @@ bundle="$PWD/.gpu-deps"
 f2="$PWD/.f2-bench"
 out="${OUT:-build-gpu/out}"
 mkdir -p "$out"
-[[ -x "$f2/bin/bench_florence2" && -d "$bundle/lib" ]] || { echo "florence2_bench.sh: no $f2/bin/bench_florence2 or $bundle/lib; build with scripts/build.sh auto, run scripts/gpu/prepare_carry.sh and carry both" >&2; exit 1; }
+[[ -x "$f2/bin/bench_florence2" && -d "$bundle/lib" ]] || { echo "florence2_bench.sh: no $f2/bin/bench_florence2 or $bundle/lib; build with scripts/build.sh auto, run tools/gpu/prepare_carry.sh and carry both" >&2; exit 1; }
 if compgen -G ".whl/transformers-*.whl" >/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/transformers-*.whl || exit 1
   export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"

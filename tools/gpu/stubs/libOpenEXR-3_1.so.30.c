@@ -1,4 +1,4 @@
-/* Real definitions that the libOpenEXR stub keeps (scripts/gpu/stub_library.py --override).
+/* Real definitions that the libOpenEXR stub keeps (tools/gpu/stub_library.py --override).
  * OpenCV 4.6's ExrDecoder has an Imf::Chromaticities member (grfmt_exr.hpp, m_chroma), so its
  * constructor, which imgcodecs runs for every process when it registers its decoders, calls
  * Imf_3_1::Chromaticities::Chromaticities(V2f red, V2f green, V2f blue, V2f white). In OpenEXR 3.1

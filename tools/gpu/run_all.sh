@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # The GPU machine's whole check in one device call, from the repo root, with .gpu-deps/ carried
-# (made here by scripts/gpu/prepare_carry.sh: the GPU machine has no OpenCV/spdlog/fmt and no apt, so
+# (made here by tools/gpu/prepare_carry.sh: the GPU machine has no OpenCV/spdlog/fmt and no apt, so
 # vlmserve is built on Debian 12 with the auto preset and travels with its libraries):
 #   1. vlmserve --version: CUDA devices >= 1 and flash among the attention backends
 #   2. YOLO parity with --device cuda, fp32: tests/parity/test_yolo_parity.py at the CPU tolerances
 #      (same count and classes, boxes within 1 px, scores within 1e-3)
-#   3. the same in fp16 (--half): scripts/gpu/yolo_parity_fp16.py, boxes within 2 px, scores within
+#   3. the same in fp16 (--half): tests/gpu/test_yolo_parity_fp16.py, boxes within 2 px, scores within
 #      1e-2, detections within 1e-2 of the confidence threshold allowed to flip (listed)
-#   4. scripts/gpu/attention.sh --skip-sanitizer (flash kernels: build, check, benchmark) with the time
+#   4. tools/gpu/attention.sh --skip-sanitizer (flash kernels: build, check, benchmark) with the time
 #      left in the call's 10 minutes
 # Logs go to $OUT (logs.tar.gz, summary.txt: two files, well inside the 8 that come back).
-#   run: command "scripts/gpu/run_all.sh", carry [".gpu-deps"], timeout_s 600
+#   run: command "tools/gpu/run_all.sh", carry [".gpu-deps"], timeout_s 600
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 start=$(date +%s)
@@ -23,7 +23,7 @@ summary=()
 status=0
 note() { summary+=("$(printf '%-34s %-5s %s' "$1" "$2" "$3")"); [[ "$2" == FAIL ]] && status=1; }
 
-[[ -x "$bundle/bin/vlmserve" ]] || { echo "run_all.sh: no $bundle/bin/vlmserve; run scripts/gpu/prepare_carry.sh and carry .gpu-deps" >&2; exit 1; }
+[[ -x "$bundle/bin/vlmserve" ]] || { echo "run_all.sh: no $bundle/bin/vlmserve; run tools/gpu/prepare_carry.sh and carry .gpu-deps" >&2; exit 1; }
 
 torch_dir=/opt/torch/.venv/lib/python3.12/site-packages/torch
 if [[ -d "$torch_dir/lib" ]]; then
@@ -66,7 +66,7 @@ data="$logs/test-data"
 mkdir -p "$data"
 old_prefix="$(cat "$bundle/fixtures/ASSETS_PREFIX")"
 models=()
-for model in yolov5n yolov8n yolo11n; do
+for model in yolov5n yolov8n yolo11n yolo26n; do
   [[ -f "$bundle/fixtures/$model.torchscript" ]] || { note "yolo parity $model" SKIP "fixture not carried"; continue; }
   ln -s "$bundle/fixtures/$model.torchscript" "$data/$model.torchscript"
   sed "s#\"$old_prefix/#\"$VLM_ASSETS/#g" "$bundle/fixtures/reference_$model.json" >"$data/reference_$model.json"
@@ -92,25 +92,19 @@ for model in "${models[@]}"; do
   fi
   echo "== YOLO parity $model, cuda fp16 (2 px, 1e-2, threshold flips listed)"
   t0=$(date +%s)
-  python3 scripts/gpu/yolo_parity_fp16.py "$model" >"$logs/parity_${model}_fp16.log" 2>&1
+  python3 tests/gpu/test_yolo_parity_fp16.py "$model" >"$logs/parity_${model}_fp16.log" 2>&1
   rc=$?
   cat "$logs/parity_${model}_fp16.log" | head -50
   note "yolo parity $model cuda fp16" "$([[ $rc == 0 ]] && echo PASS || echo FAIL)" \
     "$(result_line "$model" "$logs/parity_${model}_fp16.log") [$(( $(date +%s) - t0 )) s]"
 done
 
-if [[ -d .f2-gpu && "${VLM_GPU_SKIP_FLORENCE2:-0}" != 1 ]]; then
-  echo "== Florence-2 (base-shaped, random weights): vlmserve fp32/fp16 vs transformers eager/sdpa"
-  t0=$(date +%s)
-  timeout 420 scripts/gpu/florence2.sh >"$logs/florence2.log" 2>&1
-  rc=$?
-  tail -30 "$logs/florence2.log"
-  note "florence2 generation vs transformers" "$([[ $rc == 0 ]] && echo DONE || echo FAIL)" "see florence2.log [$(( $(date +%s) - t0 )) s]"
-fi
+# Florence-2 has its own call (tools/gpu/florence2_bench.sh): its checkpoints and reference need the
+# whole of one.
 
 # The Python references (yolov5 package, ultralytics predict) need their packages: the GPU machine
 # has torch, opencv and their other dependencies but not these two pure-Python packages, which
-# travel in .pyref/ (carry it; made by scripts/gpu/prepare_carry.sh --python-reference).
+# travel in .pyref/ (carry it; made by tools/gpu/prepare_carry.sh --python-reference).
 reference_args=(--no-reference)
 if [[ -d .pyref ]] && PYTHONPATH="$PWD/.pyref" python3 -c "import yolov5.models.common, ultralytics" >"$logs/pyref.log" 2>&1; then
   export PYTHONPATH="$PWD/.pyref${PYTHONPATH:+:$PYTHONPATH}"
@@ -142,9 +136,9 @@ left=$(( budget_s - ($(date +%s) - start) ))
 if [[ "${VLM_GPU_SKIP_ATTENTION:-0}" == 1 ]]; then
   note "attention.sh" SKIP "VLM_GPU_SKIP_ATTENTION=1"
 elif (( left > 90 )); then
-  echo "== scripts/gpu/attention.sh (${left} s left)"
+  echo "== tools/gpu/attention.sh (${left} s left)"
   mkdir -p "$logs/attention"
-  OUT="$logs/attention" timeout "$left" scripts/gpu/attention.sh 2>&1 | tee "$logs/attention.log" | tail -60
+  OUT="$logs/attention" timeout "$left" tools/gpu/attention.sh 2>&1 | tee "$logs/attention.log" | tail -60
   rc=${PIPESTATUS[0]}
   case $rc in
     0) note "attention.sh (check, sanitizers, bench)" PASS "see attention.log" ;;

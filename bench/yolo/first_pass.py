@@ -4,7 +4,7 @@ binaries run the same way (to compare builds in one device call).
 For each binary and batch size: one process over COPIES copies of a photo; the first batch's
 inference_ms (the first forward pass at that batch size after loading) against the median of the
 remaining batches. Prints one table.
-  python3 scripts/gpu/yolo_first_pass.py --model M.torchscript --photo bus.jpg NAME=BIN [NAME=BIN ...]
+  python3 bench/yolo/first_pass.py --model M.torchscript --photo bus.jpg NAME=BIN [NAME=BIN ...]
 """
 import argparse
 import json

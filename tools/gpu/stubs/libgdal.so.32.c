@@ -1,4 +1,4 @@
-/* Real definitions that the libgdal stub keeps (scripts/gpu/stub_library.py --override).
+/* Real definitions that the libgdal stub keeps (tools/gpu/stub_library.py --override).
  * Debian's OpenCV 4.6 registers GdalDecoder among the default decoders (imgcodecs loadsave.cpp,
  * ImageCodecInitializer), and GdalDecoder's constructor calls GDALAllRegister(), so every process that
  * decodes an image calls it once. It only fills GDAL's own driver registry, which nothing but GDALOpen

@@ -1,4 +1,5 @@
-"""`vlmserve detect --device cuda --half` against the fp32 reference packages (GPU machine, run_all.sh).
+"""`vlmserve detect --device cuda --half` against the fp32 reference packages (ctest label gpu; on the GPU
+machine, tools/gpu/run_all.sh). Exits 77 (skipped) where vlmserve sees no CUDA device.
 
 Same photos, fixtures and settings as tests/parity/test_yolo_parity.py (whose run_detect and ground-truth
 check it reuses), with tolerances for half precision:
@@ -41,6 +42,7 @@ def main():
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--device", default="cuda", help="cpu only to try this script without a GPU")
     args = parser.parse_args()
+    parity.skip_without_cuda(args.device)
 
     reference = json.loads((parity.DATA / f"reference_{args.model}.json").read_text())
     conf = reference["settings"]["conf"]

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Assembles .gpu-deps/ (ignored; carried to the GPU machine with `run carry: [".gpu-deps"]`) so that
-# scripts/gpu/run_all.sh can run our CUDA build of vlmserve there. The GPU machine (Ubuntu 24.04) has
+# tools/gpu/run_all.sh can run our CUDA build of vlmserve there. The GPU machine (Ubuntu 24.04) has
 # nvcc, cmake and the torch 2.11.0+cu130 wheel but no OpenCV/spdlog/fmt packages, no apt and no network,
 # so the binary is built here (Debian 12, glibc 2.36; it runs on the newer glibc/libstdc++ there) and
 # travels with the libraries it needs:
@@ -9,20 +9,20 @@
 #                                   GPU machine's own torch wheel, the same 2.11.0+cu130), and stubs
 #   .gpu-deps/fixtures/             YOLO parity fixtures (TorchScript exports + reference detections)
 #   .gpu-deps/assets/images/        the photos the references were computed on (../shared does not travel)
-#   .f2-bench/                      for scripts/gpu/florence2_bench.sh, when bench_florence2 is built: the
+#   .f2-bench/                      for tools/gpu/florence2_bench.sh, when bench_florence2 is built: the
 #                                   binary (its libraries are in .gpu-deps/lib) and the Florence-2-base
 #                                   config/tokenizer files the checkpoint builder reads
 #                                   (tests/parity/florence2_make_fixtures.py); outside .gpu-deps so that
 #                                   run_all.sh's carry does not grow
 #   .gpu-deps/MANIFEST.txt          what is in the bundle, with sizes
 # Everything travels uncompressed; the whole tree plus carried paths must stay under the 64 MiB limit.
-#   scripts/gpu/prepare_carry.sh            (re-running replaces .gpu-deps/)
-#   scripts/gpu/prepare_carry.sh --python-reference-only
+#   tools/gpu/prepare_carry.sh            (re-running replaces .gpu-deps/)
+#   tools/gpu/prepare_carry.sh --python-reference-only
 #       makes only .pyref/: the pure-Python yolov5 and ultralytics packages from .venv (the GPU
 #       machine has torch, opencv and their other dependencies) for the server benchmark's Python
 #       reference; carried in a call of its own, as bundle + .pyref exceed 64 MiB
-#   scripts/gpu/prepare_carry.sh --florence2-reference-only
-#       puts the pinned transformers wheel (the version in .venv) in .whl/ for scripts/gpu/florence2_bench.sh;
+#   tools/gpu/prepare_carry.sh --florence2-reference-only
+#       puts the pinned transformers wheel (the version in .venv) in .whl/ for tools/gpu/florence2_bench.sh;
 #       the GPU machine's tokenizers, huggingface_hub and safetensors satisfy its requirements
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -62,7 +62,7 @@ max_bundle_mib="${VLM_GPU_MAX_BUNDLE_MIB:-40}"
 
 # Linked by OpenCV but never called by vlmserve, and together with what only they pull in (poppler,
 # HDF5, netCDF, PROJ, GEOS, xerces, ICU data, x265, libaom, X11, gfortran, ...) about 150 MB: replaced by
-# stubs (scripts/gpu/stub_library.py) whose functions abort with the symbol's name if ever called.
+# stubs (tools/gpu/stub_library.py) whose functions abort with the symbol's name if ever called.
 # Why never called (OpenCV 4.6, modules/imgcodecs/src/loadsave.cpp and grfmt_*.cpp): imgcodecs asks
 # every registered decoder's checkSignature() (pure byte comparisons) and only the matching decoder
 # reads; vlmserve decodes through cv::imdecode and encodes through cv::imwrite(.jpg/.png) only.
@@ -98,7 +98,7 @@ if [[ -x "$build_dir/bench/florence2/bench_florence2" ]]; then
   cp "$build_dir/bench/florence2/bench_florence2" "$f2/bin/"
   binaries+=("$f2/bin/bench_florence2")
 else
-  echo "prepare_carry.sh: no $build_dir/bench/florence2/bench_florence2; scripts/gpu/florence2_bench.sh will not run" >&2
+  echo "prepare_carry.sh: no $build_dir/bench/florence2/bench_florence2; tools/gpu/florence2_bench.sh will not run" >&2
 fi
 
 # Where this machine's loader finds each library (the binary's RUNPATH included).
@@ -138,8 +138,8 @@ for name in "${stub_sonames[@]}"; do
   for b in "${binaries[@]}"; do args+=(--importer "$b"); done
   for lib in "${real_libs[@]}"; do args+=(--importer "$lib" --keep "$lib"); done
   for lib in "${system_libs[@]}"; do args+=(--keep "$lib"); done
-  [[ -f "scripts/gpu/stubs/$name.c" ]] && args+=(--override "scripts/gpu/stubs/$name.c")
-  "$python" scripts/gpu/stub_library.py "${args[@]}" --why "never called by vlmserve: see scripts/gpu/prepare_carry.sh"
+  [[ -f "tools/gpu/stubs/$name.c" ]] && args+=(--override "tools/gpu/stubs/$name.c")
+  "$python" tools/gpu/stub_library.py "${args[@]}" --why "never called by vlmserve: see tools/gpu/prepare_carry.sh"
   cp "$scratch/$name" "$bundle/lib/$name"
 done
 
@@ -159,7 +159,7 @@ if [[ -n "$bad" || -n "$leaks" ]]; then
 fi
 
 # Fixtures: generated here by the parity test setup (the GPU machine lacks the yolov5/ultralytics packages).
-if ! [[ -f "$fixtures/reference_yolov5n.json" ]]; then
+if ! [[ -f "$fixtures/reference_yolov5n.json" && -f "$fixtures/reference_yolo26n.json" ]]; then
   echo "== generating YOLO fixtures in $fixtures (tests/parity/yolo_fixtures.py)"
   VLM_ASSETS="$assets" VLM_TEST_DATA="$fixtures" "$python" tests/parity/yolo_fixtures.py >"$scratch/fixtures.log" 2>&1 ||
     { tail -20 "$scratch/fixtures.log"; exit 1; }
@@ -174,7 +174,7 @@ fi
 # The references name photos by absolute path under the assets folder they were computed from;
 # run_all.sh rewrites that prefix to where the photos lie on the GPU machine.
 echo "$assets" >"$bundle/fixtures/ASSETS_PREFIX"
-for model in yolov5n yolov8n yolo11n; do
+for model in yolov5n yolov8n yolo11n yolo26n; do
   if [[ -f "$fixtures/$model.torchscript" && -f "$fixtures/reference_$model.json" ]]; then
     cp "$fixtures/$model.torchscript" "$fixtures/reference_$model.json" "$bundle/fixtures/"
   else
@@ -218,7 +218,7 @@ EOF
 ls "$smoke/annotated" | grep -q . || { echo "prepare_carry.sh: --save-annotated wrote nothing" >&2; exit 1; }
 
 {
-  echo "# .gpu-deps, made by scripts/gpu/prepare_carry.sh on $(date -u +%FT%TZ) from $binary ($(git rev-parse --short HEAD))"
+  echo "# .gpu-deps, made by tools/gpu/prepare_carry.sh on $(date -u +%FT%TZ) from $binary ($(git rev-parse --short HEAD))"
   echo "# stubs (never called; see prepare_carry.sh): ${stub_sonames[*]}"
   (cd "$bundle" && find . -type f -printf '%s\t%p\n' | sort -k2 | awk -F'\t' '{printf "%10d  %s\n", $1, $2}')
 } >"$bundle/MANIFEST.txt"
@@ -232,7 +232,7 @@ printf 'binary+libraries %.1f MiB (%d libraries, %d stubs), fixtures %.1f MiB, p
 (( libs_bytes <= max_bundle_mib * 1048576 )) || { echo "prepare_carry.sh: binary+libraries exceed $max_bundle_mib MiB" >&2; exit 1; }
 (( bundle_bytes + tree_bytes <= 62 * 1048576 )) || { echo "prepare_carry.sh: carry + tree too close to the 64 MiB limit" >&2; exit 1; }
 if [[ -d "$f2" ]]; then
-  # scripts/gpu/florence2_bench.sh's call: .gpu-deps/{bin,lib,assets}, .f2-bench and .whl (if made).
+  # tools/gpu/florence2_bench.sh's call: .gpu-deps/{bin,lib,assets}, .f2-bench and .whl (if made).
   f2_bytes=$(du -scb "$bundle/bin" "$bundle/lib" "$bundle/assets" "$f2" $(ls "$root"/.whl/transformers-*.whl 2>/dev/null) | tail -1 | cut -f1)
   printf 'florence2_bench.sh carry %.1f MiB + working tree %.1f MiB = %.1f MiB of 64%s\n' "$(bc -l <<<"$f2_bytes/1048576")" \
     "$(bc -l <<<"$tree_bytes/1048576")" "$(bc -l <<<"($f2_bytes+$tree_bytes)/1048576")" \

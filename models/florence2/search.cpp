@@ -1,0 +1,269 @@
+#include "search.h"
+
+#include <vector>
+
+namespace vlm::florence2 {
+namespace {
+
+using EarlyStopping = GenerationConfig::EarlyStopping;
+constexpr double kLarge = 1.0e9;  // transformers' "very large negative" for excluded beams
+
+at::Tensor gather_beams(const at::Tensor& tensor, at::Tensor indices) {
+  while (indices.dim() < tensor.dim()) indices = indices.unsqueeze(-1);
+  return at::take_along_dim(tensor, indices, 1);
+}
+
+// `position` (an int64 scalar tensor) as an index of shape [d0, d1(, 1)] for gather/scatter on the
+// last dimension.
+at::Tensor index_at(const at::Tensor& position, at::IntArrayRef shape) {
+  std::vector<std::int64_t> ones(shape.size(), 1);
+  return position.view(ones).expand(shape);
+}
+
+at::Tensor eos_tensor(const GenerationConfig& config, const at::TensorOptions& options) {
+  return at::tensor(std::vector<std::int64_t>(config.eos_token_ids.begin(), config.eos_token_ids.end()), at::kLong)
+      .to(options.device());
+}
+
+// transformers' length normalisation: score / length ** length_penalty, the power taken in double as
+// Python takes it, the division in float32.
+at::Tensor length_divisor(const at::Tensor& length, double length_penalty) {
+  return length.to(at::kDouble).pow(length_penalty).to(at::kFloat);
+}
+
+class GreedySearch final : public Search {
+ public:
+  GreedySearch(const BartDecoder& decoder, const GenerationConfig& config, const DecodeShape& shape,
+               const at::TensorOptions& options)
+      : Search(shape),
+        decoder_(decoder),
+        config_(config),
+        processor_(config, shape.max_length, decoder.config().vocab_size, options),
+        eos_(eos_tensor(config, options)) {
+    const auto long_options = options.dtype(at::kLong);
+    cache_ = decoder.start(at::zeros({shape.batch, shape.encoder_length, decoder.config().d_model}, options), 1,
+                           shape.max_length);
+    ids_ = at::empty({shape.batch, shape.max_length}, long_options);
+    position_ = at::zeros({}, long_options);
+    length_ = at::zeros({}, long_options);
+    unfinished_ = at::empty({shape.batch}, options.dtype(at::kBool));
+  }
+
+  void reset(const at::Tensor& encoder_hidden) override {
+    decoder_.restart(encoder_hidden, cache_);
+    ids_.fill_(config_.pad_token_id);
+    ids_.select(1, 0).fill_(config_.decoder_start_token_id);
+    position_.zero_();
+    length_.fill_(1);
+    unfinished_.fill_(true);
+  }
+
+  void step() override {
+    const auto batch = shape_.batch;
+    const at::Tensor cur_len = position_ + 1;
+    const at::Tensor tokens = ids_.gather(1, index_at(position_, {batch, 1}));
+    at::Tensor scores = decoder_.step(tokens, position_, cache_).to(at::kFloat);
+    processor_.apply(ids_, cur_len, scores);
+    at::Tensor next = scores.argmax(-1);
+    const bool has_eos = !config_.eos_token_ids.empty();
+    if (has_eos) next = at::where(unfinished_, next, config_.pad_token_id);
+    ids_.scatter_(1, index_at(cur_len, {batch, 1}), next.unsqueeze(1));
+    // The returned length grows while any row was still running when the step began.
+    length_.copy_(at::where(unfinished_.any(), cur_len + 1, length_));
+    at::Tensor done = has_eos ? (next.unsqueeze(1) == eos_).any(1) : at::zeros_like(unfinished_);
+    done = done | (cur_len + 1 >= shape_.max_length);
+    unfinished_.logical_and_(done.logical_not());
+    position_.add_(1);
+  }
+
+  at::Tensor running() const override { return unfinished_.any(); }
+
+  at::Tensor result() const override { return ids_.narrow(1, 0, length_.item<std::int64_t>()).to(at::kCPU).clone(); }
+
+  at::Tensor prefixes(int cur_len) const override { return ids_.narrow(1, 0, cur_len).to(at::kCPU).clone(); }
+
+ private:
+  const BartDecoder& decoder_;
+  GenerationConfig config_;
+  LogitsProcessor processor_;
+  at::Tensor eos_;
+  KvCache cache_;
+  at::Tensor ids_;         // [batch, max_length]
+  at::Tensor position_;    // int64 scalar: the position the next step feeds (cur_len - 1)
+  at::Tensor length_;      // int64 scalar: columns of ids_ to return
+  at::Tensor unfinished_;  // [batch] bool
+};
+
+// A port of transformers' vectorized `_beam_search` (length_penalty, early_stopping
+// true/false/"never"), including its tie-breaking through topk. Every per-step host decision of
+// the original is a tensor here; once the stopping rule fires, `active_` freezes the finished
+// beams so that further steps change nothing.
+class BeamSearch final : public Search {
+ public:
+  BeamSearch(const BartDecoder& decoder, const GenerationConfig& config, const DecodeShape& shape,
+             const at::TensorOptions& options)
+      : Search(shape),
+        decoder_(decoder),
+        config_(config),
+        processor_(config, shape.max_length, decoder.config().vocab_size, options),
+        eos_(eos_tensor(config, options)),
+        keep_(std::max<std::int64_t>(2, 1 + static_cast<std::int64_t>(config.eos_token_ids.size())) * shape.beams) {
+    const auto long_options = options.dtype(at::kLong);
+    const auto float_options = options.dtype(at::kFloat);
+    const auto b = shape.batch;
+    const auto k = shape.beams;
+    const auto l = shape.max_length;
+    cache_ = decoder.start(at::zeros({b, shape.encoder_length, decoder.config().d_model}, options), k, l);
+    top_beam_mask_ =
+        at::cat({at::ones({k}, options.dtype(at::kBool)), at::zeros({keep_ - k}, options.dtype(at::kBool))});
+    batch_offset_ = at::arange(b, long_options).view({-1, 1}) * k;
+    running_sequences_ = at::empty({b, k, l}, long_options);
+    sequences_ = at::empty_like(running_sequences_);
+    running_scores_ = at::empty({b, k}, float_options);
+    beam_scores_ = at::empty_like(running_scores_);
+    is_sent_finished_ = at::empty({b, k}, options.dtype(at::kBool));
+    heuristic_unsatisfied_ = at::empty({b, 1}, options.dtype(at::kBool));
+    running_beam_indices_ = at::empty({b, k, l - 1}, options.dtype(at::kInt));
+    beam_indices_ = at::empty_like(running_beam_indices_);
+    position_ = at::zeros({}, long_options);
+    active_ = at::empty({}, options.dtype(at::kBool));
+  }
+
+  void reset(const at::Tensor& encoder_hidden) override {
+    decoder_.restart(encoder_hidden, cache_);
+    const int fill = config_.pad_token_id != 0 ? config_.pad_token_id
+                                               : (config_.eos_token_ids.empty() ? -1 : config_.eos_token_ids[0]);
+    running_sequences_.fill_(fill);
+    running_sequences_.select(2, 0).fill_(config_.decoder_start_token_id);
+    sequences_.copy_(running_sequences_);
+    running_scores_.zero_();
+    running_scores_.narrow(1, 1, shape_.beams - 1).fill_(-kLarge);
+    beam_scores_.fill_(-kLarge);
+    is_sent_finished_.fill_(false);
+    heuristic_unsatisfied_.fill_(true);
+    running_beam_indices_.fill_(-1);
+    beam_indices_.fill_(-1);
+    position_.zero_();
+    active_.fill_(true);
+    steps_issued_ = 0;
+  }
+
+  void step() override {
+    const auto b = shape_.batch;
+    const auto k = shape_.beams;
+    const auto l = shape_.max_length;
+    const double length_penalty = config_.length_penalty;
+    const bool early_true = config_.early_stopping == EarlyStopping::kTrue;
+    const at::Tensor cur_len = position_ + 1;
+
+    const at::Tensor flat_running = running_sequences_.view({b * k, l});
+    const at::Tensor tokens = flat_running.gather(1, index_at(position_, {b * k, 1}));
+    at::Tensor log_probs = at::log_softmax(decoder_.step(tokens, position_, cache_).to(at::kFloat), -1);
+    processor_.apply(flat_running, cur_len, log_probs);
+    const auto vocab = log_probs.size(-1);
+    log_probs = (log_probs.view({b, k, vocab}) + running_scores_.unsqueeze(-1)).reshape({b, -1});
+
+    // Top-K continuations over all beams.
+    auto [topk_log_probs, topk_indices] = at::topk(log_probs, keep_);
+    const at::Tensor topk_beam = topk_indices.div(vocab, "floor");
+    at::Tensor topk_running_beam_indices = gather_beams(running_beam_indices_, topk_beam);
+    at::Tensor topk_running_sequences = gather_beams(running_sequences_, topk_beam);
+    const at::Tensor topk_ids = topk_indices.remainder(vocab);
+    topk_running_sequences.scatter_(2, index_at(cur_len, {b, keep_, 1}), topk_ids.unsqueeze(-1));
+    topk_running_beam_indices.scatter_(2, index_at(position_, {b, keep_, 1}),
+                                       (topk_beam + batch_offset_).to(at::kInt).unsqueeze(-1));
+
+    // Stopping criteria: max length for all, EOS per candidate.
+    at::Tensor hits = eos_.numel() > 0 ? (topk_ids.unsqueeze(-1) == eos_).any(-1) : at::zeros_like(topk_ids, at::kBool);
+    hits = hits | (cur_len + 1 >= l);
+
+    // Running beams for the next step: the best unfinished candidates.
+    const at::Tensor topk_running_log_probs = topk_log_probs + hits.to(at::kFloat) * -kLarge;
+    const at::Tensor next_topk = std::get<1>(at::topk(topk_running_log_probs, k));
+    running_sequences_.copy_(gather_beams(topk_running_sequences, next_topk));
+    running_scores_.copy_(gather_beams(topk_running_log_probs, next_topk));
+    running_beam_indices_.copy_(gather_beams(topk_running_beam_indices, next_topk));
+
+    // Finished beams: merge candidates that just ended among the top `beams` with the kept ones.
+    const at::Tensor just_finished = hits & top_beam_mask_.unsqueeze(0);
+    at::Tensor finished_scores = topk_log_probs / length_divisor(cur_len, length_penalty);
+    if (early_true) finished_scores += at::all(is_sent_finished_, -1, true).to(at::kFloat) * -kLarge;
+    finished_scores += heuristic_unsatisfied_.logical_not().to(at::kFloat) * -kLarge;
+    finished_scores += just_finished.logical_not() * -kLarge;
+    const at::Tensor merged_sequences = at::cat({sequences_, topk_running_sequences}, 1);
+    const at::Tensor merged_scores = at::cat({beam_scores_, finished_scores}, 1);
+    const at::Tensor merged_indices = at::cat({beam_indices_, topk_running_beam_indices}, 1);
+    const at::Tensor merged_finished = at::cat({is_sent_finished_, just_finished}, 1);
+    const at::Tensor best = std::get<1>(at::topk(merged_scores, k));
+    // After the stopping rule fired, the finished beams stay as they were.
+    sequences_.copy_(at::where(active_, gather_beams(merged_sequences, best), sequences_));
+    beam_scores_.copy_(at::where(active_, gather_beams(merged_scores, best), beam_scores_));
+    beam_indices_.copy_(at::where(active_, gather_beams(merged_indices, best), beam_indices_));
+    is_sent_finished_.copy_(at::where(active_, gather_beams(merged_finished, best), is_sent_finished_));
+
+    // Caches follow the beams they continue.
+    ++steps_issued_;
+    cache_.reorder(running_beam_indices_.gather(2, index_at(position_, {b, k, 1})).reshape({-1}).to(at::kLong),
+                   fixed_shapes_ ? -1 : steps_issued_);
+
+    const at::Tensor best_length = (config_.early_stopping == EarlyStopping::kNever && length_penalty > 0.0)
+                                       ? at::full({}, l - 1, cur_len.options())
+                                       : cur_len;
+    const at::Tensor best_possible = running_scores_.narrow(1, 0, 1) / length_divisor(best_length, length_penalty);
+    const at::Tensor worst_finished =
+        at::where(is_sent_finished_, std::get<0>(at::min(beam_scores_, 1, true)), -kLarge);
+    heuristic_unsatisfied_.logical_and_(at::any(best_possible > worst_finished, -1, true));
+
+    at::Tensor keep_going = heuristic_unsatisfied_.any() & hits.all().logical_not();
+    if (early_true) keep_going = keep_going & is_sent_finished_.all().logical_not();
+    active_.logical_and_(keep_going);
+    position_.add_(1);
+  }
+
+  at::Tensor running() const override { return active_.clone(); }
+
+  at::Tensor result() const override {
+    const at::Tensor best_sequences = sequences_.select(1, 0).to(at::kCPU);
+    const at::Tensor best_indices = beam_indices_.select(1, 0).to(at::kCPU);
+    const auto generated = (best_indices + 1).ne(0).sum(1).max().item<std::int64_t>();
+    return best_sequences.narrow(1, 0, 1 + generated).clone();
+  }
+
+  at::Tensor prefixes(int cur_len) const override {
+    return running_sequences_.narrow(2, 0, cur_len)
+        .reshape({shape_.batch * shape_.beams, cur_len})
+        .to(at::kCPU)
+        .clone();
+  }
+
+ private:
+  const BartDecoder& decoder_;
+  GenerationConfig config_;
+  LogitsProcessor processor_;
+  at::Tensor eos_;
+  std::int64_t keep_;
+  KvCache cache_;
+  at::Tensor top_beam_mask_;      // [keep] bool: the first `beams` candidates
+  at::Tensor batch_offset_;       // [batch, 1] int64
+  at::Tensor running_sequences_;  // [batch, beams, max_length] int64
+  at::Tensor sequences_;
+  at::Tensor running_scores_;  // [batch, beams] float32
+  at::Tensor beam_scores_;
+  at::Tensor is_sent_finished_;       // [batch, beams] bool
+  at::Tensor heuristic_unsatisfied_;  // [batch, 1] bool
+  at::Tensor running_beam_indices_;   // [batch, beams, max_length - 1] int32
+  at::Tensor beam_indices_;
+  at::Tensor position_;            // int64 scalar: the position the next step feeds (cur_len - 1)
+  at::Tensor active_;              // bool scalar: the stopping rule has not fired
+  std::int64_t steps_issued_ = 0;  // eager steps since reset(): the cache positions written
+};
+
+}  // namespace
+
+std::unique_ptr<Search> make_search(const BartDecoder& decoder, const GenerationConfig& config,
+                                    const DecodeShape& shape, const at::TensorOptions& options) {
+  if (shape.beams > 1) return std::make_unique<BeamSearch>(decoder, config, shape, options);
+  return std::make_unique<GreedySearch>(decoder, config, shape, options);
+}
+
+}  // namespace vlm::florence2

@@ -1,0 +1,56 @@
+#pragma once
+
+#include <compare>
+#include <memory>
+
+#include <ATen/ATen.h>
+
+#include "bart.h"
+#include "config.h"
+#include "logits_processor.h"
+
+namespace vlm::florence2 {
+
+// The shape a decode state is built for: everything a step's tensor shapes depend on.
+struct DecodeShape {
+  std::int64_t batch = 0;
+  std::int64_t beams = 1;
+  std::int64_t encoder_length = 0;
+  int max_length = 0;
+  auto operator<=>(const DecodeShape&) const = default;
+};
+
+// Greedy or beam search as a fixed-shape state on the decoder's device: preallocated KV caches and
+// search buffers, and a step (decoder, logits processing, token choice, cache reorder) that updates
+// them in place and reads nothing back to the host. The host only asks, every few steps, whether
+// generation still runs, and reads the ids once at the end.
+class Search {
+ public:
+  virtual ~Search() = default;
+  // Starts a generation for `encoder_hidden` [batch, S, D] (the shape this state was built for).
+  virtual void reset(const at::Tensor& encoder_hidden) = 0;
+  // One decoding step; capturable in a CUDA graph (same shapes, no host synchronisation) once
+  // set_fixed_shapes(true) was called.
+  virtual void step() = 0;
+  // From now on every step has the same shapes (a graph replays it); before, a step run eagerly may
+  // size its work by the steps the host issued (beam search moves only the cache positions written).
+  void set_fixed_shapes(bool fixed) { fixed_shapes_ = fixed; }
+  // Bool scalar tensor: false once every sequence is done (further steps change nothing).
+  virtual at::Tensor running() const = 0;
+  // The finished ids [batch, T] int64 CPU, start token first, as transformers returns them.
+  virtual at::Tensor result() const = 0;
+  // The prefixes the next step feeds the decoder, [batch * beams, cur_len] int64 CPU (BeamTrace).
+  virtual at::Tensor prefixes(int cur_len) const = 0;
+  const DecodeShape& shape() const { return shape_; }
+
+ protected:
+  explicit Search(const DecodeShape& shape) : shape_(shape) {}
+  DecodeShape shape_;
+  bool fixed_shapes_ = false;
+};
+
+// Greedy search (num_beams 1) or transformers' vectorized beam search, for `shape`.
+std::unique_ptr<Search> make_search(const BartDecoder& decoder, const GenerationConfig& config,
+                                    const DecodeShape& shape, const at::TensorOptions& options);
+
+}  // namespace vlm::florence2
