@@ -2,6 +2,8 @@
 
 #include <functional>
 
+#include "vlm/error.h"
+
 namespace CLI {
 class App;
 }
@@ -15,16 +17,9 @@ struct Subcommand {
   std::function<int()> run;
 };
 
-// Exit statuses shared by every subcommand.
-inline constexpr int kExitOk = 0;
-inline constexpr int kExitSomeInputsFailed = 1;
-inline constexpr int kExitUsage = 2;
-// `pull` only: a local failure (disk, cache, a download failing verification); the hub could not
-// be reached, timed out or refused (scripts may retry these); the repository, revision or file
-// does not exist (or, offline, is not cached).
-inline constexpr int kExitLocalFailure = 1;
-inline constexpr int kExitNetwork = 3;
-inline constexpr int kExitNotFound = 4;
+// Exit statuses shared by every subcommand: kExitOk, kExitUsage, ... (include/vlm/error.h); a
+// fatal vlm::Error exits with its code's status from the error table (report_fatal).
+inline constexpr int kExitSomeInputsFailed = kExitFailure;
 
 Subcommand add_detect_command(CLI::App& root);
 Subcommand add_serve_command(CLI::App& root);

@@ -55,7 +55,8 @@ ImageLoadOptions image_load_options(const Settings& settings) {
 
 int report_fatal(const std::exception& error) {
   std::cerr << "vlmserve: error: " << error.what() << '\n';
-  return 2;
+  const auto* typed = dynamic_cast<const Error*>(&error);
+  return typed != nullptr ? exit_status(typed->code()) : kExitFailure;
 }
 
 }  // namespace vlm::cli

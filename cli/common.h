@@ -22,7 +22,8 @@ ModelOptions model_options(const Settings& settings);
 DetectOptions detect_options(const Settings& settings);
 ImageLoadOptions image_load_options(const Settings& settings);
 
-// Prints "vlmserve: error: <message>" to stderr and returns the usage exit status.
+// Prints "vlmserve: error: <message>" to stderr and returns the exit status: a vlm::Error's from the
+// error table, kExitFailure for anything else.
 int report_fatal(const std::exception& error);
 
 }  // namespace vlm::cli

@@ -29,15 +29,15 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     app.exit(e);
-    return vlm::cli::kExitUsage;
+    return vlm::kExitUsage;
   }
   if (show_version) {
     std::cout << vlm::build_info().dump(2) << '\n';
-    return vlm::cli::kExitOk;
+    return vlm::kExitOk;
   }
   for (const auto& command : commands) {
     if (command.app->parsed()) return command.run();
   }
   std::cerr << app.help();
-  return vlm::cli::kExitUsage;
+  return vlm::kExitUsage;
 }

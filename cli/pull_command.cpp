@@ -16,16 +16,6 @@
 namespace vlm::cli {
 namespace {
 
-// Scripts tell a failure worth retrying later (network) from one that needs a different command.
-int exit_status(ErrorCode code) {
-  switch (code) {
-    case ErrorCode::kInvalidArgument: return kExitUsage;
-    case ErrorCode::kUnavailable: return kExitNetwork;
-    case ErrorCode::kNotFound: return kExitNotFound;
-    default: return kExitLocalFailure;
-  }
-}
-
 struct PullState {
   Settings settings{"pull"};
   std::vector<std::string> specs;
@@ -46,12 +36,9 @@ int run_pull(PullState& state) {
       std::cout << pulled.snapshot_dir.string() << '\n' << std::flush;
     }
     return kExitOk;
-  } catch (const Error& e) {
-    report_fatal(e);
-    return exit_status(e.code());
   } catch (const std::exception& e) {
-    report_fatal(e);
-    return kExitLocalFailure;
+    // Scripts tell a failure worth retrying later (network) from one that needs a different command.
+    return report_fatal(e);
   }
 }
 

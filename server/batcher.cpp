@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <exception>
 
-#include "errors.h"
 #include "metrics.h"
+#include "vlm/error.h"
 #include "vlm/logging.h"
 
 namespace vlm::server {
@@ -14,7 +14,43 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+constexpr auto kPollInterval = std::chrono::milliseconds(20);
+
 }  // namespace
+
+Ticket::Ticket(Batcher& batcher, std::shared_ptr<BatchJob> job)
+    : batcher_(&batcher), job_(std::move(job)), result_(job_->promise.get_future()) {}
+
+Ticket::Ticket(Ticket&& other) noexcept
+    : batcher_(other.batcher_),
+      job_(std::move(other.job_)),
+      result_(std::move(other.result_)),
+      settled_(other.settled_) {
+  other.settled_ = true;
+}
+
+Ticket::~Ticket() {
+  if (!settled_ && job_) batcher_->cancel(job_, "cancelled");
+}
+
+std::vector<ImageResult> Ticket::await(std::chrono::steady_clock::time_point deadline,
+                                       const std::function<bool()>& should_stop) {
+  // Polled, so a vanished client or a passed deadline frees the queue slot instead of running for nobody.
+  while (result_.wait_for(kPollInterval) != std::future_status::ready) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      batcher_->cancel(job_, error_code_name(ErrorCode::kTimeout));
+      settled_ = true;
+      throw Error(ErrorCode::kTimeout, "no result before the request's deadline (--timeout-s)");
+    }
+    if (should_stop && should_stop()) {
+      batcher_->cancel(job_, error_code_name(ErrorCode::kClientClosed));
+      settled_ = true;
+      throw Error(ErrorCode::kClientClosed, "the client closed the connection");
+    }
+  }
+  settled_ = true;
+  return result_.get();
+}
 
 Batcher::Batcher(std::string model_name, Model& model, BatcherOptions options, Metrics& metrics)
     : name_(std::move(model_name)), model_(model), options_(options), metrics_(metrics) {
@@ -32,8 +68,8 @@ Batcher::Incoming::~Incoming() {
   batcher_.wake_.notify_all();
 }
 
-std::shared_ptr<BatchJob> Batcher::submit(std::vector<Image> images, const DetectOptions& options,
-                                          std::chrono::steady_clock::time_point deadline) {
+Ticket Batcher::submit(std::vector<Image> images, const DetectOptions& options,
+                       std::chrono::steady_clock::time_point deadline) {
   auto job = std::make_shared<BatchJob>();
   job->images = std::move(images);
   job->options = options;
@@ -41,27 +77,25 @@ std::shared_ptr<BatchJob> Batcher::submit(std::vector<Image> images, const Detec
   job->deadline = deadline;
   {
     std::lock_guard lock(mutex_);
-    if (stopping_) throw ApiError(503, "draining", "the server is shutting down", {{"Retry-After", "1"}});
+    if (stopping_) throw Error(ErrorCode::kDraining, "the server is shutting down");
     if (queue_.size() >= static_cast<std::size_t>(options_.queue_capacity)) {
-      metrics_.count_rejected(name_, "queue_full");
-      throw ApiError(503, "queue_full",
-                     "model '" + name_ + "' has " + std::to_string(queue_.size()) +
-                         " requests waiting, the queue limit; retry later",
-                     {{"Retry-After", "1"}});
+      metrics_.count_rejected(name_, std::string(error_code_name(ErrorCode::kQueueFull)));
+      throw Error(ErrorCode::kQueueFull, "model '" + name_ + "' has " + std::to_string(queue_.size()) +
+                                             " requests waiting, the queue limit; retry later");
     }
     queue_.push_back(job);
   }
   wake_.notify_all();
-  return job;
+  return Ticket(*this, std::move(job));
 }
 
-void Batcher::cancel(const std::shared_ptr<BatchJob>& job, const std::string& reason) {
+void Batcher::cancel(const std::shared_ptr<BatchJob>& job, std::string_view reason) {
   job->cancelled = true;
   std::lock_guard lock(mutex_);
   auto it = std::find(queue_.begin(), queue_.end(), job);
   if (it != queue_.end()) {
     queue_.erase(it);
-    metrics_.count_rejected(name_, reason);
+    metrics_.count_rejected(name_, std::string(reason));
   }
 }
 
@@ -69,8 +103,6 @@ std::size_t Batcher::depth() const {
   std::lock_guard lock(mutex_);
   return queue_.size();
 }
-
-std::size_t Batcher::in_flight() const { return depth() + running_.load(); }
 
 void Batcher::stop() {
   {
@@ -93,9 +125,9 @@ std::vector<std::shared_ptr<BatchJob>> Batcher::gather(std::unique_lock<std::mut
       continue;
     }
     if (std::chrono::steady_clock::now() >= job->deadline) {
-      metrics_.count_rejected(name_, "timeout");
-      job->promise.set_exception(std::make_exception_ptr(
-          ApiError(503, "timeout", "the request waited past its deadline", {{"Retry-After", "1"}})));
+      metrics_.count_rejected(name_, std::string(error_code_name(ErrorCode::kTimeout)));
+      job->promise.set_exception(
+          std::make_exception_ptr(Error(ErrorCode::kTimeout, "the request waited past its deadline")));
       continue;
     }
     batch.push_back(job);
@@ -167,11 +199,9 @@ void Batcher::loop() {
     if (queue_.empty() && stopping_) return;
     auto batch = gather(lock);
     if (batch.empty()) continue;
-    running_ += batch.size();
     lock.unlock();
     run_batch(batch);
     lock.lock();
-    running_ -= batch.size();
   }
 }
 

@@ -1,10 +1,8 @@
 // POST /detect: parse, decode, queue for the model's batcher, wait, answer.
 #include <optional>
 #include <span>
-#include <thread>
 
 #include "app.h"
-#include "errors.h"
 #include "image_input.h"
 #include "pixel_budget.h"
 #include "request_params.h"
@@ -21,35 +19,21 @@ ImageInputRules detect_rules(std::size_t max_images) { return {max_images, cli::
 
 }  // namespace
 
-// Counts inference requests so a graceful shutdown knows when they are done.
-class ActiveRequest {
- public:
-  explicit ActiveRequest(App& app) : app_(app) { ++app_.active_requests_; }
-  ~ActiveRequest() { --app_.active_requests_; }
-  ActiveRequest(const ActiveRequest&) = delete;
-  ActiveRequest& operator=(const ActiveRequest&) = delete;
-
- private:
-  App& app_;
-};
-
 void App::handle_detect(const HttpRequest& request, HttpResponse& response) {
-  ActiveRequest active(*this);
-  const auto deadline = request.start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                            std::chrono::duration<double>(config_.timeout_s));
+  const auto deadline = context_.deadline(request.start);
   const ImageInput input = parse_image_input(request, detect_rules(static_cast<std::size_t>(config_.max_images)));
   const cli::DetectRequestParams params = cli::parse_detect_params(input.params, config_.default_options);
-  ServedModel& served = model_for(params.model);
+  ServedModel& served = context_.model_for(params.model);
   served.model->check_options(params.options);
   check_request_pixels(input.images, static_cast<std::uint64_t>(config_.max_request_pixels));
 
-  std::shared_ptr<BatchJob> job;
   // A batch answers each image on its own, as `vlmserve detect` does: an image that fails to
   // decode gets an error entry in its slot and the others still run.
   std::vector<nlohmann::json> failed(input.images.size());
   std::vector<std::size_t> slots;  // input index of each decoded image
   const auto decode_start = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point decode_end;
+  std::optional<Ticket> ticket;
   {
     // Announced before decoding so the batcher waits for this request rather than run without it.
     Batcher::Incoming incoming(*served.batcher);
@@ -57,7 +41,7 @@ void App::handle_detect(const HttpRequest& request, HttpResponse& response) {
     images.reserve(input.images.size());
     ImageLoadOptions load;
     load.max_pixels = static_cast<std::uint64_t>(config_.max_pixels);
-    std::optional<ApiError> first_error;
+    std::optional<Error> first_error;
     for (std::size_t i = 0; i < input.images.size(); ++i) {
       const auto& bytes = input.images[i];
       try {
@@ -65,33 +49,17 @@ void App::handle_detect(const HttpRequest& request, HttpResponse& response) {
             decode_image(std::span(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()), load));
         slots.push_back(i);
       } catch (const Error& error) {
-        const std::string code(error_code_name(error.code()));
         const std::string where = input.images.size() > 1 ? "image " + std::to_string(i) + ": " : "";
-        if (!first_error) first_error.emplace(http_status(error.code()), code, where + error.what());
-        failed[i] = {{"error", {{"code", code}, {"message", error.what()}}}};
+        if (!first_error) first_error.emplace(error.code(), where + error.what());
+        failed[i] = {{"error", {{"code", std::string(error_code_name(error.code()))}, {"message", error.what()}}}};
       }
     }
     // Only when no image is left does the request fail, with the first image's status.
     if (images.empty() && first_error) throw *first_error;
     decode_end = std::chrono::steady_clock::now();
-    job = served.batcher->submit(std::move(images), params.options, deadline);
+    ticket.emplace(served.batcher->submit(std::move(images), params.options, deadline));
   }
-
-  auto future = job->promise.get_future();
-  // Poll so a vanished client or a passed deadline frees the queue slot instead of running for nobody.
-  while (future.wait_for(std::chrono::milliseconds(20)) != std::future_status::ready) {
-    if (std::chrono::steady_clock::now() >= deadline) {
-      served.batcher->cancel(job, "timeout");
-      throw ApiError(503, "timeout",
-                     "no result within --timeout-s (" + nlohmann::json(config_.timeout_s).dump() + " s)",
-                     {{"Retry-After", "1"}});
-    }
-    if (request.is_connection_closed && request.is_connection_closed()) {
-      served.batcher->cancel(job, "client_closed");
-      throw ApiError(499, "client_closed", "the client closed the connection");
-    }
-  }
-  std::vector<ImageResult> results = future.get();
+  std::vector<ImageResult> results = ticket->await(deadline, request.is_connection_closed);
   const auto done = std::chrono::steady_clock::now();
 
   nlohmann::json timings = {{"decode_ms", ms_between(decode_start, decode_end)},

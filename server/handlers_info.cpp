@@ -9,38 +9,40 @@
 namespace vlm::server {
 
 void App::handle_health(const HttpRequest&, HttpResponse& response) {
-  const ServerState state = state_.load();
+  const ServerState state = context_.state();
   response.body = nlohmann::json{{"status", server_state_name(state)}}.dump();
 }
 
 void App::handle_ready(const HttpRequest& request, HttpResponse& response) {
-  const ServerState state = state_.load();
-  if (state == ServerState::kReady && audit_log_ && !audit_log_->writable()) {
-    throw ApiError(503, "audit_unavailable", "not ready: the audit log cannot be written, so /think would fail",
-                   {{"Retry-After", "5"}});
+  const ServerState state = context_.state();
+  if (state == ServerState::kReady && context_.audit_log() != nullptr && !context_.audit_log()->writable()) {
+    // A full or read-only disk takes longer to fix than a queue to drain: probes back off longer.
+    response = error_response(ErrorCode::kAuditUnavailable,
+                              "not ready: the audit log cannot be written, so /think would fail", request.request_id);
+    response.headers.emplace_back("Retry-After", "5");
+    return;
   }
   if (state == ServerState::kReady) {
     response.body = nlohmann::json{{"status", "ready"}}.dump();
     return;
   }
-  throw ApiError(503, std::string(server_state_name(state)),
-                 "not ready: the server is " + std::string(server_state_name(state)), {{"Retry-After", "1"}});
-  (void)request;
+  throw Error(state_error_code(state), "not ready: the server is " + std::string(server_state_name(state)));
 }
 
 void App::handle_models(const HttpRequest&, HttpResponse& response) {
   nlohmann::json data = nlohmann::json::array();
-  const bool loaded = state_.load() == ServerState::kReady || state_.load() == ServerState::kDraining;
+  const ServerState state = context_.state();
+  const bool loaded = state == ServerState::kReady || state == ServerState::kDraining;
   for (const auto& spec : config_.models) {
     nlohmann::json entry;
-    if (loaded && models_.contains(spec.name)) {
-      entry = to_json(models_.at(spec.name)->model->info());
+    if (loaded && context_.models().contains(spec.name)) {
+      entry = to_json(context_.models().at(spec.name)->model->info());
       entry["status"] = "ready";
     } else {
-      entry["status"] = server_state_name(state_.load());
+      entry["status"] = server_state_name(state);
     }
     entry["name"] = spec.name;
-    entry["default"] = spec.name == default_model_;
+    entry["default"] = spec.name == context_.default_model();
     entry["batch_max"] = config_.batch_max;
     data.push_back(std::move(entry));
   }
@@ -48,16 +50,16 @@ void App::handle_models(const HttpRequest&, HttpResponse& response) {
 }
 
 void App::handle_metrics(const HttpRequest&, HttpResponse& response) {
-  std::string text = metrics_.render();
-  const ServerState state = state_.load();
+  std::string text = context_.metrics().render();
+  const ServerState state = context_.state();
   text += "# HELP vlm_server_ready 1 when every model is loaded and the server is not draining.\n";
   text += fmt::format("# TYPE vlm_server_ready gauge\nvlm_server_ready {}\n", state == ServerState::kReady ? 1 : 0);
-  text += "# HELP vlm_inference_requests_active Inference requests being parsed, queued or run.\n";
+  text += "# HELP vlm_inference_requests_active Inference requests admitted and not yet answered.\n";
   text += fmt::format("# TYPE vlm_inference_requests_active gauge\nvlm_inference_requests_active {}\n",
-                      active_requests_.load());
+                      context_.admission().admitted());
   if (state == ServerState::kReady || state == ServerState::kDraining) {
     text += "# HELP vlm_queue_depth Requests waiting for a forward pass, by model.\n# TYPE vlm_queue_depth gauge\n";
-    for (const auto& [name, served] : models_) {
+    for (const auto& [name, served] : context_.models()) {
       text += fmt::format("vlm_queue_depth{{model=\"{}\"}} {}\n", prometheus_label(name), served->batcher->depth());
     }
   }

@@ -2,6 +2,7 @@
 // and the audit_id of the record that proves what ran. Every outcome, errors included, is audited;
 // an answer whose record cannot be written is not sent.
 #include <chrono>
+#include <optional>
 
 #include "app.h"
 #include "errors.h"
@@ -18,30 +19,17 @@ namespace {
 // /detect instead of calling Model::run behind the batcher's back.
 class BatcherStepModel final : public think::StepModel {
  public:
-  BatcherStepModel(ServedModel& served, const HttpRequest& request, std::chrono::steady_clock::time_point deadline,
-                   double timeout_s)
-      : served_(served), request_(request), deadline_(deadline), timeout_s_(timeout_s) {}
+  BatcherStepModel(ServedModel& served, const HttpRequest& request, std::chrono::steady_clock::time_point deadline)
+      : served_(served), request_(request), deadline_(deadline) {}
   const ModelInfo& info() const override { return served_.model->info(); }
 
   ImageResult run(const Image& image, const DetectOptions& options) override {
-    std::shared_ptr<BatchJob> job;
+    std::optional<Ticket> ticket;
     {
       Batcher::Incoming incoming(*served_.batcher);
-      job = served_.batcher->submit({image}, options, deadline_);
+      ticket.emplace(served_.batcher->submit({image}, options, deadline_));
     }
-    auto future = job->promise.get_future();
-    while (future.wait_for(std::chrono::milliseconds(20)) != std::future_status::ready) {
-      if (std::chrono::steady_clock::now() >= deadline_) {
-        job->cancelled = true;
-        throw ApiError(503, "timeout", "no result within --timeout-s (" + nlohmann::json(timeout_s_).dump() + " s)",
-                       {{"Retry-After", "1"}});
-      }
-      if (request_.is_connection_closed && request_.is_connection_closed()) {
-        job->cancelled = true;
-        throw ApiError(499, "client_closed", "the client closed the connection");
-      }
-    }
-    auto results = future.get();
+    auto results = ticket->await(deadline_, request_.is_connection_closed);
     if (results.size() != 1) throw Error(ErrorCode::kInternal, "batcher returned a result count other than 1");
     return std::move(results.front());
   }
@@ -50,27 +38,22 @@ class BatcherStepModel final : public think::StepModel {
   ServedModel& served_;
   const HttpRequest& request_;
   std::chrono::steady_clock::time_point deadline_;
-  double timeout_s_;
 };
 
 std::string string_param(const nlohmann::json& params, const char* name) {
   if (!params.contains(name)) return {};
   const auto& value = params[name];
-  if (!value.is_string()) throw ApiError(422, "invalid_parameter", std::string(name) + " must be a string");
+  if (!value.is_string()) throw Error(ErrorCode::kInvalidArgument, std::string(name) + " must be a string");
   return value.get<std::string>();
 }
 
 }  // namespace
 
 void App::handle_think(const HttpRequest& request, HttpResponse& response) {
-  struct Active {
-    std::atomic<int>& count;
-    explicit Active(std::atomic<int>& c) : count(c) { ++count; }
-    ~Active() { --count; }
-  } active(active_requests_);
-  if (!audit_log_) {
-    throw ApiError(503, "audit_unavailable",
-                   "/think is disabled: the server needs --audit-dir and --audit-key-file to audit it");
+  audit::AuditLog* const audit_log = context_.audit_log();
+  if (audit_log == nullptr) {
+    throw Error(ErrorCode::kAuditUnavailable,
+                "/think is disabled: the server needs --audit-dir and --audit-key-file to audit it");
   }
   std::string question;
   std::string image_sha256;
@@ -78,19 +61,18 @@ void App::handle_think(const HttpRequest& request, HttpResponse& response) {
   // Whatever happens below, the log gets one record for this request before the client hears back.
   const auto audit_failure = [&](const std::string& outcome) {
     try {
-      audit_log_->append(
-          think::think_audit_entry(request.request_id, client_id_, image_sha256, question, nullptr, nullptr, outcome));
+      audit_log->append(think::think_audit_entry(request.request_id, context_.client_id(), image_sha256, question,
+                                                 nullptr, nullptr, outcome));
     } catch (const Error& error) {
       // The request already failed; its error response goes out either way.
       log::error("request {}: audit append failed: {}", request.request_id, error.what());
     }
   };
   try {
-    const auto deadline = request.start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                              std::chrono::duration<double>(config_.timeout_s));
+    const auto deadline = context_.deadline(request.start);
     const ImageInput input = parse_image_input(request, {1, {"question", "model"}});
     question = string_param(input.params, "question");
-    if (question.empty()) throw ApiError(400, "missing_question", "send the question as the 'question' parameter");
+    if (question.empty()) throw Error(ErrorCode::kMissingQuestion, "send the question as the 'question' parameter");
     const auto& bytes = input.images.front();
     image_sha256 = audit::to_hex(audit::sha256(bytes));
 
@@ -109,40 +91,36 @@ void App::handle_think(const HttpRequest& request, HttpResponse& response) {
       const std::string& family = served.model->info().family;
       think::StepModel*& slot = family == "florence2" ? models.florence : models.detector;
       if (slot != nullptr || (family != "florence2" && family != "yolo")) return;
-      steps.push_back(std::make_unique<BatcherStepModel>(served, request, deadline, config_.timeout_s));
+      steps.push_back(std::make_unique<BatcherStepModel>(served, request, deadline));
       slot = steps.back().get();
       (family == "florence2" ? models.florence_name : models.detector_name) = served.name;
     };
     if (wanted.empty()) {
-      for (auto& [name, served] : models_) {
+      for (const auto& [name, served] : context_.models()) {
         if (served->batcher) take(*served);
       }
     } else {
-      for (const auto& name : wanted) take(model_for(name));
+      for (const auto& name : wanted) take(context_.model_for(name));
     }
     if (models.florence == nullptr && models.detector == nullptr) {
-      throw ApiError(503, "model_unavailable", "/think needs a ready YOLO or Florence-2 model");
+      throw Error(ErrorCode::kModelUnavailable, "/think needs a ready YOLO or Florence-2 model");
     }
 
-    Image image;
-    try {
-      ImageLoadOptions load;
-      load.max_pixels = static_cast<std::uint64_t>(config_.max_pixels);
-      image = decode_image(std::span(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()), load);
-    } catch (const Error& error) {
-      throw ApiError(http_status(error.code()), std::string(error_code_name(error.code())), error.what());
-    }
-    think::ThinkResult result = think::run_think(image, question, models, think_policy_, {}, record);
+    ImageLoadOptions load;
+    load.max_pixels = static_cast<std::uint64_t>(config_.max_pixels);
+    const Image image =
+        decode_image(std::span(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()), load);
+    think::ThinkResult result = think::run_think(image, question, models, context_.think_policy(), {}, record);
 
     audit::Appended appended;
     try {
-      appended = audit_log_->append(think::think_audit_entry(request.request_id, client_id_, image_sha256, question,
-                                                             &result, &record, result.outcome));
+      appended = audit_log->append(think::think_audit_entry(request.request_id, context_.client_id(), image_sha256,
+                                                            question, &result, &record, result.outcome));
     } catch (const Error& error) {
       // Fail closed: no answer leaves without its record. The cause (a file system error, never
       // request text) goes to the server log only.
       log::error("request {}: audit append failed: {}", request.request_id, error.what());
-      throw ApiError(503, "audit_unavailable", "the audit record could not be written; no answer was released");
+      throw Error(ErrorCode::kAuditUnavailable, "the audit record could not be written; no answer was released");
     }
     nlohmann::json body = std::move(result.final_answer);
     body["outcome"] = result.outcome;
@@ -153,11 +131,10 @@ void App::handle_think(const HttpRequest& request, HttpResponse& response) {
     body["audit_id"] = appended.record_hash;
     body["request_id"] = request.request_id;
     response.body = body.dump();
-  } catch (const ApiError& error) {
-    if (error.code() != "audit_unavailable") audit_failure("error:" + error.code());
-    throw;
   } catch (const Error& error) {
-    audit_failure("error:" + std::string(error_code_name(error.code())));
+    // A failed append was already logged; a second attempt would fail the same way.
+    if (error.code() != ErrorCode::kAuditUnavailable)
+      audit_failure("error:" + std::string(error_code_name(error.code())));
     throw;
   } catch (...) {
     audit_failure("error:internal");

@@ -3,8 +3,8 @@
 #include <array>
 #include <cctype>
 
-#include "errors.h"
 #include "json_body.h"
+#include "vlm/error.h"
 
 namespace vlm::server {
 namespace {
@@ -20,14 +20,14 @@ void add_param(ImageInput& input, const ImageInputRules& rules, const std::strin
   if (!rules.allowed_params.contains(name)) {
     std::string known;
     for (const auto& allowed : rules.allowed_params) known += (known.empty() ? "" : ", ") + allowed;
-    throw ApiError(422, "unknown_parameter", "unknown parameter " + quote_bounded(name) + " (known: " + known + ")");
+    throw Error(ErrorCode::kUnknownParameter, "unknown parameter " + quote_bounded(name) + " (known: " + known + ")");
   }
   input.params[name] = std::move(value);
 }
 
 void add_image(ImageInput& input, const ImageInputRules& rules, std::string bytes) {
   if (input.images.size() >= rules.max_images) {
-    throw ApiError(413, "too_many_images", "more than " + std::to_string(rules.max_images) + " images in one request");
+    throw Error(ErrorCode::kTooManyImages, "more than " + std::to_string(rules.max_images) + " images in one request");
   }
   input.images.push_back(std::move(bytes));
 }
@@ -45,23 +45,23 @@ void parse_multipart(const HttpRequest& request, const ImageInputRules& rules, I
 void parse_json(const HttpRequest& request, const ImageInputRules& rules, ImageInput& input) {
   nlohmann::json body = parse_json_body(request.body);
   if (!body.is_object())
-    throw ApiError(400, "bad_json", std::string("JSON body must be an object, got ") + body.type_name());
+    throw Error(ErrorCode::kBadJson, std::string("JSON body must be an object, got ") + body.type_name());
   for (auto& [key, value] : body.items()) {
     if (key == "image") {
       if (!value.is_string()) {
-        throw ApiError(400, "bad_json", std::string("\"image\" must be a base64 string, got ") + value.type_name());
+        throw Error(ErrorCode::kBadJson, std::string("\"image\" must be a base64 string, got ") + value.type_name());
       }
       add_image(input, rules, decode_base64(value.get_ref<const std::string&>()));
     } else if (key == "images") {
       if (!value.is_array()) {
-        throw ApiError(400, "bad_json",
-                       std::string("\"images\" must be an array of base64 strings, got ") + value.type_name());
+        throw Error(ErrorCode::kBadJson,
+                    std::string("\"images\" must be an array of base64 strings, got ") + value.type_name());
       }
       input.batch = true;
       for (const auto& item : value) {
         if (!item.is_string()) {
-          throw ApiError(400, "bad_json",
-                         std::string("\"images\" items must be base64 strings, got ") + item.type_name());
+          throw Error(ErrorCode::kBadJson,
+                      std::string("\"images\" items must be base64 strings, got ") + item.type_name());
         }
         add_image(input, rules, decode_base64(item.get_ref<const std::string&>()));
       }
@@ -77,7 +77,7 @@ std::string decode_base64(std::string_view text) {
   if (text.starts_with("data:")) {
     const auto comma = text.find(',');
     if (comma == std::string_view::npos || text.substr(0, comma).find(";base64") == std::string_view::npos) {
-      throw ApiError(400, "bad_base64", "data URL without ';base64,'");
+      throw Error(ErrorCode::kBadBase64, "data URL without ';base64,'");
     }
     text.remove_prefix(comma + 1);
   }
@@ -105,7 +105,7 @@ std::string decode_base64(std::string_view text) {
     }
     const int value = kTable[c];
     if (value < 0 || padding > 0) {
-      throw ApiError(400, "bad_base64", "invalid base64 character at offset " + std::to_string(i));
+      throw Error(ErrorCode::kBadBase64, "invalid base64 character at offset " + std::to_string(i));
     }
     buffer = (buffer << 6U) | static_cast<std::uint32_t>(value);
     bits += 6;
@@ -115,7 +115,7 @@ std::string decode_base64(std::string_view text) {
     }
   }
   // Six leftover bits cannot come from whole bytes; more than two '=' is no valid padding.
-  if (bits >= 6 || padding > 2) throw ApiError(400, "bad_base64", "base64 text has an impossible length");
+  if (bits >= 6 || padding > 2) throw Error(ErrorCode::kBadBase64, "base64 text has an impossible length");
   return out;
 }
 
@@ -134,17 +134,16 @@ ImageInput parse_image_input(const HttpRequest& request, const ImageInputRules& 
     input.source = "raw";
     add_image(input, rules, request.body);
   } else {
-    throw ApiError(415, "unsupported_media_type",
-                   "Content-Type '" + (type.empty() ? std::string("(none)") : type) +
-                       "' is not accepted; send multipart/form-data, image/*, application/octet-stream "
-                       "or application/json");
+    throw Error(ErrorCode::kUnsupportedMediaType,
+                "Content-Type '" + (type.empty() ? std::string("(none)") : type) +
+                    "' is not accepted; send multipart/form-data, image/*, application/octet-stream "
+                    "or application/json");
   }
   if (input.images.size() > 1) input.batch = true;
   if (input.images.empty()) {
-    throw ApiError(400, "missing_image",
-                   input.source == "multipart" ? "no form field named 'image'"
-                   : input.source == "json"    ? "JSON body has no \"image\" or \"images\""
-                                               : "empty request body");
+    throw Error(ErrorCode::kMissingImage, input.source == "multipart" ? "no form field named 'image'"
+                                          : input.source == "json"    ? "JSON body has no \"image\" or \"images\""
+                                                                      : "empty request body");
   }
   return input;
 }

@@ -29,12 +29,12 @@ struct ImageInputRules {
 // Accepts multipart/form-data (field `image`, repeatable), a raw `image/*` or
 // `application/octet-stream` body, or JSON {"image": "<base64>"} / {"images": [...]}.
 // Query-string parameters apply to all three; a body parameter of the same name wins.
-// Throws ApiError 400 (bad_json, bad_base64, missing_image, ...), 413 (too_many_images),
-// 415 (unsupported_media_type) or 422 (unknown_parameter).
+// Throws vlm::Error: bad_json, bad_base64, missing_image, too_many_images, unsupported_media_type,
+// unknown_parameter.
 ImageInput parse_image_input(const HttpRequest& request, const ImageInputRules& rules);
 
 // RFC 4648 base64 (standard or URL-safe alphabet, padding optional, whitespace ignored); an
-// optional "data:<type>;base64," prefix is skipped. Throws ApiError 400 bad_base64 naming the offset.
+// optional "data:<type>;base64," prefix is skipped. Throws vlm::Error bad_base64 naming the offset.
 std::string decode_base64(std::string_view text);
 
 }  // namespace vlm::server

@@ -1,6 +1,6 @@
 #include "json_body.h"
 
-#include "errors.h"
+#include "vlm/error.h"
 
 namespace vlm::server {
 namespace {
@@ -24,12 +24,11 @@ nlohmann::json parse_json_body(std::string_view body) {
   try {
     parsed = nlohmann::json::parse(body, limit_depth, false);
   } catch (const TooDeep&) {
-    throw ApiError(400, "bad_json",
-                   "JSON body nests deeper than " + std::to_string(kMaxJsonDepth) + " levels (" +
-                       std::to_string(body.size()) + " bytes)");
+    throw Error(ErrorCode::kBadJson, "JSON body nests deeper than " + std::to_string(kMaxJsonDepth) + " levels (" +
+                                         std::to_string(body.size()) + " bytes)");
   }
   if (parsed.is_discarded()) {
-    throw ApiError(400, "bad_json", "request body is not valid JSON (" + std::to_string(body.size()) + " bytes)");
+    throw Error(ErrorCode::kBadJson, "request body is not valid JSON (" + std::to_string(body.size()) + " bytes)");
   }
   return parsed;
 }

@@ -12,7 +12,7 @@ namespace vlm::server {
 // and dumping a nlohmann value recurse once per level, so an unbounded depth is a stack overflow.
 inline constexpr int kMaxJsonDepth = 64;
 
-// Parses a request body; throws ApiError 400 bad_json for invalid JSON or nesting deeper than
+// Parses a request body; throws vlm::Error bad_json for invalid JSON or nesting deeper than
 // kMaxJsonDepth. The parse stops at the first level over the limit, before building it.
 nlohmann::json parse_json_body(std::string_view body);
 

@@ -3,7 +3,7 @@
 #include <cstdint>
 #include <span>
 
-#include "errors.h"
+#include "vlm/error.h"
 #include "vlm/image.h"
 
 namespace vlm::server {
@@ -23,10 +23,9 @@ void check_request_pixels(const std::vector<std::string>& images, std::uint64_t 
     }
   }
   if (total > max_request_pixels) {
-    throw ApiError(413, "too_many_pixels",
-                   std::to_string(images.size()) + " images declare " + std::to_string(total) +
-                       " pixels in total, over the per-request limit of " + std::to_string(max_request_pixels) +
-                       " (--max-request-pixels)");
+    throw Error(ErrorCode::kTooManyPixels, std::to_string(images.size()) + " images declare " + std::to_string(total) +
+                                               " pixels in total, over the per-request limit of " +
+                                               std::to_string(max_request_pixels) + " (--max-request-pixels)");
   }
 }
 

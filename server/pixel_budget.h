@@ -6,7 +6,7 @@
 
 namespace vlm::server {
 
-// Sums the pixels the images' headers declare and throws ApiError 413 too_many_pixels when the
+// Sums the pixels the images' headers declare and throws vlm::Error too_many_pixels when the
 // request as a whole is over `max_request_pixels`, before any image is decoded: each image alone
 // may be within --max-pixels while their decoded copies together are not. Images whose header
 // cannot be read count 0 here; decoding reports them with their own error. A single image is

@@ -12,6 +12,7 @@
 
 #include "app.h"
 #include "http_server.h"
+#include "server_context.h"
 #include "vlm/logging.h"
 
 namespace vlm::server {
@@ -42,7 +43,8 @@ int serve(const ServerConfig& config) {
   // write fails with EFBIG and the audit log handles it as it does a full disk.
   std::signal(SIGXFSZ, SIG_IGN);
 
-  App app(config);
+  ServerContext context(config);
+  App app(context);
   HttpServerOptions http;
   http.host = config.host;
   http.port = config.port;
@@ -70,9 +72,9 @@ int serve(const ServerConfig& config) {
   });
   server.wait_until_listening();  // stop() before the accept loop runs would be lost
   std::atomic<bool> load_failed{false};
-  std::thread loader([&app, &load_failed] {
+  std::thread loader([&context, &load_failed] {
     try {
-      app.load_models();
+      context.load_models();
       log::info("ready");
     } catch (const std::exception&) {
       load_failed = true;
@@ -94,14 +96,14 @@ int serve(const ServerConfig& config) {
               config.drain_timeout_s);
     loader.join();  // a model still loading finishes first; its batcher is then stopped cleanly
     // Requests still running past the bound are cut off; the exit is still the one asked for.
-    app.drain(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+    context.drain(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
         std::chrono::duration<double>(config.drain_timeout_s)));
   }
   server.stop();
   const auto exit_deadline = std::chrono::steady_clock::now() + kExitGrace;
   const bool workers_done = listener_stopped.wait_until(exit_deadline) == std::future_status::ready;
   // The shutdown checkpoint is written now: nothing below may keep it from the disk.
-  app.close_audit_log();
+  context.close_audit_log();
   if (!workers_done) {
     // Destructors would wait for the stuck workers and free the models under them.
     log::error("connection workers still busy {} s after the drain; exiting without them",
@@ -110,7 +112,7 @@ int serve(const ServerConfig& config) {
   }
   listener.join();
   if (loader.joinable()) loader.join();
-  // The App's destructor waits for each model's forward pass in progress (a cancelled request's
+  // The context's destructor waits for each model's forward pass in progress (a cancelled request's
   // batch still runs to its end); a long one must not hold exit past the bound either.
   std::thread([exit_deadline, status] {
     std::this_thread::sleep_until(exit_deadline);

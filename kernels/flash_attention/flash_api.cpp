@@ -11,7 +11,6 @@
 #include <limits>
 #include <memory>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -53,7 +52,7 @@ Event make_event() {
   cudaEvent_t event = nullptr;
   if (cudaEventCreate(&event) != cudaSuccess) {
     cudaGetLastError();
-    throw std::runtime_error("flash autotune: cannot create a CUDA event");
+    throw Error(ErrorCode::kInternal, "flash autotune: cannot create a CUDA event");
   }
   return Event(event);
 }
@@ -75,7 +74,7 @@ double time_config(const FlashFwdParams& params, int device, int config, cudaStr
   if (cudaEventSynchronize(stop.get()) != cudaSuccess ||
       cudaEventElapsedTime(&ms, start.get(), stop.get()) != cudaSuccess) {
     cudaGetLastError();
-    throw std::runtime_error("flash autotune: timing config " + std::to_string(config) + " failed");
+    throw Error(ErrorCode::kInternal, "flash autotune: timing config " + std::to_string(config) + " failed");
   }
   return ms / kReps;
 }
@@ -225,18 +224,9 @@ at::Tensor flash_attention_forward(const at::Tensor& q_in, const at::Tensor& k_i
   params.is_bf16 = dtype == at::kBFloat16;
 
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream().stream();
-  FlashFwdPlan plan;
-  try {
-    plan = plan_flash_fwd(params, q.get_device(), choose_config(params, q.get_device(), stream));
-  } catch (const std::runtime_error& e) {
-    throw Error(ErrorCode::kInternal, e.what());
-  }
+  const FlashFwdPlan plan = plan_flash_fwd(params, q.get_device(), choose_config(params, q.get_device(), stream));
   const at::Tensor workspace = attach_workspace(params, plan, q.get_device());
-  try {
-    run_flash_fwd(params, plan, stream);
-  } catch (const std::runtime_error& e) {
-    throw Error(ErrorCode::kInternal, e.what());
-  }
+  run_flash_fwd(params, plan, stream);
   return out.transpose(1, 2);
 }
 

@@ -15,11 +15,11 @@
 #include <cfloat>
 #include <cmath>
 #include <cstdint>
-#include <stdexcept>
 #include <string>
 
 #include "flash_attention/flash_config.h"
 #include "flash_attention/flash_params.h"
+#include "vlm/error.h"
 
 namespace vlm::flash {
 
@@ -513,7 +513,8 @@ __global__ void __launch_bounds__(128) flash_combine_kernel(const __grid_constan
 inline void check_launch(const char* what) {
   const cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) {
-    throw std::runtime_error(std::string("flash attention: launching ") + what + " failed: " + cudaGetErrorString(err));
+    throw Error(ErrorCode::kInternal,
+                std::string("flash attention: launching ") + what + " failed: " + cudaGetErrorString(err));
   }
 }
 
@@ -538,7 +539,8 @@ void run_flash_config(const FlashFwdParams& params, int num_splits, cudaStream_t
       check_launch("flash split combine");
       return;
     } else {
-      throw std::runtime_error(std::string("flash attention: config ") + T::kCfg.name + " has no split-KV kernel");
+      throw Error(ErrorCode::kInternal,
+                  std::string("flash attention: config ") + T::kCfg.name + " has no split-KV kernel");
     }
   }
   auto* kernel = &flash_fwd_kernel<T, false>;

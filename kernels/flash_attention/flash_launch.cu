@@ -5,13 +5,13 @@
 #include <array>
 #include <atomic>
 #include <mutex>
-#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "flash_attention/flash_config.h"
 #include "flash_attention/flash_params.h"
+#include "vlm/error.h"
 
 namespace vlm::flash {
 
@@ -103,8 +103,9 @@ std::vector<int> flash_candidate_configs(const FlashFwdParams& params) {
     }
   }
   if (candidates.empty()) {
-    throw std::runtime_error("flash attention: no " + std::string(role == ConfigRole::kDecode ? "decode" : "prefill") +
-                             " config for head dim " + std::to_string(params.head_dim));
+    throw Error(ErrorCode::kInternal, "flash attention: no " +
+                                          std::string(role == ConfigRole::kDecode ? "decode" : "prefill") +
+                                          " config for head dim " + std::to_string(params.head_dim));
   }
   return candidates;
 }
@@ -129,8 +130,8 @@ FlashFwdPlan plan_flash_fwd(const FlashFwdParams& params, int device, int config
     plan.config_index = override_index;
   } else if (config_index >= 0) {
     if (!flash_config_built(config_index) || kFlashConfigs[config_index].head_dim != params.head_dim) {
-      throw std::runtime_error("flash attention: config " + std::to_string(config_index) +
-                               " is not built for head dim " + std::to_string(params.head_dim));
+      throw Error(ErrorCode::kInternal, "flash attention: config " + std::to_string(config_index) +
+                                            " is not built for head dim " + std::to_string(params.head_dim));
     }
     plan.config_index = config_index;
   } else {
@@ -163,8 +164,8 @@ FlashFwdPlan plan_flash_fwd(const FlashFwdParams& params, int device, int config
 
 void run_flash_fwd(FlashFwdParams params, const FlashFwdPlan& plan, cudaStream_t stream) {
   if (!flash_config_built(plan.config_index) || kFlashConfigs[plan.config_index].head_dim != params.head_dim) {
-    throw std::runtime_error("flash attention: config " + std::to_string(plan.config_index) +
-                             " is not built for head dim " + std::to_string(params.head_dim));
+    throw Error(ErrorCode::kInternal, "flash attention: config " + std::to_string(plan.config_index) +
+                                          " is not built for head dim " + std::to_string(params.head_dim));
   }
   params.num_splits = plan.num_splits;
   const RunFn fn = params.is_bf16 ? kBf16Table[plan.config_index] : kFp16Table[plan.config_index];

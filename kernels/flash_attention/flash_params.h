@@ -52,7 +52,7 @@ struct FlashFwdPlan {
 };
 
 // The built configurations that can run this shape (decode rows for <= 16 query rows, prefill rows
-// otherwise), table order: the first is the default. Throws std::runtime_error if there is none.
+// otherwise), table order: the first is the default. Throws vlm::Error (internal) if there is none.
 std::vector<int> flash_candidate_configs(const FlashFwdParams& params);
 
 // Plans config_index (a candidate; -1: the default) with its split count for a shape on the given
@@ -60,7 +60,7 @@ std::vector<int> flash_candidate_configs(const FlashFwdParams& params);
 FlashFwdPlan plan_flash_fwd(const FlashFwdParams& params, int device, int config_index = -1);
 
 // Runs the forward pass. params.o_partial / lse_partial must point to plan.workspace_bytes of device
-// memory when plan.num_splits > 1. Throws std::runtime_error on a launch failure or unsupported
+// memory when plan.num_splits > 1. Throws vlm::Error (internal) on a launch failure or unsupported
 // head dim (the torch-facing wrapper checks inputs before and reports them properly).
 void run_flash_fwd(FlashFwdParams params, const FlashFwdPlan& plan, cudaStream_t stream);
 

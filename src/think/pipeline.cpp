@@ -38,13 +38,14 @@ struct OcrLine {
 
 // Runs one step; a model error leaves as an error that names the step and the code, nothing else,
 // because model errors can quote model output and must not become a side channel for step text.
-// Other exceptions (the server's timeout and client-closed errors) pass through unchanged.
+// Serving outcomes (the server's timeout, queue-full and client-closed errors) pass through unchanged.
 template <typename Fn>
 void run_step(const char* step, double& ms, Fn&& fn) {
   const auto start = Clock::now();
   try {
     fn();
   } catch (const Error& error) {
+    if (is_serving_outcome(error.code())) throw;
     throw Error(ErrorCode::kInternal,
                 std::string("think step ") + step + " failed (" + std::string(error_code_name(error.code())) + ")");
   }

@@ -305,8 +305,10 @@ class HubPullTest(unittest.TestCase):
         self.assertEqual(missing.returncode, EXIT_NOT_FOUND, missing.stderr)
         self.assertIn("404", missing.stderr)
         self.assertIn("repository not found", missing.stderr)
+        # No weights this build loads: a different repository is needed, not a retry (usage, as
+        # `vlmserve detect` pointed at a training checkpoint).
         unloadable = self.pull("hf://acme/gguf")
-        self.assertEqual(unloadable.returncode, EXIT_LOCAL, unloadable.stderr)
+        self.assertEqual(unloadable.returncode, EXIT_USAGE, unloadable.stderr)
         self.assertIn("model.gguf", unloadable.stderr)
 
     def test_renamed_repository_redirect_is_followed(self):

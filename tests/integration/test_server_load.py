@@ -107,6 +107,9 @@ class Batching(unittest.TestCase):
         while time.time() < deadline and detect_lines() < before + 12:
             time.sleep(0.2)
         self.assertGreaterEqual(detect_lines(), before + 12)
+        # A request stays admitted until its response is written, just after its log line.
+        while time.time() < deadline and "vlm_inference_requests_active 0" not in metrics(self.server):
+            time.sleep(0.2)
         text = metrics(self.server)
         self.assertIn("vlm_inference_requests_active 0", text)
         self.assertIn('vlm_queue_depth{model="yolo"} 0', text)

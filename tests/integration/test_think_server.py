@@ -157,6 +157,9 @@ class ThinkTest(unittest.TestCase):
             (dict(question=f"how many people {Q}", model="nosuchmodel"), 404, "model_not_found"),
             (dict(question=f"?? {Q}"[:2]), 422, "invalid_argument"),
             (dict(question=f"how many people {Q} " + "x" * 600), 422, "invalid_argument"),
+            # Parameters of the wrong JSON type get the code openapi.json documents for them.
+            (dict(question=7, form="json"), 422, "invalid_argument"),
+            (dict(question=f"how many people {Q}", model=["canary"], form="json"), 422, "invalid_argument"),
         ]
         for kwargs, status, code in cases:
             response = think(**kwargs)

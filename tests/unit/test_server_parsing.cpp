@@ -1,14 +1,14 @@
-// Request parsing of the HTTP server, below the socket: base64, parameters, input forms, error
-// mapping and the Prometheus text. The black-box tests in tests/integration cover the same paths
+// Request parsing of the HTTP server, below the socket: base64, parameters, input forms and the
+// Prometheus text. The black-box tests in tests/integration cover the same paths
 // over HTTP; these pin the edge cases that are awkward to send.
 #include <gtest/gtest.h>
 
-#include "errors.h"
 #include "image_input.h"
 #include "json_body.h"
 #include "metrics.h"
 #include "request_id.h"
 #include "request_params.h"
+#include "vlm/error.h"
 
 namespace vlm::server {
 namespace {
@@ -16,8 +16,6 @@ namespace {
 std::string code_of(const std::function<void()>& action) {
   try {
     action();
-  } catch (const ApiError& error) {
-    return std::to_string(error.status()) + " " + error.code();
   } catch (const Error& error) {
     return std::to_string(http_status(error.code())) + " " + std::string(error_code_name(error.code()));
   }
@@ -175,19 +173,6 @@ TEST(JsonBody, ErrorsQuoteABoundedRendering) {
   EXPECT_EQ(describe_json(std::string(100'000, 'x')), "'" + std::string(64, 'x') + "...'");
   EXPECT_EQ(describe_json(0.5), "'0.5'");
   EXPECT_EQ(quote_bounded(std::string(65, 'k'), 64), "'" + std::string(64, 'k') + "...'");
-}
-
-TEST(Errors, EveryVlmCodeHasAStatusAndFiveHundredOnlyForBugs) {
-  EXPECT_EQ(http_status(ErrorCode::kImageTooLarge), 413);
-  EXPECT_EQ(http_status(ErrorCode::kNotAnImage), 415);
-  EXPECT_EQ(http_status(ErrorCode::kImageCorrupt), 422);
-  EXPECT_EQ(http_status(ErrorCode::kEmptyInput), 400);
-  EXPECT_EQ(http_status(ErrorCode::kNotFound), 404);
-  EXPECT_EQ(http_status(ErrorCode::kInvalidArgument), 422);
-  EXPECT_EQ(http_status(ErrorCode::kUnavailable), 503);
-  EXPECT_EQ(http_status(ErrorCode::kInternal), 500);
-  const auto body = error_json("image_too_large", "m", "id");
-  EXPECT_EQ(body.dump(), R"({"error":{"code":"image_too_large","message":"m","request_id":"id"}})");
 }
 
 TEST(RequestId, HonouredOnlyWhenSafeToLog) {
