@@ -176,7 +176,11 @@ fi
 echo "$assets" >"$bundle/fixtures/ASSETS_PREFIX"
 for model in yolov5n yolov8n yolo11n yolo26n; do
   if [[ -f "$fixtures/$model.torchscript" && -f "$fixtures/reference_$model.json" ]]; then
-    cp "$fixtures/$model.torchscript" "$fixtures/reference_$model.json" "$bundle/fixtures/"
+    cp "$fixtures/$model.torchscript" "$bundle/fixtures/"
+    # Fixtures made by ctest name photos through its VLM_ASSETS, which may hold a "..": resolved
+    # here, so that every key starts with the ASSETS_PREFIX written above.
+    "$python" -c 'import json, os, sys; d = json.load(open(sys.argv[1])); d["images"] = {os.path.realpath(k): v for k, v in d["images"].items()}; json.dump(d, open(sys.argv[2], "w"))' \
+      "$fixtures/reference_$model.json" "$bundle/fixtures/reference_$model.json"
   else
     echo "prepare_carry.sh: no $model fixture in $fixtures; run_all.sh will skip it" >&2
   fi
