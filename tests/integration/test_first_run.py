@@ -84,7 +84,8 @@ class FirstRunOffline(unittest.TestCase):
         self.assertEqual(sorted(records), sorted(PHOTOS))
         for name in PHOTOS:
             rows = reference["images"][str(Path(os.environ["VLM_ASSETS"]) / "images" / name)]
-            problems, flips, box_err, score_err = match(rows, records[name]["detections"], 1.0, 1e-3)
+            problems, flips, box_err, score_err = match(rows, records[name]["detections"], 1.0, 1e-3,
+                                                        reference["settings"]["iou"])
             print(f"{name}: {len(rows)} reference detections, worst box error {box_err:.4f} px, score {score_err:.2e}")
             self.assertEqual(problems + flips, [], name)
         labels = [d["label"] for d in records["bus.jpg"]["detections"]]
