@@ -19,6 +19,7 @@
 #include "vlm/error.h"
 #include "vlm/hub/resolve.h"
 #include "vlm/logging.h"
+#include "vlm/model_json.h"
 
 namespace vlm::cli {
 namespace {

@@ -4,6 +4,8 @@
 #include <iostream>
 #include <iterator>
 #include <memory>
+#include <utility>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -15,10 +17,34 @@
 #include "vlm/error.h"
 #include "vlm/hub/resolve.h"
 #include "vlm/logging.h"
-#include "vlm/think/pipeline.h"
+#include "vlm/think/service.h"
 
 namespace vlm::cli {
 namespace {
+
+// The models loaded for this run, each called directly.
+class LoadedModels final : public think::ModelSource {
+ public:
+  void add(std::string name, std::unique_ptr<Model> model) {
+    steps_.push_back(std::make_unique<think::DirectStepModel>(*model));
+    loaded_.push_back({std::move(name), std::move(model)});
+  }
+  std::vector<think::NamedStepModel> all() override {
+    std::vector<think::NamedStepModel> out;
+    for (std::size_t i = 0; i < loaded_.size(); ++i) out.push_back({loaded_[i].first, steps_[i].get()});
+    return out;
+  }
+  think::NamedStepModel named(const std::string& name) override {
+    for (std::size_t i = 0; i < loaded_.size(); ++i) {
+      if (loaded_[i].first == name) return {name, steps_[i].get()};
+    }
+    throw Error(ErrorCode::kModelNotFound, "no model named '" + name + "' was loaded");
+  }
+
+ private:
+  std::vector<std::pair<std::string, std::unique_ptr<Model>>> loaded_;
+  std::vector<std::unique_ptr<think::DirectStepModel>> steps_;
+};
 
 struct ThinkState {
   Settings settings{"think"};
@@ -55,55 +81,23 @@ int run_think_command(ThinkState& state) {
     }
   }
 
-  std::vector<std::unique_ptr<Model>> loaded;
-  std::vector<std::unique_ptr<think::DirectStepModel>> steps;
-  think::ThinkModels models;
+  LoadedModels models;
   for (const std::string& text : options.models) {
     const ModelSpec spec = parse_model_spec(text);
-    loaded.push_back(load_model(hub::resolve_model_path(spec.path, hub_options(settings)), load_options));
-    steps.push_back(std::make_unique<think::DirectStepModel>(*loaded.back()));
-    const std::string& family = loaded.back()->info().family;
-    if (family == "florence2" && models.florence == nullptr) {
-      models.florence = steps.back().get();
-      models.florence_name = spec.name;
-    } else if (family == "yolo" && models.detector == nullptr) {
-      models.detector = steps.back().get();
-      models.detector_name = spec.name;
-    }
+    models.add(spec.name, load_model(hub::resolve_model_path(spec.path, hub_options(settings)), load_options));
   }
 
   const std::string bytes = read_bytes(state.image);
-  const std::string image_sha256 = audit::to_hex(audit::sha256(bytes));
-  const std::string request_id = "cli-" + audit::to_hex(audit::random_bytes(8));
-  think::PrivateRecord record;
-  try {
-    const Image image =
-        decode_image(std::span(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()), image_options);
-    think::ThinkResult result = think::run_think(image, question, models, policy, think::ThinkSettings{}, record);
-    nlohmann::json body = result.final_answer;
-    body["outcome"] = result.outcome;
-    body["timings"] = result.timings;
-    body["request_id"] = request_id;
-    nlohmann::json names = nlohmann::json::array();
-    for (const auto& model : result.models) names.push_back(model.name);
-    body["models"] = names;
-    if (audit_log) {
-      body["audit_id"] = audit_log
-                             ->append(think::think_audit_entry(request_id, "cli", image_sha256, question, &result,
-                                                               &record, result.outcome))
-                             .record_hash;
-      audit_log->close();
-    }
-    std::cout << body.dump(2) << '\n';
-    return kExitOk;
-  } catch (const Error& error) {
-    if (audit_log) {
-      audit_log->append(think::think_audit_entry(request_id, "cli", image_sha256, question, nullptr, nullptr,
-                                                 "error:" + std::string(error_code_name(error.code()))));
-      audit_log->close();
-    }
-    throw;
-  }
+  think::ThinkRequest request;
+  request.request_id = "cli-" + audit::to_hex(audit::random_bytes(8));
+  request.client = "cli";
+  request.question = question;
+  request.image = std::span(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size());
+  const think::Service service(policy, audit_log ? &*audit_log : nullptr, image_options);
+  const nlohmann::json body = service.answer(request, models);
+  if (audit_log) audit_log->close();
+  std::cout << body.dump(2) << '\n';
+  return kExitOk;
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "vlm/error.h"
+#include "vlm/image.h"
 #include "vlm/model.h"
 
 namespace vlm::server {

@@ -7,6 +7,7 @@
 #include "pixel_budget.h"
 #include "request_params.h"
 #include "vlm/image.h"
+#include "vlm/model_json.h"
 
 namespace vlm::server {
 namespace {

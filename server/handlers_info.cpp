@@ -5,6 +5,7 @@
 #include "errors.h"
 #include "gpu_memory.h"
 #include "openapi_document.h"
+#include "vlm/model_json.h"
 
 namespace vlm::server {
 

@@ -3,7 +3,7 @@
 #include <ATen/Context.h>
 #include <torch/version.h>
 
-#include "vlm/attention.h"
+#include "vlm/ops/attention.h"
 
 #ifndef VLM_VERSION
 #define VLM_VERSION "0.0.0"

@@ -3,7 +3,7 @@
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
 
-#include "vlm/attention.h"
+#include "vlm/ops/attention.h"
 
 namespace vlm {
 

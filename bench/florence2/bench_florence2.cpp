@@ -33,10 +33,10 @@
 #include "generation.h"
 #include "pipeline.h"
 #include "task_prompts.h"
-#include "vlm/attention.h"
 #include "vlm/device.h"
 #include "vlm/error.h"
 #include "vlm/image.h"
+#include "vlm/ops/attention.h"
 #include "vlm/tokenizer.h"
 
 namespace {

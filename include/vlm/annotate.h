@@ -2,6 +2,7 @@
 
 #include <opencv2/core/mat.hpp>
 
+#include "vlm/image.h"
 #include "vlm/model.h"
 
 namespace vlm {

@@ -3,15 +3,16 @@
 #include <array>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
-#include "vlm/image.h"
+#include "vlm/task_result.h"
 
 namespace vlm {
+
+struct Image;  // vlm/image.h: callers of run() include it; users of results and options need not
 
 struct Detection {
   std::string label;
@@ -31,7 +32,7 @@ struct ImageResult {
   int width = 0;
   int height = 0;
   std::vector<Detection> detections;
-  nlohmann::json extra;  // task-specific output (caption, polygons, quad boxes); null when none
+  std::optional<TaskAnswer> answer;  // generative models only (Florence-2): the task's answer
   Timings timings;
 };
 
@@ -102,11 +103,5 @@ std::vector<int> warm_up_batch_sizes(int batch_max);
 
 // Chooses the family from the files at `path` (a TorchScript export or a Hugging Face folder).
 std::unique_ptr<Model> load_model(const std::filesystem::path& path, const ModelOptions& options);
-
-nlohmann::json to_json(const Detection& detection);
-nlohmann::json to_json(const Timings& timings);
-// {width, height, detections, [extra fields], timings}; callers add path/model/request_id.
-nlohmann::json to_json(const ImageResult& result);
-nlohmann::json to_json(const ModelInfo& info);
 
 }  // namespace vlm

@@ -7,7 +7,7 @@
 #include "config.h"
 #include "kv_cache.h"
 #include "layers.h"
-#include "vlm/attention.h"
+#include "vlm/ops/attention.h"
 #include "weights.h"
 
 namespace vlm::florence2 {

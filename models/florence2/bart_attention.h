@@ -5,7 +5,7 @@
 
 #include <ATen/ATen.h>
 
-#include "vlm/attention.h"
+#include "vlm/ops/attention.h"
 
 namespace vlm::florence2 {
 

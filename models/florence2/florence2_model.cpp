@@ -8,10 +8,11 @@
 #include "pipeline.h"
 #include "post_processor.h"
 #include "task_prompts.h"
-#include "vlm/attention.h"
 #include "vlm/device.h"
 #include "vlm/error.h"
+#include "vlm/image.h"
 #include "vlm/logging.h"
+#include "vlm/ops/attention.h"
 #include "vlm/tokenizer.h"
 
 namespace vlm::florence2 {
@@ -91,14 +92,11 @@ class Florence2Model final : public Model {
       ImageResult& result = results[i];
       result.width = images[i].width();
       result.height = images[i].height();
-      nlohmann::json parsed = post_process_generation(text, task, ImageSize{result.width, result.height},
-                                                      pipeline_.config().post_processor)[task];
-      fill_detections(parsed, result);
-      result.extra = {{"task", task},
-                      {"result", parsed},
-                      {"generated_ids", tokens},
-                      // transformers' post-processing yields no confidence; detections carry 0.
-                      {"scores", nullptr}};
+      ParsedAnswer parsed = post_process_generation(text, task, ImageSize{result.width, result.height},
+                                                    pipeline_.config().post_processor);
+      result.detections = std::move(parsed.boxes);
+      result.answer = std::move(parsed.answer);
+      result.answer->generated_ids = std::move(tokens);
     }
     const double post_ms = elapsed_ms(post_start);
     for (auto& result : results) {
@@ -130,21 +128,6 @@ class Florence2Model final : public Model {
                                                    std::to_string(image_tokens) + " of them for the image)");
     }
     return ids;
-  }
-
-  // Box-shaped answers become Detections; polygons and quad boxes stay in `extra` only.
-  static void fill_detections(const nlohmann::json& parsed, ImageResult& result) {
-    if (!parsed.is_object() || !parsed.contains("bboxes")) return;
-    const auto& boxes = parsed["bboxes"];
-    const nlohmann::json* labels = nullptr;
-    if (parsed.contains("labels")) labels = &parsed["labels"];
-    if (parsed.contains("bboxes_labels")) labels = &parsed["bboxes_labels"];
-    for (std::size_t i = 0; i < boxes.size(); ++i) {
-      Detection d;
-      if (labels && i < labels->size()) d.label = (*labels)[i].get<std::string>();
-      for (std::size_t k = 0; k < 4 && k < boxes[i].size(); ++k) d.box[k] = boxes[i][k].get<float>();
-      result.detections.push_back(std::move(d));
-    }
   }
 
   c10::Device device_;

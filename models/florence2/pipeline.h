@@ -10,7 +10,7 @@
 #include "generation.h"
 #include "image_processor.h"
 #include "vision_encoder.h"
-#include "vlm/attention.h"
+#include "vlm/ops/attention.h"
 #include "weights.h"
 
 namespace vlm::florence2 {

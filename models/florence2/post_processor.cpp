@@ -1,5 +1,6 @@
 #include "post_processor.h"
 
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -16,7 +17,7 @@
 namespace vlm::florence2 {
 namespace {
 
-using Json = nlohmann::json;
+using Box = std::array<float, 4>;
 constexpr std::size_t kNpos = std::string_view::npos;
 
 std::string replace_first(std::string_view text, std::string_view from) {
@@ -179,24 +180,24 @@ int dequantize(long long bin, double size) {
   return static_cast<int>(value);
 }
 
-Json dequantize_box(const long long* bins, ImageSize size) {
-  return Json::array({dequantize(bins[0], size.width), dequantize(bins[1], size.height),
-                      dequantize(bins[2], size.width), dequantize(bins[3], size.height)});
+Box dequantize_box(const long long* bins, ImageSize size) {
+  return {static_cast<float>(dequantize(bins[0], size.width)), static_cast<float>(dequantize(bins[1], size.height)),
+          static_cast<float>(dequantize(bins[2], size.width)), static_cast<float>(dequantize(bins[3], size.height))};
 }
 
 // Points (x, y, x, y, ...): an odd trailing bin is dropped, as the caller of dequantize does.
-Json dequantize_points(const std::vector<long long>& bins, ImageSize size) {
-  Json out = Json::array();
+std::vector<float> dequantize_points(const std::vector<long long>& bins, ImageSize size) {
+  std::vector<float> out;
   for (std::size_t i = 0; i + 1 < bins.size(); i += 2) {
-    out.push_back(dequantize(bins[i], size.width));
-    out.push_back(dequantize(bins[i + 1], size.height));
+    out.push_back(static_cast<float>(dequantize(bins[i], size.width)));
+    out.push_back(static_cast<float>(dequantize(bins[i + 1], size.height)));
   }
   return out;
 }
 
 // re.finditer(r"<loc_(\d+)><loc_(\d+)><loc_(\d+)><loc_(\d+)>", text), dequantized.
-Json find_boxes(std::string_view text, ImageSize size) {
-  Json boxes = Json::array();
+std::vector<Box> find_boxes(std::string_view text, ImageSize size) {
+  std::vector<Box> boxes;
   std::size_t i = 0;
   while (i < text.size()) {
     long long bins[4];
@@ -219,7 +220,7 @@ Json find_boxes(std::string_view text, ImageSize size) {
 }
 
 struct Instance {
-  Json boxes;  // list of boxes
+  std::vector<Box> boxes;
   std::string label;
 };
 
@@ -236,7 +237,7 @@ std::vector<Instance> parse_bboxes(std::string_view raw, ImageSize size, bool al
     if (!match) continue;
     std::string phrase = python_strip(*match);
     if (banned != nullptr && banned->contains(phrase)) continue;
-    Json boxes = find_boxes(phrase_text, size);
+    std::vector<Box> boxes = find_boxes(phrase_text, size);
     if (boxes.empty()) continue;
     out.push_back({std::move(boxes), ascii_only(phrase)});
   }
@@ -295,7 +296,7 @@ std::vector<std::vector<long long>> polygon_bin_groups(std::string_view text) {
 }
 
 struct PolygonInstance {
-  Json polygons;
+  std::vector<std::vector<float>> polygons;
   std::string label;
 };
 
@@ -321,7 +322,7 @@ std::vector<PolygonInstance> parse_polygons(std::string_view raw, ImageSize size
     for (std::string_view inst : instances) {
       const auto groups = polygon_bin_groups(inst);
       if (groups.empty()) continue;
-      Json polygons = Json::array();
+      std::vector<std::vector<float>> polygons;
       for (const auto& bins : groups) polygons.push_back(dequantize_points(bins, size));
       out.push_back({std::move(polygons), phrase});
     }
@@ -330,10 +331,9 @@ std::vector<PolygonInstance> parse_polygons(std::string_view raw, ImageSize size
 }
 
 // parse_ocr_from_text_and_spans with the default pattern (.+?)<loc_(\d+)>{8}.
-Json parse_ocr(std::string_view raw, ImageSize size, double area_threshold) {
+std::vector<QuadRegion> parse_ocr(std::string_view raw, ImageSize size, double area_threshold) {
   const std::string text = remove_sequence_tokens(raw);
-  Json quads = Json::array();
-  Json labels = Json::array();
+  std::vector<QuadRegion> regions;
   const std::size_t n = text.size();
   std::size_t i = 0;
   while (i < n) {
@@ -380,22 +380,37 @@ Json parse_ocr(std::string_view raw, ImageSize size, double area_threshold) {
       const double area = 0.5 * static_cast<double>(std::llabs(twice_area));
       if (area < static_cast<double>(static_cast<long long>(size.width) * size.height) * area_threshold) continue;
     }
-    quads.push_back(quad);
-    labels.push_back(python_strip(content));
+    QuadRegion region;
+    region.label = python_strip(content);
+    for (std::size_t k = 0; k < 8; ++k) region.quad[k] = static_cast<float>(quad[k]);
+    regions.push_back(std::move(region));
   }
-  return Json{{"quad_boxes", std::move(quads)}, {"labels", std::move(labels)}};
+  return regions;
 }
 
-Json boxes_answer(const std::vector<Instance>& instances) {
-  Json bboxes = Json::array();
-  Json labels = Json::array();
+// One Detection per box, each labelled with its phrase.
+std::vector<Detection> boxes_answer(const std::vector<Instance>& instances) {
+  std::vector<Detection> boxes;
   for (const Instance& inst : instances) {
-    for (const Json& box : inst.boxes) {
-      bboxes.push_back(box);
-      labels.push_back(inst.label);
+    for (const Box& box : inst.boxes) {
+      Detection d;
+      d.label = inst.label;
+      d.box = box;
+      boxes.push_back(std::move(d));
     }
   }
-  return Json{{"bboxes", std::move(bboxes)}, {"labels", std::move(labels)}};
+  return boxes;
+}
+
+std::vector<PolygonRegion> polygon_regions(std::vector<PolygonInstance> instances) {
+  std::vector<PolygonRegion> regions;
+  for (auto& inst : instances) {
+    PolygonRegion region;
+    region.label = std::move(inst.label);
+    region.polygons = std::move(inst.polygons);
+    regions.push_back(std::move(region));
+  }
+  return regions;
 }
 
 }  // namespace
@@ -421,61 +436,53 @@ std::vector<std::string> PostProcessorConfig::default_banned_grounding_tokens() 
 
 int dequantize_bin(long long bin, int axis_size) { return dequantize(bin, axis_size); }
 
-Json post_process_generation(std::string_view text, std::string_view task, ImageSize image_size,
-                             const PostProcessorConfig& config) {
+ParsedAnswer post_process_generation(std::string_view text, std::string_view task, ImageSize image_size,
+                                     const PostProcessorConfig& config) {
   if (image_size.width <= 0 || image_size.height <= 0) {
     throw Error(ErrorCode::kInvalidArgument, "image size must be positive, got " + std::to_string(image_size.width) +
                                                  "x" + std::to_string(image_size.height));
   }
-  Json answer;
+  ParsedAnswer parsed;
+  TaskAnswer& answer = parsed.answer;
+  answer.task = std::string(task);
   switch (post_process_type(task)) {
     case PostProcessType::kPureText:
-      answer = python_strip(replace_all(replace_all(text, "<s>", ""), "</s>", ""));
+      answer.shape = AnswerShape::kText;
+      answer.text = python_strip(replace_all(replace_all(text, "<s>", ""), "</s>", ""));
       break;
-    case PostProcessType::kOcr: answer = parse_ocr(text, image_size, config.ocr_area_threshold); break;
+    case PostProcessType::kOcr:
+      answer.shape = AnswerShape::kQuadBoxes;
+      answer.quad_regions = parse_ocr(text, image_size, config.ocr_area_threshold);
+      break;
     case PostProcessType::kDescriptionWithBboxes:
-      answer = boxes_answer(parse_bboxes(text, image_size, false, nullptr));
+      answer.shape = AnswerShape::kBoxes;
+      parsed.boxes = boxes_answer(parse_bboxes(text, image_size, false, nullptr));
       break;
-    case PostProcessType::kBboxes: answer = boxes_answer(parse_bboxes(text, image_size, true, nullptr)); break;
+    case PostProcessType::kBboxes:
+      answer.shape = AnswerShape::kBoxes;
+      parsed.boxes = boxes_answer(parse_bboxes(text, image_size, true, nullptr));
+      break;
     case PostProcessType::kPhraseGrounding: {
       const std::unordered_set<std::string> banned(config.banned_grounding_tokens.begin(),
                                                    config.banned_grounding_tokens.end());
-      answer = boxes_answer(parse_bboxes(text, image_size, false, &banned));
+      answer.shape = AnswerShape::kBoxes;
+      parsed.boxes = boxes_answer(parse_bboxes(text, image_size, false, &banned));
       break;
     }
-    case PostProcessType::kPolygons: {
-      Json polygons = Json::array();
-      Json labels = Json::array();
-      for (auto& inst : parse_polygons(text, image_size, true)) {
-        polygons.push_back(std::move(inst.polygons));
-        labels.push_back(std::move(inst.label));
-      }
-      answer = Json{{"polygons", std::move(polygons)}, {"labels", std::move(labels)}};
+    case PostProcessType::kPolygons:
+      answer.shape = AnswerShape::kPolygons;
+      answer.polygon_regions = polygon_regions(parse_polygons(text, image_size, true));
       break;
-    }
-    case PostProcessType::kDescriptionWithBboxesOrPolygons: {
-      Json bboxes = Json::array();
-      Json bboxes_labels = Json::array();
-      Json polygons = Json::array();
-      Json polygons_labels = Json::array();
+    case PostProcessType::kDescriptionWithBboxesOrPolygons:
+      answer.shape = AnswerShape::kBoxesOrPolygons;
       if (text.find("<poly>") != kNpos) {
-        for (auto& inst : parse_polygons(text, image_size, false)) {
-          polygons.push_back(std::move(inst.polygons));
-          polygons_labels.push_back(std::move(inst.label));
-        }
+        answer.polygon_regions = polygon_regions(parse_polygons(text, image_size, false));
       } else {
-        const Json flat = boxes_answer(parse_bboxes(text, image_size, false, nullptr));
-        bboxes = flat["bboxes"];
-        bboxes_labels = flat["labels"];
+        parsed.boxes = boxes_answer(parse_bboxes(text, image_size, false, nullptr));
       }
-      answer = Json{{"bboxes", std::move(bboxes)},
-                    {"bboxes_labels", std::move(bboxes_labels)},
-                    {"polygons", std::move(polygons)},
-                    {"polygons_labels", std::move(polygons_labels)}};
       break;
-    }
   }
-  return Json{{std::string(task), std::move(answer)}};
+  return parsed;
 }
 
 }  // namespace vlm::florence2

@@ -4,24 +4,29 @@
 #include <string_view>
 #include <vector>
 
-#include <nlohmann/json.hpp>
+#include "vlm/model.h"
 
 // Florence-2 answer parsing, identical to transformers' Florence2Processor.post_process_generation
 // (transformers 5.23): the same regular-expression semantics (hand-written, linear time), the same
-// float32 dequantization ((bin + 0.5) * size / 1000, truncated to int) and the same output shape.
-// Torch-free.
+// float32 dequantization ((bin + 0.5) * size / 1000, truncated to int), typed: vlm::task_answer_json
+// (vlm/model_json.h) writes the answer back in transformers' output shape. Torch-free.
 //
-//   auto result = post_process_generation("</s><s>car<loc_52><loc_0><loc_999><loc_620></s>", "<OD>",
-//                                          {.width = 640, .height = 480});
+//   auto parsed = post_process_generation("</s><s>car<loc_52><loc_0><loc_999><loc_620></s>", "<OD>",
+//                                         {.width = 640, .height = 480});
+//   // parsed.boxes: one Detection "car" [33, 0, 639, 297]; as JSON
 //   // {"<OD>": {"bboxes": [[33, 0, 639, 297]], "labels": ["car"]}}
 //
-// Output per task (coordinates are ints in original-image pixels, as transformers returns them):
-//   pure text tasks                     "<CAPTION>": "text"
-//   <OD>, <DENSE_REGION_CAPTION>,       {"bboxes": [[x0, y0, x1, y1], ...], "labels": [...]}
-//   <REGION_PROPOSAL>, phrase grounding
-//   <OCR_WITH_REGION>                   {"quad_boxes": [[x0, y0, ..., x3, y3], ...], "labels": [...]}
-//   segmentation tasks                  {"polygons": [[[x, y, x, y, ...], ...], ...], "labels": [...]}
-//   <OPEN_VOCABULARY_DETECTION>         {"bboxes", "bboxes_labels", "polygons", "polygons_labels"}
+// transformers' output per task (coordinates are whole pixels of the original image), and where
+// each part lands here:
+//   pure text tasks                     "<CAPTION>": "text"                         answer.text
+//   <OD>, <DENSE_REGION_CAPTION>,       {"bboxes": [[x0, y0, x1, y1], ...],         boxes
+//   <REGION_PROPOSAL>, phrase grounding  "labels": [...]}
+//   <OCR_WITH_REGION>                   {"quad_boxes": [[x0, y0, ..., x3, y3], ...], answer.quad_regions
+//                                        "labels": [...]}
+//   segmentation tasks                  {"polygons": [[[x, y, ...], ...], ...],     answer.polygon_regions
+//                                        "labels": [...]}
+//   <OPEN_VOCABULARY_DETECTION>         {"bboxes", "bboxes_labels", "polygons",     boxes and
+//                                        "polygons_labels"}                          answer.polygon_regions
 namespace vlm::florence2 {
 
 struct ImageSize {
@@ -40,10 +45,16 @@ struct PostProcessorConfig {
   static std::vector<std::string> default_banned_grounding_tokens();
 };
 
+// A task's answer and its boxes (their scores left at 0; generated_ids left to the caller).
+struct ParsedAnswer {
+  TaskAnswer answer;
+  std::vector<Detection> boxes;
+};
+
 // text: the generated ids decoded with special tokens kept (<s>, </s>, <loc_N>, <poly>, ...).
-// Returns {task: answer}. Throws vlm::Error kInvalidArgument for a non-positive image size.
-nlohmann::json post_process_generation(std::string_view text, std::string_view task, ImageSize image_size,
-                                       const PostProcessorConfig& config = {});
+// Throws vlm::Error kInvalidArgument for a non-positive image size.
+ParsedAnswer post_process_generation(std::string_view text, std::string_view task, ImageSize image_size,
+                                     const PostProcessorConfig& config = {});
 
 // transformers' dequantization of one loc bin along an axis of the given length.
 int dequantize_bin(long long bin, int axis_size);

@@ -3,7 +3,7 @@
 #include <cmath>
 
 #include "layers.h"
-#include "vlm/attention.h"
+#include "vlm/ops/attention.h"
 
 namespace vlm::florence2 {
 namespace {

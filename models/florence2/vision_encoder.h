@@ -3,7 +3,7 @@
 #include <ATen/ATen.h>
 
 #include "config.h"
-#include "vlm/attention.h"
+#include "vlm/ops/attention.h"
 #include "weights.h"
 
 namespace vlm::florence2 {

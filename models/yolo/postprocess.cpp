@@ -122,7 +122,7 @@ int64_t detection_count(const at::Tensor& rows) {
   return n;
 }
 
-void rescale_to_original(at::Tensor& rows, const Letterbox& box, int width, int height, int input_width,
+void rescale_to_original(at::Tensor& rows, const ops::Letterbox& box, int width, int height, int input_width,
                          int input_height, Exporter exporter) {
   if (rows.size(0) == 0) return;
   double gain_x = 0.0;

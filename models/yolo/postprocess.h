@@ -2,8 +2,8 @@
 
 #include <ATen/core/Tensor.h>
 
-#include "letterbox.h"
 #include "vlm/model.h"
+#include "vlm/ops/letterbox.h"
 #include "yolo_metadata.h"
 
 namespace vlm::yolo {
@@ -28,7 +28,7 @@ at::Tensor select_detections(const at::Tensor& output, HeadLayout layout, const 
 int64_t detection_count(const at::Tensor& rows);
 
 // Maps rows back to the original image and clips, with the exporter's own convention.
-void rescale_to_original(at::Tensor& rows, const Letterbox& box, int width, int height, int input_width,
+void rescale_to_original(at::Tensor& rows, const ops::Letterbox& box, int width, int height, int input_width,
                          int input_height, Exporter exporter);
 
 }  // namespace vlm::yolo

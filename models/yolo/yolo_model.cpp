@@ -7,11 +7,12 @@
 #include <chrono>
 #include <fstream>
 
-#include "letterbox.h"
 #include "postprocess.h"
 #include "vlm/device.h"
 #include "vlm/error.h"
+#include "vlm/image.h"
 #include "vlm/logging.h"
+#include "vlm/ops/letterbox.h"
 #include "yolo_metadata.h"
 
 namespace vlm::yolo {
@@ -76,7 +77,7 @@ class YoloModel final : public Model {
     check_options(options);
     if (images.empty()) return {};
     auto start = Clock::now();
-    std::vector<Letterbox> boxes;
+    std::vector<ops::Letterbox> boxes;
     at::Tensor input = preprocess(images, boxes);
     double preprocess_ms = ms_since(start);
 
@@ -115,7 +116,7 @@ class YoloModel final : public Model {
     cv::Mat gray(meta_.image_height, meta_.image_width, CV_8UC3, cv::Scalar(114, 114, 114));
     for (int size : sizes) {
       std::vector<Image> images(static_cast<std::size_t>(size), Image{gray});
-      std::vector<Letterbox> boxes;
+      std::vector<ops::Letterbox> boxes;
       const at::Tensor input = preprocess(images, boxes);
       // The profiling executor profiles a shape on its first run and compiles it on the second.
       for (int pass = 0; pass < (optimize_graph_ ? 3 : 1); ++pass) {
@@ -127,13 +128,13 @@ class YoloModel final : public Model {
   }
 
  private:
-  at::Tensor preprocess(std::span<const Image> images, std::vector<Letterbox>& boxes) const {
+  at::Tensor preprocess(std::span<const Image> images, std::vector<ops::Letterbox>& boxes) const {
     auto batch =
         torch::empty({static_cast<int64_t>(images.size()), meta_.image_height, meta_.image_width, 3}, torch::kUInt8);
     for (std::size_t i = 0; i < images.size(); ++i) {
       const Image& image = images[i];
-      boxes.push_back(compute_letterbox(image.width(), image.height(), meta_.image_width, meta_.image_height));
-      cv::Mat padded = apply_letterbox(image.rgb, boxes.back());
+      boxes.push_back(ops::compute_letterbox(image.width(), image.height(), meta_.image_width, meta_.image_height));
+      cv::Mat padded = ops::apply_letterbox(image.rgb, boxes.back());
       cv::Mat slot(meta_.image_height, meta_.image_width, CV_8UC3, batch[static_cast<int64_t>(i)].data_ptr<uint8_t>());
       padded.copyTo(slot);
     }

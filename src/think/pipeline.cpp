@@ -81,20 +81,15 @@ std::optional<std::array<float, 4>> clip_box(std::array<float, 4> b, const Image
 
 std::vector<OcrLine> ocr_lines(const ImageResult& result) {
   std::vector<OcrLine> lines;
-  if (!result.extra.is_object() || !result.extra.contains("result")) return lines;
-  const auto& parsed = result.extra["result"];
-  if (!parsed.is_object() || !parsed.contains("quad_boxes") || !parsed.contains("labels")) return lines;
-  const auto& quads = parsed["quad_boxes"];
-  const auto& labels = parsed["labels"];
-  for (std::size_t i = 0; i < quads.size() && i < labels.size(); ++i) {
-    if (!labels[i].is_string() || !quads[i].is_array() || quads[i].size() != 8) continue;
+  if (!result.answer) return lines;
+  for (const QuadRegion& region : result.answer->quad_regions) {
     std::array<float, 4> box = {1e9F, 1e9F, -1e9F, -1e9F};
     for (std::size_t k = 0; k < 8; k += 2) {
-      const auto x = quads[i][k].get<float>();
-      const auto y = quads[i][k + 1].get<float>();
+      const float x = region.quad[k];
+      const float y = region.quad[k + 1];
       box = {std::min(box[0], x), std::min(box[1], y), std::max(box[2], x), std::max(box[3], y)};
     }
-    std::string text = labels[i].get<std::string>();
+    std::string text = region.label;
     // Florence-2 OCR labels carry the </s> end marker on some lines.
     for (const std::string marker : {"</s>", "<s>"}) {
       for (auto pos = text.find(marker); pos != std::string::npos; pos = text.find(marker))
@@ -140,6 +135,196 @@ std::string model_version(const ModelInfo& info) {
   return std::filesystem::path(info.source).filename().string() + " (" + info.dtype + ", " + info.device + ")";
 }
 
+// One /think run. The steps share what they found through the members; each writes its own
+// transcript section, and only check() decides the final answer.
+class ThinkRun {
+ public:
+  ThinkRun(const Image& image, const std::string& question, ThinkModels& models, const Policy& policy,
+           const ThinkSettings& settings)
+      : image_(image),
+        settings_(settings),
+        florence_(models.florence),
+        detector_(models.detector),
+        q_(parse_question(question)),
+        refused_(policy.refused_topic(question)) {}
+
+  // Detections (and with Florence-2 a detailed caption) of the whole image.
+  void observe() {
+    if (refused_ != nullptr) {
+      writer_.step(Step::kObserve, "skipped: the question is refused by policy");
+      return;
+    }
+    std::vector<Detection> detections;
+    if (florence_ != nullptr) {
+      const auto described = run_task(*florence_, image_, "<MORE_DETAILED_CAPTION>");
+      if (described.answer && described.answer->shape == AnswerShape::kText) caption_ = described.answer->text;
+      detections = run_task(*florence_, image_, "<OD>").detections;
+    } else {
+      DetectOptions options;
+      options.conf = settings_.detector_conf;
+      detections = detector_->run(image_, options).detections;
+    }
+    std::string text = caption_.empty() ? "" : "caption: " + caption_ + "\n";
+    for (const auto& d : detections) {
+      text += d.label + " " + std::to_string(d.score) + " " + box_text(d.box) + "\n";
+      if (auto box = clip_box(d.box, image_)) {
+        observed_.push_back({d.label, *box, "detection", florence_ != nullptr ? -1.0F : d.score});
+      }
+    }
+    writer_.step(Step::kObserve, text.empty() ? "nothing detected" : text);
+  }
+
+  // The image's text lines with their boxes (Florence-2 OCR).
+  void read() {
+    if (refused_ != nullptr) {
+      writer_.step(Step::kRead, "skipped: the question is refused by policy");
+    } else if (florence_ == nullptr) {
+      writer_.step(Step::kRead, "unavailable: no OCR-capable model is loaded");
+    } else {
+      lines_ = ocr_lines(run_task(*florence_, image_, "<OCR_WITH_REGION>"));
+      std::string text;
+      for (const auto& line : lines_) text += line.text + " " + box_text(line.box) + "\n";
+      writer_.step(Step::kRead, text.empty() ? "no text found" : text);
+    }
+  }
+
+  // Boxes of the question's subject: Florence-2 phrase grounding, else the detector's matching classes.
+  void ground() {
+    if (refused_ != nullptr) {
+      writer_.step(Step::kGround, "skipped: the question is refused by policy");
+      return;
+    }
+    std::string text = "subject: " + (q_.subject.empty() ? std::string("(none)") : q_.subject) + "\n";
+    if (florence_ != nullptr && !q_.subject.empty()) {
+      for (const auto& d : run_task(*florence_, image_, "<CAPTION_TO_PHRASE_GROUNDING>", q_.subject).detections) {
+        if (auto box = clip_box(d.box, image_)) {
+          grounded_.push_back({d.label.empty() ? q_.subject : d.label, *box, "grounding"});
+        } else {
+          ++dropped_boxes_;
+        }
+      }
+    } else if (detector_ != nullptr) {
+      labels_ = matching_labels(q_.subject, detector_->info().classes);
+      for (const auto& item : observed_) {
+        if (std::find(labels_.begin(), labels_.end(), item.label) != labels_.end()) grounded_.push_back(item);
+      }
+      text += "detector classes named: " + std::to_string(labels_.size()) + "\n";
+    }
+    for (const auto& g : grounded_) text += g.label + " " + box_text(g.box) + "\n";
+    writer_.step(Step::kGround, text);
+  }
+
+  // Policy, consistency between the steps, and the final answer.
+  void check(ThinkResult& result) {
+    std::string check;
+    const auto answer = [&](const char* kind, const std::string& text, const std::vector<Evidence>& evidence,
+                            const char* outcome) {
+      final_answer_ = {{"kind", kind}, {"answer", text}, {"evidence", evidence_json(evidence, settings_.max_evidence)}};
+      result.outcome = outcome;
+    };
+    if (refused_ != nullptr) {
+      check = "policy: refused (topic " + refused_->topic + ")";
+      answer("refusal", refused_->refusal, {}, "refused");
+    } else {
+      check = "policy: allowed\n";
+      if (dropped_boxes_ > 0)
+        check += "grounding boxes outside the image dropped: " + std::to_string(dropped_boxes_) + "\n";
+      switch (q_.kind) {
+        case QuestionKind::kCount: {
+          if (florence_ == nullptr && !q_.subject.empty() && labels_.empty()) {
+            check += "consistency: the subject is not a class the detector knows";
+            answer("unanswerable", "I can't count that: the loaded detector does not recognise that kind of object.",
+                   {}, "unanswerable");
+            break;
+          }
+          const std::vector<Evidence>& counted = q_.subject.empty() ? observed_ : grounded_;
+          if (florence_ != nullptr && !q_.subject.empty()) {
+            // Grounding and detection are two independent looks; a disagreement means neither is trusted.
+            std::vector<std::string> od_labels;
+            for (const auto& o : observed_) od_labels.push_back(o.label);
+            const auto named = matching_labels(q_.subject, od_labels);
+            std::size_t od_count = 0;
+            for (const auto& o : observed_) od_count += std::count(named.begin(), named.end(), o.label) > 0 ? 1 : 0;
+            if (!named.empty() && od_count != grounded_.size()) {
+              check += "consistency: grounding and detection disagree";
+              answer("inconclusive", "The steps disagree about this count, so I won't give one.", {}, "inconclusive");
+              break;
+            }
+          }
+          const std::string noun = labels_.size() == 1  ? labels_.front()
+                                   : q_.subject.empty() ? std::string("object")
+                                                        : q_.subject;
+          const std::size_t n = counted.size();
+          const std::string text =
+              n == 1 ? "There is 1 " + noun + "."
+                     : "There are " + std::to_string(n) + " " +
+                           (labels_.size() == 1 || q_.subject.empty() ? counted_noun(noun, n) : noun) + ".";
+          check += "consistency: ok";
+          answer("count", text, counted, "answered");
+          break;
+        }
+        case QuestionKind::kText: {
+          if (florence_ == nullptr) {
+            check += "consistency: no OCR step ran";
+            answer("unanswerable", "I can't read text: no OCR-capable model (Florence-2) is loaded.", {},
+                   "unanswerable");
+            break;
+          }
+          std::vector<Evidence> used;
+          std::string text;
+          for (const auto& line : lines_) {
+            const bool in_subject = std::any_of(grounded_.begin(), grounded_.end(),
+                                                [&](const Evidence& g) { return inside(line.box, g.box); });
+            if (grounded_.empty() || in_subject) {
+              text += (text.empty() ? "" : " ") + line.text;
+              used.push_back({"text", line.box, "ocr"});
+            }
+          }
+          if (text.empty()) {
+            for (const auto& line : lines_) {
+              text += (text.empty() ? "" : " ") + line.text;
+              used.push_back({"text", line.box, "ocr"});
+            }
+          }
+          check += "consistency: ok";
+          answer("text", text.empty() ? std::string("I can't find any text in the image.") : text, used, "answered");
+          break;
+        }
+        case QuestionKind::kDescribe: {
+          std::string text = caption_;
+          if (text.empty()) {
+            const std::string seen = summary(observed_);
+            text = seen.empty() ? "I don't see any object I recognise in this image." : "I see " + seen + ".";
+          }
+          check += "consistency: ok";
+          answer("description", text, grounded_.empty() ? observed_ : grounded_, "answered");
+          break;
+        }
+      }
+    }
+    writer_.step(Step::kCheck, check);
+  }
+
+  TranscriptWriter& writer() { return writer_; }
+  const nlohmann::json& final_answer() const { return final_answer_; }
+
+ private:
+  const Image& image_;
+  const ThinkSettings& settings_;
+  StepModel* florence_;
+  StepModel* detector_;
+  const Question q_;
+  const PolicyTopic* refused_;
+  TranscriptWriter writer_;
+  std::vector<Evidence> observed_;
+  std::string caption_;
+  std::vector<OcrLine> lines_;
+  std::vector<Evidence> grounded_;
+  std::vector<std::string> labels_;
+  std::size_t dropped_boxes_ = 0;
+  nlohmann::json final_answer_;
+};
+
 }  // namespace
 
 ImageResult DirectStepModel::run(const Image& image, const DetectOptions& options) {
@@ -183,175 +368,15 @@ ThinkResult run_think(const Image& image, const std::string& question, ThinkMode
     result.models.push_back({models.detector_name, detector->info().family, model_version(detector->info())});
   }
 
-  const Question q = parse_question(question);
-  const PolicyTopic* refused = policy.refused_topic(question);
-  TranscriptWriter writer;
+  ThinkRun run(image, question, models, policy, settings);
   double observe_ms = 0, read_ms = 0, ground_ms = 0, check_ms = 0;
+  run_step("observe", observe_ms, [&] { run.observe(); });
+  run_step("read", read_ms, [&] { run.read(); });
+  run_step("ground", ground_ms, [&] { run.ground(); });
+  run_step("check", check_ms, [&] { run.check(result); });
 
-  std::vector<Evidence> observed;
-  std::string caption;
-  run_step("observe", observe_ms, [&] {
-    if (refused != nullptr) {
-      writer.step(Step::kObserve, "skipped: the question is refused by policy");
-      return;
-    }
-    std::vector<Detection> detections;
-    if (florence != nullptr) {
-      const auto described = run_task(*florence, image, "<MORE_DETAILED_CAPTION>");
-      if (described.extra.is_object() && described.extra.contains("result") && described.extra["result"].is_string()) {
-        caption = described.extra["result"].get<std::string>();
-      }
-      detections = run_task(*florence, image, "<OD>").detections;
-    } else {
-      DetectOptions options;
-      options.conf = settings.detector_conf;
-      detections = detector->run(image, options).detections;
-    }
-    std::string text = caption.empty() ? "" : "caption: " + caption + "\n";
-    for (const auto& d : detections) {
-      text += d.label + " " + std::to_string(d.score) + " " + box_text(d.box) + "\n";
-      if (auto box = clip_box(d.box, image)) {
-        observed.push_back({d.label, *box, "detection", florence != nullptr ? -1.0F : d.score});
-      }
-    }
-    writer.step(Step::kObserve, text.empty() ? "nothing detected" : text);
-  });
-
-  std::vector<OcrLine> lines;
-  run_step("read", read_ms, [&] {
-    if (refused != nullptr) {
-      writer.step(Step::kRead, "skipped: the question is refused by policy");
-    } else if (florence == nullptr) {
-      writer.step(Step::kRead, "unavailable: no OCR-capable model is loaded");
-    } else {
-      lines = ocr_lines(run_task(*florence, image, "<OCR_WITH_REGION>"));
-      std::string text;
-      for (const auto& line : lines) text += line.text + " " + box_text(line.box) + "\n";
-      writer.step(Step::kRead, text.empty() ? "no text found" : text);
-    }
-  });
-
-  std::vector<Evidence> grounded;
-  std::vector<std::string> labels;
-  std::size_t dropped_boxes = 0;
-  run_step("ground", ground_ms, [&] {
-    if (refused != nullptr) {
-      writer.step(Step::kGround, "skipped: the question is refused by policy");
-      return;
-    }
-    std::string text = "subject: " + (q.subject.empty() ? std::string("(none)") : q.subject) + "\n";
-    if (florence != nullptr && !q.subject.empty()) {
-      for (const auto& d : run_task(*florence, image, "<CAPTION_TO_PHRASE_GROUNDING>", q.subject).detections) {
-        if (auto box = clip_box(d.box, image)) {
-          grounded.push_back({d.label.empty() ? q.subject : d.label, *box, "grounding"});
-        } else {
-          ++dropped_boxes;
-        }
-      }
-    } else if (detector != nullptr) {
-      labels = matching_labels(q.subject, detector->info().classes);
-      for (const auto& item : observed) {
-        if (std::find(labels.begin(), labels.end(), item.label) != labels.end()) grounded.push_back(item);
-      }
-      text += "detector classes named: " + std::to_string(labels.size()) + "\n";
-    }
-    for (const auto& g : grounded) text += g.label + " " + box_text(g.box) + "\n";
-    writer.step(Step::kGround, text);
-  });
-
-  nlohmann::json final_answer;
-  run_step("check", check_ms, [&] {
-    std::string check;
-    const auto answer = [&](const char* kind, const std::string& text, const std::vector<Evidence>& evidence,
-                            const char* outcome) {
-      final_answer = {{"kind", kind}, {"answer", text}, {"evidence", evidence_json(evidence, settings.max_evidence)}};
-      result.outcome = outcome;
-    };
-    if (refused != nullptr) {
-      check = "policy: refused (topic " + refused->topic + ")";
-      answer("refusal", refused->refusal, {}, "refused");
-    } else {
-      check = "policy: allowed\n";
-      if (dropped_boxes > 0)
-        check += "grounding boxes outside the image dropped: " + std::to_string(dropped_boxes) + "\n";
-      switch (q.kind) {
-        case QuestionKind::kCount: {
-          if (florence == nullptr && !q.subject.empty() && labels.empty()) {
-            check += "consistency: the subject is not a class the detector knows";
-            answer("unanswerable", "I can't count that: the loaded detector does not recognise that kind of object.",
-                   {}, "unanswerable");
-            break;
-          }
-          const std::vector<Evidence>& counted = q.subject.empty() ? observed : grounded;
-          if (florence != nullptr && !q.subject.empty()) {
-            // Grounding and detection are two independent looks; a disagreement means neither is trusted.
-            std::vector<std::string> od_labels;
-            for (const auto& o : observed) od_labels.push_back(o.label);
-            const auto named = matching_labels(q.subject, od_labels);
-            std::size_t od_count = 0;
-            for (const auto& o : observed) od_count += std::count(named.begin(), named.end(), o.label) > 0 ? 1 : 0;
-            if (!named.empty() && od_count != grounded.size()) {
-              check += "consistency: grounding and detection disagree";
-              answer("inconclusive", "The steps disagree about this count, so I won't give one.", {}, "inconclusive");
-              break;
-            }
-          }
-          const std::string noun = labels.size() == 1  ? labels.front()
-                                   : q.subject.empty() ? std::string("object")
-                                                       : q.subject;
-          const std::size_t n = counted.size();
-          const std::string text =
-              n == 1 ? "There is 1 " + noun + "."
-                     : "There are " + std::to_string(n) + " " +
-                           (labels.size() == 1 || q.subject.empty() ? counted_noun(noun, n) : noun) + ".";
-          check += "consistency: ok";
-          answer("count", text, counted, "answered");
-          break;
-        }
-        case QuestionKind::kText: {
-          if (florence == nullptr) {
-            check += "consistency: no OCR step ran";
-            answer("unanswerable", "I can't read text: no OCR-capable model (Florence-2) is loaded.", {},
-                   "unanswerable");
-            break;
-          }
-          std::vector<Evidence> used;
-          std::string text;
-          for (const auto& line : lines) {
-            const bool in_subject = std::any_of(grounded.begin(), grounded.end(),
-                                                [&](const Evidence& g) { return inside(line.box, g.box); });
-            if (grounded.empty() || in_subject) {
-              text += (text.empty() ? "" : " ") + line.text;
-              used.push_back({"text", line.box, "ocr"});
-            }
-          }
-          if (text.empty()) {
-            for (const auto& line : lines) {
-              text += (text.empty() ? "" : " ") + line.text;
-              used.push_back({"text", line.box, "ocr"});
-            }
-          }
-          check += "consistency: ok";
-          answer("text", text.empty() ? std::string("I can't find any text in the image.") : text, used, "answered");
-          break;
-        }
-        case QuestionKind::kDescribe: {
-          std::string text = caption;
-          if (text.empty()) {
-            const std::string seen = summary(observed);
-            text = seen.empty() ? "I don't see any object I recognise in this image." : "I see " + seen + ".";
-          }
-          check += "consistency: ok";
-          answer("description", text, grounded.empty() ? observed : grounded, "answered");
-          break;
-        }
-      }
-    }
-    writer.step(Step::kCheck, check);
-  });
-
-  writer.final_answer(final_answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
-  record.transcript = writer.str();
+  run.writer().final_answer(run.final_answer().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  record.transcript = run.writer().str();
   // The only way out of the transcript.
   record.final_text = final_text_or_throw(record.transcript);
   auto released = nlohmann::json::parse(record.final_text, nullptr, false);

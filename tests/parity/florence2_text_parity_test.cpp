@@ -14,12 +14,21 @@
 #include "post_processor.h"
 #include "task_prompts.h"
 #include "vlm/error.h"
+#include "vlm/model_json.h"
 
 namespace {
 
 using Json = nlohmann::json;
 namespace fs = std::filesystem;
 namespace f2 = vlm::florence2;
+
+// {task: answer} as transformers' post_process_generation returns it, through the JSON edge the
+// server and the CLI write results with.
+Json post_process_json(std::string_view text, std::string_view task, f2::ImageSize size,
+                       const f2::PostProcessorConfig& config = {}) {
+  const f2::ParsedAnswer parsed = f2::post_process_generation(text, task, size, config);
+  return Json{{std::string(task), vlm::task_answer_json(parsed.answer, parsed.boxes)}};
+}
 
 const Json& reference() {
   static const Json kReference = [] {
@@ -71,7 +80,7 @@ TEST(Florence2TextParity, PostProcessGenerationEveryTask) {
     const std::string task = c.at("task").get<std::string>();
     const std::string text = c.at("text").get<std::string>();
     const f2::ImageSize size{c.at("image_size")[0].get<int>(), c.at("image_size")[1].get<int>()};
-    const Json got = f2::post_process_generation(text, task, size, config_named(c.at("config").get<std::string>()));
+    const Json got = post_process_json(text, task, size, config_named(c.at("config").get<std::string>()));
     tasks.insert(task);
     if (!same(got, c.at("expected")) && ++failures <= 8) {
       ADD_FAILURE() << task << " " << size.width << "x" << size.height << " " << c.at("config").get<std::string>()

@@ -13,11 +13,20 @@
 #include "post_processor.h"
 #include "task_prompts.h"
 #include "vlm/error.h"
+#include "vlm/model_json.h"
 
 namespace {
 
 using Json = nlohmann::json;
 namespace f2 = vlm::florence2;
+
+// {task: answer} as transformers' post_process_generation returns it, through the JSON edge the
+// server and the CLI write results with.
+Json post_process_json(std::string_view text, std::string_view task, f2::ImageSize size,
+                       const f2::PostProcessorConfig& config = {}) {
+  const f2::ParsedAnswer parsed = f2::post_process_generation(text, task, size, config);
+  return Json{{std::string(task), vlm::task_answer_json(parsed.answer, parsed.boxes)}};
+}
 
 Json onnx_file(const char* name) {
   const char* assets = std::getenv("VLM_ASSETS");
@@ -108,7 +117,7 @@ TEST(Florence2Tasks, RequestPromptRefusesWhatTheTaskCannotTake) {
 
 TEST(Florence2Tasks, UnknownTasksAreParsedAsPureText) {
   EXPECT_EQ(f2::post_process_type("<NOT_A_TASK>"), f2::PostProcessType::kPureText);
-  const Json out = f2::post_process_generation("<s> hi <loc_1></s>", "<NOT_A_TASK>", {10, 10});
+  const Json out = post_process_json("<s> hi <loc_1></s>", "<NOT_A_TASK>", {10, 10});
   EXPECT_EQ(out, (Json{{"<NOT_A_TASK>", "hi <loc_1>"}}));
 }
 
@@ -123,7 +132,7 @@ TEST(Florence2PostProcess, RandomTextsKeepTheAnswerShape) {
     for (int k = static_cast<int>(rng() % 60); k > 0; --k) text += pool[rng() % pool.size()];
     for (const f2::TaskInfo& task : f2::tasks()) {
       const f2::ImageSize size{1 + static_cast<int>(rng() % 4000), 1 + static_cast<int>(rng() % 4000)};
-      const Json out = f2::post_process_generation(text, task.token, size);
+      const Json out = post_process_json(text, task.token, size);
       ASSERT_EQ(out.size(), 1u);
       const Json& answer = out.at(std::string(task.token));
       EXPECT_NO_THROW((void)out.dump()) << Json(text).dump();

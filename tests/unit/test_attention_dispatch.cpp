@@ -6,8 +6,8 @@
 #include <cmath>
 #include <limits>
 
-#include "vlm/attention.h"
 #include "vlm/error.h"
+#include "vlm/ops/attention.h"
 
 namespace vlm {
 namespace {

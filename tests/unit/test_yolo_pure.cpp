@@ -6,9 +6,9 @@
 #include <string>
 
 #include "core_test_data.h"
-#include "letterbox.h"
 #include "vlm/error.h"
 #include "vlm/image.h"
+#include "vlm/ops/letterbox.h"
 #include "yolo_metadata.h"
 
 namespace vlm::yolo {
@@ -25,7 +25,7 @@ TEST(Letterbox, GeometryMatchesUltralyticsForOddSizes) {
     const int tw = c["target_width"];
     const int th = c["target_height"];
     SCOPED_TRACE(std::to_string(w) + "x" + std::to_string(h) + " -> " + std::to_string(tw) + "x" + std::to_string(th));
-    Letterbox box = compute_letterbox(w, h, tw, th);
+    ops::Letterbox box = ops::compute_letterbox(w, h, tw, th);
     EXPECT_EQ(box.resized_width, c["resized_width"].get<int>());
     EXPECT_EQ(box.resized_height, c["resized_height"].get<int>());
     EXPECT_EQ(box.left, c["left"].get<int>());
@@ -39,7 +39,7 @@ TEST(Letterbox, GeometryMatchesUltralyticsForOddSizes) {
 
 TEST(Letterbox, PixelsMatchUltralyticsOnAPhoto) {
   Image image = load_image(core_data() / "images" / "photo.png");
-  cv::Mat padded = apply_letterbox(image.rgb, compute_letterbox(image.width(), image.height(), 640, 640));
+  cv::Mat padded = ops::apply_letterbox(image.rgb, ops::compute_letterbox(image.width(), image.height(), 640, 640));
   ASSERT_EQ(padded.rows, 640);
   ASSERT_EQ(padded.cols, 640);
   ASSERT_EQ(padded.type(), CV_8UC3);

@@ -1,11 +1,9 @@
-#include "letterbox.h"
+#include "vlm/ops/letterbox.h"
 
 #include <algorithm>
 #include <cmath>
 
-#include <opencv2/imgproc.hpp>
-
-namespace vlm::yolo {
+namespace vlm::ops {
 namespace {
 
 // Python's round(): ties go to the even neighbour (std::nearbyint in the default rounding mode).
@@ -27,15 +25,4 @@ Letterbox compute_letterbox(int width, int height, int target_width, int target_
   return box;
 }
 
-cv::Mat apply_letterbox(const cv::Mat& rgb, const Letterbox& box) {
-  cv::Mat resized = rgb;
-  if (rgb.cols != box.resized_width || rgb.rows != box.resized_height) {
-    cv::resize(rgb, resized, cv::Size(box.resized_width, box.resized_height), 0, 0, cv::INTER_LINEAR);
-  }
-  cv::Mat padded;
-  cv::copyMakeBorder(resized, padded, box.top, box.bottom, box.left, box.right, cv::BORDER_CONSTANT,
-                     cv::Scalar(114, 114, 114));
-  return padded;
-}
-
-}  // namespace vlm::yolo
+}  // namespace vlm::ops

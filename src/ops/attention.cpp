@@ -1,5 +1,5 @@
 // The one attention entry point. Backend choice happens here and nowhere else.
-#include "vlm/attention.h"
+#include "vlm/ops/attention.h"
 #include "vlm/runtime.h"
 
 #include <ATen/ATen.h>

@@ -2,7 +2,9 @@
 
 #include <opencv2/core/mat.hpp>
 
-namespace vlm::yolo {
+// The letterbox every YOLO input goes through. Geometry in src/ops/letterbox.cpp, pixels in
+// src/ops/cpu/letterbox_kernel.cpp (OpenCV, on the host).
+namespace vlm::ops {
 
 // Geometry of an Ultralytics letterbox: scale to fit, then pad with gray to the model's input size.
 struct Letterbox {
@@ -21,4 +23,4 @@ Letterbox compute_letterbox(int width, int height, int target_width, int target_
 // Resizes (bilinear, as cv2.INTER_LINEAR) and pads with 114 into a target-sized RGB image.
 cv::Mat apply_letterbox(const cv::Mat& rgb, const Letterbox& box);
 
-}  // namespace vlm::yolo
+}  // namespace vlm::ops
