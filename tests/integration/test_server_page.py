@@ -6,8 +6,9 @@ model, sends a real photo to /detect and draws the answer. What it shows is comp
 JSON for the same photo, asked separately: every label, score and box in the table and the overlay, the
 timings, and one screenshot read for content: the boxes' edges have the box colour where the JSON puts
 them and points well inside and outside do not. A file that is not an image shows the server's error.
-A Florence-2 server (the tiny checkpoint of the florence2_fixtures setup) shows a caption, a task with
-text, polygons and OCR quad boxes as /detect returns them.
+The same server also holds Florence-2 (the tiny checkpoint of the florence2_fixtures setup): the page
+shows its tasks, a text field for those that take text, a caption, and boxes, polygons and OCR quad
+boxes as /detect returns them.
 """
 
 import html.parser
@@ -44,7 +45,9 @@ BROWSER = None
 
 def setUpModule():
     global SERVER, BROWSER
-    SERVER = Server("--api-key", API_KEY, api_key=API_KEY)
+    # One server for every case; --batch-max 1 keeps start-up to one warm-up pass per model.
+    florence = ["--model", f"florence={FLORENCE}"] if (FLORENCE / "config.json").exists() else []
+    SERVER = Server("--api-key", API_KEY, "--batch-max", "1", *florence, api_key=API_KEY)
     BROWSER = Chromium(width=1280, height=1600)
 
 
@@ -126,7 +129,14 @@ def send_from_page(photo, timeout=60):
 
 def choose(select_id, value):
     BROWSER.evaluate(f"(() => {{ const s = document.getElementById('{select_id}'); s.value = {value!r};"
-                     " s.dispatchEvent(new Event('change')); return s.value; }})()")
+                     " s.dispatchEvent(new Event('change')); return s.value; })()")
+
+
+def enter_api_key():
+    BROWSER.wait_for("!document.getElementById('api-key-row').hidden")
+    BROWSER.evaluate(f"(() => {{ const k = document.getElementById('api-key'); k.value = {API_KEY!r};"
+                     " k.dispatchEvent(new Event('change')); })()")
+    BROWSER.wait_for("document.getElementById('model').options.length > 0")
 
 
 def colour(hex_colour):
@@ -144,9 +154,7 @@ class InBrowser(unittest.TestCase):
         BROWSER.wait_for("!document.getElementById('api-key-row').hidden")
         self.assertIn("401 unauthorized", BROWSER.wait_for("document.getElementById('error').textContent"))
         self.assertEqual(BROWSER.evaluate("document.getElementById('model').options.length"), 0)
-        BROWSER.evaluate(f"(() => {{ const k = document.getElementById('api-key'); k.value = {API_KEY!r};"
-                         " k.dispatchEvent(new Event('change')); }})()")
-        BROWSER.wait_for("document.getElementById('model').options.length > 0")
+        enter_api_key()
         self.assertEqual(BROWSER.evaluate("document.getElementById('model').value"), "yolo")
         self.assertTrue(BROWSER.evaluate("document.getElementById('error').hidden"))
         self.assertTrue(BROWSER.evaluate("document.getElementById('task-row').hidden"), "YOLO takes no task")
@@ -238,15 +246,9 @@ class Florence2InBrowser(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.server = Server("--model", f"florence={FLORENCE}")
-        cls.browser_events = len(BROWSER.events)
-        BROWSER.open(cls.server.base + "/")
-        BROWSER.wait_for("document.getElementById('model').options.length > 0")
+        BROWSER.open(SERVER.base + "/")
+        enter_api_key()
         choose("model", "florence")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.stop()
 
     def run_task(self, task, text=None, photo=IMAGES / "bus.jpg"):
         choose("task", task)
@@ -256,12 +258,12 @@ class Florence2InBrowser(unittest.TestCase):
             BROWSER.evaluate(f"document.getElementById('text').value = {text!r}")
         self.assertEqual(send_from_page(photo), "done", BROWSER.evaluate("document.getElementById('error').textContent"))
         data = {"model": "florence", "task": task, **({"text": text} if text is not None else {})}
-        r = self.server.post("/detect", files={"image": (photo.name, photo.read_bytes())}, data=data)
+        r = SERVER.post("/detect", files={"image": (photo.name, photo.read_bytes())}, data=data)
         self.assertEqual(r.status_code, 200, r.text)
         return r.json()
 
     def test_text_field_follows_the_task(self):
-        models = {m["name"]: m for m in self.server.get("/v1/models").json()["data"]}
+        models = {m["name"]: m for m in SERVER.get("/v1/models").json()["data"]}
         tasks = BROWSER.evaluate("[...document.getElementById('task').options].map((o) => o.value)")
         self.assertEqual(tasks, models["florence"]["tasks"])
         for task in tasks:
