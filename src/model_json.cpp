@@ -38,12 +38,17 @@ nlohmann::json to_json(const ImageResult& result) {
 }
 
 nlohmann::json to_json(const ModelInfo& info) {
-  return {{"family", info.family},       {"source", info.source},
-          {"tasks", info.tasks},         {"text_tasks", info.text_tasks},
+  return {{"family", info.family},
+          {"source", info.source},
+          {"tasks", info.tasks},
+          {"text_tasks", info.text_tasks},
           {"classes", info.classes},
-          {"device", info.device},       {"dtype", info.dtype},
-          {"attention", info.attention}, {"image_size", info.image_size},
-          {"max_batch", info.max_batch}, {"load_ms", round_ms(info.load_ms)}};
+          {"device", info.device},
+          {"dtype", info.dtype},
+          {"attention", info.attention},
+          {"image_size", info.image_size},
+          {"max_batch", info.max_batch},
+          {"load_ms", round_ms(info.load_ms)}};
 }
 
 }  // namespace vlm

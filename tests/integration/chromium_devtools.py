@@ -134,6 +134,8 @@ class Chromium:
     def set_files(self, selector, paths):
         """What a person choosing files in a file input does; the input fires its change event."""
         node = self.call("Runtime.evaluate", {"expression": f"document.querySelector({json.dumps(selector)})"})
+        if "objectId" not in node["result"]:
+            raise DevToolsError(f"no element matches {selector}")
         self.call("DOM.setFileInputFiles", {"files": [str(p) for p in paths],
                                             "objectId": node["result"]["objectId"]})
 
