@@ -95,6 +95,7 @@ async function loadModels() {
   const select = $("model");
   try {
     const list = await api("v1/models");
+    const previous = select.value;
     page.models.clear();
     select.textContent = "";
     for (const entry of list.data) {
@@ -106,9 +107,13 @@ async function loadModels() {
       select.add(option);
       if (entry.default && !option.disabled) select.value = name;
     }
+    const kept = [...select.options].find((option) => option.value === previous && !option.disabled);
+    if (kept) select.value = previous;
     clearError();
     updateTasks();
     setState("ready");
+    // A server still loading lists its models before they can run: look again until they can.
+    if (list.data.some((entry) => entry.status === "loading")) setTimeout(loadModels, 2000);
   } catch (error) {
     showError(error);
   }
@@ -344,7 +349,10 @@ document.addEventListener("DOMContentLoaded", () => {
     updateSend();
   });
   $("task").addEventListener("change", updateText);
-  $("api-key").addEventListener("change", loadModels);
+  $("api-key-row").addEventListener("submit", (event) => {
+    event.preventDefault();
+    loadModels();
+  });
   $("request").addEventListener("submit", send);
   // Redraw when the image changes size on screen, so that tags stay readable.
   new ResizeObserver(() => {

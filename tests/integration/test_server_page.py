@@ -134,8 +134,8 @@ def choose(select_id, value):
 
 def enter_api_key():
     BROWSER.wait_for("!document.getElementById('api-key-row').hidden")
-    BROWSER.evaluate(f"(() => {{ const k = document.getElementById('api-key'); k.value = {API_KEY!r};"
-                     " k.dispatchEvent(new Event('change')); })()")
+    BROWSER.evaluate(f"document.getElementById('api-key').value = {API_KEY!r}")
+    BROWSER.evaluate("document.getElementById('use-key').click()")
     BROWSER.wait_for("document.getElementById('model').options.length > 0")
 
 
