@@ -315,6 +315,8 @@ async function send(event) {
     $("result").hidden = false;
     setState("done");
   } catch (error) {
+    page.lastRecord = null;
+    clearResult();  // the image stays; the answer drawn over it was the previous request's
     showError(error);
   } finally {
     updateSend();

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from pathlib import Path
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -132,11 +133,14 @@ class Chromium:
         raise DevToolsError(f"still false after {timeout} s: {expression}")
 
     def set_files(self, selector, paths):
-        """What a person choosing files in a file input does; the input fires its change event."""
+        """What a person choosing files in a file input does; the input fires its change event.
+
+        Paths are resolved first: Chromium refuses to read a file whose path has a '..' in it (ctest's
+        VLM_ASSETS has one), and the page then sees a failed fetch."""
         node = self.call("Runtime.evaluate", {"expression": f"document.querySelector({json.dumps(selector)})"})
         if "objectId" not in node["result"]:
             raise DevToolsError(f"no element matches {selector}")
-        self.call("DOM.setFileInputFiles", {"files": [str(p) for p in paths],
+        self.call("DOM.setFileInputFiles", {"files": [str(Path(p).resolve()) for p in paths],
                                             "objectId": node["result"]["objectId"]})
 
     def screenshot(self, clip):
