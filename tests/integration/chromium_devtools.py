@@ -5,6 +5,7 @@ each a JSON message ended by a NUL byte, so no websocket client or driver packag
 """
 
 import base64
+import fcntl
 import json
 import os
 import select
@@ -30,13 +31,16 @@ class Chromium:
         self._from_browser, from_browser_write = os.pipe()
 
         def child_pipes():
-            os.dup2(to_browser_read, 3)
-            os.dup2(from_browser_write, 4)
+            # Moved above 4 first, so that neither end is overwritten by the other's dup2.
+            read_end = fcntl.fcntl(to_browser_read, fcntl.F_DUPFD, 10)
+            write_end = fcntl.fcntl(from_browser_write, fcntl.F_DUPFD, 10)
+            os.dup2(read_end, 3)
+            os.dup2(write_end, 4)
 
-        args = [CHROMIUM, "--headless", "--remote-debugging-pipe", "--disable-gpu", "--no-first-run",
-                "--no-default-browser-check", "--disable-extensions", "--disable-background-networking",
-                "--force-device-scale-factor=1", "--hide-scrollbars", f"--window-size={width},{height}",
-                f"--user-data-dir={self.profile}", "about:blank"]
+        args = [CHROMIUM, "--headless", "--remote-debugging-pipe", "--disable-gpu", "--disable-dev-shm-usage",
+                "--no-first-run", "--no-default-browser-check", "--disable-extensions",
+                "--disable-background-networking", "--force-device-scale-factor=1", "--hide-scrollbars",
+                f"--window-size={width},{height}", f"--user-data-dir={self.profile}", "about:blank"]
         if os.geteuid() == 0:
             args.insert(1, "--no-sandbox")  # Chromium refuses to start as root with its sandbox
         self.proc = subprocess.Popen(args, preexec_fn=child_pipes, pass_fds=(3, 4), stdout=subprocess.DEVNULL,
