@@ -147,6 +147,14 @@ class Chromium:
         self.call("DOM.setFileInputFiles", {"files": [str(Path(p).resolve()) for p in paths],
                                             "objectId": node["result"]["objectId"]})
 
+    def drop_files(self, selector, paths):
+        """Drags files from outside the page and drops them on the middle of an element."""
+        x, y = self.evaluate(f"(() => {{ const r = document.querySelector({json.dumps(selector)})"
+                             ".getBoundingClientRect(); return [r.left + r.width / 2, r.top + r.height / 2]; })()")
+        data = {"items": [], "files": [str(Path(p).resolve()) for p in paths], "dragOperationsMask": 1}
+        for kind in ("dragEnter", "dragOver", "drop"):
+            self.call("Input.dispatchDragEvent", {"type": kind, "x": x, "y": y, "data": data})
+
     def screenshot(self, clip):
         """PNG bytes of the page area clip = {x, y, width, height} in CSS pixels (scale 1)."""
         data = self.call("Page.captureScreenshot", {"format": "png", "clip": {**clip, "scale": 1}})["data"]

@@ -5,7 +5,8 @@ Content-Security-Policy; in the browser it asks for the key (the 401 of /v1/mode
 model, sends a real photo to /detect and draws the answer. What it shows is compared with /detect's own
 JSON for the same photo, asked separately: every label, score and box in the table and the overlay, the
 timings, and one screenshot read for content: the boxes' edges have the box colour where the JSON puts
-them and points well inside and outside do not. A file that is not an image shows the server's error.
+them and points well inside and outside do not. A file that is not an image shows the server's error; an
+image dropped on the page is sent as a chosen one is.
 The same server also holds Florence-2 (the tiny checkpoint of the florence2_fixtures setup): the page
 shows its tasks, a text field for those that take text, a caption, and boxes, polygons and OCR quad
 boxes as /detect returns them.
@@ -233,6 +234,19 @@ class InBrowser(unittest.TestCase):
         shown = BROWSER.evaluate("document.getElementById('error').textContent")
         self.assertTrue(shown.startswith(f"{want.status_code} {error['code']}: {error['message']} (request "), shown)
         self.assertEqual(BROWSER.evaluate("document.getElementById('error').getAttribute('role')"), "alert")
+
+    def test_4_a_dropped_image_is_sent(self):
+        photo = IMAGES / "dog.jpg"
+        BROWSER.evaluate("document.body.dataset.state = 'ready'")
+        BROWSER.drop_files("#drop-zone", [photo])
+        self.assertEqual(BROWSER.wait_for("document.getElementById('image').files[0]?.name"), photo.name)
+        BROWSER.evaluate("document.getElementById('send').click()")
+        self.assertEqual(BROWSER.wait_for("['done', 'error'].includes(document.body.dataset.state)"
+                                          " && document.body.dataset.state", 60), "done")
+        want = SERVER.post("/detect", files={"image": (photo.name, photo.read_bytes())}, data={"model": "yolo"}).json()
+        self.assertTrue(want["detections"])
+        self.assertEqual([row[1:3] for row in table_rows()], [[d["label"], f"{d['score']:.4f}"] for d in want["detections"]])
+        self.assertIn(f"{want['width']}×{want['height']} pixels", BROWSER.evaluate("document.getElementById('summary').textContent"))
 
     def unexpected_problems(self):
         # The 401 that asks for the key is expected; anything else (a CSP refusal, an exception) is not.
