@@ -20,9 +20,10 @@ build_packages=(
   libopencv-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev libssl-dev
   python3 python3-venv
 )
-# Formatting, sanitizers, the Python tests, and the container image test (buildah from a debootstrapped
-# Debian base).
-dev_packages=(git clang-format openssl libgtest-dev python3-dev dpkg-dev clang libclang-rt-14-dev buildah debootstrap)
+# Formatting, sanitizers, the Python tests, the container image test (buildah from a debootstrapped
+# Debian base) and the results page test (headless chromium).
+dev_packages=(git clang-format openssl libgtest-dev python3-dev dpkg-dev clang libclang-rt-14-dev buildah debootstrap
+  chromium)
 # The lock pins every Python package; an image build takes only the wheels compiling needs: torch
 # (libtorch and its CMake files) and, for cpu, the two CUDA libraries libtorch_cpu.so itself links
 # (libcudart, libcupti); for gpu, every nvidia-* library libtorch_cuda.so links.

@@ -7,6 +7,7 @@
 
 #include "http_server.h"
 #include "server_context.h"
+#include "web_assets.h"
 
 namespace vlm::server {
 
@@ -42,6 +43,7 @@ class App {
   void handle_openapi(const HttpRequest& request, HttpResponse& response);
   void handle_detect(const HttpRequest& request, HttpResponse& response);
   void handle_think(const HttpRequest& request, HttpResponse& response);  // handlers_think.cpp
+  void handle_web_asset(const WebAsset& asset, const HttpRequest& request, HttpResponse& response);  // handlers_web.cpp
 
  private:
   std::optional<HttpResponse> before(HttpRequest& request);

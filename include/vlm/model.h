@@ -70,7 +70,8 @@ struct ModelInfo {
   std::string family;  // "yolo" or "florence2"
   std::string source;  // path it was loaded from
   std::vector<std::string> tasks;
-  std::vector<std::string> classes;  // index = class id; empty for open-vocabulary models
+  std::vector<std::string> text_tasks;  // the tasks that need a `text` (a subset of `tasks`)
+  std::vector<std::string> classes;     // index = class id; empty for open-vocabulary models
   std::string device;
   std::string dtype;
   std::string attention;  // attention backend in use ("none" for models without attention)

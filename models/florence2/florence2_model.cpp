@@ -51,7 +51,10 @@ class Florence2Model final : public Model {
     tokenizer_.add_special_tokens(processor_added_tokens());
     info_.family = "florence2";
     info_.source = dir.string();
-    for (const auto& task : tasks()) info_.tasks.emplace_back(task.token);
+    for (const auto& task : tasks()) {
+      info_.tasks.emplace_back(task.token);
+      if (task.takes_input) info_.text_tasks.emplace_back(task.token);
+    }
     info_.device = device_.str();
     info_.dtype = options.half ? "float16" : "float32";
     info_.attention = std::string(attention_backend_name(pipeline_.attention_backend()));

@@ -293,6 +293,8 @@ class Models(unittest.TestCase):
         self.assertEqual((florence["family"], florence["status"], florence["default"]), ("florence2", "ready", False))
         # The tasks transformers' Florence2Processor knows, no more and no fewer.
         self.assertEqual(sorted(florence["tasks"]), sorted(REFS["tasks"]))
+        # The tasks that take text are those transformers' prompts fill with one ({input}), as the references use.
+        self.assertEqual(sorted(florence["text_tasks"]), sorted({c["task"] for c in REFS["cases"] if c["text"]}))
         self.assertEqual(florence["classes"], [])
         self.assertEqual((florence["image_size"], florence["device"], florence["dtype"]), (768, "cpu", "float32"))
         yolo = models["yolo"]
