@@ -50,8 +50,8 @@ nlohmann::json error_record(const fs::path& path, std::string_view code, const s
 struct Pending {
   nlohmann::json record;  // path (and frame, timestamp_s); a whole error record when image is empty
   std::optional<Image> image;
-  std::string stem;                                // output file stem: "<name>", "<name>_<frame>" for frames
-  std::string extension;                           // annotated image's extension
+  std::string stem;                                  // output file stem: "<name>", "<name>_<frame>" for frames
+  std::string extension;                             // annotated image's extension
   VideoAnnotationWriter* annotated_video = nullptr;  // where an annotated frame goes
 };
 
@@ -65,7 +65,9 @@ std::vector<std::uint8_t> read_stdin() {
 class DetectRun {
  public:
   DetectRun(const Settings& settings, std::ostream& out)
-      : settings_(settings), run_options_(settings.options().detect_run), out_(out),
+      : settings_(settings),
+        run_options_(settings.options().detect_run),
+        out_(out),
         progress_(std::cerr, isatty(STDERR_FILENO) == 1, 0) {}
 
   int run(const std::vector<InputFile>& inputs) {
@@ -87,7 +89,8 @@ class DetectRun {
     writer_ = make_result_writer(run_options_.format, out_, *categories_);
     // Loading warmed batches of one; a first full batch of another size would otherwise pay that
     // shape's one-time costs and report inflated timings.
-    bool has_video = std::any_of(inputs.begin(), inputs.end(), [](const InputFile& i) { return i.kind == InputKind::kVideo; });
+    bool has_video =
+        std::any_of(inputs.begin(), inputs.end(), [](const InputFile& i) { return i.kind == InputKind::kVideo; });
     const std::size_t first_batch = has_video ? batch_ : std::min(inputs.size(), batch_);
     if (first_batch > 1) model->warm_up(static_cast<int>(first_batch));
     model_ = model.get();
@@ -102,17 +105,16 @@ class DetectRun {
           }
           [[fallthrough]];
         case InputKind::kImage:
-        case InputKind::kStdin:
-          add_image(input);
-          break;
+        case InputKind::kStdin: add_image(input); break;
       }
     }
     flush();
     writer_->finish();
     progress_.finish();
     double seconds = progress_.elapsed_s();
-    log::info("{} images, {} video frames from {} videos, {} failed, in {:.1f} s ({:.1f}/s)", images_done_, frames_done_,
-              videos_, failures_, seconds, seconds > 0 ? static_cast<double>(images_done_ + frames_done_) / seconds : 0.0);
+    log::info("{} images, {} video frames from {} videos, {} failed, in {:.1f} s ({:.1f}/s)", images_done_,
+              frames_done_, videos_, failures_, seconds,
+              seconds > 0 ? static_cast<double>(images_done_ + frames_done_) / seconds : 0.0);
     return failures_ == 0 ? kExitOk : kExitSomeInputsFailed;
   }
 

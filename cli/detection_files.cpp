@@ -44,7 +44,7 @@ std::string yolo_label_text(const ImageResult& result, Categories& categories, b
 }
 
 std::vector<std::filesystem::path> CropWriter::write(const Image& image, const ImageResult& result,
-                                                      const std::string& stem) {
+                                                     const std::string& stem) {
   std::vector<std::filesystem::path> written;
   for (const Detection& d : result.detections) {
     const auto& b = d.box;

@@ -22,8 +22,8 @@ void match_from(const fs::path& base, const std::vector<std::string>& parts, std
   if (part == "**") {
     match_from(base, parts, index + 1, out);
     auto options = fs::directory_options::skip_permission_denied;
-    for (auto it = fs::recursive_directory_iterator(folder, options, ec); !ec && it != fs::recursive_directory_iterator();
-         it.increment(ec)) {
+    for (auto it = fs::recursive_directory_iterator(folder, options, ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
       // Hidden folders stay out, as in Python's glob.
       if (it->path().filename().string().starts_with('.')) {
         it.disable_recursion_pending();

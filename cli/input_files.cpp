@@ -13,7 +13,7 @@ namespace {
 constexpr std::array<std::string_view, 8> kExtensions = {".jpg",  ".jpeg", ".png",  ".bmp",
                                                          ".webp", ".tif",  ".tiff", ".jpe"};
 // Containers the FFmpeg backend of OpenCV's videoio reads (Ultralytics' list, less .gif and .asf).
-constexpr std::array<std::string_view, 10> kVideoExtensions = {".mp4", ".avi",  ".mkv", ".mov", ".m4v",
+constexpr std::array<std::string_view, 10> kVideoExtensions = {".mp4",  ".avi",  ".mkv", ".mov", ".m4v",
                                                                ".webm", ".mpeg", ".mpg", ".ts",  ".wmv"};
 
 std::string extension_list() {
@@ -126,9 +126,9 @@ std::vector<InputFile> expand_inputs(const std::vector<std::string>& paths, bool
     // Only folders can expand to nothing: every path given is one.
     std::string folders;
     for (const std::string& text : paths) folders += (folders.empty() ? "" : ", ") + text;
-    throw Error(ErrorCode::kInvalidArgument, "no input images: " + folders +
-                                                 " holds no files with an image or video extension (" +
-                                                 extension_list() + ")");
+    throw Error(
+        ErrorCode::kInvalidArgument,
+        "no input images: " + folders + " holds no files with an image or video extension (" + extension_list() + ")");
   }
   return inputs;
 }

@@ -33,10 +33,8 @@ class CocoWriter : public ResultWriter {
   void write(const nlohmann::json& record) override {
     if (record.contains("error")) return;
     const auto image_id = static_cast<std::int64_t>(images_.size()) + 1;
-    nlohmann::json image = {{"id", image_id},
-                            {"file_name", record["path"]},
-                            {"width", record["width"]},
-                            {"height", record["height"]}};
+    nlohmann::json image = {
+        {"id", image_id}, {"file_name", record["path"]}, {"width", record["width"]}, {"height", record["height"]}};
     if (record.contains("frame")) {
       image["frame"] = record["frame"];
       image["timestamp_s"] = record["timestamp_s"];
@@ -61,7 +59,8 @@ class CocoWriter : public ResultWriter {
     nlohmann::json categories = nlohmann::json::array();
     const auto& names = categories_.names();
     for (std::size_t i = 0; i < names.size(); ++i) {
-      categories.push_back({{"id", categories_.coco_id(static_cast<int>(i))}, {"name", names[i]}, {"supercategory", ""}});
+      categories.push_back(
+          {{"id", categories_.coco_id(static_cast<int>(i))}, {"name", names[i]}, {"supercategory", ""}});
     }
     nlohmann::json document = {{"info", {{"description", "vlmserve detect"}}},
                                {"images", std::move(images_)},

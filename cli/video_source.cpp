@@ -39,9 +39,7 @@ VideoReader::VideoReader(const std::filesystem::path& path, int stride, const Im
 
 VideoReader::~VideoReader() = default;
 
-long VideoReader::expected_frames() const {
-  return frame_count_ <= 0 ? 0 : (frame_count_ + stride_ - 1) / stride_;
-}
+long VideoReader::expected_frames() const { return frame_count_ <= 0 ? 0 : (frame_count_ + stride_ - 1) / stride_; }
 
 std::optional<VideoFrame> VideoReader::next() {
   // grab() without retrieve() skips a frame without converting it to BGR.
