@@ -8,6 +8,7 @@
 #include <optional>
 #include <set>
 
+#include <fmt/format.h>
 #include <CLI/CLI.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -56,6 +57,10 @@ struct Pending {
 };
 
 std::vector<std::uint8_t> read_stdin() {
+  // Reading a terminal would wait for typed bytes: a forgotten pipe would look like a hang.
+  if (isatty(STDIN_FILENO) == 1) {
+    throw Error(ErrorCode::kEmptyInput, "standard input ('-') is a terminal: pipe image bytes into it");
+  }
   std::cin >> std::noskipws;
   std::vector<std::uint8_t> bytes{std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>()};
   if (bytes.empty()) throw Error(ErrorCode::kEmptyInput, "standard input ('-') is empty: pipe image bytes into it");
@@ -96,6 +101,7 @@ class DetectRun {
     model_ = model.get();
 
     progress_.set_total(static_cast<long>(inputs.size()));
+    progress_.start();
     for (const InputFile& input : inputs) {
       switch (input.kind) {
         case InputKind::kVideo:
@@ -112,8 +118,9 @@ class DetectRun {
     writer_->finish();
     progress_.finish();
     double seconds = progress_.elapsed_s();
-    log::info("{} images, {} video frames from {} videos, {} failed, in {:.1f} s ({:.1f}/s)", images_done_,
-              frames_done_, videos_, failures_, seconds,
+    std::string videos =
+        videos_ == 0 ? "" : fmt::format(", {} frames of {} video{}", frames_done_, videos_, videos_ == 1 ? "" : "s");
+    log::info("{} images{}, {} failed, in {:.1f} s ({:.1f}/s)", images_done_, videos, failures_, seconds,
               seconds > 0 ? static_cast<double>(images_done_ + frames_done_) / seconds : 0.0);
     return failures_ == 0 ? kExitOk : kExitSomeInputsFailed;
   }

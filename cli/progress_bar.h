@@ -11,6 +11,8 @@ class ProgressBar {
  public:
   ProgressBar(std::ostream& out, bool enabled, long total);
 
+  // Starts the clock that rate, ETA and elapsed_s() count from (the work, not the model load).
+  void start() { start_ = std::chrono::steady_clock::now(); }
   void set_total(long total) { total_ = total; }
   long total() const { return total_; }
   void advance(long done);

@@ -382,7 +382,7 @@ class StdinGlobProgress(unittest.TestCase):
         self.assertRegex(text, r"[12]/3 +\d+% \|")
         plain = detect(*inputs, "--model", MODEL)
         self.assertNotIn("\r", plain.stderr)
-        summary = [line for line in plain.stderr.splitlines() if "3 images, 0 video frames from 0 videos, 0 failed" in line]
+        summary = [line for line in plain.stderr.splitlines() if "3 images, 0 failed, in " in line]
         self.assertEqual(len(summary), 1, plain.stderr)
 
 
