@@ -17,6 +17,11 @@ struct DetectRunOptions {
   bool recursive = false;
   std::string out;  // empty: standard output
   std::string save_annotated;
+  std::string format = "jsonl";  // jsonl, coco or csv
+  std::string save_txt;          // folder for YOLO label files; empty: none
+  bool save_conf = false;        // label lines end with the score
+  std::string save_crop;         // folder for per-class crops; empty: none
+  int vid_stride = 1;            // run every Nth video frame
 };
 
 // The audit log options as the user gives them (MiB, hours, seconds); audit_options() turns them into

@@ -81,7 +81,9 @@ else()
   set(VLM_TORCH_LIBRARIES ${TORCH_LIBRARIES})
 endif()
 
-find_package(OpenCV 4 REQUIRED COMPONENTS core imgproc imgcodecs)
+# videoio (with Debian's FFmpeg backend) is for `vlmserve detect`'s video inputs only: the CLI links it,
+# the models and the server do not.
+find_package(OpenCV 4 REQUIRED COMPONENTS core imgproc imgcodecs videoio)
 find_package(nlohmann_json 3.10 REQUIRED)
 find_package(spdlog 1.10 REQUIRED)
 find_package(fmt REQUIRED)

@@ -22,6 +22,7 @@ constexpr std::array<ErrorCodeInfo, kErrorCodeCount> kTable = {{
     ErrorCodeInfo{kImageCorrupt, "image_corrupt", 422, kExitUsage, true, 0},
     ErrorCodeInfo{kImageTooLarge, "image_too_large", 413, kExitUsage, true, 0},
     ErrorCodeInfo{kEmptyInput, "empty_input", 400, kExitUsage, true, 0},
+    ErrorCodeInfo{kUnreadableVideo, "unreadable_video", 415, kExitUsage, true, 0},
     ErrorCodeInfo{kBadCheckpoint, "bad_checkpoint", 500, kExitFailure, false, 0},
     // The wrong kind of file for this build (a training checkpoint, a GGUF repository): fix the command.
     ErrorCodeInfo{kUnsupportedModel, "unsupported_model", 500, kExitUsage, false, 0},

@@ -22,6 +22,7 @@ enum class ErrorCode {
   kImageCorrupt,      // a recognised image that is truncated or damaged
   kImageTooLarge,     // the declared pixel count is over the limit
   kEmptyInput,        // zero bytes
+  kUnreadableVideo,   // a video file (CLI input) that cannot be opened or decoded
   // Models and the machine.
   kBadCheckpoint,     // weights or model files that are malformed or do not fit the architecture
   kUnsupportedModel,  // a model file we understand but cannot serve (other task, other head)

@@ -2,7 +2,8 @@
 
 Each fenced `sh` block is split into commands (a line ending in `\\` or `|` continues on the next; `#`
 lines are expected output or comments). The commands run through bash, in README order, from a scratch
-checkout with no network (scratch_checkout.py) that holds the README's photos (bus.jpg, photos/). A
+checkout with no network (scratch_checkout.py) that holds the README's photos (bus.jpg, photos/) and a
+short clip.mp4 made from them. A
 `vlmserve serve` line starts in the background and must answer /ready; the next lines talk to it; it is
 stopped with SIGTERM at the end of its block and must exit 0. Any other command fails the test if it
 exits non-zero; a curl command also fails if its answer is not JSON or is an error. The Getting models
@@ -76,6 +77,16 @@ def sh_blocks(readme):
     return blocks
 
 
+def make_clip(path):
+    """The README's clip.mp4: 20 frames at 10 fps from the photos, as a phone would hand over a short video."""
+    import cv2
+    frames = [cv2.resize(cv2.imread(str(ASSETS / "images" / name)), (640, 480)) for name in PHOTOS for _ in range(10)]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (640, 480))
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -87,6 +98,7 @@ class ReadmeExamples(unittest.TestCase):
         self.tmp = Path(tempfile.mkdtemp(prefix="vlm-readme-"))
         self.repo = scratch_checkout.make(self.tmp, PHOTOS)
         shutil.copy(ASSETS / "images" / "bus.jpg", self.repo / "bus.jpg")
+        make_clip(self.repo / "clip.mp4")
         for name, target in MODELS.items():
             self.assertTrue(target.exists(), f"missing fixture {target}")
             (self.repo / name).parent.mkdir(exist_ok=True)

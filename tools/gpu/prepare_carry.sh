@@ -80,8 +80,11 @@ max_bundle_mib="${VLM_GPU_MAX_BUNDLE_MIB:-40}"
 #  - liblapack/libblas (and libgfortran/libquadmath): opencv_core's HAL calls them from cv::solve,
 #    invert, SVD, eigen, QR/LU/Cholesky and cv::gemm, and only for matrices beyond its small-matrix
 #    thresholds; vlmserve uses imdecode, cvtColor, resize, copyMakeBorder, rectangle/putText, imwrite.
+#  - libopencv_videoio (and FFmpeg, GStreamer, libgphoto2, libdc1394 and the codecs below them, about
+#    95 MB): only `vlmserve detect` given a video file opens a cv::VideoCapture / cv::VideoWriter, and
+#    the GPU runs (run_all.sh, florence2_bench.sh) give images only.
 stub_sonames=(libgdal.so.32 libgdcmMSFF.so.3.0 libgdcmDSED.so.3.0 libOpenEXR-3_1.so.30 libGLX.so.0
-              liblapack.so.3 libblas.so.3)
+              liblapack.so.3 libblas.so.3 libopencv_videoio.so.406)
 # Present on every glibc system (the GPU machine's are newer: glibc 2.39, GCC 14's libstdc++).
 system_re='^(linux-vdso\.so|ld-linux-x86-64\.so|libc\.so|libm\.so|libdl\.so|librt\.so|libpthread\.so|libresolv\.so|libutil\.so|libstdc\+\+\.so|libgcc_s\.so)'
 # From the GPU machine's torch wheel (its torch/lib and nvidia/*/lib), and the driver's libcuda.
