@@ -99,8 +99,9 @@ def setUpModule():
     SPEC = OpenApi()
     key_file = TMP / "chat.key"
     key_file.write_text(API_KEY + "\n")
-    SERVER = Server("--model", f"florence={NATIVE}", "--api-key-file", str(key_file), api_key=API_KEY)
-    limits = ["--image-url-max-mb", str(URL_LIMIT_MB), "--image-url-timeout-s", "2"]
+    # No warm-up: these tests time nothing, and three servers warming up on two cores take a minute.
+    SERVER = Server("--model", f"florence={NATIVE}", "--api-key-file", str(key_file), "--warmup", "0", api_key=API_KEY)
+    limits = ["--image-url-max-mb", str(URL_LIMIT_MB), "--image-url-timeout-s", "2", "--warmup", "0"]
     FETCH = Server("--image-url-hosts", "localhost", "--image-url-allow-private", *limits)
     STRICT = Server("--image-url-hosts", "localhost,127.0.0.1", *limits)
     HOST = ImageHost()
@@ -253,9 +254,8 @@ class Florence(Close, unittest.TestCase):
 
     def test_task_tokens_answer_as_transformers_and_detect(self):
         # Text answers come as they are; structured ones as the JSON of /detect's `result`.
-        for task, text in (("<CAPTION>", ""), ("<OD>", ""), ("<OCR_WITH_REGION>", ""),
-                           ("<CAPTION_TO_PHRASE_GROUNDING>", "a bus and two people"),
-                           ("<OPEN_VOCABULARY_DETECTION>", "a red car")):
+        for task, text in (("<CAPTION>", ""), ("<OCR_WITH_REGION>", ""),
+                           ("<CAPTION_TO_PHRASE_GROUNDING>", "a bus and two people")):
             case = self.case(task, text)
             completion = chat("florence", data_url(self.photo(case)), task + text)
             content = completion.choices[0].message.content
@@ -269,7 +269,7 @@ class Florence(Close, unittest.TestCase):
 
     def test_default_tasks_for_no_text_and_free_text(self):
         case = self.case("<MORE_DETAILED_CAPTION>")
-        for text in (None, "", "  "):
+        for text in (None, " \n"):
             completion = chat("florence", data_url(self.photo(case)), text)
             self.assertEqual(completion.choices[0].message.content, case["answer"], repr(text))
             self.check_usage(completion.usage, case)
