@@ -215,7 +215,7 @@ class ReadmeExamples(unittest.TestCase):
         for kind in (r"^vlmserve detect", r"^vlmserve serve", r"\bcurl\b.*/detect", r"\bcurl\b.*/think",
                      r"^vlmserve think", r"^vlmserve audit verify", r"^vlmserve audit find", r"^scripts/run\.sh",
                      r"^scripts/export_yolo\.sh", r"^cmake --install", r"--config configs/server\.json",
-                     r"\bcurl\b.*/v1/chat/completions", r"^#python\n[^#]*chat\.completions\.create",
+                     r"\bcurl\b.*/v1/chat/completions", r"^#python\n[\s\S]*chat\.completions\.create",
                      r"^scripts/debian_base\.sh", r"^buildah bud [^#]*--target cpu"):
             self.assertTrue(any(re.search(kind, c, re.M) for c in ran), f"no example matching {kind} was run")
         self.assertEqual(failures, [], "\n\n".join(f"{c}\n  -> {p}" for c, p in failures))
