@@ -229,7 +229,16 @@ class Yolo(Close, unittest.TestCase):
         self.assert_close(json.loads(tuned.choices[0].message.content), json.loads(plain))
 
     def test_requests_count_in_metrics_under_their_route(self):
+        def images_run():
+            for line in SERVER.get("/metrics").text.splitlines():
+                if line.startswith('vlm_images_processed_total{model="yolo"}'):
+                    return float(line.split()[-1])
+            return 0.0
+
+        before = images_run()
         chat("yolo", data_url(self.bus))
+        # The image went through the model's batcher, as a /detect image does.
+        self.assertEqual(images_run(), before + 1)
         metrics = SERVER.get("/metrics").text
         lines = [line for line in metrics.splitlines()
                  if line.startswith("vlm_http_requests_total") and 'route="/v1/chat/completions"' in line]
