@@ -194,8 +194,9 @@ std::optional<HttpResponse> App::before(HttpRequest& request) {
   }
 
   if (route->access == Access::kApiKey && !config_.api_key.empty() && !authorized(request)) {
-    HttpResponse response = error_response(
-        ErrorCode::kUnauthorized, "missing or wrong API key (send 'Authorization: Bearer <key>')", request.request_id, shape);
+    HttpResponse response =
+        error_response(ErrorCode::kUnauthorized, "missing or wrong API key (send 'Authorization: Bearer <key>')",
+                       request.request_id, shape);
     response.headers.emplace_back("WWW-Authenticate", "Bearer");
     return response;
   }

@@ -43,7 +43,7 @@ class App {
   void handle_metrics(const HttpRequest& request, HttpResponse& response);
   void handle_openapi(const HttpRequest& request, HttpResponse& response);
   void handle_detect(const HttpRequest& request, HttpResponse& response);
-  void handle_think(const HttpRequest& request, HttpResponse& response);  // handlers_think.cpp
+  void handle_think(const HttpRequest& request, HttpResponse& response);             // handlers_think.cpp
   void handle_chat_completions(const HttpRequest& request, HttpResponse& response);  // handlers_chat.cpp
 
  private:

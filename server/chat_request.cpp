@@ -15,8 +15,18 @@ using Json = nlohmann::json;
 
 // OpenAI fields that cannot change the answer of a vision model served here: accepted, ignored.
 const std::set<std::string, std::less<>> kIgnoredFields = {
-    "temperature", "top_p",    "presence_penalty", "frequency_penalty", "seed",           "user",
-    "metadata",    "store",    "service_tier",     "parallel_tool_calls", "prompt_cache_key", "safety_identifier",
+    "temperature",
+    "top_p",
+    "presence_penalty",
+    "frequency_penalty",
+    "seed",
+    "user",
+    "metadata",
+    "store",
+    "service_tier",
+    "parallel_tool_calls",
+    "prompt_cache_key",
+    "safety_identifier",
 };
 
 // OpenAI fields vlmserve cannot honour: accepted only at their "off" value, so that a client never
@@ -26,17 +36,34 @@ bool is_off(std::string_view field, const Json& value) {
   if (field == "n") return value.is_number_integer() && value.get<std::int64_t>() == 1;
   if (field == "logprobs") return value.is_boolean() && !value.get<bool>();
   if (field == "tools" || field == "functions") return value.is_array() && value.empty();
-  if (field == "tool_choice" || field == "function_call") return value.is_string() && value.get<std::string>() == "none";
+  if (field == "tool_choice" || field == "function_call")
+    return value.is_string() && value.get<std::string>() == "none";
   if (field == "logit_bias") return value.is_object() && value.empty();
-  if (field == "response_format") return value.is_object() && value.size() == 1 && value.value("type", Json()) == "text";
+  if (field == "response_format")
+    return value.is_object() && value.size() == 1 && value.value("type", Json()) == "text";
   if (field == "modalities") return value == Json::array({"text"});
   return false;  // top_logprobs, stop, max_tokens, max_completion_tokens, audio, prediction, reasoning_effort, ...
 }
 
 const std::set<std::string, std::less<>> kRefusedFields = {
-    "n",     "logprobs", "top_logprobs", "tools",      "tool_choice", "functions",         "function_call",
-    "stop",  "audio",    "prediction",   "modalities", "logit_bias",  "response_format",   "reasoning_effort",
-    "max_tokens", "max_completion_tokens", "web_search_options", "verbosity",
+    "n",
+    "logprobs",
+    "top_logprobs",
+    "tools",
+    "tool_choice",
+    "functions",
+    "function_call",
+    "stop",
+    "audio",
+    "prediction",
+    "modalities",
+    "logit_bias",
+    "response_format",
+    "reasoning_effort",
+    "max_tokens",
+    "max_completion_tokens",
+    "web_search_options",
+    "verbosity",
 };
 
 std::string why_refused(std::string_view field) {
@@ -152,7 +179,8 @@ ChatRequest parse_chat_request(const Json& body) {
       }
       out.model = value.get<std::string>();
     } else if (key == "stream") {
-      if (!value.is_boolean() && !value.is_null()) shape_error(key, "must be true or false, got " + describe_json(value));
+      if (!value.is_boolean() && !value.is_null())
+        shape_error(key, "must be true or false, got " + describe_json(value));
       out.stream = value.is_boolean() && value.get<bool>();
     } else if (key == "stream_options") {
       if (value.is_null()) continue;
@@ -162,7 +190,8 @@ ChatRequest parse_chat_request(const Json& body) {
           throw FieldError(ErrorCode::kUnknownParameter, key + "." + option,
                            "unknown field " + quote_bounded(key + "." + option) + " (known: include_usage)");
         }
-        if (!setting.is_boolean()) shape_error(key + "." + option, "must be true or false, got " + describe_json(setting));
+        if (!setting.is_boolean())
+          shape_error(key + "." + option, "must be true or false, got " + describe_json(setting));
         out.include_usage = setting.get<bool>();
       }
     } else if (kIgnoredFields.contains(key)) {
@@ -174,8 +203,9 @@ ChatRequest parse_chat_request(const Json& body) {
       }
     } else {
       throw FieldError(ErrorCode::kUnknownParameter, key,
-                       "unknown field " + quote_bounded(key) + " for /v1/chat/completions (docs/server.md lists the "
-                                                               "fields it reads, ignores and refuses)");
+                       "unknown field " + quote_bounded(key) +
+                           " for /v1/chat/completions (docs/server.md lists the "
+                           "fields it reads, ignores and refuses)");
     }
   }
   if (!has_messages) shape_error("messages", "is missing");

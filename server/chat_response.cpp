@@ -17,12 +17,13 @@ Json usage_json(const TokenUsage& usage) {
 }
 
 Json chunk(const ChatAnswer& answer, Json choices) {
-  return {{"id", answer.id},           {"object", "chat.completion.chunk"}, {"created", answer.created},
-          {"model", answer.model},     {"system_fingerprint", nullptr},     {"choices", std::move(choices)}};
+  return {{"id", answer.id},       {"object", "chat.completion.chunk"}, {"created", answer.created},
+          {"model", answer.model}, {"system_fingerprint", nullptr},     {"choices", std::move(choices)}};
 }
 
 Json choice_delta(Json delta, const Json& finish_reason) {
-  return Json::array({{{"index", 0}, {"delta", std::move(delta)}, {"logprobs", nullptr}, {"finish_reason", finish_reason}}});
+  return Json::array(
+      {{{"index", 0}, {"delta", std::move(delta)}, {"logprobs", nullptr}, {"finish_reason", finish_reason}}});
 }
 
 std::string event(const Json& data) { return "data: " + dump(data) + "\n\n"; }

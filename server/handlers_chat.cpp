@@ -73,7 +73,8 @@ void App::handle_chat_completions(const HttpRequest& request, HttpResponse& resp
     load.max_pixels = static_cast<std::uint64_t>(config_.max_pixels);
     std::vector<Image> images;
     try {
-      images.push_back(decode_image(std::span(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()), load));
+      images.push_back(
+          decode_image(std::span(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()), load));
     } catch (const Error& error) {
       throw FieldError(error.code(), chat.image_url_field, chat.image_url_field + ": " + error.what());
     }

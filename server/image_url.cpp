@@ -68,7 +68,7 @@ bool public_ipv6(const std::array<std::uint8_t, 16>& b) {
   if (b[0] == 0xFF) return false;                             // multicast
   if (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x0D && b[3] == 0xB8) return false;  // documentation
   if (b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xFF && b[3] == 0x9B) return false;  // NAT64 (64:ff9b::/96)
-  if (b[0] == 0x20 && b[1] == 0x02) return false;  // 6to4: may embed any IPv4 address
+  if (b[0] == 0x20 && b[1] == 0x02) return false;                                  // 6to4: may embed any IPv4 address
   return true;
 }
 
@@ -104,8 +104,9 @@ std::vector<std::string> resolve(const std::string& host, const std::string& fie
 std::string fetch(const std::string& url_text, const std::string& field, const ImageUrlPolicy& policy) {
   if (policy.hosts.empty()) {
     throw FieldError(ErrorCode::kInvalidArgument, field,
-                     field + ": this server fetches no image URLs (its operator enables them with "
-                             "--image-url-hosts); send the image as a data: URL");
+                     field +
+                         ": this server fetches no image URLs (its operator enables them with "
+                         "--image-url-hosts); send the image as a data: URL");
   }
   hub::Url url;
   try {
@@ -116,8 +117,9 @@ std::string fetch(const std::string& url_text, const std::string& field, const I
   std::string host = url.host;
   if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
   if (!host_allowed(host, policy.hosts)) {
-    throw FieldError(ErrorCode::kInvalidArgument, field,
-                     field + ": host " + quote_bounded(host) + " is not one this server fetches from (--image-url-hosts)");
+    throw FieldError(
+        ErrorCode::kInvalidArgument, field,
+        field + ": host " + quote_bounded(host) + " is not one this server fetches from (--image-url-hosts)");
   }
   const std::vector<std::string> addresses = resolve(host, field);
   if (!policy.allow_private) {
@@ -131,8 +133,8 @@ std::string fetch(const std::string& url_text, const std::string& field, const I
   }
 
   const auto deadline = std::chrono::steady_clock::now() + policy.timeout;
-  const auto whole_seconds = std::chrono::seconds(static_cast<std::int64_t>(
-      std::ceil(std::chrono::duration<double>(policy.timeout).count())));
+  const auto whole_seconds =
+      std::chrono::seconds(static_cast<std::int64_t>(std::ceil(std::chrono::duration<double>(policy.timeout).count())));
   const hub::HttpClient client(hub::HttpSettings{whole_seconds, whole_seconds});
   hub::HttpRequest request{url, {{"Accept", "image/*"}}, addresses.front()};
   std::string body;
@@ -180,8 +182,9 @@ std::string fetch(const std::string& url_text, const std::string& field, const I
                        where + " answered HTTP " + std::to_string(head.status) +
                            (head.is_redirect() ? " (a redirect; redirects are not followed)" : ""));
     case Stop::kTooLarge:
-      throw FieldError(ErrorCode::kPayloadTooLarge, field,
-                       where + " is over the limit of " + std::to_string(policy.max_bytes) + " bytes (--image-url-max-mb)");
+      throw FieldError(
+          ErrorCode::kPayloadTooLarge, field,
+          where + " is over the limit of " + std::to_string(policy.max_bytes) + " bytes (--image-url-max-mb)");
     case Stop::kTimeout:
       throw FieldError(ErrorCode::kInvalidArgument, field,
                        where + " took longer than " + std::to_string(policy.timeout.count()) +

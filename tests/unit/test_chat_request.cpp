@@ -63,7 +63,8 @@ TEST(ChatRequest, RefusesWhatItCannotHonourNamingTheField) {
   EXPECT_EQ(refusal(body_with(parts, {{"n", 1}})), "accepted");
   EXPECT_EQ(refusal(body_with(parts, {{"max_tokens", 10}})), "422 invalid_argument max_tokens");
   EXPECT_EQ(refusal(body_with(parts, {{"max_tokens", nullptr}})), "accepted");
-  EXPECT_EQ(refusal(body_with(parts, {{"tools", Json::array({{{"type", "function"}}})}})), "422 invalid_argument tools");
+  EXPECT_EQ(refusal(body_with(parts, {{"tools", Json::array({{{"type", "function"}}})}})),
+            "422 invalid_argument tools");
   EXPECT_EQ(refusal(body_with(parts, {{"tools", Json::array()}, {"tool_choice", "none"}})), "accepted");
   EXPECT_EQ(refusal(body_with(parts, {{"response_format", {{"type", "json_object"}}}})),
             "422 invalid_argument response_format");
@@ -101,10 +102,26 @@ TEST(ChatRequest, Florence2TaskFromThePrompt) {
 }
 
 TEST(ImageUrl, OnlyPublicAddressesArePublic) {
-  for (const char* address : {"127.0.0.1", "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1", "169.254.169.254",
-                              "100.64.0.1", "0.0.0.0", "224.0.0.1", "255.255.255.255", "::1", "::", "fe80::1",
-                              "fd00::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1", "2002:7f00:1::1", "64:ff9b::a00:1",
-                              "not an address", ""}) {
+  for (const char* address : {"127.0.0.1",
+                              "10.1.2.3",
+                              "172.16.0.1",
+                              "172.31.255.255",
+                              "192.168.1.1",
+                              "169.254.169.254",
+                              "100.64.0.1",
+                              "0.0.0.0",
+                              "224.0.0.1",
+                              "255.255.255.255",
+                              "::1",
+                              "::",
+                              "fe80::1",
+                              "fd00::1",
+                              "::ffff:127.0.0.1",
+                              "::ffff:10.0.0.1",
+                              "2002:7f00:1::1",
+                              "64:ff9b::a00:1",
+                              "not an address",
+                              ""}) {
     EXPECT_FALSE(is_public_address(address)) << address;
   }
   for (const char* address : {"8.8.8.8", "172.32.0.1", "100.128.0.1", "1.1.1.1", "2606:4700::1111", "::ffff:8.8.8.8"}) {
