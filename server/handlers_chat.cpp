@@ -9,19 +9,13 @@
 #include "app.h"
 #include "chat_request.h"
 #include "chat_response.h"
+#include "image_input.h"
 #include "image_url.h"
 #include "json_body.h"
 #include "vlm/image.h"
 
 namespace vlm::server {
 namespace {
-
-std::string media_type(const std::string& content_type) {
-  std::string type = content_type.substr(0, content_type.find(';'));
-  while (!type.empty() && std::isspace(static_cast<unsigned char>(type.back()))) type.pop_back();
-  for (auto& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return type;
-}
 
 std::int64_t unix_now_s() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
