@@ -1,6 +1,7 @@
 #include "app.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "errors.h"
 #include "request_id.h"
@@ -20,7 +21,14 @@ std::string lower(std::string text) {
 
 }  // namespace
 
-App::App(ServerContext& context) : context_(context), config_(context.config()) { routes_ = route_table(); }
+App::App(ServerContext& context) : context_(context), config_(context.config()) {
+  routes_ = route_table();
+  image_url_policy_.hosts = config_.image_url_hosts;
+  image_url_policy_.max_bytes = static_cast<std::size_t>(config_.image_url_max_mb * 1024.0 * 1024.0);
+  image_url_policy_.timeout =
+      std::chrono::milliseconds(static_cast<std::int64_t>(std::ceil(config_.image_url_timeout_s * 1000.0)));
+  image_url_policy_.allow_private = config_.image_url_allow_private;
+}
 
 std::vector<HttpRoute> App::http_routes() {
   std::vector<HttpRoute> routes;
@@ -55,32 +63,40 @@ HttpHooks App::hooks() {
     return response;
   };
   hooks.exception = [this](const HttpRequest& request, std::exception_ptr error) {
+    const ErrorShape shape = error_shape_for(request.path);
     try {
       std::rethrow_exception(error);
     } catch (const Error& e) {
-      if (error_code_info(e.code()).client_message) return error_response(e.code(), e.what(), request.request_id);
+      if (error_code_info(e.code()).client_message) {
+        const auto* field = dynamic_cast<const FieldError*>(&e);
+        return error_response(e.code(), e.what(), request.request_id, shape,
+                              field != nullptr ? field->field() : std::string());
+      }
       // Internal failures keep their details in the log, not in the response.
       log::error("request {}: {}: {}", request.request_id, error_code_name(e.code()), e.what());
       return error_response(e.code(), "internal error; see the server log for request " + request.request_id,
-                            request.request_id);
+                            request.request_id, shape);
     } catch (const std::exception& e) {
       log::error("request {}: unexpected exception: {}", request.request_id, log::sanitize(e.what()));
     } catch (...) {
       log::error("request {}: unexpected non-standard exception", request.request_id);
     }
     return error_response(ErrorCode::kInternal, "internal error; see the server log for request " + request.request_id,
-                          request.request_id);
+                          request.request_id, shape);
   };
   return hooks;
 }
 
-HttpResponse App::error_response(ErrorCode code, const std::string& message, const std::string& request_id) const {
+HttpResponse App::error_response(ErrorCode code, const std::string& message, const std::string& request_id,
+                                 ErrorShape shape, const std::string& field) const {
   const ErrorCodeInfo& info = error_code_info(code);
   HttpResponse response;
   response.status = info.http_status;
+  const nlohmann::json body =
+      shape == ErrorShape::kOpenAi ? openai_error_json(code, message, field) : error_json(code, message, request_id);
   // Messages quote what the client sent (a task, a parameter value), which need not be UTF-8: the
   // strict default would throw here, inside the exception hook, and terminate the server.
-  response.body = error_json(code, message, request_id).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  response.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   if (info.retry_after_s > 0) response.headers.emplace_back("Retry-After", std::to_string(info.retry_after_s));
   return response;
 }
@@ -116,6 +132,7 @@ void App::add_cors(const HttpRequest& request, std::vector<std::pair<std::string
 std::optional<HttpResponse> App::before(HttpRequest& request) {
   const std::string client_id = request.header("X-Request-Id");
   request.request_id = acceptable_request_id(client_id) ? client_id : generate_request_id();
+  const ErrorShape shape = error_shape_for(request.path);
 
   // CORS preflight: answered for allowed origins without auth (browsers send no credentials).
   if (request.method == "OPTIONS" && request.has_header("Origin") && !config_.cors_origins.empty()) {
@@ -136,14 +153,14 @@ std::optional<HttpResponse> App::before(HttpRequest& request) {
     }
     if (allowed.empty()) {
       return error_response(ErrorCode::kNotFound, "no route " + log::sanitize(request.path.substr(0, 200)),
-                            request.request_id);
+                            request.request_id, shape);
     }
     std::string allow;
     for (const auto& method : allowed) allow += (allow.empty() ? "" : ", ") + method;
     HttpResponse response = error_response(
         ErrorCode::kMethodNotAllowed,
         request.method.substr(0, 16) + " is not allowed on " + request.path + " (allowed: " + allow + ")",
-        request.request_id);
+        request.request_id, shape);
     response.headers.emplace_back("Allow", allow);
     return response;
   }
@@ -154,14 +171,14 @@ std::optional<HttpResponse> App::before(HttpRequest& request) {
     return error_response(
         ErrorCode::kUnsupportedMediaType,
         "Content-Encoding '" + log::sanitize(encoding.substr(0, 32)) + "' is not accepted; send the body uncompressed",
-        request.request_id);
+        request.request_id, shape);
   }
   const std::string transfer = lower(request.header("Transfer-Encoding"));
   if (!transfer.empty() && transfer != "chunked") {
     return error_response(ErrorCode::kUnsupportedMediaType,
                           "Transfer-Encoding '" + log::sanitize(transfer.substr(0, 32)) +
                               "' is not accepted; use chunked or Content-Length",
-                          request.request_id);
+                          request.request_id, shape);
   }
 
   // The HTTP library only notices an over-limit Content-Length after reading up to the limit;
@@ -173,12 +190,13 @@ std::optional<HttpResponse> App::before(HttpRequest& request) {
     return error_response(
         ErrorCode::kPayloadTooLarge,
         "request body of " + length + " bytes is over the limit of " + std::to_string(max_body) + " bytes",
-        request.request_id);
+        request.request_id, shape);
   }
 
   if (route->access == Access::kApiKey && !config_.api_key.empty() && !authorized(request)) {
-    HttpResponse response = error_response(
-        ErrorCode::kUnauthorized, "missing or wrong API key (send 'Authorization: Bearer <key>')", request.request_id);
+    HttpResponse response =
+        error_response(ErrorCode::kUnauthorized, "missing or wrong API key (send 'Authorization: Bearer <key>')",
+                       request.request_id, shape);
     response.headers.emplace_back("WWW-Authenticate", "Bearer");
     return response;
   }
@@ -187,7 +205,7 @@ std::optional<HttpResponse> App::before(HttpRequest& request) {
     const ServerState state = context_.state();
     return error_response(state_error_code(state),
                           "the server is " + std::string(server_state_name(state)) + " and takes no inference requests",
-                          request.request_id);
+                          request.request_id, shape);
   }
   if (route->inference) {
     request.hold = context_.admission().try_admit();
@@ -195,7 +213,7 @@ std::optional<HttpResponse> App::before(HttpRequest& request) {
       return error_response(ErrorCode::kOverloaded,
                             "the server is at --max-concurrent-requests (" +
                                 std::to_string(context_.admission().limit()) + "); retry later",
-                            request.request_id);
+                            request.request_id, shape);
     }
   }
   return std::nullopt;

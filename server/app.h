@@ -5,7 +5,9 @@
 #include <utility>
 #include <vector>
 
+#include "errors.h"
 #include "http_server.h"
+#include "image_url.h"
 #include "server_context.h"
 #include "web_assets.h"
 
@@ -42,15 +44,18 @@ class App {
   void handle_metrics(const HttpRequest& request, HttpResponse& response);
   void handle_openapi(const HttpRequest& request, HttpResponse& response);
   void handle_detect(const HttpRequest& request, HttpResponse& response);
-  void handle_think(const HttpRequest& request, HttpResponse& response);  // handlers_think.cpp
+  void handle_think(const HttpRequest& request, HttpResponse& response);             // handlers_think.cpp
+  void handle_chat_completions(const HttpRequest& request, HttpResponse& response);  // handlers_chat.cpp
   void handle_web_asset(const WebAsset& asset, const HttpRequest& request, HttpResponse& response);  // handlers_web.cpp
 
  private:
   std::optional<HttpResponse> before(HttpRequest& request);
   void after(const HttpRequest& request, int status, std::size_t bytes,
              std::vector<std::pair<std::string, std::string>>& headers);
-  // The one error shape, with the status and Retry-After of the code's row in the error table.
-  HttpResponse error_response(ErrorCode code, const std::string& message, const std::string& request_id) const;
+  // The error in the route's shape (errors.h), with the status and Retry-After of the code's row in
+  // the error table; `field` names the request field at fault (OpenAI's `param`).
+  HttpResponse error_response(ErrorCode code, const std::string& message, const std::string& request_id,
+                              ErrorShape shape = ErrorShape::kVlm, const std::string& field = {}) const;
   const RouteSpec* find_route(const std::string& method, const std::string& path) const;
   bool authorized(const HttpRequest& request) const;
   void add_cors(const HttpRequest& request, std::vector<std::pair<std::string, std::string>>& headers) const;
@@ -58,6 +63,7 @@ class App {
   ServerContext& context_;
   const ServerConfig& config_;
   std::vector<RouteSpec> routes_;
+  ImageUrlPolicy image_url_policy_;  // from --image-url-*, for chat requests' image URLs
 };
 
 }  // namespace vlm::server

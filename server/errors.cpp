@@ -6,6 +6,26 @@ nlohmann::json error_json(ErrorCode code, const std::string& message, const std:
   return {{"error", {{"code", std::string(error_code_name(code))}, {"message", message}, {"request_id", request_id}}}};
 }
 
+ErrorShape error_shape_for(std::string_view path) {
+  return path.starts_with("/v1/") ? ErrorShape::kOpenAi : ErrorShape::kVlm;
+}
+
+nlohmann::json openai_error_json(ErrorCode code, const std::string& message, const std::string& param) {
+  return {{"error",
+           {{"message", message},
+            {"type", std::string(openai_error_type(code))},
+            {"param", param.empty() ? nlohmann::json(nullptr) : nlohmann::json(param)},
+            {"code", std::string(error_code_name(code))}}}};
+}
+
+std::string_view openai_error_type(ErrorCode code) {
+  const int status = http_status(code);
+  if (status == 401) return "authentication_error";
+  if (status == 404) return "not_found_error";
+  if (status >= 500) return "server_error";
+  return "invalid_request_error";
+}
+
 ErrorCode library_error_code(int status) {
   switch (status) {
     case 400: return ErrorCode::kBadRequest;

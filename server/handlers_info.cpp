@@ -36,12 +36,20 @@ void App::handle_models(const HttpRequest&, HttpResponse& response) {
   const bool loaded = state == ServerState::kReady || state == ServerState::kDraining;
   for (const auto& spec : config_.models) {
     nlohmann::json entry;
+    std::int64_t created = context_.started_unix_s();
     if (loaded && context_.models().contains(spec.name)) {
-      entry = to_json(context_.models().at(spec.name)->model->info());
+      const ServedModel& served = *context_.models().at(spec.name);
+      entry = to_json(served.model->info());
       entry["status"] = "ready";
+      created = served.loaded_unix_s;
     } else {
       entry["status"] = server_state_name(state);
     }
+    // OpenAI's model object first (its clients read these four), then vlmserve's own fields.
+    entry["id"] = spec.name;
+    entry["object"] = "model";
+    entry["created"] = created;
+    entry["owned_by"] = "vlmserve";
     entry["name"] = spec.name;
     entry["default"] = spec.name == context_.default_model();
     entry["batch_max"] = config_.batch_max;

@@ -9,13 +9,6 @@
 namespace vlm::server {
 namespace {
 
-std::string media_type(const std::string& content_type) {
-  std::string type = content_type.substr(0, content_type.find(';'));
-  while (!type.empty() && std::isspace(static_cast<unsigned char>(type.back()))) type.pop_back();
-  for (auto& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return type;
-}
-
 void add_param(ImageInput& input, const ImageInputRules& rules, const std::string& name, nlohmann::json value) {
   if (!rules.allowed_params.contains(name)) {
     std::string known;
@@ -72,6 +65,13 @@ void parse_json(const HttpRequest& request, const ImageInputRules& rules, ImageI
 }
 
 }  // namespace
+
+std::string media_type(const std::string& content_type) {
+  std::string type = content_type.substr(0, content_type.find(';'));
+  while (!type.empty() && std::isspace(static_cast<unsigned char>(type.back()))) type.pop_back();
+  for (auto& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return type;
+}
 
 std::string decode_base64(std::string_view text) {
   if (text.starts_with("data:")) {

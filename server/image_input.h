@@ -33,6 +33,9 @@ struct ImageInputRules {
 // unknown_parameter.
 ImageInput parse_image_input(const HttpRequest& request, const ImageInputRules& rules);
 
+// The media type of a Content-Type value, lower-cased, without parameters ("image/jpeg; q=1" -> "image/jpeg").
+std::string media_type(const std::string& content_type);
+
 // RFC 4648 base64 (standard or URL-safe alphabet, padding optional, whitespace ignored); an
 // optional "data:<type>;base64," prefix is skipped. Throws vlm::Error bad_base64 naming the offset.
 std::string decode_base64(std::string_view text);

@@ -17,6 +17,7 @@ std::vector<RouteSpec> App::route_table() {
       {"GET", "/openapi.json", Access::kApiKey, true, false, bind(&App::handle_openapi)},
       {"POST", "/detect", Access::kApiKey, true, true, bind(&App::handle_detect)},
       {"POST", "/think", Access::kApiKey, true, true, bind(&App::handle_think)},
+      {"POST", "/v1/chat/completions", Access::kApiKey, true, true, bind(&App::handle_chat_completions)},
   };
   // The results page (GET /, its stylesheet and script): public, since a browser cannot send the API
   // key when it loads a page; the page asks for the key and sends it with its own API calls.

@@ -52,6 +52,13 @@ struct ServerConfig {
   int max_connections_per_peer = 32;  // 0: no cap
   double drain_timeout_s = 30.0;
   int warmup_runs = 1;
+  // Image URLs in POST /v1/chat/completions: data: URLs always; http(s) only from these hosts
+  // (exact names, or "*.example.com" for its subdomains). Empty: no fetching.
+  std::vector<std::string> image_url_hosts;
+  double image_url_max_mb = 10.0;     // largest image fetched
+  double image_url_timeout_s = 10.0;  // whole fetch, connect to last byte
+  // For tests only: fetch from loopback, private and link-local addresses too.
+  bool image_url_allow_private = false;
   std::optional<audit::AuditOptions> audit;  // --audit-dir and friends; /think needs it
   std::string think_policy;                  // empty: the built-in copy of configs/think-policy.json
 };

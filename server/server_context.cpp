@@ -16,6 +16,10 @@ double elapsed_s(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+std::int64_t unix_now_s() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
 }  // namespace
 
 std::string_view server_state_name(ServerState state) {
@@ -39,7 +43,7 @@ ErrorCode state_error_code(ServerState state) {
 }
 
 ServerContext::ServerContext(ServerConfig config)
-    : config_(std::move(config)), admission_(config_.max_concurrent_requests) {
+    : config_(std::move(config)), started_unix_s_(unix_now_s()), admission_(config_.max_concurrent_requests) {
   validate(config_);
   default_model_ = config_.default_model.empty() ? config_.models.front().name : config_.default_model;
   if (config_.audit) {
@@ -97,6 +101,7 @@ void ServerContext::load_models() {
       batching.queue_capacity = config_.queue;
       served->batcher = std::make_unique<Batcher>(spec.name, *served->model, batching, metrics_);
       const double seconds = elapsed_s(start);
+      served->loaded_unix_s = unix_now_s();
       metrics_.set_model_load_seconds(spec.name, seconds);
       log::info("model '{}' ready: {} on {} ({:.0f} ms with warm-up)", spec.name, served->model->info().family,
                 served->model->info().device, seconds * 1e3);

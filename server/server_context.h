@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
@@ -25,6 +26,7 @@ ErrorCode state_error_code(ServerState state);
 
 struct ServedModel {
   std::string name;
+  std::int64_t loaded_unix_s = 0;  // when it became ready (GET /v1/models `created`)
   std::unique_ptr<Model> model;
   std::unique_ptr<Batcher> batcher;
 };
@@ -56,6 +58,7 @@ class ServerContext {
   // Readable once the state is kReady (or kDraining after it): published by load_models.
   const std::map<std::string, std::unique_ptr<ServedModel>>& models() const { return models_; }
   const std::string& default_model() const { return default_model_; }
+  std::int64_t started_unix_s() const { return started_unix_s_; }
   // The named (or default) model; throws vlm::Error model_not_found.
   ServedModel& model_for(const std::string& name);
   // When a request that started at `start` must have its answer (--timeout-s).
@@ -70,6 +73,7 @@ class ServerContext {
   Metrics metrics_;
   std::map<std::string, std::unique_ptr<ServedModel>> models_;
   std::string default_model_;
+  std::int64_t started_unix_s_ = 0;
   std::atomic<ServerState> state_{ServerState::kLoading};
   Admission admission_;
   std::unique_ptr<audit::AuditLog> audit_log_;

@@ -27,6 +27,14 @@ struct Timings {
   double postprocess_ms = 0.0;
 };
 
+// What a generative model read and wrote for one image (POST /v1/chat/completions reports it as
+// `usage`); zeros for models that read and write no tokens (YOLO).
+struct TokenUsage {
+  int prompt_tokens = 0;        // the text prompt's tokens, <s> and </s> included; image tokens are not counted
+  int completion_tokens = 0;    // ids generated after the decoder's start token, the end token included
+  bool hit_max_length = false;  // generation stopped at its length limit, not at an end token
+};
+
 // One image's answer, the record shape shared by `vlmserve detect` and POST /detect.
 struct ImageResult {
   int width = 0;
@@ -34,6 +42,7 @@ struct ImageResult {
   std::vector<Detection> detections;
   std::optional<TaskAnswer> answer;  // generative models only (Florence-2): the task's answer
   Timings timings;
+  TokenUsage usage;
 };
 
 // Per-call parameters. Families ignore what does not apply to them (task/text for YOLO).

@@ -93,6 +93,7 @@ class Florence2Model final : public Model {
       drop_batch_padding(tokens, generation);
       const std::string text = tokenizer_.decode(tokens, /*skip_special_tokens=*/false);
       ImageResult& result = results[i];
+      result.usage = usage_of(ids, tokens, generation);
       result.width = images[i].width();
       result.height = images[i].height();
       ParsedAnswer parsed = post_process_generation(text, task, ImageSize{result.width, result.height},
@@ -131,6 +132,14 @@ class Florence2Model final : public Model {
                                                    std::to_string(image_tokens) + " of them for the image)");
     }
     return ids;
+  }
+
+  // The decoder's start token is given, not generated; the end token is generated.
+  static TokenUsage usage_of(const std::vector<std::int64_t>& prompt, const std::vector<std::int32_t>& generated,
+                             const GenerationConfig& generation) {
+    const auto& eos = generation.eos_token_ids;
+    const bool ended = !generated.empty() && std::find(eos.begin(), eos.end(), generated.back()) != eos.end();
+    return {static_cast<int>(prompt.size()), std::max(0, static_cast<int>(generated.size()) - 1), !ended};
   }
 
   c10::Device device_;

@@ -56,7 +56,9 @@ std::string explain(httplib::Error error, const Url& url) {
 
 class Connection {
  public:
-  Connection(const Url& url, const HttpSettings& settings) : client_(url.origin()) {
+  Connection(const HttpRequest& request, const HttpSettings& settings) : client_(request.url.origin()) {
+    const Url& url = request.url;
+    if (!request.connect_address.empty()) client_.set_hostname_addr_map({{url.host, request.connect_address}});
     client_.set_connection_timeout(static_cast<time_t>(settings.connect_timeout.count()), 0);
     client_.set_read_timeout(static_cast<time_t>(settings.read_timeout.count()), 0);
     client_.set_follow_location(false);
@@ -139,14 +141,14 @@ std::string HttpResponse::header(std::string_view lowercase_name) const {
 }
 
 HttpResponse HttpClient::head(const HttpRequest& request) const {
-  Connection connection(request.url, settings_);
+  Connection connection(request, settings_);
   httplib::Result result = connection->Head(request.url.target, to_headers(request));
   if (!result) throw_transport(result.error(), request.url);
   return convert_head(*result);
 }
 
 HttpResponse HttpClient::get(const HttpRequest& request) const {
-  Connection connection(request.url, settings_);
+  Connection connection(request, settings_);
   httplib::Result result = connection->Get(request.url.target, to_headers(request));
   if (!result) throw_transport(result.error(), request.url);
   HttpResponse response = convert_head(*result);
@@ -157,7 +159,7 @@ HttpResponse HttpClient::get(const HttpRequest& request) const {
 HttpResponse HttpClient::get_streamed(const HttpRequest& request,
                                       const std::function<bool(const HttpResponse&)>& accept,
                                       const std::function<bool(const char*, std::size_t)>& sink) const {
-  Connection connection(request.url, settings_);
+  Connection connection(request, settings_);
   HttpResponse seen;
   bool stopped_by_caller = false;
   httplib::Result result = connection->Get(

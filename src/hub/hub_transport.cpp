@@ -76,7 +76,7 @@ std::vector<std::pair<std::string, std::string>> HubTransport::headers_for(const
 HttpResponse HubTransport::get(const std::string& url, std::string_view what) const {
   Url current = parse_url(url);
   for (int hop = 0; hop <= kMaxRedirects; ++hop) {
-    HttpResponse response = client_.get(HttpRequest{current, headers_for(current)});
+    HttpResponse response = client_.get(HttpRequest{current, headers_for(current), {}});
     if (response.is_redirect() && !response.header("location").empty()) {
       current = resolve_location(current, response.header("location"));
       continue;
@@ -91,7 +91,7 @@ HttpResponse HubTransport::get(const std::string& url, std::string_view what) co
 HttpResponse HubTransport::head(const std::string& url, std::string_view what) const {
   Url current = parse_url(url);
   for (int hop = 0; hop <= kMaxRedirects; ++hop) {
-    HttpResponse response = client_.head(HttpRequest{current, headers_for(current)});
+    HttpResponse response = client_.head(HttpRequest{current, headers_for(current), {}});
     if (response.is_redirect() && !response.header("location").empty()) {
       Url next = resolve_location(current, response.header("location"));
       if (next.origin() == current.origin()) {  // a renamed repository; the CDN is not followed
@@ -116,7 +116,7 @@ HttpResponse HubTransport::download(const std::string& url, std::uint64_t offset
     if (offset > 0) headers.emplace_back("Range", "bytes=" + std::to_string(offset) + "-");
     bool passed_on = false;
     HttpResponse response = client_.get_streamed(
-        HttpRequest{current, headers},
+        HttpRequest{current, headers, {}},
         [&](const HttpResponse& seen) {
           if (seen.is_redirect() || seen.status >= 400) return false;
           passed_on = true;

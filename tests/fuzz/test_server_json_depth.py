@@ -1,7 +1,7 @@
 """Deeply nested and huge JSON bodies against every JSON route of a real `vlmserve serve`.
 
 A body of nested arrays used to crash the process (recursive copy and dump of the parsed value);
-each case here must get a clean 4xx in the one error shape, and the server must answer /health
+each case here must get a clean 4xx in the route's error shape, and the server must answer /health
 afterwards. The server runs with the audit log on so /think takes its JSON path too.
 """
 
@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 from server_harness import TMP, Server, image_bytes, run_tests  # noqa: E402
 
 SERVER = None
-JSON_ROUTES = ("/detect", "/think")
+JSON_ROUTES = ("/detect", "/think", "/v1/chat/completions")
 MAX_DEPTH = 64  # the server's stated limit (docs/server.md)
 
 
@@ -59,7 +59,9 @@ class NestedJson(unittest.TestCase):
         if status == 200:
             return None
         self.assertEqual(set(answer), {"error"})
-        self.assertEqual(set(answer["error"]), {"code", "message", "request_id"})
+        # Routes under /v1/ answer in OpenAI's shape, with the same codes.
+        shape = {"message", "type", "param", "code"} if path.startswith("/v1/") else {"code", "message", "request_id"}
+        self.assertEqual(set(answer["error"]), shape)
         self.assertLess(len(answer["error"]["message"]), 400)
         return answer["error"]
 

@@ -59,12 +59,19 @@ SKIP = [
     (r"^scripts/test\.sh|^cmake --preset|^cmake --build|^ctest\b", "builds or tests this tree: what ran before this test"),
 ]
 PHOTOS = ("bus.jpg", "zidane.jpg")
+PYTHON_PREFIX = "#python\n"
 
 
 def sh_blocks(readme):
-    """[[command, ...], ...]: the commands of each ```sh block, in order."""
+    """[[command, ...], ...]: the commands of each ```sh block, in order. A ```python block right after
+    a ```sh block is one more command of it, run by the tests' Python (which has the openai client)
+    while that block's server still runs."""
     blocks = []
-    for body in re.findall(r"^```sh\n(.*?)^```", readme, re.S | re.M):
+    for kind, body in re.findall(r"^```(sh|python)\n(.*?)^```", readme, re.S | re.M):
+        if kind == "python":
+            if blocks:
+                blocks[-1].append(PYTHON_PREFIX + body)
+            continue
         commands, current = [], []
         for line in body.splitlines():
             if not current and (not line.strip() or line.lstrip().startswith("#")):
@@ -165,7 +172,8 @@ class ReadmeExamples(unittest.TestCase):
     def run_command(self, command):
         """None when the command did what the README says, else what went wrong."""
         in_tree = re.match(r"(scripts/debian_base\.sh|buildah)\b", command) is not None
-        proc = subprocess.run(["bash", "-c", command], cwd=ROOT if in_tree else self.repo, env=self.env,
+        argv = [sys.executable, "-c", command] if command.startswith(PYTHON_PREFIX) else ["bash", "-c", command]
+        proc = subprocess.run(argv, cwd=ROOT if in_tree else self.repo, env=self.env,
                               capture_output=True, text=True, timeout=600)
         shown = proc.stdout[-1500:] + proc.stderr[-1500:]
         if proc.returncode != 0:
@@ -219,6 +227,7 @@ class ReadmeExamples(unittest.TestCase):
         for kind in (r"^vlmserve detect", r"^vlmserve serve", r"\bcurl\b.*/detect", r"\bcurl\b.*/think",
                      r"^vlmserve think", r"^vlmserve audit verify", r"^vlmserve audit find", r"^scripts/run\.sh",
                      r"^scripts/export_yolo\.sh", r"^cmake --install", r"--config configs/server\.json",
+                     r"\bcurl\b.*/v1/chat/completions", r"^#python\n[\s\S]*chat\.completions\.create",
                      r"^scripts/debian_base\.sh", r"^buildah bud [^#]*--target cpu"):
             self.assertTrue(any(re.search(kind, c, re.M) for c in ran), f"no example matching {kind} was run")
         self.assertEqual(failures, [], "\n\n".join(f"{c}\n  -> {p}" for c, p in failures))

@@ -129,7 +129,8 @@ def write_task_refs(model, checkpoint_dir, paths, assets, case_list, generation,
             answer_text = processor.batch_decode(generated, skip_special_tokens=False)[0]
             answer = processor.post_process_generation(answer_text, task=task, image_size=image.size)
             records.append({"task": task, "text": text, "image": os.path.relpath(paths[photo], assets),
-                            "size": list(image.size), "generated_ids": generated[0].tolist(),
+                            "size": list(image.size), "prompt_ids": inputs["input_ids"][0].tolist(),
+                            "generated_ids": generated[0].tolist(),
                             "generated_text": answer_text, "answer": answer[task]})
     tasks = list(processor.tasks_answer_post_processing_type)
     with open(out_path, "w") as f:

@@ -48,6 +48,9 @@ struct HttpResponse {
 struct HttpRequest {
   Url url;
   std::vector<std::pair<std::string, std::string>> headers;
+  // When set, the connection goes to this IP address instead of a fresh lookup of url.host (TLS
+  // still verifies url.host): a caller that vetted the address it resolved connects to that one.
+  std::string connect_address;
 };
 
 struct HttpSettings {
