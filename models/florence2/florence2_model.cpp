@@ -1,5 +1,8 @@
 #include <algorithm>
 #include <chrono>
+#include <memory>
+#include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -7,6 +10,8 @@
 #include "florence2.h"
 #include "pipeline.h"
 #include "post_processor.h"
+#include "region_scores.h"
+#include "request_generation.h"
 #include "task_prompts.h"
 #include "vlm/attention.h"
 #include "vlm/device.h"
@@ -44,10 +49,12 @@ class Florence2Model final : public Model {
       : device_(parse_device(options.device)),
         pipeline_(dir, PipelineOptions{device_, options.half ? at::kHalf : at::kFloat,
                                        parse_attention_backend(options.attention)}),
-        tokenizer_(Tokenizer::from_directory(dir)) {
+        tokenizer_(Tokenizer::from_directory(dir)),
+        max_new_tokens_limit_(options.max_new_tokens_limit) {
     // Microsoft's remote-code processor adds these at runtime; tokenizer.json files that already
     // carry them (onnx-community, florence-community) keep their ids.
     tokenizer_.add_special_tokens(processor_added_tokens());
+    scorer_ = std::make_unique<RegionScorer>(tokenizer_);
     info_.family = "florence2";
     info_.source = dir.string();
     for (const auto& task : tasks()) info_.tasks.emplace_back(task.token);
@@ -60,11 +67,16 @@ class Florence2Model final : public Model {
 
   const ModelInfo& info() const override { return info_; }
 
-  void check_options(const DetectOptions& options) const override { prompt_ids(options); }
+  void check_options(const DetectOptions& options) const override {
+    prompt_ids(options);
+    check_generation_options(options, max_new_tokens_limit_);
+  }
 
   std::vector<ImageResult> run(std::span<const Image> images, const DetectOptions& options) override {
     const std::string task = task_of(options);
     const std::vector<std::int64_t> ids = prompt_ids(options);
+    check_generation_options(options, max_new_tokens_limit_);
+    const GenerationConfig generation = request_generation(pipeline_.config().generation, options);
     std::vector<ImageResult> results(images.size());
     if (images.empty()) return results;
     const auto start = std::chrono::steady_clock::now();
@@ -76,29 +88,34 @@ class Florence2Model final : public Model {
     const double preprocess_ms = elapsed_ms(start);
 
     const auto infer_start = std::chrono::steady_clock::now();
-    const auto& generation = pipeline_.config().generation;
     const at::Tensor encoder_hidden = pipeline_.encode(pipeline_.image_features(pixel_values), prompt_ids);
-    const at::Tensor generated =
-        pipeline_.generate(encoder_hidden, generation, generation.resolved_max_length(kDefaultMaxNewTokens));
+    const Generated generated = pipeline_.generate(
+        encoder_hidden, generation, request_max_length(generation, kDefaultMaxNewTokens, max_new_tokens_limit_));
     const double inference_ms = elapsed_ms(infer_start);
 
     const auto post_start = std::chrono::steady_clock::now();
     for (std::size_t i = 0; i < images.size(); ++i) {
-      const at::Tensor row = generated[static_cast<std::int64_t>(i)].to(at::kInt).contiguous();
+      const auto r = static_cast<std::int64_t>(i);
+      const at::Tensor row = generated.ids[r].to(at::kInt).contiguous();
       std::vector<std::int32_t> tokens(row.data_ptr<std::int32_t>(), row.data_ptr<std::int32_t>() + row.numel());
       drop_batch_padding(tokens, generation);
+      const at::Tensor log_prob_row = generated.token_log_probs[r].contiguous();
+      const std::span<const float> log_probs(log_prob_row.data_ptr<float>(), tokens.size());
       const std::string text = tokenizer_.decode(tokens, /*skip_special_tokens=*/false);
       ImageResult& result = results[i];
       result.width = images[i].width();
       result.height = images[i].height();
-      nlohmann::json parsed = post_process_generation(text, task, ImageSize{result.width, result.height},
-                                                      pipeline_.config().post_processor)[task];
-      fill_detections(parsed, result);
+      ParsedAnswer parsed =
+          parse_generation(text, task, ImageSize{result.width, result.height}, pipeline_.config().post_processor);
+      std::optional<std::vector<float>> scores = scorer_->score(tokens, log_probs, text, parsed.regions);
+      if (scores && options.conf) drop_regions_below(*options.conf, parsed.answer, *scores);
+      fill_detections(parsed.answer, scores ? *scores : std::vector<float>{}, result);
+      nlohmann::json scores_json = nullptr;  // pure text answers have no regions to score
+      if (scores && parsed.answer.is_object()) scores_json = *scores;
       result.extra = {{"task", task},
-                      {"result", parsed},
+                      {"result", std::move(parsed.answer)},
                       {"generated_ids", tokens},
-                      // transformers' post-processing yields no confidence; detections carry 0.
-                      {"scores", nullptr}};
+                      {"scores", std::move(scores_json)}};
     }
     const double post_ms = elapsed_ms(post_start);
     for (auto& result : results) {
@@ -132,8 +149,9 @@ class Florence2Model final : public Model {
     return ids;
   }
 
-  // Box-shaped answers become Detections; polygons and quad boxes stay in `extra` only.
-  static void fill_detections(const nlohmann::json& parsed, ImageResult& result) {
+  // Box-shaped answers become Detections, with their region scores (which list the boxes first);
+  // polygons and quad boxes stay in `extra` only.
+  static void fill_detections(const nlohmann::json& parsed, const std::vector<float>& scores, ImageResult& result) {
     if (!parsed.is_object() || !parsed.contains("bboxes")) return;
     const auto& boxes = parsed["bboxes"];
     const nlohmann::json* labels = nullptr;
@@ -142,6 +160,7 @@ class Florence2Model final : public Model {
     for (std::size_t i = 0; i < boxes.size(); ++i) {
       Detection d;
       if (labels && i < labels->size()) d.label = (*labels)[i].get<std::string>();
+      if (i < scores.size()) d.score = scores[i];
       for (std::size_t k = 0; k < 4 && k < boxes[i].size(); ++k) d.box[k] = boxes[i][k].get<float>();
       result.detections.push_back(std::move(d));
     }
@@ -150,6 +169,8 @@ class Florence2Model final : public Model {
   c10::Device device_;
   Pipeline pipeline_;
   Tokenizer tokenizer_;
+  std::unique_ptr<RegionScorer> scorer_;  // refers to tokenizer_, so built once it stands still
+  int max_new_tokens_limit_;
   ModelInfo info_;
 };
 

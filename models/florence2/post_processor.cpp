@@ -194,8 +194,9 @@ Json dequantize_points(const std::vector<long long>& bins, ImageSize size) {
   return out;
 }
 
-// re.finditer(r"<loc_(\d+)><loc_(\d+)><loc_(\d+)><loc_(\d+)>", text), dequantized.
-Json find_boxes(std::string_view text, ImageSize size) {
+// re.finditer(r"<loc_(\d+)><loc_(\d+)><loc_(\d+)><loc_(\d+)>", text), dequantized; each match's
+// range, shifted by `offset`, into `ranges`.
+Json find_boxes(std::string_view text, ImageSize size, std::vector<TextRange>& ranges, std::size_t offset) {
   Json boxes = Json::array();
   std::size_t i = 0;
   while (i < text.size()) {
@@ -210,6 +211,7 @@ Json find_boxes(std::string_view text, ImageSize size) {
     }
     if (k == 4) {
       boxes.push_back(dequantize_box(bins, size));
+      ranges.push_back({offset + i, offset + pos});
       i = pos;
     } else {
       ++i;
@@ -221,6 +223,8 @@ Json find_boxes(std::string_view text, ImageSize size) {
 struct Instance {
   Json boxes;  // list of boxes
   std::string label;
+  TextRange label_range;
+  std::vector<TextRange> box_ranges;  // one per box
 };
 
 // parse_description_with_bboxes_from_text_and_spans and, with a banned list,
@@ -230,15 +234,19 @@ std::vector<Instance> parse_bboxes(std::string_view raw, ImageSize size, bool al
   const std::string text = remove_sequence_tokens(raw);
   std::vector<Instance> out;
   for (std::string_view found : find_phrases(text, loc_run, !allow_empty_phrase)) {
+    const auto at = static_cast<std::size_t>(found.data() - text.data());
+    // A no-op in fact ([^<]+ and loc tokens hold neither), so offsets into phrase_text are offsets
+    // into found; kept as transformers has it.
     const std::string phrase_text = replace_first(replace_first(found, "<ground>"), "<obj>");
     if (phrase_text.empty() && !allow_empty_phrase) continue;
     const auto match = phrase_before_tokens(phrase_text, false);
     if (!match) continue;
     std::string phrase = python_strip(*match);
     if (banned != nullptr && banned->contains(phrase)) continue;
-    Json boxes = find_boxes(phrase_text, size);
+    std::vector<TextRange> box_ranges;
+    Json boxes = find_boxes(phrase_text, size, box_ranges, at);
     if (boxes.empty()) continue;
-    out.push_back({std::move(boxes), ascii_only(phrase)});
+    out.push_back({std::move(boxes), ascii_only(phrase), TextRange{at, at + match->size()}, std::move(box_ranges)});
   }
   return out;
 }
@@ -267,8 +275,10 @@ std::vector<std::string_view> poly_groups(std::string_view text) {
   return out;
 }
 
-// re.finditer(r"((?:<loc_\d+>)+)(?:<sep>|$)") -> the bins of each group.
-std::vector<std::vector<long long>> polygon_bin_groups(std::string_view text) {
+// re.finditer(r"((?:<loc_\d+>)+)(?:<sep>|$)") -> the bins of each group; each group's range, shifted
+// by `offset`, into `ranges`.
+std::vector<std::vector<long long>> polygon_bin_groups(std::string_view text, std::vector<TextRange>& ranges,
+                                                       std::size_t offset) {
   std::vector<std::vector<long long>> out;
   std::size_t i = 0;
   while (i < text.size()) {
@@ -289,6 +299,7 @@ std::vector<std::vector<long long>> polygon_bin_groups(std::string_view text) {
       p = loc->end;
     }
     out.push_back(std::move(bins));
+    ranges.push_back({offset + i, offset + end});
     i = at_end ? end : end + 5;
   }
   return out;
@@ -297,6 +308,7 @@ std::vector<std::vector<long long>> polygon_bin_groups(std::string_view text) {
 struct PolygonInstance {
   Json polygons;
   std::string label;
+  RegionSource source;
 };
 
 // parse_description_with_polygons_from_text_and_spans (with_box_at_start is never set).
@@ -311,6 +323,7 @@ std::vector<PolygonInstance> parse_polygons(std::string_view raw, ImageSize size
     const auto match = phrase_before_tokens(strip, true);
     if (!match) continue;
     const std::string phrase = python_strip(*match);
+    const auto label_at = static_cast<std::size_t>(strip.data() - text.data());
 
     std::vector<std::string_view> instances;
     if (phrase_text.find("<poly>") != kNpos && phrase_text.find("</poly>") != kNpos) {
@@ -319,18 +332,21 @@ std::vector<PolygonInstance> parse_polygons(std::string_view raw, ImageSize size
       instances = {phrase_text};
     }
     for (std::string_view inst : instances) {
-      const auto groups = polygon_bin_groups(inst);
+      RegionSource source{TextRange{label_at, label_at + match->size()}, {}};
+      const auto groups =
+          polygon_bin_groups(inst, source.locations, static_cast<std::size_t>(inst.data() - text.data()));
       if (groups.empty()) continue;
       Json polygons = Json::array();
       for (const auto& bins : groups) polygons.push_back(dequantize_points(bins, size));
-      out.push_back({std::move(polygons), phrase});
+      out.push_back({std::move(polygons), phrase, std::move(source)});
     }
   }
   return out;
 }
 
-// parse_ocr_from_text_and_spans with the default pattern (.+?)<loc_(\d+)>{8}.
-Json parse_ocr(std::string_view raw, ImageSize size, double area_threshold) {
+// parse_ocr_from_text_and_spans with the default pattern (.+?)<loc_(\d+)>{8}; each kept line's
+// source into `regions`.
+Json parse_ocr(std::string_view raw, ImageSize size, double area_threshold, std::vector<RegionSource>& regions) {
   const std::string text = remove_sequence_tokens(raw);
   Json quads = Json::array();
   Json labels = Json::array();
@@ -369,6 +385,7 @@ Json parse_ocr(std::string_view raw, ImageSize size, double area_threshold) {
     }
     const std::string_view content = std::string_view(text).substr(i, e - i);
     const auto& bins = hit->second;
+    const RegionSource source{TextRange{i, e}, {TextRange{e, hit->first}}};
     i = hit->first;
     std::vector<long long> quad;
     for (std::size_t k = 0; k < 8; ++k) quad.push_back(dequantize(bins[k], k % 2 == 0 ? size.width : size.height));
@@ -382,17 +399,19 @@ Json parse_ocr(std::string_view raw, ImageSize size, double area_threshold) {
     }
     quads.push_back(quad);
     labels.push_back(python_strip(content));
+    regions.push_back(source);
   }
   return Json{{"quad_boxes", std::move(quads)}, {"labels", std::move(labels)}};
 }
 
-Json boxes_answer(const std::vector<Instance>& instances) {
+Json boxes_answer(const std::vector<Instance>& instances, std::vector<RegionSource>& regions) {
   Json bboxes = Json::array();
   Json labels = Json::array();
   for (const Instance& inst : instances) {
-    for (const Json& box : inst.boxes) {
-      bboxes.push_back(box);
+    for (std::size_t b = 0; b < inst.boxes.size(); ++b) {
+      bboxes.push_back(inst.boxes[b]);
       labels.push_back(inst.label);
+      regions.push_back({inst.label_range, {inst.box_ranges[b]}});
     }
   }
   return Json{{"bboxes", std::move(bboxes)}, {"labels", std::move(labels)}};
@@ -421,26 +440,28 @@ std::vector<std::string> PostProcessorConfig::default_banned_grounding_tokens() 
 
 int dequantize_bin(long long bin, int axis_size) { return dequantize(bin, axis_size); }
 
-Json post_process_generation(std::string_view text, std::string_view task, ImageSize image_size,
-                             const PostProcessorConfig& config) {
+ParsedAnswer parse_generation(std::string_view text, std::string_view task, ImageSize image_size,
+                              const PostProcessorConfig& config) {
   if (image_size.width <= 0 || image_size.height <= 0) {
     throw Error(ErrorCode::kInvalidArgument, "image size must be positive, got " + std::to_string(image_size.width) +
                                                  "x" + std::to_string(image_size.height));
   }
-  Json answer;
+  ParsedAnswer out;
+  Json& answer = out.answer;
+  std::vector<RegionSource>& regions = out.regions;
   switch (post_process_type(task)) {
     case PostProcessType::kPureText:
       answer = python_strip(replace_all(replace_all(text, "<s>", ""), "</s>", ""));
       break;
-    case PostProcessType::kOcr: answer = parse_ocr(text, image_size, config.ocr_area_threshold); break;
+    case PostProcessType::kOcr: answer = parse_ocr(text, image_size, config.ocr_area_threshold, regions); break;
     case PostProcessType::kDescriptionWithBboxes:
-      answer = boxes_answer(parse_bboxes(text, image_size, false, nullptr));
+      answer = boxes_answer(parse_bboxes(text, image_size, false, nullptr), regions);
       break;
-    case PostProcessType::kBboxes: answer = boxes_answer(parse_bboxes(text, image_size, true, nullptr)); break;
+    case PostProcessType::kBboxes: answer = boxes_answer(parse_bboxes(text, image_size, true, nullptr), regions); break;
     case PostProcessType::kPhraseGrounding: {
       const std::unordered_set<std::string> banned(config.banned_grounding_tokens.begin(),
                                                    config.banned_grounding_tokens.end());
-      answer = boxes_answer(parse_bboxes(text, image_size, false, &banned));
+      answer = boxes_answer(parse_bboxes(text, image_size, false, &banned), regions);
       break;
     }
     case PostProcessType::kPolygons: {
@@ -449,6 +470,7 @@ Json post_process_generation(std::string_view text, std::string_view task, Image
       for (auto& inst : parse_polygons(text, image_size, true)) {
         polygons.push_back(std::move(inst.polygons));
         labels.push_back(std::move(inst.label));
+        regions.push_back(std::move(inst.source));
       }
       answer = Json{{"polygons", std::move(polygons)}, {"labels", std::move(labels)}};
       break;
@@ -462,9 +484,10 @@ Json post_process_generation(std::string_view text, std::string_view task, Image
         for (auto& inst : parse_polygons(text, image_size, false)) {
           polygons.push_back(std::move(inst.polygons));
           polygons_labels.push_back(std::move(inst.label));
+          regions.push_back(std::move(inst.source));
         }
       } else {
-        const Json flat = boxes_answer(parse_bboxes(text, image_size, false, nullptr));
+        const Json flat = boxes_answer(parse_bboxes(text, image_size, false, nullptr), regions);
         bboxes = flat["bboxes"];
         bboxes_labels = flat["labels"];
       }
@@ -475,7 +498,12 @@ Json post_process_generation(std::string_view text, std::string_view task, Image
       break;
     }
   }
-  return Json{{std::string(task), std::move(answer)}};
+  return out;
+}
+
+Json post_process_generation(std::string_view text, std::string_view task, ImageSize image_size,
+                             const PostProcessorConfig& config) {
+  return Json{{std::string(task), parse_generation(text, task, image_size, config).answer}};
 }
 
 }  // namespace vlm::florence2

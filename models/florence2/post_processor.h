@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -44,6 +45,30 @@ struct PostProcessorConfig {
 // Returns {task: answer}. Throws vlm::Error kInvalidArgument for a non-positive image size.
 nlohmann::json post_process_generation(std::string_view text, std::string_view task, ImageSize image_size,
                                        const PostProcessorConfig& config = {});
+
+// Byte range [begin, end) of the text a region was parsed from, as offsets into the text with every
+// <s>, </s> and <pad> removed (what the parsers read).
+struct TextRange {
+  std::size_t begin = 0;
+  std::size_t end = 0;
+};
+
+// The text one region of an answer came from: its label's text (empty when it has none) and its
+// <loc_*> tokens, never <poly>, </poly> or <sep>.
+struct RegionSource {
+  TextRange label;
+  std::vector<TextRange> locations;
+};
+
+// The answer as post_process_generation gives it for `task`, and where each of its regions came
+// from, in the order the answer lists them: bboxes, then polygons (one source per polygon entry,
+// all its parts together), or quad_boxes. No regions for pure text tasks.
+struct ParsedAnswer {
+  nlohmann::json answer;
+  std::vector<RegionSource> regions;
+};
+ParsedAnswer parse_generation(std::string_view text, std::string_view task, ImageSize image_size,
+                              const PostProcessorConfig& config = {});
 
 // transformers' dequantization of one loc bin along an axis of the given length.
 int dequantize_bin(long long bin, int axis_size);
