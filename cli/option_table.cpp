@@ -63,7 +63,12 @@ const std::vector<OptionSpec>& table() {
        "CPU threads for inference (0: libtorch's default)",
        {"detect", "serve", "think"},
        Range{0, 1024}},
-      {"conf", request(&DetectOptions::conf), "Confidence threshold in [0, 1]", {"detect", "serve"}, kUnit},
+      {"conf",
+       request(&DetectOptions::conf),
+       "Confidence threshold in [0, 1] (default: 0.25 for YOLO; none for Florence-2, whose region scores are "
+       "token probabilities)",
+       {"detect", "serve"},
+       kUnit},
       {"iou", request(&DetectOptions::iou), "NMS IoU threshold in [0, 1]", {"detect", "serve"}, kUnit},
       {"max-det",
        request(&DetectOptions::max_det),
@@ -78,6 +83,38 @@ const std::vector<OptionSpec>& table() {
       {"agnostic-nms", request(&DetectOptions::agnostic_nms), "Class-agnostic NMS", {"detect", "serve"}},
       {"task", request(&DetectOptions::task), "Florence-2 task token, e.g. \"<OD>\"", {"detect"}},
       {"text", request(&DetectOptions::text), "Florence-2 task input text", {"detect"}},
+      // Florence-2 generation: unset, the checkpoint's generation_config.json decides. Flags of
+      // detect and parameters of each /detect request; a served model's defaults are its checkpoint's.
+      {"num-beams",
+       request(&DetectOptions::num_beams),
+       "Florence-2 beam search width (1: greedy; default: the checkpoint's generation_config.json)",
+       {"detect"},
+       Range{1, kMaxNumBeams}},
+      {"max-new-tokens",
+       request(&DetectOptions::max_new_tokens),
+       "Florence-2 tokens to generate at most (default: the checkpoint's; at most --max-new-tokens-limit)",
+       {"detect"},
+       Range{1, kMaxNewTokensCeiling}},
+      {"no-repeat-ngram-size",
+       request(&DetectOptions::no_repeat_ngram_size),
+       "Florence-2: ban repeating any n-gram of this size (0: no ban; default: the checkpoint's)",
+       {"detect"},
+       Range{0, kMaxNoRepeatNgramSize}},
+      {"length-penalty",
+       request(&DetectOptions::length_penalty),
+       "Florence-2 beam search: finished beams score sum(log p) / length^this (default: the checkpoint's)",
+       {"detect"},
+       Range{-kMaxLengthPenalty, kMaxLengthPenalty}},
+      {"early-stopping",
+       request(&DetectOptions::early_stopping),
+       "Florence-2 beam search stop rule, as transformers' early_stopping (default: the checkpoint's)",
+       {"detect"}},
+      {"max-new-tokens-limit",
+       in(&Options::model, &ModelOptions::max_new_tokens_limit),
+       "Most Florence-2 tokens a request may ask for (max_new_tokens beyond it is refused); also caps the "
+       "checkpoint's default",
+       {"detect", "serve", "think"},
+       Range{1, kMaxNewTokensCeiling}},
       {"max-pixels",
        top(&Options::max_pixels),
        "Largest image accepted, in pixels (checked before decoding)",
@@ -382,6 +419,9 @@ std::string type_name(const OptionSpec& spec) {
   return std::visit(
       [](auto* field) -> std::string {
         using T = std::remove_pointer_t<decltype(field)>;
+        if constexpr (std::is_same_v<T, std::optional<EarlyStopping>>) return "true|false|never";
+        if constexpr (std::is_same_v<T, std::optional<int>>) return "INT";
+        if constexpr (std::is_same_v<T, std::optional<float>> || std::is_same_v<T, std::optional<double>>) return "FLOAT";
         if constexpr (std::is_same_v<T, bool>) return "";
         if constexpr (std::is_same_v<T, int> || std::is_same_v<T, std::int64_t>) return "INT";
         if constexpr (std::is_floating_point_v<T>) return "FLOAT";

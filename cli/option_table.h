@@ -16,9 +16,11 @@ namespace vlm::cli {
 
 struct Options;
 
-// Where an option's typed value lives; the type decides how text and JSON values are read.
+// Where an option's typed value lives; the type decides how text and JSON values are read. An
+// optional field is unset until a source gives it a value (the model's own default applies).
 using FieldRef = std::variant<int*, std::int64_t*, float*, double*, bool*, std::string*, std::vector<std::string>*,
-                              std::vector<int>*>;
+                              std::vector<int>*, std::optional<int>*, std::optional<float>*, std::optional<double>*,
+                              std::optional<EarlyStopping>*>;
 
 // Accepted numbers, for each element of an id list. Bounds may be open or infinite.
 struct Range {

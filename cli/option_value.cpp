@@ -13,6 +13,32 @@ namespace {
 
 constexpr std::size_t kShownChars = 64;
 
+template <class T>
+struct IsOptional : std::false_type {};
+template <class T>
+struct IsOptional<std::optional<T>> : std::true_type {};
+
+// The type a field holds a value of: T for T and for std::optional<T>.
+template <class T>
+struct ValueOf {
+  using type = T;
+};
+template <class T>
+struct ValueOf<std::optional<T>> {
+  using type = T;
+};
+
+constexpr const char* kNever = "never";
+
+std::string early_stopping_text(EarlyStopping value) {
+  switch (value) {
+    case EarlyStopping::kTrue: return "true";
+    case EarlyStopping::kFalse: return "false";
+    case EarlyStopping::kNever: return kNever;
+  }
+  return {};
+}
+
 // Integers as integers, others in the shortest form that reads back as T ("5e7", "0.25", 0.7F as "0.7").
 template <class T = double>
 std::string number_text(T value) {
@@ -81,7 +107,13 @@ class Reader {
 
   template <class T>
   void read(T& field) const {
-    if constexpr (std::is_same_v<T, bool>) {
+    if constexpr (IsOptional<T>::value) {
+      typename T::value_type value{};
+      read(value);
+      field = value;
+    } else if constexpr (std::is_same_v<T, EarlyStopping>) {
+      field = early_stopping(value_);
+    } else if constexpr (std::is_same_v<T, bool>) {
       field = boolean(value_);
     } else if constexpr (std::is_integral_v<T>) {
       field = static_cast<T>(integer<T>(value_, with_range("an integer")));
@@ -144,6 +176,15 @@ class Reader {
     fail("true or false", item);
   }
 
+  // transformers' early_stopping: a boolean (any of the boolean words) or "never".
+  EarlyStopping early_stopping(const nlohmann::json& item) const {
+    if (item.is_string() && item.get_ref<const std::string&>() == kNever) return EarlyStopping::kNever;
+    const bool is_boolean =
+        item.is_boolean() || (item.is_string() && parse_bool_text(item.get_ref<const std::string&>()).has_value());
+    if (!is_boolean) fail("true, false or never", item);
+    return boolean(item) ? EarlyStopping::kTrue : EarlyStopping::kFalse;
+  }
+
   // A JSON array as it is; text split at commas, each item trimmed. Empty text is an empty list; an
   // empty item between commas is an error.
   std::vector<nlohmann::json> items(const std::string& expected) const {
@@ -179,14 +220,37 @@ void assign_value(const OptionSpec& spec, FieldRef field, const nlohmann::json& 
 }
 
 nlohmann::json value_json(FieldRef field) {
-  return std::visit([](auto* target) { return nlohmann::json(*target); }, field);
+  return std::visit(
+      [](auto* target) -> nlohmann::json {
+        using T = std::remove_pointer_t<decltype(target)>;
+        if constexpr (IsOptional<T>::value) {
+          if (!target->has_value()) return nullptr;
+          if constexpr (std::is_same_v<typename T::value_type, EarlyStopping>) {
+            return **target == EarlyStopping::kNever ? nlohmann::json(kNever)
+                                                     : nlohmann::json(**target == EarlyStopping::kTrue);
+          } else {
+            return **target;
+          }
+        } else {
+          return *target;
+        }
+      },
+      field);
 }
 
 std::string value_text(FieldRef field) {
   return std::visit(
       [](auto* target) -> std::string {
         using T = std::remove_pointer_t<decltype(target)>;
-        if constexpr (std::is_same_v<T, bool>) {
+        if constexpr (IsOptional<T>::value) {
+          if (!target->has_value()) return "";
+          if constexpr (std::is_same_v<typename T::value_type, EarlyStopping>) {
+            return early_stopping_text(**target);
+          } else {
+            typename T::value_type value = **target;
+            return value_text(&value);
+          }
+        } else if constexpr (std::is_same_v<T, bool>) {
           return *target ? "true" : "";
         } else if constexpr (std::is_floating_point_v<T>) {
           return number_text(*target);
@@ -215,7 +279,7 @@ std::string accepted_text(const OptionSpec& spec) {
   Options defaults;
   return std::visit(
       [&](auto* target) -> std::string {
-        using T = std::remove_pointer_t<decltype(target)>;
+        using T = typename ValueOf<std::remove_pointer_t<decltype(target)>>::type;
         if constexpr (std::is_same_v<T, std::vector<int>>) return with_range("a list of integers", spec.range);
         if constexpr (std::is_floating_point_v<T>) return with_range("a number", spec.range);
         if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) return with_range("an integer", spec.range);

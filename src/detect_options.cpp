@@ -10,8 +10,8 @@ namespace vlm {
 
 void validate(const DetectOptions& options) {
   auto fail = [](const std::string& what) { throw Error(ErrorCode::kInvalidArgument, what); };
-  if (!std::isfinite(options.conf) || options.conf < 0.0F || options.conf > 1.0F) {
-    fail("conf must be in [0, 1], got " + std::to_string(options.conf));
+  if (options.conf && (!std::isfinite(*options.conf) || *options.conf < 0.0F || *options.conf > 1.0F)) {
+    fail("conf must be in [0, 1], got " + std::to_string(*options.conf));
   }
   if (!std::isfinite(options.iou) || options.iou < 0.0F || options.iou > 1.0F) {
     fail("iou must be in [0, 1], got " + std::to_string(options.iou));
@@ -23,6 +23,21 @@ void validate(const DetectOptions& options) {
     if (class_id < 0 || class_id > kMaxClassId) {
       fail("classes must be class ids in [0, " + std::to_string(kMaxClassId) + "], got " + std::to_string(class_id));
     }
+  }
+  if (options.num_beams && (*options.num_beams < 1 || *options.num_beams > kMaxNumBeams)) {
+    fail("num_beams must be in [1, " + std::to_string(kMaxNumBeams) + "], got " + std::to_string(*options.num_beams));
+  }
+  if (options.max_new_tokens && *options.max_new_tokens < 1) {
+    fail("max_new_tokens must be >= 1, got " + std::to_string(*options.max_new_tokens));
+  }
+  if (options.no_repeat_ngram_size &&
+      (*options.no_repeat_ngram_size < 0 || *options.no_repeat_ngram_size > kMaxNoRepeatNgramSize)) {
+    fail("no_repeat_ngram_size must be in [0, " + std::to_string(kMaxNoRepeatNgramSize) + "], got " +
+         std::to_string(*options.no_repeat_ngram_size));
+  }
+  if (options.length_penalty &&
+      (!std::isfinite(*options.length_penalty) || std::fabs(*options.length_penalty) > kMaxLengthPenalty)) {
+    fail("length_penalty must be in [-100, 100], got " + std::to_string(*options.length_penalty));
   }
 }
 

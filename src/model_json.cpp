@@ -65,8 +65,15 @@ nlohmann::json to_json(const ImageResult& result) {
     out["task"] = result.answer->task;
     out["result"] = task_answer_json(*result.answer, result.detections);
     out["generated_ids"] = result.answer->generated_ids;
-    // transformers' post-processing yields no confidence; detections carry 0.
+    // One per region, in the order `result` lists them (boxes, then polygons, or quad boxes).
     out["scores"] = nullptr;
+    if (result.answer->scored) {
+      auto scores = nlohmann::json::array();
+      for (const Detection& box : result.detections) scores.push_back(box.score);
+      for (const PolygonRegion& region : result.answer->polygon_regions) scores.push_back(region.score);
+      for (const QuadRegion& region : result.answer->quad_regions) scores.push_back(region.score);
+      out["scores"] = std::move(scores);
+    }
   }
   out["timings"] = to_json(result.timings);
   return out;

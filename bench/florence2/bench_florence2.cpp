@@ -208,7 +208,7 @@ int run(const Args& args) {
     at::Tensor generated;
     times = time_calls(device, args.warmup, args.repeats, [&] {
       generated =
-          pipeline.generate(pipeline.encode(pipeline.image_features(pixel_values), prompt), generation, max_length);
+          pipeline.generate(pipeline.encode(pipeline.image_features(pixel_values), prompt), generation, max_length).ids;
     });
     const at::Tensor ids = generated.to(at::kCPU, at::kLong).contiguous();
     std::vector<std::vector<std::int64_t>> rows;

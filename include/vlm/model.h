@@ -45,22 +45,50 @@ struct ImageResult {
   TokenUsage usage;
 };
 
-// Per-call parameters. Families ignore what does not apply to them (task/text for YOLO).
-// Requests are batched together only when their options compare equal, so every field takes part.
+// When beam search stops, as transformers' early_stopping: kTrue once num_beams candidates are
+// finished, kFalse once no running beam can still beat the finished ones (judged at the current
+// length), kNever only when none can at the longest length left.
+enum class EarlyStopping { kFalse, kTrue, kNever };
+
+// Per-call parameters. Families refuse what does not apply to them (task, text and the generation
+// settings for YOLO). Requests are batched together only when their options compare equal, so
+// every field takes part.
 struct DetectOptions {
-  float conf = 0.25F;
+  // Keep detections scoring above this, in [0, 1]. Unset: kYoloDefaultConf for YOLO; no filtering
+  // for Florence-2, whose scores (token probabilities) run far lower than a detector's.
+  std::optional<float> conf;
   float iou = 0.7F;
   int max_det = 300;
   std::vector<int> classes;  // empty: all classes
   bool agnostic_nms = false;
   std::string task;  // Florence-2 task token, e.g. "<OD>"
   std::string text;  // Florence-2 task input
+  // Florence-2 generation, as transformers' generate() arguments of the same names; unset: the
+  // checkpoint's generation_config.json.
+  std::optional<int> num_beams;
+  std::optional<int> max_new_tokens;  // also bounded by the model's ModelOptions::max_new_tokens_limit
+  std::optional<int> no_repeat_ngram_size;
+  std::optional<double> length_penalty;
+  std::optional<EarlyStopping> early_stopping;
 
+  bool has_generation_settings() const {
+    return num_beams || max_new_tokens || no_repeat_ngram_size || length_penalty || early_stopping;
+  }
   bool operator==(const DetectOptions&) const = default;
 };
+// YOLO's threshold when DetectOptions::conf is unset (Ultralytics' predict default).
+inline constexpr float kYoloDefaultConf = 0.25F;
 // The ranges validate() enforces; the option table declares the same for flags and requests.
 inline constexpr int kMaxDetLimit = 10'000;
 inline constexpr int kMaxClassId = 1'000'000;
+// Beams multiply a request's decoder work and cache memory; wider searches gain nothing on Florence-2.
+inline constexpr int kMaxNumBeams = 32;
+// no_repeat_ngram_size beyond the decoder's positions bans nothing.
+inline constexpr int kMaxNoRepeatNgramSize = 1024;
+// |length_penalty| beyond this only overflows the length normalisation.
+inline constexpr double kMaxLengthPenalty = 100.0;
+// --max-new-tokens-limit's own bound (the decoder's positions cap generation far below it).
+inline constexpr int kMaxNewTokensCeiling = 1'000'000;
 // Throws kInvalidArgument naming the first out-of-range field.
 void validate(const DetectOptions& options);
 // Throws kInvalidArgument naming the model's range when a class id is not one of `class_names`'
@@ -73,6 +101,9 @@ struct ModelOptions {
   bool half = false;           // fp16 weights and activations (CUDA only)
   std::string attention = "auto";
   bool flash_autotune = true;  // process-wide (set_flash_autotune); time the flash tiles per shape bucket
+  // Longest generation a request may ask for (DetectOptions::max_new_tokens; refused beyond), and the
+  // cap on the checkpoint's own default: it bounds the decoder cache a request can make us allocate.
+  int max_new_tokens_limit = 1024;
 };
 
 struct ModelInfo {

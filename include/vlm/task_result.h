@@ -21,7 +21,7 @@ enum class AnswerShape : std::uint8_t {
 // original-image pixels, clockwise from the top left as the model emits it).
 struct QuadRegion {
   std::string label;
-  float score = 0.0F;
+  float score = 0.0F;  // see TaskAnswer::scored
   std::array<float, 8> quad{};
 };
 
@@ -40,6 +40,9 @@ struct TaskAnswer {
   std::vector<QuadRegion> quad_regions;
   std::vector<PolygonRegion> polygon_regions;
   std::vector<std::int32_t> generated_ids;  // the decoder's output, special tokens included
+  // The regions carry scores (the probabilities of the tokens they were read from); false for text
+  // answers and where the tokens could not be matched to the text.
+  bool scored = false;
 };
 
 }  // namespace vlm

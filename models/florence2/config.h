@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "post_processor.h"
+#include "vlm/model.h"
 
 namespace vlm::florence2 {
 
@@ -60,7 +61,8 @@ struct GenerationConfig {
   std::optional<int> max_new_tokens;
   // EOS is banned until this many tokens follow the start token (transformers' min_new_tokens).
   int min_new_tokens = 0;
-  enum class EarlyStopping { kFalse, kTrue, kNever } early_stopping = EarlyStopping::kFalse;
+  using EarlyStopping = vlm::EarlyStopping;
+  EarlyStopping early_stopping = EarlyStopping::kFalse;
   double length_penalty = 1.0;
   int no_repeat_ngram_size = 0;
   int decoder_start_token_id = 2;

@@ -1,5 +1,8 @@
 #include <algorithm>
 #include <chrono>
+#include <memory>
+#include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -7,6 +10,8 @@
 #include "florence2.h"
 #include "pipeline.h"
 #include "post_processor.h"
+#include "region_scores.h"
+#include "request_generation.h"
 #include "task_prompts.h"
 #include "vlm/device.h"
 #include "vlm/error.h"
@@ -45,10 +50,12 @@ class Florence2Model final : public Model {
       : device_(parse_device(options.device)),
         pipeline_(dir, PipelineOptions{device_, options.half ? at::kHalf : at::kFloat,
                                        parse_attention_backend(options.attention)}),
-        tokenizer_(Tokenizer::from_directory(dir)) {
+        tokenizer_(Tokenizer::from_directory(dir)),
+        max_new_tokens_limit_(options.max_new_tokens_limit) {
     // Microsoft's remote-code processor adds these at runtime; tokenizer.json files that already
     // carry them (onnx-community, florence-community) keep their ids.
     tokenizer_.add_special_tokens(processor_added_tokens());
+    scorer_ = std::make_unique<RegionScorer>(tokenizer_);
     info_.family = "florence2";
     info_.source = dir.string();
     for (const auto& task : tasks()) {
@@ -64,11 +71,16 @@ class Florence2Model final : public Model {
 
   const ModelInfo& info() const override { return info_; }
 
-  void check_options(const DetectOptions& options) const override { prompt_ids(options); }
+  void check_options(const DetectOptions& options) const override {
+    prompt_ids(options);
+    check_generation_options(options, max_new_tokens_limit_);
+  }
 
   std::vector<ImageResult> run(std::span<const Image> images, const DetectOptions& options) override {
     const std::string task = task_of(options);
     const std::vector<std::int64_t> ids = prompt_ids(options);
+    check_generation_options(options, max_new_tokens_limit_);
+    const GenerationConfig generation = request_generation(pipeline_.config().generation, options);
     std::vector<ImageResult> results(images.size());
     if (images.empty()) return results;
     const auto start = std::chrono::steady_clock::now();
@@ -80,17 +92,19 @@ class Florence2Model final : public Model {
     const double preprocess_ms = elapsed_ms(start);
 
     const auto infer_start = std::chrono::steady_clock::now();
-    const auto& generation = pipeline_.config().generation;
     const at::Tensor encoder_hidden = pipeline_.encode(pipeline_.image_features(pixel_values), prompt_ids);
-    const at::Tensor generated =
-        pipeline_.generate(encoder_hidden, generation, generation.resolved_max_length(kDefaultMaxNewTokens));
+    const Generated generated = pipeline_.generate(
+        encoder_hidden, generation, request_max_length(generation, kDefaultMaxNewTokens, max_new_tokens_limit_));
     const double inference_ms = elapsed_ms(infer_start);
 
     const auto post_start = std::chrono::steady_clock::now();
     for (std::size_t i = 0; i < images.size(); ++i) {
-      const at::Tensor row = generated[static_cast<std::int64_t>(i)].to(at::kInt).contiguous();
+      const auto r = static_cast<std::int64_t>(i);
+      const at::Tensor row = generated.ids[r].to(at::kInt).contiguous();
       std::vector<std::int32_t> tokens(row.data_ptr<std::int32_t>(), row.data_ptr<std::int32_t>() + row.numel());
       drop_batch_padding(tokens, generation);
+      const at::Tensor log_prob_row = generated.token_log_probs[r].contiguous();
+      const std::span<const float> log_probs(log_prob_row.data_ptr<float>(), tokens.size());
       const std::string text = tokenizer_.decode(tokens, /*skip_special_tokens=*/false);
       ImageResult& result = results[i];
       result.usage = usage_of(ids, tokens, generation);
@@ -98,6 +112,11 @@ class Florence2Model final : public Model {
       result.height = images[i].height();
       ParsedAnswer parsed = post_process_generation(text, task, ImageSize{result.width, result.height},
                                                     pipeline_.config().post_processor);
+      // Scores exist when the tokens line up with the parsed text (RegionScorer::score).
+      if (const auto scores = scorer_->score(tokens, log_probs, text, parsed.sources)) {
+        assign_region_scores(*scores, parsed);
+        if (options.conf) drop_regions_below(*options.conf, parsed);
+      }
       result.detections = std::move(parsed.boxes);
       result.answer = std::move(parsed.answer);
       result.answer->generated_ids = std::move(tokens);
@@ -145,6 +164,8 @@ class Florence2Model final : public Model {
   c10::Device device_;
   Pipeline pipeline_;
   Tokenizer tokenizer_;
+  std::unique_ptr<RegionScorer> scorer_;  // refers to tokenizer_, so built once it stands still
+  int max_new_tokens_limit_;
   ModelInfo info_;
 };
 

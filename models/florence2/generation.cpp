@@ -61,7 +61,7 @@ void DecodeState::step() {
   }
 }
 
-at::Tensor DecodeState::run(const at::Tensor& encoder_hidden, BeamTrace* trace) {
+Generated DecodeState::run(const at::Tensor& encoder_hidden, BeamTrace* trace) {
   const int max_length = search_->shape().max_length;
   start(encoder_hidden);
   // With a trace every step is recorded, so the flag is read every step and no step runs past the end.
@@ -75,8 +75,8 @@ at::Tensor DecodeState::run(const at::Tensor& encoder_hidden, BeamTrace* trace) 
   return search_->result();
 }
 
-at::Tensor Generator::generate(const at::Tensor& encoder_hidden, const GenerationConfig& config, int max_length,
-                               BeamTrace* trace) {
+Generated Generator::generate(const at::Tensor& encoder_hidden, const GenerationConfig& config, int max_length,
+                              BeamTrace* trace) {
   if (max_length < 2) {
     throw Error(ErrorCode::kInvalidArgument, "max_length " + std::to_string(max_length) +
                                                  " leaves no room to generate after the decoder start token");
@@ -98,9 +98,9 @@ at::Tensor Generator::generate(const at::Tensor& encoder_hidden, const Generatio
     states_.splice(states_.begin(), states_, it);
   }
   DecodeState& state = *states_.front();
-  at::Tensor ids = state.run(encoder_hidden, trace);
+  Generated generated = state.run(encoder_hidden, trace);
   last_graphed_ = state.graphed();
-  return ids;
+  return generated;
 }
 
 bool Generator::last_graphed() const {

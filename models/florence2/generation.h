@@ -31,8 +31,8 @@ class DecodeState {
   void start(const at::Tensor& encoder_hidden);
   // One step: a graph replay or the eager step.
   void step();
-  // start(), then steps until the search ends: ids as generate() returns them.
-  at::Tensor run(const at::Tensor& encoder_hidden, BeamTrace* trace = nullptr);
+  // start(), then steps until the search ends: ids as generate() returns them, with their log-probs.
+  Generated run(const at::Tensor& encoder_hidden, BeamTrace* trace = nullptr);
   bool graphed() const { return graph_.captured(); }
   // Steps with the shapes a captured graph has (whole-buffer cache moves), without capturing: how
   // tests run the graphed step's tensor code on the CPU.
@@ -60,9 +60,10 @@ class Generator {
  public:
   explicit Generator(const BartDecoder& decoder) : decoder_(decoder) {}
   // `encoder_hidden` [B, S, D] holds one row per image. Returns int64 CPU ids [B, T], start token
-  // first, shorter rows padded with pad_token_id exactly as transformers pads them.
-  at::Tensor generate(const at::Tensor& encoder_hidden, const GenerationConfig& config, int max_length,
-                      BeamTrace* trace = nullptr);
+  // first, shorter rows padded with pad_token_id exactly as transformers pads them, and each token's
+  // log-probability (Generated).
+  Generated generate(const at::Tensor& encoder_hidden, const GenerationConfig& config, int max_length,
+                     BeamTrace* trace = nullptr);
   // Whether the last generate() replayed a captured CUDA graph.
   bool last_graphed() const;
 

@@ -59,8 +59,8 @@ at::Tensor Pipeline::first_step_logits(const at::Tensor& encoder_hidden) const {
   return decoder_->forward(start, cache).select(1, 0).to(at::kCPU, at::kFloat);
 }
 
-at::Tensor Pipeline::generate(const at::Tensor& encoder_hidden, const GenerationConfig& generation, int max_length,
-                              BeamTrace* trace) const {
+Generated Pipeline::generate(const at::Tensor& encoder_hidden, const GenerationConfig& generation, int max_length,
+                             BeamTrace* trace) const {
   at::NoGradGuard no_grad;
   // The last token is generated from position max_position_embeddings - 1 and never fed back, so
   // one more than the positions fit, as in transformers.

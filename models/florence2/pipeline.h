@@ -47,8 +47,8 @@ class Pipeline {
   at::Tensor encode(const at::Tensor& image_features, const at::Tensor& prompt_ids) const;
   // Logits of the first decoder step (decoder_start_token_id) [B, vocab], float32 CPU.
   at::Tensor first_step_logits(const at::Tensor& encoder_hidden) const;
-  at::Tensor generate(const at::Tensor& encoder_hidden, const GenerationConfig& generation, int max_length,
-                      BeamTrace* trace = nullptr) const;
+  Generated generate(const at::Tensor& encoder_hidden, const GenerationConfig& generation, int max_length,
+                     BeamTrace* trace = nullptr) const;
   // Whether the last generate() replayed its decode step as a CUDA graph.
   bool last_generation_graphed() const { return generator_->last_graphed(); }
 

@@ -195,8 +195,9 @@ std::vector<float> dequantize_points(const std::vector<long long>& bins, ImageSi
   return out;
 }
 
-// re.finditer(r"<loc_(\d+)><loc_(\d+)><loc_(\d+)><loc_(\d+)>", text), dequantized.
-std::vector<Box> find_boxes(std::string_view text, ImageSize size) {
+// re.finditer(r"<loc_(\d+)><loc_(\d+)><loc_(\d+)><loc_(\d+)>", text), dequantized; each match's
+// range, shifted by `offset`, into `ranges`.
+std::vector<Box> find_boxes(std::string_view text, ImageSize size, std::vector<TextRange>& ranges, std::size_t offset) {
   std::vector<Box> boxes;
   std::size_t i = 0;
   while (i < text.size()) {
@@ -211,6 +212,7 @@ std::vector<Box> find_boxes(std::string_view text, ImageSize size) {
     }
     if (k == 4) {
       boxes.push_back(dequantize_box(bins, size));
+      ranges.push_back({offset + i, offset + pos});
       i = pos;
     } else {
       ++i;
@@ -222,6 +224,8 @@ std::vector<Box> find_boxes(std::string_view text, ImageSize size) {
 struct Instance {
   std::vector<Box> boxes;
   std::string label;
+  TextRange label_range;
+  std::vector<TextRange> box_ranges;  // one per box
 };
 
 // parse_description_with_bboxes_from_text_and_spans and, with a banned list,
@@ -231,15 +235,19 @@ std::vector<Instance> parse_bboxes(std::string_view raw, ImageSize size, bool al
   const std::string text = remove_sequence_tokens(raw);
   std::vector<Instance> out;
   for (std::string_view found : find_phrases(text, loc_run, !allow_empty_phrase)) {
+    const auto at = static_cast<std::size_t>(found.data() - text.data());
+    // A no-op in fact ([^<]+ and loc tokens hold neither), so offsets into phrase_text are offsets
+    // into found; kept as transformers has it.
     const std::string phrase_text = replace_first(replace_first(found, "<ground>"), "<obj>");
     if (phrase_text.empty() && !allow_empty_phrase) continue;
     const auto match = phrase_before_tokens(phrase_text, false);
     if (!match) continue;
     std::string phrase = python_strip(*match);
     if (banned != nullptr && banned->contains(phrase)) continue;
-    std::vector<Box> boxes = find_boxes(phrase_text, size);
+    std::vector<TextRange> box_ranges;
+    std::vector<Box> boxes = find_boxes(phrase_text, size, box_ranges, at);
     if (boxes.empty()) continue;
-    out.push_back({std::move(boxes), ascii_only(phrase)});
+    out.push_back({std::move(boxes), ascii_only(phrase), TextRange{at, at + match->size()}, std::move(box_ranges)});
   }
   return out;
 }
@@ -268,8 +276,10 @@ std::vector<std::string_view> poly_groups(std::string_view text) {
   return out;
 }
 
-// re.finditer(r"((?:<loc_\d+>)+)(?:<sep>|$)") -> the bins of each group.
-std::vector<std::vector<long long>> polygon_bin_groups(std::string_view text) {
+// re.finditer(r"((?:<loc_\d+>)+)(?:<sep>|$)") -> the bins of each group; each group's range, shifted
+// by `offset`, into `ranges`.
+std::vector<std::vector<long long>> polygon_bin_groups(std::string_view text, std::vector<TextRange>& ranges,
+                                                       std::size_t offset) {
   std::vector<std::vector<long long>> out;
   std::size_t i = 0;
   while (i < text.size()) {
@@ -290,6 +300,7 @@ std::vector<std::vector<long long>> polygon_bin_groups(std::string_view text) {
       p = loc->end;
     }
     out.push_back(std::move(bins));
+    ranges.push_back({offset + i, offset + end});
     i = at_end ? end : end + 5;
   }
   return out;
@@ -298,6 +309,7 @@ std::vector<std::vector<long long>> polygon_bin_groups(std::string_view text) {
 struct PolygonInstance {
   std::vector<std::vector<float>> polygons;
   std::string label;
+  RegionSource source;
 };
 
 // parse_description_with_polygons_from_text_and_spans (with_box_at_start is never set).
@@ -312,6 +324,7 @@ std::vector<PolygonInstance> parse_polygons(std::string_view raw, ImageSize size
     const auto match = phrase_before_tokens(strip, true);
     if (!match) continue;
     const std::string phrase = python_strip(*match);
+    const auto label_at = static_cast<std::size_t>(strip.data() - text.data());
 
     std::vector<std::string_view> instances;
     if (phrase_text.find("<poly>") != kNpos && phrase_text.find("</poly>") != kNpos) {
@@ -320,18 +333,22 @@ std::vector<PolygonInstance> parse_polygons(std::string_view raw, ImageSize size
       instances = {phrase_text};
     }
     for (std::string_view inst : instances) {
-      const auto groups = polygon_bin_groups(inst);
+      RegionSource source{TextRange{label_at, label_at + match->size()}, {}};
+      const auto groups =
+          polygon_bin_groups(inst, source.locations, static_cast<std::size_t>(inst.data() - text.data()));
       if (groups.empty()) continue;
       std::vector<std::vector<float>> polygons;
       for (const auto& bins : groups) polygons.push_back(dequantize_points(bins, size));
-      out.push_back({std::move(polygons), phrase});
+      out.push_back({std::move(polygons), phrase, std::move(source)});
     }
   }
   return out;
 }
 
-// parse_ocr_from_text_and_spans with the default pattern (.+?)<loc_(\d+)>{8}.
-std::vector<QuadRegion> parse_ocr(std::string_view raw, ImageSize size, double area_threshold) {
+// parse_ocr_from_text_and_spans with the default pattern (.+?)<loc_(\d+)>{8}; each kept line's
+// source into `sources`.
+std::vector<QuadRegion> parse_ocr(std::string_view raw, ImageSize size, double area_threshold,
+                                  std::vector<RegionSource>& sources) {
   const std::string text = remove_sequence_tokens(raw);
   std::vector<QuadRegion> regions;
   const std::size_t n = text.size();
@@ -369,6 +386,7 @@ std::vector<QuadRegion> parse_ocr(std::string_view raw, ImageSize size, double a
     }
     const std::string_view content = std::string_view(text).substr(i, e - i);
     const auto& bins = hit->second;
+    const RegionSource source{TextRange{i, e}, {TextRange{e, hit->first}}};
     i = hit->first;
     std::vector<long long> quad;
     for (std::size_t k = 0; k < 8; ++k) quad.push_back(dequantize(bins[k], k % 2 == 0 ? size.width : size.height));
@@ -384,27 +402,30 @@ std::vector<QuadRegion> parse_ocr(std::string_view raw, ImageSize size, double a
     region.label = python_strip(content);
     for (std::size_t k = 0; k < 8; ++k) region.quad[k] = static_cast<float>(quad[k]);
     regions.push_back(std::move(region));
+    sources.push_back(source);
   }
   return regions;
 }
 
 // One Detection per box, each labelled with its phrase.
-std::vector<Detection> boxes_answer(const std::vector<Instance>& instances) {
+std::vector<Detection> boxes_answer(const std::vector<Instance>& instances, std::vector<RegionSource>& sources) {
   std::vector<Detection> boxes;
   for (const Instance& inst : instances) {
-    for (const Box& box : inst.boxes) {
+    for (std::size_t b = 0; b < inst.boxes.size(); ++b) {
       Detection d;
       d.label = inst.label;
-      d.box = box;
+      d.box = inst.boxes[b];
       boxes.push_back(std::move(d));
+      sources.push_back({inst.label_range, {inst.box_ranges[b]}});
     }
   }
   return boxes;
 }
 
-std::vector<PolygonRegion> polygon_regions(std::vector<PolygonInstance> instances) {
+std::vector<PolygonRegion> polygon_regions(std::vector<PolygonInstance> instances, std::vector<RegionSource>& sources) {
   std::vector<PolygonRegion> regions;
   for (auto& inst : instances) {
+    sources.push_back(std::move(inst.source));
     PolygonRegion region;
     region.label = std::move(inst.label);
     region.polygons = std::move(inst.polygons);
@@ -452,33 +473,33 @@ ParsedAnswer post_process_generation(std::string_view text, std::string_view tas
       break;
     case PostProcessType::kOcr:
       answer.shape = AnswerShape::kQuadBoxes;
-      answer.quad_regions = parse_ocr(text, image_size, config.ocr_area_threshold);
+      answer.quad_regions = parse_ocr(text, image_size, config.ocr_area_threshold, parsed.sources);
       break;
     case PostProcessType::kDescriptionWithBboxes:
       answer.shape = AnswerShape::kBoxes;
-      parsed.boxes = boxes_answer(parse_bboxes(text, image_size, false, nullptr));
+      parsed.boxes = boxes_answer(parse_bboxes(text, image_size, false, nullptr), parsed.sources);
       break;
     case PostProcessType::kBboxes:
       answer.shape = AnswerShape::kBoxes;
-      parsed.boxes = boxes_answer(parse_bboxes(text, image_size, true, nullptr));
+      parsed.boxes = boxes_answer(parse_bboxes(text, image_size, true, nullptr), parsed.sources);
       break;
     case PostProcessType::kPhraseGrounding: {
       const std::unordered_set<std::string> banned(config.banned_grounding_tokens.begin(),
                                                    config.banned_grounding_tokens.end());
       answer.shape = AnswerShape::kBoxes;
-      parsed.boxes = boxes_answer(parse_bboxes(text, image_size, false, &banned));
+      parsed.boxes = boxes_answer(parse_bboxes(text, image_size, false, &banned), parsed.sources);
       break;
     }
     case PostProcessType::kPolygons:
       answer.shape = AnswerShape::kPolygons;
-      answer.polygon_regions = polygon_regions(parse_polygons(text, image_size, true));
+      answer.polygon_regions = polygon_regions(parse_polygons(text, image_size, true), parsed.sources);
       break;
     case PostProcessType::kDescriptionWithBboxesOrPolygons:
       answer.shape = AnswerShape::kBoxesOrPolygons;
       if (text.find("<poly>") != kNpos) {
-        answer.polygon_regions = polygon_regions(parse_polygons(text, image_size, false));
+        answer.polygon_regions = polygon_regions(parse_polygons(text, image_size, false), parsed.sources);
       } else {
-        parsed.boxes = boxes_answer(parse_bboxes(text, image_size, false, nullptr));
+        parsed.boxes = boxes_answer(parse_bboxes(text, image_size, false, nullptr), parsed.sources);
       }
       break;
   }

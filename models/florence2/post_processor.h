@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -45,10 +46,26 @@ struct PostProcessorConfig {
   static std::vector<std::string> default_banned_grounding_tokens();
 };
 
-// A task's answer and its boxes (their scores left at 0; generated_ids left to the caller).
+// Byte range [begin, end) of the text a region was parsed from, as offsets into the text with every
+// <s>, </s> and <pad> removed (what the parsers read).
+struct TextRange {
+  std::size_t begin = 0;
+  std::size_t end = 0;
+};
+
+// The text one region of an answer came from: its label's text (empty when it has none) and its
+// <loc_*> tokens, never <poly>, </poly> or <sep>.
+struct RegionSource {
+  TextRange label;
+  std::vector<TextRange> locations;
+};
+
+// A task's answer, its boxes (scores left at 0; generated_ids left to the caller), and where each
+// region came from, in the order boxes, then polygon regions, or quad regions (none for pure text).
 struct ParsedAnswer {
   TaskAnswer answer;
   std::vector<Detection> boxes;
+  std::vector<RegionSource> sources;
 };
 
 // text: the generated ids decoded with special tokens kept (<s>, </s>, <loc_N>, <poly>, ...).

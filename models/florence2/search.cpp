@@ -47,6 +47,7 @@ class GreedySearch final : public Search {
     position_ = at::zeros({}, long_options);
     length_ = at::zeros({}, long_options);
     unfinished_ = at::empty({shape.batch}, options.dtype(at::kBool));
+    token_log_probs_ = at::empty({shape.batch, shape.max_length}, options.dtype(at::kFloat));
   }
 
   void reset(const at::Tensor& encoder_hidden) override {
@@ -56,6 +57,7 @@ class GreedySearch final : public Search {
     position_.zero_();
     length_.fill_(1);
     unfinished_.fill_(true);
+    token_log_probs_.zero_();
   }
 
   void step() override {
@@ -65,6 +67,9 @@ class GreedySearch final : public Search {
     at::Tensor scores = decoder_.step(tokens, position_, cache_).to(at::kFloat);
     processor_.apply(ids_, cur_len, scores);
     at::Tensor next = scores.argmax(-1);
+    // log_softmax(scores)[next] without materialising the vocabulary-wide log-softmax.
+    const at::Tensor chosen = scores.gather(1, next.unsqueeze(1)) - at::logsumexp(scores, {1}, true);
+    token_log_probs_.scatter_(1, index_at(cur_len, {batch, 1}), at::where(unfinished_.unsqueeze(1), chosen, 0.0F));
     const bool has_eos = !config_.eos_token_ids.empty();
     if (has_eos) next = at::where(unfinished_, next, config_.pad_token_id);
     ids_.scatter_(1, index_at(cur_len, {batch, 1}), next.unsqueeze(1));
@@ -78,7 +83,10 @@ class GreedySearch final : public Search {
 
   at::Tensor running() const override { return unfinished_.any(); }
 
-  at::Tensor result() const override { return ids_.narrow(1, 0, length_.item<std::int64_t>()).to(at::kCPU).clone(); }
+  Generated result() const override {
+    const auto length = length_.item<std::int64_t>();
+    return {ids_.narrow(1, 0, length).to(at::kCPU).clone(), token_log_probs_.narrow(1, 0, length).to(at::kCPU).clone()};
+  }
 
   at::Tensor prefixes(int cur_len) const override { return ids_.narrow(1, 0, cur_len).to(at::kCPU).clone(); }
 
@@ -88,10 +96,11 @@ class GreedySearch final : public Search {
   LogitsProcessor processor_;
   at::Tensor eos_;
   KvCache cache_;
-  at::Tensor ids_;         // [batch, max_length]
-  at::Tensor position_;    // int64 scalar: the position the next step feeds (cur_len - 1)
-  at::Tensor length_;      // int64 scalar: columns of ids_ to return
-  at::Tensor unfinished_;  // [batch] bool
+  at::Tensor ids_;              // [batch, max_length]
+  at::Tensor position_;         // int64 scalar: the position the next step feeds (cur_len - 1)
+  at::Tensor length_;           // int64 scalar: columns of ids_ to return
+  at::Tensor unfinished_;       // [batch] bool
+  at::Tensor token_log_probs_;  // [batch, max_length] float32, aligned with ids_
 };
 
 // A port of transformers' vectorized `_beam_search` (length_penalty, early_stopping
@@ -124,6 +133,8 @@ class BeamSearch final : public Search {
     is_sent_finished_ = at::empty({b, k}, options.dtype(at::kBool));
     heuristic_unsatisfied_ = at::empty({b, 1}, options.dtype(at::kBool));
     running_beam_indices_ = at::empty({b, k, l - 1}, options.dtype(at::kInt));
+    running_token_log_probs_ = at::empty({b, k, l}, float_options);
+    token_log_probs_ = at::empty_like(running_token_log_probs_);
     beam_indices_ = at::empty_like(running_beam_indices_);
     position_ = at::zeros({}, long_options);
     active_ = at::empty({}, options.dtype(at::kBool));
@@ -143,6 +154,8 @@ class BeamSearch final : public Search {
     heuristic_unsatisfied_.fill_(true);
     running_beam_indices_.fill_(-1);
     beam_indices_.fill_(-1);
+    running_token_log_probs_.zero_();
+    token_log_probs_.zero_();
     position_.zero_();
     active_.fill_(true);
     steps_issued_ = 0;
@@ -161,11 +174,16 @@ class BeamSearch final : public Search {
     at::Tensor log_probs = at::log_softmax(decoder_.step(tokens, position_, cache_).to(at::kFloat), -1);
     processor_.apply(flat_running, cur_len, log_probs);
     const auto vocab = log_probs.size(-1);
+    const at::Tensor processed = log_probs.view({b, k * vocab});
     log_probs = (log_probs.view({b, k, vocab}) + running_scores_.unsqueeze(-1)).reshape({b, -1});
 
     // Top-K continuations over all beams.
     auto [topk_log_probs, topk_indices] = at::topk(log_probs, keep_);
     const at::Tensor topk_beam = topk_indices.div(vocab, "floor");
+    // Each candidate's own token log-prob, carried with its sequence as the sequence is.
+    at::Tensor topk_running_token_log_probs = gather_beams(running_token_log_probs_, topk_beam);
+    topk_running_token_log_probs.scatter_(2, index_at(cur_len, {b, keep_, 1}),
+                                          processed.gather(1, topk_indices).unsqueeze(-1));
     at::Tensor topk_running_beam_indices = gather_beams(running_beam_indices_, topk_beam);
     at::Tensor topk_running_sequences = gather_beams(running_sequences_, topk_beam);
     const at::Tensor topk_ids = topk_indices.remainder(vocab);
@@ -183,6 +201,7 @@ class BeamSearch final : public Search {
     running_sequences_.copy_(gather_beams(topk_running_sequences, next_topk));
     running_scores_.copy_(gather_beams(topk_running_log_probs, next_topk));
     running_beam_indices_.copy_(gather_beams(topk_running_beam_indices, next_topk));
+    running_token_log_probs_.copy_(gather_beams(topk_running_token_log_probs, next_topk));
 
     // Finished beams: merge candidates that just ended among the top `beams` with the kept ones.
     const at::Tensor just_finished = hits & top_beam_mask_.unsqueeze(0);
@@ -194,12 +213,14 @@ class BeamSearch final : public Search {
     const at::Tensor merged_scores = at::cat({beam_scores_, finished_scores}, 1);
     const at::Tensor merged_indices = at::cat({beam_indices_, topk_running_beam_indices}, 1);
     const at::Tensor merged_finished = at::cat({is_sent_finished_, just_finished}, 1);
+    const at::Tensor merged_token_log_probs = at::cat({token_log_probs_, topk_running_token_log_probs}, 1);
     const at::Tensor best = std::get<1>(at::topk(merged_scores, k));
     // After the stopping rule fired, the finished beams stay as they were.
     sequences_.copy_(at::where(active_, gather_beams(merged_sequences, best), sequences_));
     beam_scores_.copy_(at::where(active_, gather_beams(merged_scores, best), beam_scores_));
     beam_indices_.copy_(at::where(active_, gather_beams(merged_indices, best), beam_indices_));
     is_sent_finished_.copy_(at::where(active_, gather_beams(merged_finished, best), is_sent_finished_));
+    token_log_probs_.copy_(at::where(active_, gather_beams(merged_token_log_probs, best), token_log_probs_));
 
     // Caches follow the beams they continue.
     ++steps_issued_;
@@ -222,11 +243,12 @@ class BeamSearch final : public Search {
 
   at::Tensor running() const override { return active_.clone(); }
 
-  at::Tensor result() const override {
+  Generated result() const override {
     const at::Tensor best_sequences = sequences_.select(1, 0).to(at::kCPU);
     const at::Tensor best_indices = beam_indices_.select(1, 0).to(at::kCPU);
     const auto generated = (best_indices + 1).ne(0).sum(1).max().item<std::int64_t>();
-    return best_sequences.narrow(1, 0, 1 + generated).clone();
+    return {best_sequences.narrow(1, 0, 1 + generated).clone(),
+            token_log_probs_.select(1, 0).narrow(1, 0, 1 + generated).to(at::kCPU).clone()};
   }
 
   at::Tensor prefixes(int cur_len) const override {
@@ -253,6 +275,8 @@ class BeamSearch final : public Search {
   at::Tensor heuristic_unsatisfied_;  // [batch, 1] bool
   at::Tensor running_beam_indices_;   // [batch, beams, max_length - 1] int32
   at::Tensor beam_indices_;
+  at::Tensor running_token_log_probs_;  // [batch, beams, max_length] float32, aligned with the sequences
+  at::Tensor token_log_probs_;
   at::Tensor position_;            // int64 scalar: the position the next step feeds (cur_len - 1)
   at::Tensor active_;              // bool scalar: the stopping rule has not fired
   std::int64_t steps_issued_ = 0;  // eager steps since reset(): the cache positions written

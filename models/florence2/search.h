@@ -20,6 +20,16 @@ struct DecodeShape {
   auto operator<=>(const DecodeShape&) const = default;
 };
 
+// What a search returns: the ids as transformers' generate() returns them and, for each generated
+// token, its log-probability under the scores the search chose it by (what transformers'
+// compute_transition_scores gives): greedy, the log-softmax of the processed logits; beam search,
+// the processed log-softmax under the beam that produced the token. Collected on the device at each
+// step and carried with the beams, copied back once with the ids.
+struct Generated {
+  at::Tensor ids;              // [batch, T] int64 CPU, start token first, padded as transformers pads
+  at::Tensor token_log_probs;  // [batch, T] float32 CPU, aligned with ids; 0 at the start token and padding
+};
+
 // Greedy or beam search as a fixed-shape state on the decoder's device: preallocated KV caches and
 // search buffers, and a step (decoder, logits processing, token choice, cache reorder) that updates
 // them in place and reads nothing back to the host. The host only asks, every few steps, whether
@@ -37,8 +47,8 @@ class Search {
   void set_fixed_shapes(bool fixed) { fixed_shapes_ = fixed; }
   // Bool scalar tensor: false once every sequence is done (further steps change nothing).
   virtual at::Tensor running() const = 0;
-  // The finished ids [batch, T] int64 CPU, start token first, as transformers returns them.
-  virtual at::Tensor result() const = 0;
+  // The finished ids and their token log-probabilities.
+  virtual Generated result() const = 0;
   // The prefixes the next step feeds the decoder, [batch * beams, cur_len] int64 CPU (BeamTrace).
   virtual at::Tensor prefixes(int cur_len) const = 0;
   const DecodeShape& shape() const { return shape_; }

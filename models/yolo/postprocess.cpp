@@ -50,7 +50,8 @@ at::Tensor gather_rows(const at::Tensor& rows, const at::Tensor& keep) {
 // v10 / YOLO26 heads give their final choice, best first: keep the rows over the threshold and of
 // the wanted classes, in order.
 at::Tensor select_end_to_end(const at::Tensor& pred, const DetectOptions& options) {
-  at::Tensor valid = keep_classes(pred.select(2, 4) > options.conf, pred.select(2, 5).to(at::kLong), options.classes);
+  const float conf = options.conf.value_or(kYoloDefaultConf);
+  at::Tensor valid = keep_classes(pred.select(2, 4) > conf, pred.select(2, 5).to(at::kLong), options.classes);
   // A stable sort on "not valid" moves the valid rows to the front without reordering them.
   at::Tensor order = std::get<1>((~valid).to(at::kByte).sort(/*stable=*/true, 1, /*descending=*/false));
   at::Tensor rows = pred.gather(1, order.unsqueeze(-1).expand({-1, -1, pred.size(2)})).clone();
@@ -93,16 +94,17 @@ at::Tensor select_detections(const at::Tensor& output, HeadLayout layout, const 
   at::Tensor pred = output.to(at::kFloat);
   if (layout == HeadLayout::kEndToEnd) return select_end_to_end(pred, options);
   if (layout == HeadLayout::kAnchorFree) pred = pred.transpose(1, 2);  // [B, N, 4 + nc]
+  const float conf = options.conf.value_or(kYoloDefaultConf);
   at::Tensor scores;
   at::Tensor valid;
   if (layout == HeadLayout::kAnchorObjectness) {
     scores = pred.slice(2, 5) * pred.slice(2, 4, 5);  // objectness x class probability
-    valid = pred.select(2, 4) > options.conf;
+    valid = pred.select(2, 4) > conf;
   } else {
     scores = pred.slice(2, 4);
   }
   auto [best, class_id] = scores.max(2);
-  valid = valid.defined() ? valid & (best > options.conf) : best > options.conf;
+  valid = valid.defined() ? valid & (best > conf) : best > conf;
   valid = keep_classes(valid, class_id, options.classes);
   at::Tensor counts = valid.sum(1).clamp_max(kMaxNmsInput);
 

@@ -71,6 +71,11 @@ class YoloModel final : public Model {
                       std::string(options.task.empty() ? "text" : "task '" + options.task.substr(0, 64) + "'") +
                       "); tasks are for Florence-2 models");
     }
+    if (options.has_generation_settings()) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "this is a YOLO model: it generates no text and takes no num_beams, max_new_tokens, "
+                  "no_repeat_ngram_size, length_penalty or early_stopping; they are for Florence-2 models");
+    }
   }
 
   std::vector<ImageResult> run(std::span<const Image> images, const DetectOptions& options) override {

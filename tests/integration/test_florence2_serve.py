@@ -11,13 +11,16 @@ shape and the right status, /v1/models lists both models, every response fits se
 
 import base64
 import json
+import math
 import os
+import re
 import subprocess
 import sys
 import unittest
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 from tokenizers import Tokenizer
 
 from server_harness import ASSETS, BIN, MODEL, OpenApi, Server, image_bytes, run_tests
@@ -70,8 +73,133 @@ def cli_detect(*args):
     return subprocess.run([BIN, "detect", *map(str, args)], capture_output=True, text=True, timeout=300, env=clean_env())
 
 
+# Region scores (README "Florence-2 scores"): exp of the mean log-probability, under the scores the
+# search chose each token by, of the region's label tokens and <loc_*> tokens. The reference below
+# finds those tokens in token space, independently of vlmserve's text offsets, and takes each
+# token's log-probability from transformers' compute_transition_scores (tasks_refs.json). Compared
+# as mean log-probabilities within this.
+SCORE_TOLERANCE = 1e-4
+LABELLED = {"<OD>", "<DENSE_REGION_CAPTION>", "<CAPTION_TO_PHRASE_GROUNDING>", "<OPEN_VOCABULARY_DETECTION>"}
+SEQUENCE_TOKENS = {"<s>", "</s>", "<pad>"}
+POLYGON_TOKENS = {"<poly>", "</poly>", "<sep>"}
+LOC = re.compile(r"^<loc_(\d+)>$")
+ADDED = re.compile(r"^<[^<>]+>$")
+
+
+def dequantize(bins, size):
+    # transformers' float32 (bin + 0.5) * size / 1000, truncated; x and y alternate.
+    return [int(np.float32(b + 0.5) * np.float32(size[k % 2] / 1000)) for k, b in enumerate(bins)]
+
+
+def candidate_regions(case, tokenizer):
+    """(label token indices, loc token indices, coordinates) for every region the answer's grammar
+    allows, in order; the post-processor keeps some of them."""
+    tokens = [tokenizer.id_to_token(i) for i in case["generated_ids"]]
+    kept = [i for i, t in enumerate(tokens) if t not in SEQUENCE_TOKENS]
+    locs = {i: int(LOC.match(tokens[i]).group(1)) for i in kept if LOC.match(tokens[i])}
+    task, size = case["task"], case["size"]
+    out = []
+    n = 0
+    if task == "<OCR_WITH_REGION>":
+        content = []
+        while n < len(kept):
+            run = kept[n:n + 8]
+            if content and len(run) == 8 and all(i in locs for i in run):
+                out.append((content, run, dequantize([locs[i] for i in run], size)))
+                content, n = [], n + 8
+            else:
+                content.append(kept[n])
+                n += 1
+        return out
+    polygons = task in ("<REFERRING_EXPRESSION_SEGMENTATION>", "<REGION_TO_SEGMENTATION>") or any(
+        tokens[i] == "<poly>" for i in kept)
+    label = []
+    while n < len(kept):
+        i = kept[n]
+        if i not in locs and tokens[i] not in POLYGON_TOKENS:
+            label = label + [i] if not ADDED.match(tokens[i]) else []
+            n += 1
+            continue
+        run = []
+        while n < len(kept) and (kept[n] in locs or (polygons and tokens[kept[n]] in POLYGON_TOKENS)):
+            run.append(kept[n])
+            n += 1
+        words = label if task in LABELLED else []
+        if polygons:
+            has_poly = any(tokens[j] == "<poly>" for j in run)
+            groups, group, inside = [], [], not has_poly
+            for j in run:
+                if tokens[j] == "<poly>":
+                    inside, group = True, []
+                elif tokens[j] == "</poly>":
+                    groups.append(group)
+                    inside, group = False, []
+                elif inside:
+                    group.append(j)
+            if not has_poly:
+                groups = [group]
+            for group in groups:
+                loc_tokens = [j for j in group if j in locs]
+                parts, part = [], []
+                for j in group:
+                    if tokens[j] == "<sep>":
+                        parts.append(part)
+                        part = []
+                    elif j in locs:
+                        part.append(locs[j])
+                parts.append(part)
+                coords = [dequantize(p[:len(p) // 2 * 2], size) for p in parts if p]
+                out.append((words, loc_tokens, coords))
+        else:
+            for k in range(0, len(run) - 3, 4):
+                group = run[k:k + 4]
+                out.append((words, group, dequantize([locs[j] for j in group], size)))
+        label = []
+    return out
+
+
+def answer_regions(answer):
+    if not isinstance(answer, dict):
+        return []
+    return answer.get("bboxes", []) + answer.get("polygons", []) + answer.get("quad_boxes", [])
+
+
+def reference_scores(case, tokenizer):
+    """The answer's regions' scores, or None for a pure text answer."""
+    regions = answer_regions(case["answer"])
+    if not isinstance(case["answer"], dict):
+        return None
+    log_probs = [0.0] + case["token_log_probs"]
+    candidates = iter(candidate_regions(case, tokenizer))
+    scores = []
+    for region in regions:
+        for words, loc_tokens, coords in candidates:
+            if json.dumps(coords) == json.dumps(region):
+                used = words + loc_tokens
+                scores.append(math.exp(sum(log_probs[j] for j in used) / len(used)))
+                break
+        else:
+            raise AssertionError(f"{case['task']} {case['image']}: no token region for {region}")
+    return scores
+
+
 class Compare:
     """Assertions shared by the CLI and server tests: one record against one reference case."""
+
+    tokenizer = None
+
+    def assert_scores(self, got, case, where):
+        if Compare.tokenizer is None:
+            Compare.tokenizer = Tokenizer.from_file(str(NATIVE / "tokenizer.json"))
+        want = reference_scores(case, Compare.tokenizer)
+        if want is None:
+            self.assertIsNone(got, where)
+            return
+        self.assertIsInstance(got, list, where)
+        self.assertEqual(len(got), len(want), f"{where}: scores {got} vs {want}")
+        for g, w in zip(got, want):
+            self.assertTrue(0 < g <= 1, f"{where}: score {g}")
+            self.assertLessEqual(abs(math.log(g) - math.log(w)), SCORE_TOLERANCE, f"{where}: score {g} vs {w}")
 
     def assert_same_value(self, got, want, where):
         if isinstance(want, str) or want is None or isinstance(want, bool):
@@ -97,13 +225,13 @@ class Compare:
         self.assertEqual(record["task"], case["task"], where)
         self.assertEqual(record["generated_ids"], case["generated_ids"], where)
         self.assert_same_value(record["result"], case["answer"], where + " result")
-        self.assertIsNone(record["scores"], where)
+        self.assert_scores(record["scores"], case, where)
         answer = case["answer"]
         boxes = answer.get("bboxes", []) if isinstance(answer, dict) else []
         labels = answer.get("bboxes_labels", answer.get("labels", [])) if boxes else []
         self.assertEqual(len(record["detections"]), len(boxes), where)
-        for d, box, label in zip(record["detections"], boxes, labels):
-            self.assertEqual((d["label"], d["score"]), (label, 0), where)
+        for k, (d, box, label) in enumerate(zip(record["detections"], boxes, labels)):
+            self.assertEqual((d["label"], d["score"]), (label, record["scores"][k]), where)
             self.assert_same_value(d["box"], box, where + " detection box")
 
 
@@ -205,6 +333,92 @@ class ServerAnswers(Compare, unittest.TestCase):
         self.assertNotIn("task", body)
 
 
+def generation_controls():
+    """The per-request generation settings of the parity fixture (florence2_make_fixtures.py CONTROLS)
+    with transformers' ids for each photo, keeping only photos where each of transformers' own
+    decisions had a clear margin (generation_margins.py), so that exact ids are a fair demand."""
+    from safetensors import safe_open
+    with safe_open(str(DATA / "tiny_refs.safetensors"), "pt") as refs:
+        meta = refs.metadata()
+        controls = json.loads(meta["controls"])
+        images = json.loads(meta["images"])
+        out = []
+        for c, control in enumerate(controls):
+            ids = refs.get_tensor(f"control{c}")
+            margins = refs.get_tensor(f"control{c}.margin")
+            for i, image in enumerate(images):
+                if float(margins[i].min()) < 1e-4:
+                    continue
+                row = ids[i].tolist()
+                while row and row[-1] == 1 and 2 in row:  # transformers pads a batch's shorter rows
+                    row.pop()
+                out.append((meta["controls_task"], control, image, row))
+    return out
+
+
+class GenerationSettings(unittest.TestCase):
+    def test_per_request_settings_give_transformers_ids(self):
+        # Each setting over HTTP changes the answer as generate(**kwargs) changes transformers'.
+        cases = generation_controls()
+        self.assertGreaterEqual(len({json.dumps(c) for _, c, _, _ in cases}), 3, "every setting must be checked")
+        forms = ("multipart", "json", "query")
+        for n, (task, control, image, want) in enumerate(cases):
+            params = {"model": "florence", "task": task, **control}
+            data = (ASSETS / image).read_bytes()
+            if forms[n % 3] == "json":
+                r = SERVER.post("/detect", json={"image": base64.b64encode(data).decode(), **params})
+            elif forms[n % 3] == "multipart":
+                r = SERVER.post("/detect", files={"image": ("p.jpg", data, "image/jpeg")},
+                                data={k: json.dumps(v) if not isinstance(v, str) else v for k, v in params.items()})
+            else:
+                r = SERVER.post("/detect", data=data, headers={"Content-Type": "image/jpeg"},
+                                params={k: json.dumps(v) if not isinstance(v, str) else v for k, v in params.items()})
+            SPEC.check("/detect", "POST", r)
+            self.assertEqual(r.status_code, 200, r.text)
+            self.assertEqual(r.json()["generated_ids"], want, (control, image))
+
+    def test_conf_keeps_the_regions_scoring_above_it(self):
+        # Unset, conf filters nothing for Florence-2 (every other test sees all of transformers'
+        # regions); set, it keeps the regions whose score is above it, as YOLO's does.
+        tokenizer = Tokenizer.from_file(str(NATIVE / "tokenizer.json"))
+        picked = None
+        for case in REFS["cases"]:
+            scores = reference_scores(case, tokenizer)
+            if scores and len(set(scores)) >= 2:
+                picked, ranked = case, sorted(set(scores))
+                break
+        self.assertIsNotNone(picked, "no reference case has two regions of different scores")
+        conf = (ranked[0] + ranked[1]) / 2
+        params = {**task_params(picked), "conf": repr(conf)}
+        r = SERVER.post("/detect", files={"image": ("p.jpg", (ASSETS / picked["image"]).read_bytes())}, data=params)
+        SPEC.check("/detect", "POST", r)
+        self.assertEqual(r.status_code, 200, r.text)
+        body = r.json()
+        keep = [k for k, score in enumerate(reference_scores(picked, tokenizer)) if score > conf]
+        self.assertEqual(len(body["scores"]), len(keep))
+        self.assertTrue(all(score > conf for score in body["scores"]), body["scores"])
+        answer = picked["answer"]
+        regions = answer_regions(answer)
+        offset = 0
+        for key in ("bboxes", "polygons", "quad_boxes"):
+            if key not in answer:
+                continue
+            want = [regions[k] for k in keep if offset <= k < offset + len(answer[key])]
+            self.assertEqual(body["result"][key], want, key)
+            offset += len(answer[key])
+        boxes_kept = [k for k in keep if k < len(answer.get("bboxes", []))]
+        self.assertEqual(len(body["detections"]), len(boxes_kept))
+
+    def test_cli_flags_give_the_same_ids(self):
+        task, control, image, want = generation_controls()[0]
+        flags = []
+        for name, value in control.items():
+            flags += ["--" + name.replace("_", "-"), value if isinstance(value, str) else json.dumps(value)]
+        p = cli_detect(ASSETS / image, "--model", NATIVE, "--task", task, *flags)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(json.loads(p.stdout)["generated_ids"], want, control)
+
+
 class ServerErrors(unittest.TestCase):
     def expect_error(self, params, status, code, *fragments):
         r = SERVER.post("/detect", files={"image": ("bus.jpg", image_bytes("bus.jpg"), "image/jpeg")}, data=params)
@@ -273,6 +487,26 @@ class ServerErrors(unittest.TestCase):
         self.expect_error({"model": "yolo", "task": "<OD>"}, 422, "invalid_argument", "YOLO", "<OD>")
         self.expect_error({"task": "<OD>"}, 422, "invalid_argument", "YOLO")  # the default model is yolo
         self.expect_error({"model": "yolo", "text": "a dog"}, 422, "invalid_argument", "YOLO")
+
+    def test_generation_settings_out_of_range(self):
+        florence = {"model": "florence"}
+        for name, value, fragment in (("num_beams", "0", "an integer in [1, 32]"),
+                                      ("num_beams", "33", "an integer in [1, 32]"),
+                                      ("num_beams", "2.5", "an integer in [1, 32]"),
+                                      ("max_new_tokens", "0", "an integer in [1, 1000000]"),
+                                      ("no_repeat_ngram_size", "-1", "an integer in [0, 1024]"),
+                                      ("length_penalty", "nan", "a number in [-100, 100]"),
+                                      ("length_penalty", "1e9", "a number in [-100, 100]"),
+                                      ("early_stopping", "sometimes", "true, false or never")):
+            self.expect_error({**florence, name: value}, 422, "invalid_argument", name + " must be " + fragment, value)
+        # Above the server's --max-new-tokens-limit (1024 by default).
+        self.expect_error({**florence, "max_new_tokens": "1025"}, 422, "invalid_argument",
+                          "max_new_tokens must be at most 1024", "--max-new-tokens-limit", "1025")
+
+    def test_generation_settings_for_a_yolo_model(self):
+        for name, value in (("num_beams", "2"), ("max_new_tokens", "5"), ("no_repeat_ngram_size", "0"),
+                            ("length_penalty", "1"), ("early_stopping", "never")):
+            self.expect_error({"model": "yolo", name: value}, 422, "invalid_argument", "YOLO", name)
 
     def test_errors_leave_the_server_serving(self):
         self.expect_error({"model": "florence", "task": "<NOPE>"}, 422, "invalid_argument")

@@ -6,8 +6,9 @@ Writes $VLM_TEST_DATA/florence2/:
   tiny_original/   Microsoft remote-code layout, pytorch_model.bin, Microsoft style config.json
   tiny_refs.safetensors   per photo: decoded RGB, pixel_values, vision/image features, encoder output,
                           first-step logits (<OD>); per task: prompt ids, greedy and beam-3 ids, the
-                          reference's decision margin at every step, and the running beams per step
-                          (generation_margins.py)
+                          reference's decision margin at every step, the running beams per step and
+                          each generated token's log-probability (generation_margins.py); for <OD>,
+                          the same under each per-request setting of CONTROLS
   tasks_native/, tasks_original/, tasks_refs.json   the tiny model taught to answer in each task's format,
                           and transformers' post-processed answers on it (florence2_task_refs.py)
   base_native/, base_original/, base_refs.safetensors   Florence-2-base shapes, one forward (--base)
@@ -67,6 +68,17 @@ BASE = dict(
 GENERATION = dict(bos_token_id=0, eos_token_id=2, pad_token_id=1, decoder_start_token_id=2, forced_bos_token_id=0,
                   forced_eos_token_id=2, no_repeat_ngram_size=3, num_beams=3, early_stopping=True,
                   length_penalty=1.0, max_new_tokens=MAX_NEW_TOKENS)
+
+
+# Per-request generation settings (DetectOptions) over <OD>, each changing the answer from the
+# checkpoint's GENERATION: greedy shorter and without the n-gram ban; 2 beams, "never", a length
+# penalty and a 2-gram ban; 4 beams, early_stopping false, a negative length penalty.
+CONTROLS_TASK = "<OD>"
+CONTROLS = [
+    dict(num_beams=1, no_repeat_ngram_size=0, max_new_tokens=7),
+    dict(num_beams=2, length_penalty=2.0, early_stopping="never", no_repeat_ngram_size=2, max_new_tokens=12),
+    dict(num_beams=4, early_stopping=False, length_penalty=-0.5, max_new_tokens=16),
+]
 
 
 def photos():
@@ -217,12 +229,26 @@ def generation_refs(model, tokenizer, image_features, batch, refs):
                 gen = dict(GENERATION, num_beams=beams)
                 if beams == 1:
                     gen.pop("early_stopping")
-                out, margins, running = generate_with_margins(
+                out, margins, running, log_probs = generate_with_margins(
                     model, gen, input_ids=input_ids, encoder_outputs=copy.deepcopy(encoder_outputs))
                 refs[f"task{t}.{mode}"] = out.contiguous()
                 refs[f"task{t}.{mode}.margin"] = margins.contiguous()
+                refs[f"task{t}.{mode}.log_probs"] = log_probs
                 if running is not None:
                     refs[f"task{t}.{mode}.running"] = running.contiguous()
+            if task != CONTROLS_TASK:
+                continue
+            for c, control in enumerate(CONTROLS):
+                gen = dict(GENERATION, **control)
+                if gen["num_beams"] == 1:
+                    gen.pop("early_stopping")
+                out, margins, running, log_probs = generate_with_margins(
+                    model, gen, input_ids=input_ids, encoder_outputs=copy.deepcopy(encoder_outputs))
+                refs[f"control{c}"] = out.contiguous()
+                refs[f"control{c}.margin"] = margins.contiguous()
+                refs[f"control{c}.log_probs"] = log_probs
+                if running is not None:
+                    refs[f"control{c}.running"] = running.contiguous()
 
 
 def make_broken(out, tiny_native, tiny_original):
@@ -318,6 +344,7 @@ def main():
     save_file(refs, os.path.join(args.out, "tiny_refs.safetensors"),
               metadata={"images": json.dumps([os.path.relpath(p, ASSETS) for p in paths]),
                         "tasks": json.dumps(TASKS), "max_new_tokens": str(MAX_NEW_TOKENS),
+                        "controls": json.dumps(CONTROLS), "controls_task": CONTROLS_TASK,
                         "generation_checkpoint": "tasks"})
     print(f"generation references in {time.time() - start:.1f}s", file=sys.stderr)
     florence2_task_refs.write_task_refs(taught, tasks_native, paths, ASSETS, cases, GENERATION,

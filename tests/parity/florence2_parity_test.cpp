@@ -1,6 +1,8 @@
 // Florence-2 against transformers 5.23: references written by florence2_make_fixtures.py.
 #include <cstdlib>
 #include <filesystem>
+#include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <limits>
 #include <string>
@@ -14,6 +16,7 @@
 
 #include "config.h"
 #include "pipeline.h"
+#include "request_generation.h"
 #include "vlm/error.h"
 #include "vlm/image.h"
 #include "vlm/safetensors.h"
@@ -142,17 +145,63 @@ struct GenerationFixture {
   std::string checkpoint = refs.metadata().at("generation_checkpoint").get<std::string>();
 };
 
-// Generates from `encoded` and compares with the reference `key` (task<N>.greedy / task<N>.beam).
+// Each generated token's log-probability against transformers' compute_transition_scores
+// (generation_margins.py token_log_probs), within this (absolute), for every row whose ids equal the
+// reference's, up to its first EOS (transformers leaves greedy's padding unmasked). Measured: beams
+// within 1e-4; greedy up to 9.4e-4, about what transformers' own greedy log-probs move by with the
+// batch they run in (one token of the same photo: -0.792270 in the reference's batch of 10 photos,
+// -0.792391 in a batch of 2, ours -0.792405).
+constexpr double kLogProbTolerance = 2e-3;
+
+int log_prob_rows_checked = 0;
+
+void check_token_log_probs(const Generated& ours, const at::Tensor& expected_ids, const at::Tensor& expected,
+                           const std::vector<Divergence>& divergences, const GenerationConfig& g,
+                           const std::string& key) {
+  ASSERT_EQ(ours.token_log_probs.sizes(), ours.ids.sizes()) << key;
+  for (std::int64_t r = 0; r < expected_ids.size(0); ++r) {
+    const bool diverged = std::any_of(divergences.begin(), divergences.end(), [&](const Divergence& d) { return d.row == r; });
+    if (diverged || ours.ids.size(1) != expected_ids.size(1) || !ours.ids[r].equal(expected_ids[r])) continue;
+    ++log_prob_rows_checked;
+    EXPECT_EQ(ours.token_log_probs[r][0].item<float>(), 0.0F) << key << " start token";
+    for (std::int64_t p = 1; p < ours.ids.size(1); ++p) {
+      const double mine = ours.token_log_probs[r][p].item<double>();
+      const double theirs = expected[r][p - 1].item<double>();
+      EXPECT_LE(std::abs(mine - theirs), kLogProbTolerance)
+          << key << " image " << r << " position " << p << ": " << mine << " vs transformers' " << theirs;
+      const auto id = ours.ids[r][p].item<std::int64_t>();
+      if (std::find(g.eos_token_ids.begin(), g.eos_token_ids.end(), id) != g.eos_token_ids.end()) break;
+    }
+  }
+}
+
+// Generates from `encoded` with `g` and compares with the reference `key`: the ids, then each
+// token's log-probability.
 std::vector<Divergence> compare_generation(const Pipeline& pipeline, const GenerationFixture& fixture,
-                                           const at::Tensor& encoded, const std::string& key, int beams) {
-  const GenerationConfig g = reference_settings(pipeline.config().generation, beams);
+                                           const at::Tensor& encoded, const std::string& key,
+                                           const GenerationConfig& g, int max_length) {
   BeamTrace trace;
-  const at::Tensor out = pipeline.generate(encoded, g, 1 + fixture.max_new_tokens, &trace);
+  const Generated generated = pipeline.generate(encoded, g, max_length, &trace);
+  const at::Tensor& out = generated.ids;
   const at::Tensor expected = fixture.refs.tensor(key);
   const at::Tensor margins = fixture.refs.tensor(key + ".margin");
-  return beams == 1 ? greedy_divergences(out, expected, margins, g.pad_token_id)
-                    : beam_divergences(out, expected, trace, fixture.refs.tensor(key + ".running"), margins, beams);
+  const int beams = std::max(1, g.num_beams);
+  std::vector<Divergence> divergences =
+      beams == 1 ? greedy_divergences(out, expected, margins, g.pad_token_id)
+                 : beam_divergences(out, expected, trace, fixture.refs.tensor(key + ".running"), margins, beams);
+  check_token_log_probs(generated, expected, fixture.refs.tensor(key + ".log_probs"), divergences, g, key);
+  return divergences;
 }
+
+// The same against task<N>.greedy / task<N>.beam, generated with the fixture's own settings.
+std::vector<Divergence> compare_generation(const Pipeline& pipeline, const GenerationFixture& fixture,
+                                           const at::Tensor& encoded, const std::string& key, int beams) {
+  return compare_generation(pipeline, fixture, encoded, key, reference_settings(pipeline.config().generation, beams),
+                            1 + fixture.max_new_tokens);
+}
+
+// Fails on a divergence at a clear reference margin; counts and prints near-ties.
+void report_divergences(const std::vector<Divergence>& divergences, const std::string& what);
 
 int near_ties_seen = 0;
 
@@ -179,25 +228,118 @@ void check_generation(const std::string& layout, bool all_tasks) {
     for (const auto& [mode, beams] : {std::pair{"greedy", 1}, std::pair{"beam", 3}}) {
       const std::string key = name + "." + mode;
       smallest_margin = std::min(smallest_margin, fixture.refs.tensor(key + ".margin").min().item<double>());
-      for (const auto& d : compare_generation(pipeline, fixture, encoded, key, beams)) {
-        const std::string where =
-            layout + " " + task + " " + mode + ", image " + std::to_string(d.row) + ", step " + std::to_string(d.step);
-        if (is_near_tie(d)) {
-          ++near_ties_seen;
-          std::cout << "near-tie: " << where << ": reference margin " << d.margin << " < " << kNearTie << "\n";
-        } else {
-          ADD_FAILURE() << where << ": ids differ from transformers' at a clear reference margin "
-                        << (d.margin < 0.0 ? std::string("(running beams agreed at every step)")
-                                           : std::to_string(d.margin));
-        }
-      }
+      report_divergences(compare_generation(pipeline, fixture, encoded, key, beams), layout + " " + task + " " + mode);
     }
   }
+  std::cout << layout << " generation: token log-probs matched on " << log_prob_rows_checked << " rows so far\n";
   std::cout << layout << " generation: " << near_ties_seen << " near-tie divergence(s) so far (tolerance " << kNearTie
             << "); smallest reference margin on any step " << smallest_margin << "\n";
 }
 
+void report_divergences(const std::vector<Divergence>& divergences, const std::string& what) {
+  for (const auto& d : divergences) {
+    const std::string where = what + ", image " + std::to_string(d.row) + ", step " + std::to_string(d.step);
+    if (is_near_tie(d)) {
+      ++near_ties_seen;
+      std::cout << "near-tie: " << where << ": reference margin " << d.margin << " < " << kNearTie << "\n";
+    } else {
+      ADD_FAILURE() << where << ": ids differ from transformers' at a clear reference margin "
+                    << (d.margin < 0.0 ? std::string("(running beams agreed at every step)")
+                                       : std::to_string(d.margin));
+    }
+  }
+}
+
+// A request's generation settings as DetectOptions, from the fixture's generate() kwargs.
+vlm::DetectOptions request_options(const nlohmann::json& kwargs) {
+  vlm::DetectOptions options;
+  if (kwargs.contains("num_beams")) options.num_beams = kwargs["num_beams"].get<int>();
+  if (kwargs.contains("max_new_tokens")) options.max_new_tokens = kwargs["max_new_tokens"].get<int>();
+  if (kwargs.contains("no_repeat_ngram_size")) options.no_repeat_ngram_size = kwargs["no_repeat_ngram_size"].get<int>();
+  if (kwargs.contains("length_penalty")) options.length_penalty = kwargs["length_penalty"].get<double>();
+  if (kwargs.contains("early_stopping")) {
+    const auto& e = kwargs["early_stopping"];
+    options.early_stopping = e.is_string() ? vlm::EarlyStopping::kNever
+                                           : (e.get<bool>() ? vlm::EarlyStopping::kTrue : vlm::EarlyStopping::kFalse);
+  }
+  return options;
+}
+
 }  // namespace
+
+// Per-request generation settings change the ids exactly as the same generate() kwargs change
+// transformers': each setting over the checkpoint's generation_config.json, <OD> on every photo.
+TEST(Florence2Parity, RequestGenerationSettingsMatchTransformers) {
+  const GenerationFixture fixture;
+  const Pipeline pipeline(data_dir() / (fixture.checkpoint + "_native"), PipelineOptions{});
+  const auto controls = nlohmann::json::parse(fixture.refs.metadata().at("controls").get<std::string>());
+  const auto task = fixture.refs.metadata().at("controls_task").get<std::string>();
+  std::string default_key;
+  for (std::size_t t = 0; t < fixture.tasks.size(); ++t) {
+    if (fixture.tasks[t][0] == task) default_key = "task" + std::to_string(t);
+  }
+  ASSERT_FALSE(default_key.empty()) << task;
+  ASSERT_GE(controls.size(), 3u);
+  const at::Tensor image = pipeline.image_features(fixture.refs.tensor("tiny.pixel_values"));
+  const at::Tensor ids = fixture.refs.tensor(default_key + ".prompt_ids").unsqueeze(0).expand({image.size(0), -1});
+  const at::Tensor encoded = pipeline.encode(image, ids);
+  // The checkpoint's defaults give the fixture's beam-3 reference; every setting must change that.
+  const at::Tensor defaults = fixture.refs.tensor(default_key + ".beam");
+  for (std::size_t c = 0; c < controls.size(); ++c) {
+    const std::string key = "control" + std::to_string(c);
+    const at::Tensor expected = fixture.refs.tensor(key);
+    EXPECT_FALSE(expected.sizes() == defaults.sizes() && expected.equal(defaults))
+        << controls[c].dump() << " gives transformers' default answer: the case tests nothing";
+    const vlm::DetectOptions options = request_options(controls[c]);
+    const GenerationConfig g = request_generation(pipeline.config().generation, options);
+    const int max_length = request_max_length(g, 1024, 1024);
+    EXPECT_EQ(max_length, 1 + controls[c]["max_new_tokens"].get<int>());
+    report_divergences(compare_generation(pipeline, fixture, encoded, key, g, max_length), controls[c].dump());
+  }
+}
+
+// On CUDA (fp32, the decode step captured as a CUDA graph) the per-request settings give
+// transformers' ids and token log-probabilities, as on the CPU, on the capture and on a replay of the
+// kept state. Label gpu (ctest florence2_parity_cuda); skipped without a device.
+TEST(Florence2Cuda, RequestGenerationSettingsMatchTransformers) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
+  const GenerationFixture fixture;
+  const Pipeline cuda(data_dir() / (fixture.checkpoint + "_native"),
+                      PipelineOptions{at::Device(at::kCUDA), at::kFloat, vlm::AttentionBackend::kAuto});
+  const auto controls = nlohmann::json::parse(fixture.refs.metadata().at("controls").get<std::string>());
+  const at::Tensor pixels = fixture.refs.tensor("tiny.pixel_values");
+  const at::Tensor ids = fixture.refs.tensor("task3.prompt_ids").unsqueeze(0).expand({pixels.size(0), -1});
+  const at::Tensor encoded = cuda.encode(cuda.image_features(pixels), ids);
+  for (std::size_t c = 0; c < controls.size(); ++c) {
+    const GenerationConfig g = request_generation(cuda.config().generation, request_options(controls[c]));
+    const int max_length = request_max_length(g, 1024, 1024);
+    for (int run = 0; run < 2; ++run) {
+      report_divergences(compare_generation(cuda, fixture, encoded, "control" + std::to_string(c), g, max_length),
+                         "cuda " + controls[c].dump() + " run " + std::to_string(run));
+      EXPECT_TRUE(cuda.last_generation_graphed()) << controls[c].dump() << " run " << run;
+    }
+  }
+}
+
+// The server's --max-new-tokens-limit: a request above it is refused naming the field and the limit;
+// the checkpoint's own default is capped to it.
+TEST(Florence2Parity, MaxNewTokensLimit) {
+  GenerationConfig g;
+  g.max_new_tokens = 1024;
+  EXPECT_EQ(request_max_length(g, 1024, 64), 65);
+  EXPECT_EQ(request_max_length(g, 1024, 4096), 1025);
+  vlm::DetectOptions options;
+  options.max_new_tokens = 65;
+  try {
+    check_generation_options(options, 64);
+    ADD_FAILURE() << "max_new_tokens 65 passed a limit of 64";
+  } catch (const vlm::Error& error) {
+    EXPECT_EQ(error.code(), vlm::ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(error.what()).find("max_new_tokens must be at most 64"), std::string::npos) << error.what();
+  }
+  options.max_new_tokens = 64;
+  EXPECT_NO_THROW(check_generation_options(options, 64));
+}
 
 TEST(Florence2Parity, ImageProcessorMatchesTransformers) {
   const vlm::SafetensorsFile refs(data_dir() / "tiny_refs.safetensors");
@@ -394,10 +536,15 @@ TEST(Florence2Parity, ReusedDecodeStateMatchesAFreshOne) {
     const GenerationConfig g = reference_settings(pipeline.config().generation, beams);
     DecodeState state(pipeline.decoder(), g, DecodeShape{2, beams, first.size(1), max_length}, first.options());
     state.use_fixed_shapes();
-    const at::Tensor fresh_first = pipeline.generate(first, g, max_length);
-    const at::Tensor fresh_second = pipeline.generate(second, g, max_length);
-    EXPECT_FALSE(fresh_first.equal(fresh_second)) << "the two batches must differ for the test to mean anything";
-    EXPECT_TRUE(state.run(first).equal(fresh_first)) << beams << " beams, first use";
-    EXPECT_TRUE(state.run(second).equal(fresh_second)) << beams << " beams, reused";
+    const Generated fresh_first = pipeline.generate(first, g, max_length);
+    const Generated fresh_second = pipeline.generate(second, g, max_length);
+    EXPECT_FALSE(fresh_first.ids.equal(fresh_second.ids)) << "the two batches must differ for the test to mean anything";
+    const Generated reused_first = state.run(first);
+    const Generated reused_second = state.run(second);
+    EXPECT_TRUE(reused_first.ids.equal(fresh_first.ids)) << beams << " beams, first use";
+    EXPECT_TRUE(reused_second.ids.equal(fresh_second.ids)) << beams << " beams, reused";
+    // The token log-probs the fixed-shape (graphed) step carries are those of the eager step.
+    EXPECT_TRUE(reused_first.token_log_probs.equal(fresh_first.token_log_probs)) << beams << " beams, first use";
+    EXPECT_TRUE(reused_second.token_log_probs.equal(fresh_second.token_log_probs)) << beams << " beams, reused";
   }
 }

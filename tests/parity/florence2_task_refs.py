@@ -21,6 +21,7 @@ from PIL import Image
 from transformers import AutoImageProcessor
 
 from florence2_text_reference import processor
+from generation_margins import token_log_probs
 
 PHOTOS_PER_TASK = 2
 TEACH_STEPS = 150
@@ -125,12 +126,15 @@ def write_task_refs(model, checkpoint_dir, paths, assets, case_list, generation,
         for task, text, photo in case_list:
             image = Image.open(paths[photo]).convert("RGB")
             inputs = processor(text=task + text, images=image, return_tensors="pt")
-            generated = model.generate(input_ids=inputs["input_ids"], pixel_values=inputs["pixel_values"], **generation)
+            out = model.generate(input_ids=inputs["input_ids"], pixel_values=inputs["pixel_values"], **generation,
+                                 output_scores=True, return_dict_in_generate=True)
+            generated = out.sequences
+            log_probs = token_log_probs(model, out, generation.get("num_beams", 1))
             answer_text = processor.batch_decode(generated, skip_special_tokens=False)[0]
             answer = processor.post_process_generation(answer_text, task=task, image_size=image.size)
             records.append({"task": task, "text": text, "image": os.path.relpath(paths[photo], assets),
                             "size": list(image.size), "prompt_ids": inputs["input_ids"][0].tolist(),
-                            "generated_ids": generated[0].tolist(),
+                            "generated_ids": generated[0].tolist(), "token_log_probs": log_probs[0].tolist(),
                             "generated_text": answer_text, "answer": answer[task]})
     tasks = list(processor.tasks_answer_post_processing_type)
     with open(out_path, "w") as f:

@@ -87,17 +87,29 @@ def beam_margins(log_probs, running, num_beams, eos_ids, max_length):
     return margins, trace
 
 
+def token_log_probs(model, out, beams):
+    """The log-probability of each generated token under the scores the search chose it by, from
+    transformers' own compute_transition_scores: greedy's processed logits log-softmaxed
+    (normalize_logits=True), beam search's processed log-probs under the beam that produced the token
+    (beam_indices). [B, T - 1], 0 where a beam had already finished."""
+    if beams == 1:
+        return model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
+    return model.compute_transition_scores(out.sequences, out.scores, out.beam_indices, normalize_logits=False)
+
+
 def generate_with_margins(model, generation, **inputs):
     """model.generate(**inputs, **generation) plus the reference's margins (and, for beams, its
-    running prefixes per step). Returns (ids, margins [B, steps], running or None)."""
+    running prefixes per step) and each generated token's log-probability (token_log_probs).
+    Returns (ids, margins [B, steps], running or None, token log-probs [B, T - 1])."""
     capture = RunningSequences()
     out = model.generate(**inputs, **generation, logits_processor=LogitsProcessorList([capture]),
                          output_scores=True, return_dict_in_generate=True)
     beams = generation.get("num_beams", 1)
+    log_probs = token_log_probs(model, out, beams).float().contiguous()
     if beams == 1:
-        return out.sequences, greedy_margins(out.scores), None
+        return out.sequences, greedy_margins(out.scores), None, log_probs
     eos = generation.get("eos_token_id")
     eos_ids = [] if eos is None else ([eos] if isinstance(eos, int) else list(eos))
     max_length = 1 + generation["max_new_tokens"]
     margins, running = beam_margins(out.scores, capture.steps, beams, eos_ids, max_length)
-    return out.sequences, margins, running
+    return out.sequences, margins, running, log_probs

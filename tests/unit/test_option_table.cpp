@@ -41,6 +41,13 @@ nlohmann::json default_of(const OptionSpec& spec) {
 nlohmann::json sample_of(const OptionSpec& spec) {
   const nlohmann::json fallback = default_of(spec);
   const Range range = spec.range.value_or(Range{});
+  if (fallback.is_null()) {
+    // An optional field, unset by default: any value in range.
+    const std::string type = type_name(spec);
+    if (type == "INT") return static_cast<std::int64_t>(std::isfinite(range.low) ? range.low + 1 : 1);
+    if (type == "FLOAT") return 0.5;
+    return "never";
+  }
   if (fallback.is_boolean()) return !fallback.get<bool>();
   if (fallback.is_number()) {
     const double step = fallback.is_number_integer() ? 1 : 0.5;
@@ -209,7 +216,11 @@ TEST(OptionTable, NamesMapToEnvAndConfigKeys) {
 }
 
 TEST(OptionTable, RequestParametersAreTheDetectOptionsEntries) {
-  std::set<std::string> expected{"model", "conf", "iou", "max_det", "classes", "agnostic_nms", "task", "text"};
+  std::set<std::string> expected{"model",         "conf",           "iou",
+                                 "max_det",       "classes",        "agnostic_nms",
+                                 "task",          "text",           "num_beams",
+                                 "max_new_tokens", "no_repeat_ngram_size", "length_penalty",
+                                 "early_stopping"};
   EXPECT_EQ(std::set<std::string>(detect_param_names().begin(), detect_param_names().end()), expected);
 }
 
@@ -271,7 +282,7 @@ TEST(OptionTable, RangesAreEnforcedTheSameWayFromEverySource) {
     if (!spec.range) continue;
     ++ranged;
     const Range& range = *spec.range;
-    const bool integral = default_of(spec).is_number_integer() || is_list(spec);
+    const bool integral = type_name(spec) == "INT" || is_list(spec);
     // Just outside, and the edge itself when it is inside.
     const bool below = std::isfinite(range.low);
     const double edge = below ? range.low : range.high;
@@ -327,6 +338,30 @@ TEST(OptionTable, OneBooleanVocabularyEverywhere) {
   for (const Source& source : sources_of(*agnostic)) {
     EXPECT_THROW(source.read(*agnostic, "yes please"), Error) << source.name;
   }
+}
+
+// early_stopping is transformers' bool-or-"never": the boolean words, JSON booleans and "never".
+TEST(OptionTable, EarlyStoppingReadsBooleansAndNever) {
+  const OptionSpec* spec = find_option("early-stopping");
+  ASSERT_NE(spec, nullptr);
+  for (const auto& [value, meaning] : std::vector<std::pair<nlohmann::json, nlohmann::json>>{
+           {"never", "never"}, {"yes", true}, {"0", false}, {true, true}, {false, false}}) {
+    for (const Source& source : sources_of(*spec)) {
+      if (!value.is_string() && !source.name.starts_with("request JSON")) continue;
+      EXPECT_EQ(source.read(*spec, value), meaning) << value.dump() << " from " << source.name;
+    }
+  }
+  for (const Source& source : sources_of(*spec)) {
+    try {
+      source.read(*spec, "sometimes");
+      ADD_FAILURE() << "'sometimes' accepted from " << source.name;
+    } catch (const Error& error) {
+      EXPECT_NE(std::string(error.what()).find("must be true, false or never, got 'sometimes'"), std::string::npos)
+          << error.what();
+    }
+  }
+  // Unset stays unset: the checkpoint decides.
+  EXPECT_FALSE(parse_detect_params(nlohmann::json::object(), DetectOptions{}).options.early_stopping.has_value());
 }
 
 std::string help_of(const std::string& command) {

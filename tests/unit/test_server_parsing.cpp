@@ -53,7 +53,7 @@ TEST(DetectParams, StringsAndJsonValuesMeanTheSame) {
       {{"conf", 0.5}, {"iou", 0.3}, {"max_det", 7}, {"classes", {0, 2}}, {"agnostic_nms", true}, {"model", "m"}},
       defaults);
   for (const auto* p : {&from_strings, &from_json}) {
-    EXPECT_FLOAT_EQ(p->options.conf, 0.5F);
+    EXPECT_FLOAT_EQ(p->options.conf.value_or(-1.0F), 0.5F);
     EXPECT_FLOAT_EQ(p->options.iou, 0.3F);
     EXPECT_EQ(p->options.max_det, 7);
     EXPECT_EQ(p->options.classes, (std::vector<int>{0, 2}));
@@ -67,7 +67,7 @@ TEST(DetectParams, UnsentParametersKeepTheServerDefaults) {
   defaults.conf = 0.4F;
   defaults.max_det = 12;
   auto parsed = cli::parse_detect_params({{"iou", "0.5"}}, defaults);
-  EXPECT_FLOAT_EQ(parsed.options.conf, 0.4F);
+  EXPECT_FLOAT_EQ(parsed.options.conf.value_or(-1.0F), 0.4F);
   EXPECT_EQ(parsed.options.max_det, 12);
 }
 
