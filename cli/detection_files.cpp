@@ -8,6 +8,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "vlm/error.h"
+#include "vlm/image.h"
 
 namespace vlm::cli {
 namespace {

@@ -421,7 +421,8 @@ std::string type_name(const OptionSpec& spec) {
         using T = std::remove_pointer_t<decltype(field)>;
         if constexpr (std::is_same_v<T, std::optional<EarlyStopping>>) return "true|false|never";
         if constexpr (std::is_same_v<T, std::optional<int>>) return "INT";
-        if constexpr (std::is_same_v<T, std::optional<float>> || std::is_same_v<T, std::optional<double>>) return "FLOAT";
+        if constexpr (std::is_same_v<T, std::optional<float>> || std::is_same_v<T, std::optional<double>>)
+          return "FLOAT";
         if constexpr (std::is_same_v<T, bool>) return "";
         if constexpr (std::is_same_v<T, int> || std::is_same_v<T, std::int64_t>) return "INT";
         if constexpr (std::is_floating_point_v<T>) return "FLOAT";

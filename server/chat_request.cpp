@@ -1,5 +1,7 @@
 #include "chat_request.h"
 
+#include "vlm/model.h"
+
 #include <algorithm>
 #include <cctype>
 #include <set>
@@ -42,7 +44,7 @@ bool is_off(std::string_view field, const Json& value) {
   if (field == "response_format")
     return value.is_object() && value.size() == 1 && value.value("type", Json()) == "text";
   if (field == "modalities") return value == Json::array({"text"});
-  return false;  // top_logprobs, stop, max_tokens, max_completion_tokens, audio, prediction, reasoning_effort, ...
+  return false;  // top_logprobs, stop, audio, prediction, reasoning_effort, ...
 }
 
 const std::set<std::string, std::less<>> kRefusedFields = {
@@ -60,17 +62,12 @@ const std::set<std::string, std::less<>> kRefusedFields = {
     "logit_bias",
     "response_format",
     "reasoning_effort",
-    "max_tokens",
-    "max_completion_tokens",
     "web_search_options",
     "verbosity",
 };
 
 std::string why_refused(std::string_view field) {
   if (field == "n") return "vlmserve answers one choice per request; send n = 1 or leave it out";
-  if (field == "max_tokens" || field == "max_completion_tokens") {
-    return "the answer's length is the checkpoint's (generation_config.json); leave " + std::string(field) + " out";
-  }
   if (field == "tools" || field == "tool_choice" || field == "functions" || field == "function_call") {
     return "the vision models served here do not call tools";
   }
@@ -194,6 +191,14 @@ ChatRequest parse_chat_request(const Json& body) {
           shape_error(key + "." + option, "must be true or false, got " + describe_json(setting));
         out.include_usage = setting.get<bool>();
       }
+    } else if (key == "max_tokens" || key == "max_completion_tokens") {
+      if (value.is_null()) continue;
+      if (!value.is_number_integer() || value.get<std::int64_t>() < 1 ||
+          value.get<std::int64_t>() > kMaxNewTokensCeiling) {
+        throw FieldError(ErrorCode::kInvalidArgument, key,
+                         key + " must be a whole number of tokens from 1, got " + describe_json(value));
+      }
+      out.max_new_tokens = static_cast<int>(value.get<std::int64_t>());
     } else if (kIgnoredFields.contains(key)) {
       continue;
     } else if (kRefusedFields.contains(key)) {

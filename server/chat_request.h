@@ -11,7 +11,7 @@ namespace vlm::server {
 // A POST /v1/chat/completions body, read into what vlmserve runs: the image and the text of the last
 // user message, the model, and how to answer. Fields OpenAI defines that cannot change what
 // vlmserve answers (temperature, top_p, seed, user, ...) are accepted and ignored; fields that
-// would (n > 1, tools, logprobs, stop, max_tokens, ...) are refused when set, naming the field; any
+// would (n > 1, tools, logprobs, stop, ...) are refused when set, naming the field; any
 // other field is refused as unknown. docs/server.md lists each.
 struct ChatRequest {
   std::string model;  // empty: the default model
@@ -20,6 +20,8 @@ struct ChatRequest {
   std::optional<std::string> prompt;  // the text part, as sent; absent when there is none
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage: a last chunk carries `usage`
+  // max_completion_tokens (or the older max_tokens): Florence-2's max_new_tokens; YOLO writes no tokens.
+  std::optional<int> max_new_tokens;
 };
 
 // Throws FieldError (errors.h) naming the field: bad_json for a wrong shape, invalid_argument for a

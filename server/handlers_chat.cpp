@@ -30,6 +30,8 @@ DetectOptions chat_options(const ChatRequest& chat, const Model& model, const De
     const ChatTask task = florence2_chat_task(chat.prompt);
     options.task = task.task;
     options.text = task.text;
+    // The server's --max-new-tokens-limit still bounds it (check_options names the limit).
+    if (chat.max_new_tokens) options.max_new_tokens = chat.max_new_tokens;
   }
   return options;
 }

@@ -32,7 +32,7 @@ struct Timings {
 struct TokenUsage {
   int prompt_tokens = 0;        // the text prompt's tokens, <s> and </s> included; image tokens are not counted
   int completion_tokens = 0;    // ids generated after the decoder's start token, the end token included
-  bool hit_max_length = false;  // generation stopped at its length limit, not at an end token
+  bool hit_max_length = false;  // generation used its whole token budget (stopped at its length limit)
 };
 
 // One image's answer, the record shape shared by `vlmserve detect` and POST /detect.

@@ -93,8 +93,8 @@ class Florence2Model final : public Model {
 
     const auto infer_start = std::chrono::steady_clock::now();
     const at::Tensor encoder_hidden = pipeline_.encode(pipeline_.image_features(pixel_values), prompt_ids);
-    const Generated generated = pipeline_.generate(
-        encoder_hidden, generation, request_max_length(generation, kDefaultMaxNewTokens, max_new_tokens_limit_));
+    const int max_length = request_max_length(generation, kDefaultMaxNewTokens, max_new_tokens_limit_);
+    const Generated generated = pipeline_.generate(encoder_hidden, generation, max_length);
     const double inference_ms = elapsed_ms(infer_start);
 
     const auto post_start = std::chrono::steady_clock::now();
@@ -107,7 +107,7 @@ class Florence2Model final : public Model {
       const std::span<const float> log_probs(log_prob_row.data_ptr<float>(), tokens.size());
       const std::string text = tokenizer_.decode(tokens, /*skip_special_tokens=*/false);
       ImageResult& result = results[i];
-      result.usage = usage_of(ids, tokens, generation);
+      result.usage = usage_of(ids, tokens, max_length);
       result.width = images[i].width();
       result.height = images[i].height();
       ParsedAnswer parsed = post_process_generation(text, task, ImageSize{result.width, result.height},
@@ -153,12 +153,13 @@ class Florence2Model final : public Model {
     return ids;
   }
 
-  // The decoder's start token is given, not generated; the end token is generated.
+  // The decoder's start token is given, not generated; the end token is generated. An answer that
+  // used its whole budget stopped at the length limit, even though its last token is the end token
+  // (forced_eos_token_id puts one there).
   static TokenUsage usage_of(const std::vector<std::int64_t>& prompt, const std::vector<std::int32_t>& generated,
-                             const GenerationConfig& generation) {
-    const auto& eos = generation.eos_token_ids;
-    const bool ended = !generated.empty() && std::find(eos.begin(), eos.end(), generated.back()) != eos.end();
-    return {static_cast<int>(prompt.size()), std::max(0, static_cast<int>(generated.size()) - 1), !ended};
+                             int max_length) {
+    const int completion = std::max(0, static_cast<int>(generated.size()) - 1);
+    return {static_cast<int>(prompt.size()), completion, completion + 1 >= max_length};
   }
 
   c10::Device device_;

@@ -252,6 +252,12 @@ class Florence(Close, unittest.TestCase):
     def photo(self, case):
         return ASSETS / case["image"]
 
+    def finish_reason(self, case):
+        # "length" when transformers' answer used the checkpoint's whole budget (its last token is
+        # then the forced end token), "stop" when it ended earlier.
+        budget = json.loads((NATIVE / "generation_config.json").read_text())["max_new_tokens"]
+        return "length" if len(case["generated_ids"]) - 1 >= budget else "stop"
+
     def check_usage(self, usage, case):
         # The prompt's text tokens (<s> ... </s>; the processor's image tokens are not counted) and
         # the ids generated after the decoder's start token.
@@ -273,7 +279,7 @@ class Florence(Close, unittest.TestCase):
             self.assert_close(got, want, task)
             self.assertEqual(got, detect(SERVER, self.photo(case), model="florence", task=task,
                                          **({"text": text} if text else {}))["result"], task)
-            self.assertEqual(completion.choices[0].finish_reason, "stop")
+            self.assertEqual(completion.choices[0].finish_reason, self.finish_reason(case), task)
             self.check_usage(completion.usage, case)
 
     def test_default_tasks_for_no_text_and_free_text(self):
@@ -285,6 +291,24 @@ class Florence(Close, unittest.TestCase):
         case = self.case("<CAPTION_TO_PHRASE_GROUNDING>", "a bus and two people")
         completion = chat("florence", data_url(self.photo(case)), "a bus and two people")
         self.assert_close(json.loads(completion.choices[0].message.content), case["answer"])
+
+    def test_max_tokens_is_max_new_tokens(self):
+        # The client's cap on the answer is Florence-2's max_new_tokens: the same ids /detect gives
+        # with that field, cut at the limit ("length"); YOLO writes no tokens and ignores it.
+        case = self.case("<MORE_DETAILED_CAPTION>")
+        limit = 4
+        self.assertGreater(len(case["generated_ids"]) - 1, limit, "the reference answer must be longer than the cap")
+        for field in ("max_tokens", "max_completion_tokens"):
+            completion = chat("florence", data_url(self.photo(case)), None, **{field: limit})
+            want = detect(SERVER, self.photo(case), model="florence", task="<MORE_DETAILED_CAPTION>",
+                          max_new_tokens=str(limit))
+            self.assertEqual(completion.choices[0].message.content, want["result"], field)
+            self.assertEqual(completion.choices[0].finish_reason, "length", field)
+            self.assertEqual(completion.usage.completion_tokens, limit, field)
+        completion = chat("yolo", data_url(PHOTOS / "bus.jpg"), max_tokens=limit)
+        self.assertEqual(completion.choices[0].finish_reason, "stop")
+        self.assertEqual(json.loads(completion.choices[0].message.content)["detections"],
+                         detect(SERVER, PHOTOS / "bus.jpg", model="yolo")["detections"])
 
     def test_stream(self):
         case = self.case("<OD>")
@@ -313,7 +337,7 @@ class Errors(unittest.TestCase):
         return lambda: client(server).chat.completions.create(model=model, messages=messages, **kw)
 
     def test_fields_that_would_change_the_answer_are_refused_by_name(self):
-        for kw, field in (({"n": 2}, "n"), ({"max_tokens": 16}, "max_tokens"), ({"logprobs": True}, "logprobs"),
+        for kw, field in (({"n": 2}, "n"), ({"max_tokens": 0}, "max_tokens"), ({"logprobs": True}, "logprobs"),
                           ({"stop": ["."]}, "stop"),
                           ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools")):
             self.expect(openai.UnprocessableEntityError, 422, "invalid_argument", self.create(**kw), field, field)

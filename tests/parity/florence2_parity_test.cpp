@@ -1,8 +1,8 @@
 // Florence-2 against transformers 5.23: references written by florence2_make_fixtures.py.
-#include <cstdlib>
-#include <filesystem>
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <string>
@@ -160,7 +160,8 @@ void check_token_log_probs(const Generated& ours, const at::Tensor& expected_ids
                            const std::string& key) {
   ASSERT_EQ(ours.token_log_probs.sizes(), ours.ids.sizes()) << key;
   for (std::int64_t r = 0; r < expected_ids.size(0); ++r) {
-    const bool diverged = std::any_of(divergences.begin(), divergences.end(), [&](const Divergence& d) { return d.row == r; });
+    const bool diverged =
+        std::any_of(divergences.begin(), divergences.end(), [&](const Divergence& d) { return d.row == r; });
     if (diverged || ours.ids.size(1) != expected_ids.size(1) || !ours.ids[r].equal(expected_ids[r])) continue;
     ++log_prob_rows_checked;
     EXPECT_EQ(ours.token_log_probs[r][0].item<float>(), 0.0F) << key << " start token";
@@ -178,8 +179,8 @@ void check_token_log_probs(const Generated& ours, const at::Tensor& expected_ids
 // Generates from `encoded` with `g` and compares with the reference `key`: the ids, then each
 // token's log-probability.
 std::vector<Divergence> compare_generation(const Pipeline& pipeline, const GenerationFixture& fixture,
-                                           const at::Tensor& encoded, const std::string& key,
-                                           const GenerationConfig& g, int max_length) {
+                                           const at::Tensor& encoded, const std::string& key, const GenerationConfig& g,
+                                           int max_length) {
   BeamTrace trace;
   const Generated generated = pipeline.generate(encoded, g, max_length, &trace);
   const at::Tensor& out = generated.ids;
@@ -538,7 +539,8 @@ TEST(Florence2Parity, ReusedDecodeStateMatchesAFreshOne) {
     state.use_fixed_shapes();
     const Generated fresh_first = pipeline.generate(first, g, max_length);
     const Generated fresh_second = pipeline.generate(second, g, max_length);
-    EXPECT_FALSE(fresh_first.ids.equal(fresh_second.ids)) << "the two batches must differ for the test to mean anything";
+    EXPECT_FALSE(fresh_first.ids.equal(fresh_second.ids))
+        << "the two batches must differ for the test to mean anything";
     const Generated reused_first = state.run(first);
     const Generated reused_second = state.run(second);
     EXPECT_TRUE(reused_first.ids.equal(fresh_first.ids)) << beams << " beams, first use";

@@ -61,8 +61,12 @@ TEST(ChatRequest, RefusesWhatItCannotHonourNamingTheField) {
   const Json parts = Json::array({image_part()});
   EXPECT_EQ(refusal(body_with(parts, {{"n", 2}})), "422 invalid_argument n");
   EXPECT_EQ(refusal(body_with(parts, {{"n", 1}})), "accepted");
-  EXPECT_EQ(refusal(body_with(parts, {{"max_tokens", 10}})), "422 invalid_argument max_tokens");
+  EXPECT_EQ(refusal(body_with(parts, {{"max_tokens", 10}})), "accepted");
   EXPECT_EQ(refusal(body_with(parts, {{"max_tokens", nullptr}})), "accepted");
+  EXPECT_EQ(refusal(body_with(parts, {{"max_tokens", 0}})), "422 invalid_argument max_tokens");
+  EXPECT_EQ(refusal(body_with(parts, {{"max_completion_tokens", 2.5}})), "422 invalid_argument max_completion_tokens");
+  EXPECT_EQ(parse_chat_request(body_with(parts, {{"max_completion_tokens", 12}})).max_new_tokens, 12);
+  EXPECT_FALSE(parse_chat_request(body_with(parts, Json::object())).max_new_tokens.has_value());
   EXPECT_EQ(refusal(body_with(parts, {{"tools", Json::array({{{"type", "function"}}})}})),
             "422 invalid_argument tools");
   EXPECT_EQ(refusal(body_with(parts, {{"tools", Json::array()}, {"tool_choice", "none"}})), "accepted");

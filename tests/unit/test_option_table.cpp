@@ -216,10 +216,18 @@ TEST(OptionTable, NamesMapToEnvAndConfigKeys) {
 }
 
 TEST(OptionTable, RequestParametersAreTheDetectOptionsEntries) {
-  std::set<std::string> expected{"model",         "conf",           "iou",
-                                 "max_det",       "classes",        "agnostic_nms",
-                                 "task",          "text",           "num_beams",
-                                 "max_new_tokens", "no_repeat_ngram_size", "length_penalty",
+  std::set<std::string> expected{"model",
+                                 "conf",
+                                 "iou",
+                                 "max_det",
+                                 "classes",
+                                 "agnostic_nms",
+                                 "task",
+                                 "text",
+                                 "num_beams",
+                                 "max_new_tokens",
+                                 "no_repeat_ngram_size",
+                                 "length_penalty",
                                  "early_stopping"};
   EXPECT_EQ(std::set<std::string>(detect_param_names().begin(), detect_param_names().end()), expected);
 }

@@ -94,8 +94,8 @@ TEST(Settings, FlagBeatsEnvironmentBeatsConfigBeatsDefault) {
   ScopedEnv env({{"VLM_CONF", "0.5"}, {"VLM_IOU", "0.65"}});
   Settings s = resolve("detect", {"--config", config.string(), "--conf", "0.6"});
   EXPECT_FLOAT_EQ(s.options().detect.conf.value_or(-1.0F), 0.6F);  // flag over env and config
-  EXPECT_FLOAT_EQ(s.options().detect.iou, 0.65F);  // env over config
-  EXPECT_EQ(s.options().detect.max_det, 17);       // config over default
+  EXPECT_FLOAT_EQ(s.options().detect.iou, 0.65F);                  // env over config
+  EXPECT_EQ(s.options().detect.max_det, 17);                       // config over default
   EXPECT_EQ(s.options().detect_run.batch, 3);
   EXPECT_EQ(s.options().model.device, "cpu");  // default
   EXPECT_TRUE(s.is_set("conf"));
