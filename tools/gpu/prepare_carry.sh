@@ -9,8 +9,9 @@
 #                                   GPU machine's own torch wheel, the same 2.11.0+cu130), and stubs
 #   .gpu-deps/fixtures/             YOLO parity fixtures (TorchScript exports + reference detections)
 #   .gpu-deps/assets/images/        the photos the references were computed on (../shared does not travel)
-#   .f2-bench/                      for tools/gpu/florence2_bench.sh, when bench_florence2 is built: the
-#                                   binary (its libraries are in .gpu-deps/lib) and the Florence-2-base
+#   .f2-bench/                      for tools/gpu/florence2_bench.sh and florence2_parity.sh, when built:
+#                                   bench_florence2 and florence2_parity_test (their libraries are in
+#                                   .gpu-deps/lib) and the Florence-2-base
 #                                   config/tokenizer files the checkpoint builder reads
 #                                   (tests/parity/florence2_make_fixtures.py); outside .gpu-deps so that
 #                                   run_all.sh's carry does not grow
@@ -102,6 +103,13 @@ if [[ -x "$build_dir/bench/florence2/bench_florence2" ]]; then
   binaries+=("$f2/bin/bench_florence2")
 else
   echo "prepare_carry.sh: no $build_dir/bench/florence2/bench_florence2; tools/gpu/florence2_bench.sh will not run" >&2
+fi
+if [[ -x "$build_dir/tests/parity/florence2_parity_test" ]]; then
+  mkdir -p "$f2/bin"
+  cp "$build_dir/tests/parity/florence2_parity_test" "$f2/bin/"
+  binaries+=("$f2/bin/florence2_parity_test")
+else
+  echo "prepare_carry.sh: no $build_dir/tests/parity/florence2_parity_test; tools/gpu/florence2_parity.sh will not run" >&2
 fi
 
 # Where this machine's loader finds each library (the binary's RUNPATH included).
