@@ -97,20 +97,17 @@ cp "$binary" "$bundle/bin/vlmserve"
 binaries=("$bundle/bin/vlmserve")
 f2="$root/.f2-bench"
 rm -rf "$f2"
-if [[ -x "$build_dir/bench/florence2/bench_florence2" ]]; then
-  mkdir -p "$f2/bin"
-  cp "$build_dir/bench/florence2/bench_florence2" "$f2/bin/"
-  binaries+=("$f2/bin/bench_florence2")
-else
-  echo "prepare_carry.sh: no $build_dir/bench/florence2/bench_florence2; tools/gpu/florence2_bench.sh will not run" >&2
-fi
-if [[ -x "$build_dir/tests/parity/florence2_parity_test" ]]; then
-  mkdir -p "$f2/bin"
-  cp "$build_dir/tests/parity/florence2_parity_test" "$f2/bin/"
-  binaries+=("$f2/bin/florence2_parity_test")
-else
-  echo "prepare_carry.sh: no $build_dir/tests/parity/florence2_parity_test; tools/gpu/florence2_parity.sh will not run" >&2
-fi
+# Each Florence-2 binary and the device script that runs it.
+for entry in bench/florence2/bench_florence2:florence2_bench.sh tests/parity/florence2_parity_test:florence2_parity.sh; do
+  built="$build_dir/${entry%%:*}"
+  if [[ -x "$built" ]]; then
+    mkdir -p "$f2/bin"
+    cp "$built" "$f2/bin/"
+    binaries+=("$f2/bin/$(basename "$built")")
+  else
+    echo "prepare_carry.sh: no $built; tools/gpu/${entry##*:} will not run" >&2
+  fi
+done
 
 # Where this machine's loader finds each library (the binary's RUNPATH included).
 declare -A where
