@@ -68,6 +68,9 @@ class Tokenizer {
   std::vector<int32_t> encode(std::string_view text, bool add_special_tokens = true) const;
   // Unknown ids are skipped, as in `tokenizers`.
   std::string decode(std::span<const int32_t> ids, bool skip_special_tokens = false) const;
+  // decode(ids.first(i + 1)).size() for every i, in one pass over the ids (a prefix that ends inside
+  // a character decodes it as U+FFFD, as decode() does).
+  std::vector<std::size_t> decoded_prefix_sizes(std::span<const int32_t> ids) const;
   // The ByteLevel decoder applied to token strings, like transformers' convert_tokens_to_string.
   std::string tokens_to_string(std::span<const std::string> tokens) const;
 

@@ -19,35 +19,23 @@ bool RegionScorer::is_removed(std::int32_t id) const {
 }
 
 std::vector<TextRange> RegionScorer::token_ranges(std::span<const std::int32_t> tokens) const {
+  // The whole answer decoded once, prefix by prefix: a character whose bytes span several tokens
+  // is placed where its last byte arrives. <s>, </s> and <pad> decode to their own text, which the
+  // parsed text does not have, so their bytes are taken out of every later position.
+  const std::vector<std::size_t> sizes = tokenizer_.decoded_prefix_sizes(tokens);
   std::vector<TextRange> ranges(tokens.size());
   std::size_t pos = 0;
-  // Ordinary tokens decode together (a character's bytes may span several), so a run of them is
-  // measured by decoding its prefixes; added tokens decode to their own text.
-  std::size_t run_start = 0;
-  std::size_t run_base = 0;
-  bool in_run = false;
+  std::size_t removed_bytes = 0;
+  std::size_t previous = 0;
   for (std::size_t i = 0; i < tokens.size(); ++i) {
-    const std::int32_t id = tokens[i];
-    if (is_removed(id)) {
+    if (is_removed(tokens[i])) {
+      removed_bytes += sizes[i] - previous;
       ranges[i] = {pos, pos};
-      in_run = false;
-      continue;
+    } else {
+      ranges[i] = {pos, std::max(pos, sizes[i] - removed_bytes)};
+      pos = ranges[i].end;
     }
-    if (tokenizer_.is_special(id)) {
-      const std::size_t length = tokenizer_.decode(tokens.subspan(i, 1)).size();
-      ranges[i] = {pos, pos + length};
-      pos += length;
-      in_run = false;
-      continue;
-    }
-    if (!in_run) {
-      in_run = true;
-      run_start = i;
-      run_base = pos;
-    }
-    const std::size_t end = run_base + tokenizer_.decode(tokens.subspan(run_start, i + 1 - run_start)).size();
-    ranges[i] = {pos, std::max(pos, end)};
-    pos = ranges[i].end;
+    previous = sizes[i];
   }
   return ranges;
 }
@@ -60,19 +48,25 @@ std::optional<std::vector<float>> RegionScorer::score(std::span<const std::int32
   const std::vector<TextRange> ranges = token_ranges(tokens);
   const std::string parsed = replace_all(replace_all(replace_all(decoded, "<s>", ""), "</s>", ""), "<pad>", "");
   if (ranges.empty() || ranges.back().end != parsed.size() || log_probs.size() < tokens.size()) return std::nullopt;
-  auto overlaps = [](const TextRange& a, const TextRange& b) { return a.begin < b.end && b.begin < a.end; };
-  for (const RegionSource& region : regions) {
-    double sum = 0.0;
-    std::size_t count = 0;
-    for (std::size_t i = 0; i < tokens.size(); ++i) {
-      const TextRange& token = ranges[i];
-      bool used = overlaps(token, region.label);
-      for (const TextRange& location : region.locations) used = used || overlaps(token, location);
-      if (!used) continue;
-      sum += log_probs[i];
-      ++count;
+  // Token ranges are in text order (begins and ends never decrease), so the tokens a piece of text
+  // overlaps start at the first one ending after its begin.
+  std::vector<std::size_t> used;
+  const auto add_overlapping = [&](const TextRange& text) {
+    auto it = std::partition_point(ranges.begin(), ranges.end(),
+                                   [&](const TextRange& token) { return token.end <= text.begin; });
+    for (; it != ranges.end() && it->begin < text.end; ++it) {
+      if (text.begin < it->end) used.push_back(static_cast<std::size_t>(it - ranges.begin()));
     }
-    scores.push_back(count == 0 ? 0.0F : static_cast<float>(std::exp(sum / static_cast<double>(count))));
+  };
+  for (const RegionSource& region : regions) {
+    used.clear();
+    add_overlapping(region.label);
+    for (const TextRange& location : region.locations) add_overlapping(location);
+    std::sort(used.begin(), used.end());
+    used.erase(std::unique(used.begin(), used.end()), used.end());
+    double sum = 0.0;
+    for (std::size_t i : used) sum += log_probs[i];
+    scores.push_back(used.empty() ? 0.0F : static_cast<float>(std::exp(sum / static_cast<double>(used.size()))));
   }
   return scores;
 }

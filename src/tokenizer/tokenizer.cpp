@@ -326,6 +326,22 @@ std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_to
   return tokenizer_detail::utf8_lossy(bytes);
 }
 
+std::vector<std::size_t> Tokenizer::decoded_prefix_sizes(std::span<const int32_t> ids) const {
+  std::vector<std::size_t> sizes;
+  sizes.reserve(ids.size());
+  std::size_t settled = 0;  // decoded size of the bytes that no later byte can change
+  std::string open;         // the bytes after them: a character some later token may complete
+  for (int32_t id : ids) {
+    if (const std::string* token = impl_->token_of(id)) open += tokenizer_detail::token_to_bytes(*token);
+    const std::size_t tail = tokenizer_detail::truncated_utf8_tail(open);
+    settled += tokenizer_detail::utf8_lossy(std::string_view(open).substr(0, open.size() - tail)).size();
+    open.erase(0, open.size() - tail);
+    constexpr std::size_t kReplacementSize = 3;  // U+FFFD in UTF-8
+    sizes.push_back(settled + (tail > 0 ? kReplacementSize : 0));
+  }
+  return sizes;
+}
+
 std::string Tokenizer::tokens_to_string(std::span<const std::string> tokens) const {
   std::string bytes;
   for (const std::string& t : tokens) bytes += tokenizer_detail::token_to_bytes(t);

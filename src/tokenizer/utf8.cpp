@@ -87,6 +87,23 @@ std::string utf8_lossy(std::string_view bytes) {
   return out;
 }
 
+std::size_t truncated_utf8_tail(std::string_view bytes) {
+  // A lead byte is never a continuation byte, so the sequence that may still be open starts at the
+  // last lead byte among the final three.
+  const std::size_t size = bytes.size();
+  for (std::size_t back = 1; back <= 3 && back <= size; ++back) {
+    const std::size_t pos = size - back;
+    const auto b = static_cast<unsigned char>(bytes[pos]);
+    if (b < 0x80) return 0;
+    if (b <= 0xBF) continue;  // a continuation byte: look further back
+    // Truncated exactly when what is there is well formed so far: the maximal subpart is the rest.
+    const bool open =
+        lead_info(b).length > static_cast<int>(back) && sequence_length(bytes, pos) == -static_cast<int>(back);
+    return open ? back : 0;
+  }
+  return 0;
+}
+
 bool is_unicode_whitespace(char32_t cp) {
   if (cp <= 0x20) return cp == 0x20 || (cp >= 0x09 && cp <= 0x0D);
   if (cp < 0x85) return false;

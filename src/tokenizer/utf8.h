@@ -17,6 +17,11 @@ std::size_t find_invalid_utf8(std::string_view text);
 // errors="replace") do: one replacement per maximal subpart of a well-formed sequence.
 std::string utf8_lossy(std::string_view bytes);
 
+// Length of the well-formed but truncated sequence that ends `bytes` (0 when none): the bytes that
+// utf8_lossy replaces by one U+FFFD now but that further bytes may complete. Everything before
+// them decodes the same whatever follows.
+std::size_t truncated_utf8_tail(std::string_view bytes);
+
 // Unicode White_Space, which is what Rust's char::is_whitespace and Oniguruma's \s use.
 bool is_unicode_whitespace(char32_t cp);
 

@@ -14,7 +14,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "utf8.h"  // append_utf8: builds the random texts
+#include "byte_level.h"  // byte_to_chars: the single-byte tokens
+#include "utf8.h"        // append_utf8: builds the random texts
 #include "vlm/error.h"
 #include "vlm/tokenizer.h"
 
@@ -173,6 +174,49 @@ TEST(Tokenizer, RandomUnicodeRoundTrips) {
     const auto ids = tok.encode(text, true);
     if (tok.decode(ids, false) != "<s>" + text + "</s>" && ++failures <= 5) {
       ADD_FAILURE() << "round trip lost text of " << text.size() << " bytes: " << Json(text).dump();
+    }
+  }
+  EXPECT_EQ(failures, 0);
+}
+
+// decoded_prefix_sizes is decode() of every prefix, computed in one pass. Sequences of single-byte
+// tokens make every kind of UTF-8 boundary: characters split across tokens, truncated ones
+// completed later or never, invalid lead and continuation bytes, special tokens in between.
+TEST(Tokenizer, DecodedPrefixSizesAreThoseOfEachPrefix) {
+  const auto tok = vlm::Tokenizer::from_file(florence_dir("Florence-2-base") / "tokenizer.json");
+  std::vector<int32_t> byte_ids(256);
+  for (int b = 0; b < 256; ++b) {
+    const auto id = tok.token_to_id(vlm::tokenizer_detail::byte_to_chars(static_cast<unsigned char>(b)));
+    ASSERT_TRUE(id.has_value()) << "no single-byte token for " << b;
+    byte_ids[static_cast<std::size_t>(b)] = *id;
+  }
+  const std::vector<int32_t> words = tok.encode(" the cat 北京 <loc_5></s><pad>😀 é", false);
+  // Lead bytes of 2-, 3- and 4-byte sequences (including the ranges that restrict the next byte)
+  // and continuation bytes of both halves, so that well-formed and broken sequences both occur.
+  const std::vector<int> interesting = {0xC2, 0xDF, 0xE0, 0xE2, 0xED, 0xEF, 0xF0, 0xF4, 0xF5,
+                                        0xC0, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0x41, 0x20};
+  std::mt19937 rng(5);
+  int failures = 0;
+  for (int n = 0; n < 3000; ++n) {
+    std::vector<int32_t> ids;
+    const int length = 1 + static_cast<int>(rng() % 16);
+    for (int k = 0; k < length; ++k) {
+      const unsigned r = rng() % 10;
+      if (r < 6) {
+        ids.push_back(byte_ids[static_cast<std::size_t>(interesting[rng() % interesting.size()])]);
+      } else if (r < 8) {
+        ids.push_back(byte_ids[rng() % 256]);
+      } else {
+        ids.push_back(words[rng() % words.size()]);
+      }
+    }
+    const std::vector<std::size_t> sizes = tok.decoded_prefix_sizes(ids);
+    ASSERT_EQ(sizes.size(), ids.size());
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      const std::size_t want = tok.decode(std::span<const int32_t>(ids).first(i + 1)).size();
+      if (sizes[i] != want && ++failures <= 5) {
+        ADD_FAILURE() << "prefix of " << i + 1 << " ids: " << sizes[i] << " bytes, decode() gives " << want;
+      }
     }
   }
   EXPECT_EQ(failures, 0);
