@@ -1,4 +1,4 @@
-"""Closed-loop load generator for POST /detect: N clients, each with one keep-alive connection,
+"""Closed-loop load generator for POST /detect (or another path with its query): N clients, each with one keep-alive connection,
 send images back to back for a fixed time. Prints JSON with req/s and latency percentiles."""
 
 import argparse
@@ -20,7 +20,7 @@ def percentile(values, q):
     return values[lo] + (values[hi] - values[lo]) * (k - lo)
 
 
-def client(host, port, images, deadline, latencies, errors, api_key, offset):
+def client(host, port, images, deadline, latencies, errors, api_key, offset, path):
     conn = http.client.HTTPConnection(host, port, timeout=120)
     headers = {"Content-Type": "image/jpeg"}
     if api_key:
@@ -31,7 +31,7 @@ def client(host, port, images, deadline, latencies, errors, api_key, offset):
         i += 1
         start = time.perf_counter()
         try:
-            conn.request("POST", "/detect", body=body, headers=headers)
+            conn.request("POST", path, body=body, headers=headers)
             response = conn.getresponse()
             response.read()
             ok = response.status == 200
@@ -49,10 +49,10 @@ def client(host, port, images, deadline, latencies, errors, api_key, offset):
     conn.close()
 
 
-def run(host, port, images, clients, seconds, api_key=None):
+def run(host, port, images, clients, seconds, api_key=None, path="/detect"):
     latencies, errors = [], []
     deadline = time.perf_counter() + seconds
-    threads = [threading.Thread(target=client, args=(host, port, images, deadline, latencies, errors, api_key, k))
+    threads = [threading.Thread(target=client, args=(host, port, images, deadline, latencies, errors, api_key, k, path))
                for k in range(clients)]
     start = time.perf_counter()
     for t in threads:

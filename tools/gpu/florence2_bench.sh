@@ -10,6 +10,9 @@
 #        carry [".gpu-deps/bin", ".gpu-deps/lib", ".gpu-deps/assets", ".f2-bench", ".whl"], timeout_s 600
 # Extra arguments go to run.py (--shapes, --dtypes, --batches, --settings, --budget-s, ...). The table
 # and every row's JSON lines land in $OUT (florence2_bench.txt, florence2_bench.jsonl).
+# With VLM_GPU_SERVER_SECONDS=N (N s per point), the server rows follow, on the base-shaped checkpoint
+# run.py built: the bundle's vlmserve answering POST /detect <CAPTION> (3 beams, 64 new tokens, fp16)
+# at 1 and 16 clients beside transformers in a loop (bench/florence2/server.py; florence2_server.txt).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 start=$(date +%s)
@@ -33,4 +36,13 @@ VLM_ASSETS="$f2/assets" PYTHONUNBUFFERED=1 python3 bench/florence2/run.py \
   --bench "$f2/bin/bench_florence2" --bench-env "$lib_path" --images "$bundle/assets/images" \
   --work /tmp/florence2_bench --device cuda --budget-s "$budget" --jsonl "$out/florence2_bench.jsonl" "$@" \
   2> >(grep -v "Loading weights\|Writing model" >&2) | tee "$out/florence2_bench.txt"
-exit "${PIPESTATUS[0]}"
+status="${PIPESTATUS[0]}"
+if [[ -n "${VLM_GPU_SERVER_SECONDS:-}" ]]; then
+  [[ -d /tmp/florence2_bench/base_native ]] || { echo "florence2_bench.sh: no base-shaped checkpoint (run.py --shapes base)" >&2; exit 1; }
+  PYTHONUNBUFFERED=1 timeout "$(( ${VLM_GPU_BUDGET_S:-570} - ($(date +%s) - start) ))" python3 bench/florence2/server.py \
+    --bin "$bundle/bin/vlmserve" --bin-env "$lib_path" --model /tmp/florence2_bench/base_native --images "$bundle/assets/images" \
+    --device cuda --half --seconds "$VLM_GPU_SERVER_SECONDS" --jsonl "$out/florence2_server.jsonl" \
+    2> >(grep -v "Loading weights" >&2) | tee "$out/florence2_server.txt"
+  [[ "${PIPESTATUS[0]}" == 0 ]] || status=1
+fi
+exit "$status"
