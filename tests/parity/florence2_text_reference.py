@@ -21,17 +21,11 @@ from pathlib import Path
 import transformers
 from transformers import AddedToken, AutoTokenizer, CLIPImageProcessor, Florence2Processor
 
+from tokenizer_reference import FLORENCE_TOKENS  # the task and <loc_*> tokens the processor registers
+
 ASSETS = Path(os.environ.get("VLM_ASSETS", Path(__file__).resolve().parents[2] / ".." / "shared" / "assets"))
 OUT = Path(os.environ.get("VLM_TEST_DATA", "build/test-data")) / "florence2_text"
 MS_DIR = ASSETS / "florence2" / "Florence-2-base"
-
-FLORENCE_TOKENS = (
-    ["<od>", "</od>", "<ocr>", "</ocr>"]
-    + [f"<loc_{x}>" for x in range(1000)]
-    + ["<cap>", "</cap>", "<ncap>", "</ncap>", "<dcap>", "</dcap>", "<grounding>", "</grounding>", "<seg>",
-       "</seg>", "<sep>", "<region_cap>", "</region_cap>", "<region_to_desciption>", "</region_to_desciption>",
-       "<proposal>", "</proposal>", "<poly>", "</poly>", "<and>"]
-)
 
 # microsoft/Florence-2's processing_florence2.py, Florence2PostProcesser._create_black_list_of_phrase_grounding
 # (the same list transformers' conversion script writes into florence-community's processor config).
