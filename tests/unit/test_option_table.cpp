@@ -20,6 +20,7 @@
 #include "option_value.h"
 #include "request_params.h"
 #include "settings.h"
+#include "settings_test_support.h"
 #include "vlm/error.h"
 
 namespace vlm::cli {
@@ -74,45 +75,14 @@ std::string text_of(const nlohmann::json& value) {
 
 bool is_list(const OptionSpec& spec) { return type_name(spec) == "LIST"; }
 
-class ScopedEnv {
- public:
-  ScopedEnv(const std::string& name, const std::string& value) : name_(name) {
-    if (const char* old = std::getenv(name.c_str())) old_ = old;
-    ::setenv(name.c_str(), value.c_str(), 1);
-  }
-  ~ScopedEnv() {
-    if (old_) {
-      ::setenv(name_.c_str(), old_->c_str(), 1);
-    } else {
-      ::unsetenv(name_.c_str());
-    }
-  }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-
- private:
-  std::string name_;
-  std::optional<std::string> old_;
-};
+using test::ScopedEnv;
 
 fs::path write_config(const std::string& key, const nlohmann::json& value) {
-  const char* root = std::getenv("VLM_TEST_DATA");
-  fs::path folder = fs::path(root ? root : fs::temp_directory_path().string()) / "option_table_test";
-  fs::create_directories(folder);
-  fs::path path = folder / (key + ".json");
-  std::ofstream(path) << nlohmann::json{{key, value}}.dump();
-  return path;
+  return test::write_test_file("option_table_test", key + ".json", nlohmann::json{{key, value}}.dump());
 }
 
 Options resolve(const std::string& command, const std::vector<std::string>& args) {
-  Settings settings(command);
-  CLI::App app;
-  settings.register_flags(app);
-  std::vector<const char*> argv = {"vlmserve"};
-  for (const std::string& arg : args) argv.push_back(arg.c_str());
-  app.parse(static_cast<int>(argv.size()), argv.data());
-  settings.resolve();
-  return settings.options();
+  return test::resolved_settings(command, args).options();
 }
 
 nlohmann::json field_value(const OptionSpec& spec, Options options) { return value_json(spec.binding.field(options)); }
@@ -140,7 +110,7 @@ std::vector<Source> sources_of(const OptionSpec& spec) {
                   const nlohmann::json& v) { return field_value(s, resolve(command_of(s), flag_args(s, v))); }},
       {"environment",
        [](const OptionSpec& s, const nlohmann::json& v) {
-         ScopedEnv env(env_name(s), text_of(v));
+         ScopedEnv env({{env_name(s), text_of(v)}});
          return field_value(s, resolve(command_of(s), {}));
        }},
       {"config file",

@@ -12,6 +12,7 @@
 
 #include "core_test_data.h"
 #include "settings.h"
+#include "settings_test_support.h"
 #include "vlm/error.h"
 
 namespace vlm::cli {
@@ -19,50 +20,14 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Sets environment variables for one test and restores what was there before.
-class ScopedEnv {
- public:
-  ScopedEnv(std::initializer_list<std::pair<const char*, const char*>> values) {
-    for (const auto& [name, value] : values) {
-      const char* old = std::getenv(name);
-      saved_.emplace_back(name, old ? std::optional<std::string>(old) : std::nullopt);
-      ::setenv(name, value, 1);
-    }
-  }
-  ~ScopedEnv() {
-    for (const auto& [name, value] : saved_) {
-      if (value) {
-        ::setenv(name.c_str(), value->c_str(), 1);
-      } else {
-        ::unsetenv(name.c_str());
-      }
-    }
-  }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-
- private:
-  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
-};
+using test::ScopedEnv;
 
 fs::path write_config(const std::string& name, const std::string& text) {
-  const char* root = std::getenv("VLM_TEST_DATA");
-  fs::path folder = fs::path(root ? root : fs::temp_directory_path().string()) / "settings_test";
-  fs::create_directories(folder);
-  fs::path path = folder / name;
-  std::ofstream(path) << text;
-  return path;
+  return test::write_test_file("settings_test", name, text);
 }
 
-Settings resolve(const std::string& command, std::vector<std::string> args) {
-  Settings settings(command);
-  CLI::App app;
-  settings.register_flags(app);
-  std::vector<const char*> argv = {"vlmserve"};
-  for (const std::string& arg : args) argv.push_back(arg.c_str());
-  app.parse(static_cast<int>(argv.size()), argv.data());
-  settings.resolve();
-  return settings;
+Settings resolve(const std::string& command, const std::vector<std::string>& args) {
+  return test::resolved_settings(command, args);
 }
 
 void expect_invalid(const std::string& command, const std::vector<std::string>& args, ErrorCode code,
