@@ -15,6 +15,7 @@ so the server is reached on loopback."""
 import json
 import os
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -71,6 +72,17 @@ def build(target, tag):
     if result.returncode != 0:
         raise AssertionError(f"buildah bud --target {target} failed after {took:.0f} s:\n{result.stdout[-6000:]}")
     return took, result.stdout
+
+
+def built_service(service, data, prefix):
+    """The compose service's image built (cached layers reused) and a container for it whose volumes
+    live in a new scratch folder under DATA: (tag, scratch folder, Container)."""
+    tag, target = compose_service(service)
+    took, _ = build(target, tag)
+    print(f"built {tag} (target {target}) in {took:.0f} s")
+    work = Path(tempfile.mkdtemp(dir=data, prefix=prefix))
+    os.chmod(work, 0o755)
+    return tag, work, Container(tag, work / "volumes")
 
 
 def image_size(tag):

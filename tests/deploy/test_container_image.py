@@ -15,7 +15,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 from pathlib import Path
@@ -24,7 +23,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hub"))
-from container import Container, build, compose_service, image_size, layer_list  # noqa: E402
+from container import built_service, image_size, layer_list  # noqa: E402
 from hub_emulator import Emulator, Repo, make_self_signed_cert  # noqa: E402
 
 DATA = Path(os.environ.get("VLM_TEST_DATA", "/tmp"))
@@ -61,12 +60,7 @@ class CpuImage(unittest.TestCase):
     def setUpClass(cls):
         cls.export = DATA / "yolov5n.torchscript"
         assert cls.export.is_file(), f"{cls.export} missing: the yolo_fixtures test makes it"
-        cls.tag, target = compose_service("vlmserve-cpu")
-        took, _ = build(target, cls.tag)
-        print(f"built {cls.tag} (target {target}) in {took:.0f} s")
-        cls.work = Path(tempfile.mkdtemp(dir=DATA, prefix="container-"))
-        os.chmod(cls.work, 0o755)
-        cls.container = Container(cls.tag, cls.work / "volumes")
+        cls.tag, cls.work, cls.container = built_service("vlmserve-cpu", DATA, "container-")
         shutil.copy(cls.export, cls.container.volumes[MODELS] / "yolov5n.torchscript")
         cls.reference = cli_record(cls.export)
 

@@ -10,12 +10,11 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import unittest
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from container import Container, build, compose_service, image_size, layer_list  # noqa: E402
+from container import built_service, image_size, layer_list  # noqa: E402
 from test_container_image import MODELS, PHOTO, boxes, cli_record  # noqa: E402
 
 DATA = Path(os.environ.get("VLM_TEST_DATA", "/tmp"))
@@ -30,12 +29,7 @@ class GpuImage(unittest.TestCase):
     def setUpClass(cls):
         cls.export = DATA / "yolov5n.torchscript"
         assert cls.export.is_file(), f"{cls.export} missing: the yolo_fixtures test makes it"
-        cls.tag, target = compose_service("vlmserve")
-        took, _ = build(target, cls.tag)
-        print(f"built {cls.tag} (target {target}) in {took:.0f} s")
-        cls.work = Path(tempfile.mkdtemp(dir=DATA, prefix="container-gpu-"))
-        os.chmod(cls.work, 0o755)
-        cls.container = Container(cls.tag, cls.work / "volumes")
+        cls.tag, cls.work, cls.container = built_service("vlmserve", DATA, "container-gpu-")
 
     @classmethod
     def tearDownClass(cls):
