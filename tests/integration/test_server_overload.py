@@ -8,7 +8,6 @@ Each test starts its own server with small limits, so a few seconds of load on t
 them. The long versions of these probes, with their durations, are in bench/server/overload.sh.
 """
 
-import http.client
 import json
 import multiprocessing
 import signal
@@ -19,7 +18,7 @@ import unittest
 
 import requests
 
-from server_harness import TMP, Server, image_bytes, run_tests
+from server_harness import TMP, Server, SlowHeaders, image_bytes, probe, run_tests
 
 DRAIN_S = 5.0
 EXIT_GRACE_S = 5.0  # the bound docs/server.md states (kExitGrace in server/serve.cpp, plus 1 s)
@@ -112,29 +111,6 @@ def hammer(port, seconds):
     return seen
 
 
-def probe(server, paths, seconds, limit_s, source="127.0.0.1"):
-    """Probes `paths` in turn every 0.1 s, each on a fresh connection from `source` as a kubelet or a
-    Prometheus scrape would; returns (path, status or error, seconds)."""
-    out = []
-    end = time.monotonic() + seconds
-    i = 0
-    while time.monotonic() < end:
-        path = paths[i % len(paths)]
-        i += 1
-        start = time.monotonic()
-        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=limit_s, source_address=(source, 0))
-        try:
-            conn.request("GET", path)
-            status = conn.getresponse().status
-        except OSError as e:
-            status = type(e).__name__
-        finally:
-            conn.close()
-        out.append((path, status, time.monotonic() - start))
-        time.sleep(0.1)
-    return out
-
-
 class Overload(unittest.TestCase):
     ADMITTED = 3
     CLIENTS = 5 * ADMITTED
@@ -182,49 +158,6 @@ class Overload(unittest.TestCase):
         statuses, _ = self.load("--queue", "1", "--batch-max", "1")
         self.assertIn((503, "overloaded"), statuses)
         self.assertIn((503, "queue_full"), statuses)
-
-
-class SlowHeaders:
-    """Connections from `source` that send a request line and headers one byte every 0.5 s; each
-    records when the server first answered or closed it."""
-
-    REQUEST = b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"X-Pad: " + b"a" * 200 + b"\r\n\r\n"
-
-    def __init__(self, port, source, count):
-        self.opened = []
-        self.ended = {}
-        self.answers = {}
-        self._stop = threading.Event()
-        for _ in range(count):
-            sock = socket.create_connection(("127.0.0.1", port), timeout=30, source_address=(source, 0))
-            self.opened.append((sock, time.monotonic()))
-            threading.Thread(target=self._read, args=(sock,), daemon=True).start()
-        self._writer = threading.Thread(target=self._trickle, daemon=True)
-        self._writer.start()
-
-    def _read(self, sock):
-        try:
-            data = sock.recv(4096)
-        except OSError:
-            data = b""
-        self.answers[sock] = data
-        self.ended[sock] = time.monotonic()
-
-    def _trickle(self):
-        for i in range(len(self.REQUEST)):
-            if self._stop.wait(0.5):
-                return
-            for sock, _ in self.opened:
-                if sock not in self.ended:
-                    try:
-                        sock.send(self.REQUEST[i:i + 1])
-                    except OSError:
-                        pass
-
-    def close(self):
-        self._stop.set()
-        for sock, _ in self.opened:
-            sock.close()
 
 
 class SlowClients(unittest.TestCase):
