@@ -277,6 +277,48 @@ class SlowHeaders:
             sock.close()
 
 
+class WrkLoad:
+    """Debian's wrk posting `image` to /detect over `connections` keep-alive connections for `seconds`
+    (tests/integration/wrk_detect.lua); started at once. result() waits for it and returns its
+    figures: counts by status (and error code), 503s without Retry-After, socket errors, p50/p99 ms."""
+
+    SCRIPT = Path(__file__).with_name("wrk_detect.lua")
+
+    def __init__(self, server, connections, seconds, image="bus.jpg"):
+        self.seconds = seconds
+        env = dict(os.environ, VLM_WRK_IMAGE=str(IMAGES / image))
+        self.proc = subprocess.Popen(["wrk", "--threads", str(min(2, connections)), "--connections", str(connections),
+                                      "--duration", f"{seconds:g}s", "--timeout", "30s", "--script", str(self.SCRIPT),
+                                      server.base + "/detect"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+
+    def result(self):
+        out, _ = self.proc.communicate(timeout=self.seconds + 60)
+        for line in out.splitlines():
+            if line.startswith("VLM_WRK "):
+                return json.loads(line[len("VLM_WRK "):])
+        raise RuntimeError("wrk printed no figures:\n" + out)
+
+
+class RssSampler:
+    """The server's RSS every 50 ms from construction to stop(): (peak KiB)."""
+
+    def __init__(self, server):
+        self.peak_kb = server.rss_kb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(server,), daemon=True)
+        self._thread.start()
+
+    def _run(self, server):
+        while not self._stop.wait(0.05):
+            self.peak_kb = max(self.peak_kb, server.rss_kb())
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+        return self.peak_kb
+
+
 def parse_response(raw):
     """(status, headers dict with lower-case names, body bytes) of the first response in `raw`."""
     head, _, body = raw.partition(b"\r\n\r\n")
