@@ -18,6 +18,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+// httplib listens with a backlog of 5. Under overload every refused client reconnects at once, the
+// accept queue overflows, and the kernel drops the handshakes it cannot queue: those clients get a
+// reset or nothing instead of a 503 (1,536 overflows and 219 lost requests in 15 s at 120
+// connections). The kernel's own cap (net.core.somaxconn) bounds it instead.
+#define CPPHTTPLIB_LISTEN_BACKLOG SOMAXCONN
 #include <httplib.h>
 
 #include "vlm/error.h"
@@ -273,10 +278,65 @@ class RequestStream final : public httplib::Stream {
   bool wrote_ = false;
 };
 
-// httplib::Server::process_and_close_socket (0.41) with the connection registered for deadlines;
-// the base version is private, so this repeats its few lines around the protected process_request.
-// Two changes to its keep-alive loop (detail::process_server_socket_core), both of which could go
-// upstream: one SocketStream serves the whole connection, so bytes of pipelined requests that
+// The server's certificate and key, loaded once. It never changes after construction, so sessions
+// are created from it without httplib::SSLServer's lock (OpenSSL's SSL_new is safe on a shared context).
+class TlsContext {
+ public:
+  TlsContext(const std::string& cert_file, const std::string& key_file) : ctx_(httplib::tls::create_server_context()) {
+    if (ctx_ != nullptr && !httplib::tls::set_server_cert_file(ctx_, cert_file.c_str(), key_file.c_str(), nullptr)) {
+      httplib::tls::free_context(ctx_);
+      ctx_ = nullptr;
+    }
+  }
+  ~TlsContext() {
+    if (ctx_ != nullptr) httplib::tls::free_context(ctx_);
+  }
+  TlsContext(const TlsContext&) = delete;
+  TlsContext& operator=(const TlsContext&) = delete;
+
+  bool valid() const { return ctx_ != nullptr; }
+  httplib::tls::ctx_t get() const { return ctx_; }
+
+ private:
+  httplib::tls::ctx_t ctx_;
+};
+
+// One TLS session over an accepted socket; freed (after a close_notify when `graceful`) on scope exit.
+class TlsSession {
+ public:
+  TlsSession(const TlsContext& context, socket_t sock) : session_(httplib::tls::create_session(context.get(), sock)) {}
+  ~TlsSession() {
+    if (session_ == nullptr) return;
+    if (handshake_done_) httplib::tls::shutdown(session_, graceful_);
+    httplib::tls::free_session(session_);
+  }
+  TlsSession(const TlsSession&) = delete;
+  TlsSession& operator=(const TlsSession&) = delete;
+
+  // Each wait is bounded by `read_timeout`; the whole handshake by the connection's header deadline
+  // (the watchdog shuts the socket down under it, which fails the handshake).
+  bool accept(socket_t sock, time_t read_timeout_sec, time_t read_timeout_usec) {
+    httplib::tls::TlsError error;
+    handshake_done_ = session_ != nullptr &&
+                      httplib::tls::accept_nonblocking(session_, sock, read_timeout_sec, read_timeout_usec, &error);
+    return handshake_done_;
+  }
+  void close_gracefully(bool graceful) { graceful_ = graceful; }
+  httplib::tls::session_t get() const { return session_; }
+
+ private:
+  httplib::tls::session_t session_;
+  bool handshake_done_ = false;
+  bool graceful_ = false;
+};
+
+// httplib::Server::process_and_close_socket (0.41), and SSLServer's with TLS, with the connection
+// registered for deadlines from accept and counted against its peer's cap before anything is read
+// (for TLS: before the handshake, which a slowloris client can otherwise stretch without bound);
+// the base versions are private, so this repeats their few lines around the protected
+// process_request. Plain and TLS connections then run one keep-alive loop (serve_connection) over
+// their stream, with two changes to httplib's (detail::process_server_socket_core), both of which
+// could go upstream: one stream serves the whole connection, so bytes of pipelined requests that
 // arrived with an earlier one stay in its read buffer (httplib makes a stream per request and drops
 // them, so three requests in one write got one answer); and the connection closes after any
 // response of 400 or more, as its "Connection: close" header says (httplib kept reading, so a
@@ -284,12 +344,13 @@ class RequestStream final : public httplib::Stream {
 class GuardedServer : public httplib::Server {
  public:
   GuardedServer(ConnectionDeadlines& deadlines, double header_timeout_s, int max_connections_per_peer,
-                std::function<HttpResponse(const std::string&)> refusal,
+                std::unique_ptr<TlsContext> tls, std::function<HttpResponse(const std::string&)> refusal,
                 std::function<HttpResponse(int, const std::string&)> library_error)
       : deadlines_(deadlines),
         header_timeout_(std::chrono::duration_cast<ConnectionDeadlines::Clock::duration>(
             std::chrono::duration<double>(header_timeout_s))),
         peers_(max_connections_per_peer),
+        tls_(std::move(tls)),
         refusal_(std::move(refusal)),
         library_error_(std::move(library_error)) {}
 
@@ -299,73 +360,99 @@ class GuardedServer : public httplib::Server {
   }
 
  private:
+  struct Peer {
+    std::string remote_addr;
+    int remote_port = 0;
+    std::string local_addr;
+    int local_port = 0;
+  };
+
   bool process_and_close_socket(socket_t sock) override {
     const auto accepted =
         t_accepted == ConnectionDeadlines::Clock::time_point{} ? ConnectionDeadlines::Clock::now() : t_accepted;
     t_accepted = {};
-    std::string remote_addr;
-    int remote_port = 0;
-    httplib::detail::get_remote_ip_and_port(sock, remote_addr, remote_port);
-    if (!peers_.try_open(remote_addr)) {
-      refuse(sock, remote_addr);
+    Peer peer;
+    httplib::detail::get_remote_ip_and_port(sock, peer.remote_addr, peer.remote_port);
+    if (!peers_.try_open(peer.remote_addr)) {
+      // Over TLS no HTTP answer can precede a handshake, and a refusal must cost no more than a
+      // close: the connection is closed unanswered.
+      if (!tls_ && refusal_) send_raw(sock, serialize_refusal(refusal_(peer.remote_addr)));
+      drain_and_close(sock);
       return false;
     }
     // Past already when the connection waited longer than the header timeout for a worker: the
     // watchdog cuts it before a byte is read.
     t_connection = deadlines_.add(sock, accepted + header_timeout_);
-    std::string local_addr;
-    int local_port = 0;
-    httplib::detail::get_local_ip_and_port(sock, local_addr, local_port);
-    bool websocket_upgraded = false;
+    httplib::detail::get_local_ip_and_port(sock, peer.local_addr, peer.local_port);
     bool ok = false;
     bool closed = false;
-    {
+    if (tls_) {
+      TlsSession session(*tls_, sock);
+      if (session.accept(sock, read_timeout_sec_, read_timeout_usec_)) {
+        httplib::detail::SSLSocketStream strm(sock, session.get(), read_timeout_sec_, read_timeout_usec_,
+                                              write_timeout_sec_, write_timeout_usec_);
+        bool websocket_upgraded = false;
+        ok = serve_connection(
+            strm, sock, peer, [&session](httplib::Request& req) { req.ssl = session.get(); }, websocket_upgraded,
+            closed);
+        session.close_gracefully(ok && !websocket_upgraded && !closed);
+      }
+    } else {
       httplib::detail::SocketStream strm(sock, read_timeout_sec_, read_timeout_usec_, write_timeout_sec_,
                                          write_timeout_usec_);
-      for (std::size_t left = keep_alive_max_count_; left > 0; --left) {
-        if (!strm.is_readable() && !httplib::detail::keep_alive(svr_sock_, sock, keep_alive_timeout_sec_)) break;
-        bool connection_closed = false;
-        t_close_after_response = false;
-        RequestStream request(strm);
-        ok = process_request(request, remote_addr, remote_port, local_addr, local_port, left == 1, connection_closed,
-                             nullptr, &websocket_upgraded);
-        t_request_hold.reset();  // the response is written (or the connection is lost)
-        if (!ok && request.overlong_line() && !request.wrote() && library_error_) {
-          // Only a request line can be that long here: a header line over the limit is refused 400 first.
-          send_and_close(sock, serialize_refusal(library_error_(414, "")), std::chrono::milliseconds(500));
-          closed = true;
-        }
-        if (!ok || connection_closed || t_close_after_response) break;
-      }
+      bool websocket_upgraded = false;
+      ok = serve_connection(strm, sock, peer, nullptr, websocket_upgraded, closed);
     }
     t_close_after_response = false;
     t_request_hold.reset();
-    if (!closed) {
+    if (closed) {
+      httplib::detail::close_socket(sock);
+    } else {
       httplib::detail::shutdown_socket(sock);
       httplib::detail::close_socket(sock);
     }
     deadlines_.remove(t_connection);
     t_connection = 0;
-    peers_.close(remote_addr);
+    peers_.close(peer.remote_addr);
     return ok;
   }
 
-  // Never blocks: the refusal fits any socket buffer. Closing with the client's request unread
-  // in the buffer would send a reset that can destroy the refusal before the client reads it, so
-  // what has arrived is read and dropped first (a worker never waits for more: under a flood of
-  // refusals that wait would be the flood's cost).
-  void refuse(socket_t sock, const std::string& peer) {
-    send_and_close(sock, refusal_ ? serialize_refusal(refusal_(peer)) : std::string());
+  // The keep-alive loop both plain and TLS connections run. `closed`: the socket was already shut
+  // down for writing and drained after a last answer; only closing it is left.
+  bool serve_connection(httplib::Stream& strm, socket_t sock, const Peer& peer,
+                        const std::function<void(httplib::Request&)>& setup_request, bool& websocket_upgraded,
+                        bool& closed) {
+    bool ok = false;
+    for (std::size_t left = keep_alive_max_count_; left > 0; --left) {
+      if (!strm.is_readable() && !httplib::detail::keep_alive(svr_sock_, sock, keep_alive_timeout_sec_)) break;
+      bool connection_closed = false;
+      t_close_after_response = false;
+      RequestStream request(strm);
+      ok = process_request(request, peer.remote_addr, peer.remote_port, peer.local_addr, peer.local_port, left == 1,
+                           connection_closed, setup_request, &websocket_upgraded);
+      t_request_hold.reset();  // the response is written (or the connection is lost)
+      if (!ok && request.overlong_line() && !request.wrote() && library_error_) {
+        // Only a request line can be that long here: a header line over the limit is refused 400 first.
+        const std::string answer = serialize_refusal(library_error_(414, ""));
+        strm.write(answer.data(), answer.size());
+        drain(sock, std::chrono::milliseconds(500));
+        closed = true;
+      }
+      if (!ok || connection_closed || t_close_after_response) break;
+    }
+    return ok;
   }
 
-  // linger: how long to keep reading what the client still sends after the answer (up to
-  // kLingerDrainBytes), so that its unread bytes do not turn the close into a reset that destroys
-  // the answer; zero for refusals, whose worker must never wait.
-  void send_and_close(socket_t sock, const std::string& response,
-                      std::chrono::milliseconds linger = std::chrono::milliseconds(0)) {
-    if (!response.empty()) {
-      [[maybe_unused]] const auto sent = ::send(sock, response.data(), response.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-    }
+  // Never blocks: a refusal fits any socket buffer.
+  static void send_raw(socket_t sock, const std::string& response) {
+    [[maybe_unused]] const auto sent = ::send(sock, response.data(), response.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  }
+
+  // Closing with the client's bytes unread in the buffer would send a reset that can destroy the
+  // answer before the client reads it, so what arrives is read and dropped first: for `linger`
+  // (up to kLingerDrainBytes) after a last answer, or only what is already there for refusals,
+  // whose worker must never wait (under a flood of refusals that wait would be the flood's cost).
+  static void drain(socket_t sock, std::chrono::milliseconds linger) {
     ::shutdown(sock, SHUT_WR);
     const auto until = std::chrono::steady_clock::now() + linger;
     const std::size_t limit = linger.count() > 0 ? kLingerDrainBytes : kRefusalDrainBytes;
@@ -381,12 +468,17 @@ class GuardedServer : public httplib::Server {
       pollfd readable{sock, POLLIN, 0};
       if (::poll(&readable, 1, static_cast<int>(left.count())) <= 0) break;
     }
+  }
+
+  static void drain_and_close(socket_t sock) {
+    drain(sock, std::chrono::milliseconds(0));
     httplib::detail::close_socket(sock);
   }
 
   ConnectionDeadlines& deadlines_;
   ConnectionDeadlines::Clock::duration header_timeout_;
   PeerConnections peers_;
+  std::unique_ptr<TlsContext> tls_;  // null: plain HTTP
   std::function<HttpResponse(const std::string&)> refusal_;
   std::function<HttpResponse(int, const std::string&)> library_error_;
 };
@@ -415,12 +507,11 @@ std::vector<std::string> methods_for_path(const std::vector<HttpRoute>& routes, 
 }
 
 struct HttpServer::Impl {
-  ConnectionDeadlines deadlines;     // declared first: destroyed after the server that uses it
-  GuardedServer* guarded = nullptr;  // null with TLS (the handshake path stays httplib's own)
+  ConnectionDeadlines deadlines;  // declared first: destroyed after the server that uses it
   HttpServerOptions options;
   std::vector<HttpRoute> routes;
   HttpHooks hooks;
-  std::unique_ptr<httplib::Server> server;
+  std::unique_ptr<GuardedServer> server;
   int bound_port = -1;
 };
 
@@ -431,22 +522,20 @@ HttpServer::HttpServer(HttpServerOptions options, std::vector<HttpRoute> routes,
   impl_->hooks = std::move(hooks);
   const auto& opt = impl_->options;
 
+  std::unique_ptr<TlsContext> tls;
   if (!opt.ssl_cert_file.empty() || !opt.ssl_key_file.empty()) {
     if (opt.ssl_cert_file.empty() || opt.ssl_key_file.empty()) {
       throw Error(ErrorCode::kInvalidArgument, "TLS needs both --ssl-cert-file and --ssl-key-file");
     }
-    auto tls = std::make_unique<httplib::SSLServer>(opt.ssl_cert_file.c_str(), opt.ssl_key_file.c_str());
-    if (!tls->is_valid()) {
+    tls = std::make_unique<TlsContext>(opt.ssl_cert_file, opt.ssl_key_file);
+    if (!tls->valid()) {
       throw Error(ErrorCode::kIo,
                   "cannot use TLS certificate '" + opt.ssl_cert_file + "' with key '" + opt.ssl_key_file + "'");
     }
-    impl_->server = std::move(tls);
-  } else {
-    auto guarded = std::make_unique<GuardedServer>(impl_->deadlines, opt.header_timeout_s, opt.max_connections_per_peer,
-                                                   impl_->hooks.too_many_connections, impl_->hooks.library_error);
-    impl_->guarded = guarded.get();
-    impl_->server = std::move(guarded);
   }
+  impl_->server =
+      std::make_unique<GuardedServer>(impl_->deadlines, opt.header_timeout_s, opt.max_connections_per_peer,
+                                      std::move(tls), impl_->hooks.too_many_connections, impl_->hooks.library_error);
   auto& svr = *impl_->server;
   auto* impl = impl_.get();
 
@@ -474,9 +563,9 @@ HttpServer::HttpServer(HttpServerOptions options, std::vector<HttpRoute> routes,
   svr.set_trusted_proxies({});
 
   svr.set_pre_routing_handler([impl](const httplib::Request& req, httplib::Response& res) {
-    if (impl->guarded != nullptr && t_connection != 0) {
+    if (t_connection != 0) {
       // Headers are in; the body gets its own bound (a slow upload holds a worker no longer).
-      impl->deadlines.set(t_connection, std::chrono::steady_clock::now() + impl->guarded->header_timeout() +
+      impl->deadlines.set(t_connection, std::chrono::steady_clock::now() + impl->server->header_timeout() +
                                             std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                                                 std::chrono::duration<double>(impl->options.body_timeout_s)));
     }
@@ -492,7 +581,7 @@ HttpServer::HttpServer(HttpServerOptions options, std::vector<HttpRoute> routes,
   for (const auto& route : impl_->routes) {
     httplib::Server::Handler handler = [impl, &route](const httplib::Request& req, httplib::Response& res) {
       // The body is read; the handler's own timeout governs from here.
-      if (impl->guarded != nullptr && t_connection != 0) {
+      if (t_connection != 0) {
         impl->deadlines.set(t_connection, std::chrono::steady_clock::time_point::max());
       }
       HttpRequest full = convert_full(req, res);
@@ -552,12 +641,9 @@ HttpServer::HttpServer(HttpServerOptions options, std::vector<HttpRoute> routes,
 
   svr.set_post_routing_handler([impl](const httplib::Request& req, httplib::Response& res) {
     if (res.status >= 400) t_close_after_response = true;
-    // TLS connections run httplib's own keep-alive loop, which has no end-of-request hook: the hold
-    // ends as the response is about to be written.
-    if (impl->guarded == nullptr) t_request_hold.reset();
-    if (impl->guarded != nullptr && t_connection != 0) {
-      impl->deadlines.set(t_connection, std::chrono::steady_clock::now() + impl->guarded->keep_alive_timeout() +
-                                            impl->guarded->header_timeout() +
+    if (t_connection != 0) {
+      impl->deadlines.set(t_connection, std::chrono::steady_clock::now() + impl->server->keep_alive_timeout() +
+                                            impl->server->header_timeout() +
                                             std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                                                 std::chrono::duration<double>(impl->options.write_timeout_s)));
     }

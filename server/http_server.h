@@ -80,7 +80,8 @@ struct HttpHooks {
   // Maps an exception escaping a handler to a response; it must not leak what() of non-vlm errors.
   std::function<HttpResponse(const HttpRequest&, std::exception_ptr)> exception;
   // The answer to a connection refused before its request is read: its peer already has
-  // max_connections_per_peer open. Written as is, then the connection is closed.
+  // max_connections_per_peer open. Written as is, then the connection is closed (over TLS it is
+  // closed unanswered, before the handshake).
   std::function<HttpResponse(const std::string& peer)> too_many_connections;
 };
 
@@ -93,13 +94,14 @@ struct HttpServerOptions {
   double read_timeout_s = 10.0;
   double write_timeout_s = 10.0;
   double keep_alive_timeout_s = 5.0;
-  // Whole-phase bounds, enforced by a watchdog (plain HTTP): request line + headers, then body.
+  // Whole-phase bounds from accept, enforced by a watchdog: TLS handshake + request line + headers,
+  // then body.
   double header_timeout_s = 10.0;
   double body_timeout_s = 60.0;
   int threads = 8;                    // connection workers kept alive
   int max_threads = 64;               // workers under load; beyond that connections wait in the accept queue
   int max_pending_connections = 256;  // accepted but unserved; beyond that they are closed at once
-  int max_connections_per_peer = 32;  // open connections from one address (plain HTTP); 0: no cap
+  int max_connections_per_peer = 32;  // open connections from one address; 0: no cap
 };
 
 class HttpServer {
@@ -116,9 +118,9 @@ class HttpServer {
   void listen();
   // Blocks until listen() has entered its accept loop.
   void wait_until_listening() const;
-  // Stops accepting and cuts every plain-HTTP connection, whatever it is doing (a slow upload, an
-  // idle keep-alive, a handler still running), so listen() returns as soon as the workers notice.
-  // Call it after the application has drained. TLS connections are bounded by their socket timeouts.
+  // Stops accepting and cuts every connection, plain or TLS, whatever it is doing (a handshake, a
+  // slow upload, an idle keep-alive, a handler still running), so listen() returns as soon as the
+  // workers notice. Call it after the application has drained.
   void stop();
 
  private:

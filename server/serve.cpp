@@ -13,6 +13,7 @@
 #include "app.h"
 #include "http_server.h"
 #include "server_context.h"
+#include "vlm/image.h"
 #include "vlm/logging.h"
 
 namespace vlm::server {
@@ -63,6 +64,15 @@ int serve(const ServerConfig& config) {
   server.bind();
   const char* scheme = config.ssl_cert_file.empty() ? "http" : "https";
   log::info("listening on {}://{}:{} ({} model(s) to load)", scheme, config.host, server.port(), config.models.size());
+  // OpenCV read its decoder cap from the environment when it was loaded, before main; looser than
+  // --max-pixels, the header probe alone enforces the limit (docs/server.md, "Images").
+  if (const auto cap = decoder_pixel_cap(); static_cast<double>(cap) > config.max_pixels) {
+    log::warn(
+        "OpenCV's decoder cap OPENCV_IO_MAX_IMAGE_PIXELS={} is looser than --max-pixels {:.0f}: only the header probe "
+        "enforces it; start the server with OPENCV_IO_MAX_IMAGE_PIXELS={:.0f} so that the decoder refuses larger "
+        "images too",
+        cap, config.max_pixels, config.max_pixels);
+  }
 
   std::promise<void> listener_done;
   std::future<void> listener_stopped = listener_done.get_future();

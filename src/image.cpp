@@ -1,5 +1,9 @@
+#include <algorithm>
+#include <charconv>
+#include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -9,6 +13,22 @@
 #include "vlm/image.h"
 
 namespace vlm {
+
+std::uint64_t decoder_pixel_cap() {
+  constexpr std::uint64_t kOpenCvDefault = std::uint64_t{1} << 30U;
+  const char* value = std::getenv("OPENCV_IO_MAX_IMAGE_PIXELS");
+  if (value == nullptr) return kOpenCvDefault;
+  // OpenCV's grammar (parseOption<size_t> in core/src/system.cpp): digits, then nothing, KB or MB
+  // (binary multiples). Any other value makes OpenCV throw while it loads, before main.
+  const std::string_view text(value);
+  const auto digits = std::min(text.size(), text.find_first_not_of("0123456789"));
+  std::uint64_t number = 0;
+  std::from_chars(text.data(), text.data() + digits, number);
+  const std::string_view suffix = text.substr(digits);
+  if (suffix == "MB" || suffix == "Mb" || suffix == "mb") return number << 20U;
+  if (suffix == "KB" || suffix == "Kb" || suffix == "kb") return number << 10U;
+  return number;
+}
 
 Image decode_image(std::span<const std::uint8_t> bytes, const ImageLoadOptions& options) {
   ImageHeader header = probe_image(bytes);
@@ -33,6 +53,13 @@ Image decode_image(std::span<const std::uint8_t> bytes, const ImageLoadOptions& 
   try {
     bgr = cv::imdecode(encoded, cv::IMREAD_COLOR);
   } catch (const cv::Exception& e) {
+    // OpenCV checks the size against its own caps (validateInputImageSize) before allocating.
+    if (e.err.find("CV_IO_MAX_IMAGE_") != std::string::npos) {
+      throw Error(ErrorCode::kImageTooLarge, std::string(image_format_name(header.format)) + " image declares " +
+                                                 std::to_string(header.width) + "x" + std::to_string(header.height) +
+                                                 " pixels, over the decoder's cap (OPENCV_IO_MAX_IMAGE_PIXELS=" +
+                                                 std::to_string(decoder_pixel_cap()) + ")");
+    }
     throw Error(ErrorCode::kImageCorrupt,
                 std::string(image_format_name(header.format)) + " image could not be decoded: " + e.err);
   }

@@ -40,6 +40,12 @@ inline constexpr std::size_t kMaxJpegScans = 100;
 ImageHeader probe_image(std::span<const std::uint8_t> bytes);
 std::string_view image_format_name(ImageFormat format);
 
+// OpenCV's own decoder cap, OPENCV_IO_MAX_IMAGE_PIXELS as the process environment has it now (2^30,
+// OpenCV's default, when unset). OpenCV 4.6 reads the variable once, into a static initialised
+// when libopencv_imgcodecs is loaded, so this is the cap in force only until the environment
+// changes: ask at start-up. A decoded image over it is refused kImageTooLarge.
+std::uint64_t decoder_pixel_cap();
+
 // Throws vlm::Error: kEmptyInput, kNotAnImage, kImageTooLarge, kImageCorrupt, kUnsupportedImage.
 Image decode_image(std::span<const std::uint8_t> bytes, const ImageLoadOptions& options = {});
 // As decode_image, plus kNotFound / kIo for the file itself.

@@ -4,11 +4,14 @@ The server binds port 0 and the harness reads the port from its 'listening on' l
 modules can run in parallel. Nothing here fakes the server: every test talks HTTP to the binary.
 """
 
+import http.client
 import json
 import os
 import re
+import select
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -126,9 +129,31 @@ class Server:
                 self.proc.wait()
 
 
-def raw_request(port, data, read_timeout=10, shutdown_write=False, chunks=None, delay=0.0):
-    """Sends bytes over a plain socket and returns everything the server answered."""
-    with socket.create_connection(("127.0.0.1", port), timeout=read_timeout) as sock:
+def tls_certificate():
+    """A self-signed certificate for 127.0.0.1 from the openssl CLI, made once per test process: (cert, key)."""
+    cert, key = TMP / "cert.pem", TMP / "key.pem"
+    if not cert.exists():
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                        str(cert), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                       check=True, capture_output=True)
+    return cert, key
+
+
+def tls_client(cert):
+    """A client context that trusts `cert` and checks the server's name, as any HTTPS client would."""
+    return ssl.create_default_context(cafile=str(cert))
+
+
+def connect(port, source="127.0.0.1", timeout=10, tls=None):
+    """A connection from `source`; with `tls` (a client context) its handshake is done."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=(source, 0))
+    return tls.wrap_socket(sock, server_hostname="127.0.0.1") if tls else sock
+
+
+def raw_request(port, data, read_timeout=10, shutdown_write=False, chunks=None, delay=0.0, tls=None):
+    """Sends bytes over a socket (over TLS with `tls`, a client context) and returns everything the
+    server answered."""
+    with connect(port, timeout=read_timeout, tls=tls) as sock:
         try:
             sock.sendall(data)
             for chunk in chunks or []:
@@ -149,9 +174,149 @@ def raw_request(port, data, read_timeout=10, shutdown_write=False, chunks=None, 
                 if not part:
                     break
                 out += part
-        except (ConnectionResetError, socket.timeout):
+        except (ConnectionResetError, socket.timeout, ssl.SSLError):
             pass
         return out
+
+
+def responses(raw):
+    """Every (status, headers, body) in a byte stream of back-to-back responses with Content-Length."""
+    out = []
+    while raw.startswith(b"HTTP/1."):
+        status, headers, body = parse_response(raw)
+        out.append((status, headers, body))
+        raw = raw[raw.index(b"\r\n\r\n") + 4 + int(headers.get("content-length", 0)):]
+    return out
+
+
+def probe(server, paths, seconds, limit_s, source="127.0.0.1", tls=None):
+    """Probes `paths` in turn every 0.1 s, each on a fresh connection from `source` (over TLS with
+    `tls`, a client context) as a kubelet or a Prometheus scrape would; returns (path, status or
+    error, seconds)."""
+    out = []
+    end = time.monotonic() + seconds
+    i = 0
+    while time.monotonic() < end:
+        path = paths[i % len(paths)]
+        i += 1
+        start = time.monotonic()
+        if tls:
+            conn = http.client.HTTPSConnection("127.0.0.1", server.port, timeout=limit_s, source_address=(source, 0),
+                                               context=tls)
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=limit_s, source_address=(source, 0))
+        try:
+            conn.request("GET", path)
+            status = conn.getresponse().status
+        except OSError as e:
+            status = type(e).__name__
+        finally:
+            conn.close()
+        out.append((path, status, time.monotonic() - start))
+        time.sleep(0.1)
+    return out
+
+
+class SlowHeaders:
+    """`count` connections from `source` that send `payload` (a request line and headers unless
+    given) one byte every 0.5 s; each records when the server first answered or closed it. With
+    `tls` (a client context) each finishes its handshake first and dribbles over TLS. One thread
+    serves them all: a TLS connection must not be read and written from two threads at once."""
+
+    REQUEST = b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"X-Pad: " + b"a" * 200 + b"\r\n\r\n"
+
+    def __init__(self, port, source, count, payload=REQUEST, tls=None):
+        self.payload = payload
+        self.opened = []
+        self.ended = {}
+        self.answers = {}
+        self._stop = threading.Event()
+        for _ in range(count):
+            sock = connect(port, source, timeout=30, tls=tls)
+            sock.setblocking(False)
+            self.opened.append((sock, time.monotonic()))
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _end(self, sock):
+        try:
+            data = sock.recv(4096)
+        except (ssl.SSLWantReadError, BlockingIOError):
+            return  # TLS records that carry no data (TLS 1.3 session tickets)
+        except OSError:
+            data = b""
+        self.answers[sock] = data
+        self.ended[sock] = time.monotonic()
+
+    def _run(self):
+        for i in range(len(self.payload)):
+            tick = time.monotonic() + 0.5
+            while time.monotonic() < tick:
+                if self._stop.is_set():
+                    return
+                live = [sock for sock, _ in self.opened if sock not in self.ended]
+                if not live:
+                    time.sleep(0.05)
+                    continue
+                for sock in select.select(live, [], [], 0.05)[0]:
+                    self._end(sock)
+            for sock, _ in self.opened:
+                if sock not in self.ended:
+                    try:
+                        sock.send(self.payload[i:i + 1])
+                    except (ssl.SSLWantWriteError, BlockingIOError):
+                        pass
+                    except OSError:
+                        self.answers[sock] = b""
+                        self.ended[sock] = time.monotonic()
+
+    def close(self):
+        self._stop.set()
+        self._thread.join()
+        for sock, _ in self.opened:
+            sock.close()
+
+
+class WrkLoad:
+    """Debian's wrk posting `image` to /detect over `connections` keep-alive connections for `seconds`
+    (tests/integration/wrk_detect.lua); started at once. result() waits for it and returns its
+    figures: counts by status (and error code), 503s without Retry-After, socket errors, p50/p99 ms."""
+
+    SCRIPT = Path(__file__).with_name("wrk_detect.lua")
+
+    def __init__(self, server, connections, seconds, image="bus.jpg"):
+        self.seconds = seconds
+        env = dict(os.environ, VLM_WRK_IMAGE=str(IMAGES / image))
+        self.proc = subprocess.Popen(["wrk", "--threads", str(min(2, connections)), "--connections", str(connections),
+                                      "--duration", f"{seconds:g}s", "--timeout", "30s", "--script", str(self.SCRIPT),
+                                      server.base + "/detect"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+
+    def result(self):
+        out, _ = self.proc.communicate(timeout=self.seconds + 60)
+        for line in out.splitlines():
+            if line.startswith("VLM_WRK "):
+                return json.loads(line[len("VLM_WRK "):])
+        raise RuntimeError("wrk printed no figures:\n" + out)
+
+
+class RssSampler:
+    """The server's RSS every 50 ms from construction to stop(): (peak KiB)."""
+
+    def __init__(self, server):
+        self.peak_kb = server.rss_kb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(server,), daemon=True)
+        self._thread.start()
+
+    def _run(self, server):
+        while not self._stop.wait(0.05):
+            self.peak_kb = max(self.peak_kb, server.rss_kb())
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+        return self.peak_kb
 
 
 def parse_response(raw):

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import jsonschema
 
-from server_harness import BIN, TMP, OpenApi, Server, image_bytes, parse_response, raw_request, run_tests
+from server_harness import (BIN, TMP, OpenApi, Server, image_bytes, parse_response, raw_request, responses,
+                            run_tests)
 
 SERVER = None
 SPEC = None
@@ -168,16 +169,6 @@ class ReadyFollowsTheAuditLog(unittest.TestCase):
         # Space is back: readiness returns without waiting for a /think to succeed first.
         self.assertEqual(SERVER.get("/ready").status_code, 200)
         self.assertEqual(think("how many buses are there?").status_code, 200)
-
-
-def responses(raw):
-    """Every (status, headers, body) in a byte stream of back-to-back responses with Content-Length."""
-    out = []
-    while raw.startswith(b"HTTP/1."):
-        status, headers, body = parse_response(raw)
-        out.append((status, headers, body))
-        raw = raw[raw.index(b"\r\n\r\n") + 4 + int(headers.get("content-length", 0)):]
-    return out
 
 
 class Framing(unittest.TestCase):

@@ -1,8 +1,10 @@
 """Decoder resource bombs against a real `vlmserve serve`: a TIFF whose repeated size tags hid its
 real size from the pixel limit, a progressive JPEG with thousands of scans, several large images in
-one request, and an animated WebP. Every file is made here with PIL (and a few patched bytes).
+one request, an animated WebP, and OpenCV's own decoder cap (OPENCV_IO_MAX_IMAGE_PIXELS). Every
+file is made here with PIL (and a few patched bytes).
 
-One server: --max-pixels 4,000,000 per image, --max-request-pixels 6,000,000 per request.
+One server: --max-pixels 4,000,000 per image, --max-request-pixels 6,000,000 per request, and a
+decoder cap twice --max-pixels, which it warns about at start-up.
 """
 
 import io
@@ -17,12 +19,13 @@ from server_harness import Server, image_bytes, run_tests
 SERVER = None
 MAX_PIXELS = 4_000_000
 MAX_REQUEST_PIXELS = 6_000_000
+LOOSE_CAP = 2 * MAX_PIXELS
 
 
 def setUpModule():
     global SERVER
     SERVER = Server("--max-pixels", str(MAX_PIXELS), "--max-request-pixels", str(MAX_REQUEST_PIXELS),
-                    "--max-body-mb", "16", "--timeout-s", "60")
+                    "--max-body-mb", "16", "--timeout-s", "60", env={"OPENCV_IO_MAX_IMAGE_PIXELS": str(LOOSE_CAP)})
 
 
 def tearDownModule():
@@ -170,6 +173,31 @@ class AnimatedWebp(unittest.TestCase):
         r = post_image(encoded(photo, "WEBP", quality=90), "image/webp")
         self.assertEqual(r.status_code, 200, r.text)
         self.assertTrue(r.json()["detections"])
+
+
+class DecoderCap(unittest.TestCase):
+    def test_a_cap_looser_than_max_pixels_is_logged_at_startup(self):
+        line = SERVER.wait_for_log("OPENCV_IO_MAX_IMAGE_PIXELS")
+        self.assertIsNotNone(line, "no start-up line about the decoder cap")
+        self.assertIn(f"OPENCV_IO_MAX_IMAGE_PIXELS={LOOSE_CAP} is looser than --max-pixels {MAX_PIXELS}", line)
+        self.assertIn("warn", line)
+
+    def test_an_image_the_probe_allows_over_the_decoder_cap_is_refused_413(self):
+        # The cap as a deployment's environment sets it, below --max-pixels here so that only the
+        # decoder can refuse the image: a clean 413, not a crash or a 422.
+        server = Server("--max-pixels", str(MAX_PIXELS), "--warmup", "0",
+                        env={"OPENCV_IO_MAX_IMAGE_PIXELS": "1000000"})
+        try:
+            over = encoded(Image.new("RGB", (1001, 1000), (90, 120, 200)), "PNG")
+            r = server.post("/detect", data=over, headers={"Content-Type": "image/png"})
+            self.assertEqual(r.status_code, 413, r.text)
+            self.assertEqual(r.json()["error"]["code"], "image_too_large")
+            self.assertIn("OPENCV_IO_MAX_IMAGE_PIXELS=1000000", r.json()["error"]["message"])
+            at_cap = encoded(Image.new("RGB", (1000, 1000), (90, 120, 200)), "PNG")
+            self.assertEqual(server.post("/detect", data=at_cap, headers={"Content-Type": "image/png"}).status_code, 200)
+            self.assertFalse([line for line in server.logs() if "OPENCV_IO_MAX_IMAGE_PIXELS" in line])
+        finally:
+            server.stop()
 
 
 if __name__ == "__main__":

@@ -5,14 +5,13 @@ that must still be served, read timeouts, and TLS. One server for the module (1 
 import gzip
 import json
 import socket
-import subprocess
 import threading
 import time
 import unittest
 
 import requests
 
-from server_harness import TMP, Server, image_bytes, parse_response, raw_request, run_tests
+from server_harness import Server, image_bytes, parse_response, raw_request, run_tests, tls_certificate
 
 SERVER = None
 LIMIT = 1 << 20
@@ -206,9 +205,7 @@ class RequestDeadline(unittest.TestCase):
 
 class Tls(unittest.TestCase):
     def test_https_with_given_certificate(self):
-        cert, key = TMP / "cert.pem", TMP / "key.pem"
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-                        "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+        cert, key = tls_certificate()
         tls = Server("--ssl-cert-file", str(cert), "--ssl-key-file", str(key), "--warmup", "0", scheme="https")
         try:
             r = requests.get(tls.base + "/health", verify=str(cert), timeout=10)
