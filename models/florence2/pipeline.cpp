@@ -3,7 +3,6 @@
 #include <ATen/core/grad_mode.h>
 
 #include "generation.h"
-#include "image_projector.h"
 #include "vlm/error.h"
 #include "vlm/logging.h"
 
@@ -21,6 +20,7 @@ Pipeline::Pipeline(const std::filesystem::path& dir, const PipelineOptions& opti
   weights_ = std::make_unique<LoadedWeights>(load_weights(dir, config_, options.dtype, options.device));
   // The resolved backend, not kAuto: the process-wide default is not consulted per call.
   vision_ = std::make_unique<VisionEncoder>(config_.vision, weights_->weights, attention_.backend);
+  projector_ = std::make_unique<ImageProjector>(weights_->weights);
   encoder_ = std::make_unique<BartEncoder>(config_.text, weights_->weights, attention_.backend);
   decoder_ = std::make_unique<BartDecoder>(config_.text, weights_->weights, attention_.backend);
   generator_ = std::make_unique<Generator>(*decoder_);
@@ -38,7 +38,7 @@ at::Tensor Pipeline::image_features(const at::Tensor& pixel_values) const {
 
 at::Tensor Pipeline::project(const at::Tensor& vision_features) const {
   at::NoGradGuard no_grad;
-  return project_image_features(weights_->weights, vision_features);
+  return (*projector_)(vision_features);
 }
 
 at::Tensor Pipeline::encode(const at::Tensor& image_features, const at::Tensor& prompt_ids) const {

@@ -9,6 +9,7 @@
 #include "config.h"
 #include "generation.h"
 #include "image_processor.h"
+#include "image_projector.h"
 #include "vision_encoder.h"
 #include "vlm/ops/attention.h"
 #include "weights.h"
@@ -59,6 +60,7 @@ class Pipeline {
   std::unique_ptr<LoadedWeights> weights_;
   ImageProcessor processor_;
   std::unique_ptr<VisionEncoder> vision_;
+  std::unique_ptr<ImageProjector> projector_;
   std::unique_ptr<BartEncoder> encoder_;
   std::unique_ptr<BartDecoder> decoder_;
   std::unique_ptr<Generator> generator_;  // keeps decode states across calls (hence not const)
