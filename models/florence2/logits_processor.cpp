@@ -15,11 +15,9 @@ at::Tensor forced_row(std::int64_t vocab, int token, const at::TensorOptions& op
 
 }  // namespace
 
-LogitsProcessor::LogitsProcessor(const GenerationConfig& config, int max_length, std::int64_t vocab,
-                                 const at::TensorOptions& options)
+LogitsProcessor::LogitsProcessor(const GenerationConfig& config, std::int64_t vocab, const at::TensorOptions& options)
     : ngram_size_(config.no_repeat_ngram_size),
       min_new_tokens_(config.min_new_tokens),
-      max_length_(max_length),
       vocab_(vocab),
       has_forced_bos_(config.forced_bos_token_id.has_value()),
       has_forced_eos_(config.forced_eos_token_id.has_value()) {
@@ -52,7 +50,8 @@ void LogitsProcessor::ban_repeated_ngrams(const at::Tensor& ids, const at::Tenso
                          /*include_self=*/true);
 }
 
-void LogitsProcessor::apply(const at::Tensor& ids, const at::Tensor& cur_len, at::Tensor& scores) const {
+void LogitsProcessor::apply(const at::Tensor& ids, const at::Tensor& cur_len, const at::Tensor& max_length,
+                            at::Tensor& scores) const {
   ban_repeated_ngrams(ids, cur_len, scores);
   const auto rows = scores.size(0);
   // MinNewTokensLengthLogitsProcessor; the decoder prompt is the start token alone.
@@ -70,7 +69,7 @@ void LogitsProcessor::apply(const at::Tensor& ids, const at::Tensor& cur_len, at
     row = forced_bos_;
   }
   if (has_forced_eos_) {
-    const at::Tensor last = cur_len == max_length_ - 1;
+    const at::Tensor last = cur_len == max_length - 1;
     row = has_forced_bos_ ? at::where(last, forced_eos_, row) : forced_eos_;
     forced = has_forced_bos_ ? (forced | last) : last;
   }

@@ -15,17 +15,17 @@ namespace vlm::florence2 {
 class LogitsProcessor {
  public:
   // `options`: the device of the scores (float32 is used whatever their dtype).
-  LogitsProcessor(const GenerationConfig& config, int max_length, std::int64_t vocab, const at::TensorOptions& options);
+  LogitsProcessor(const GenerationConfig& config, std::int64_t vocab, const at::TensorOptions& options);
   // scores [rows, vocab] float32, updated in place, for the prefixes ids[:, :cur_len]; ids [rows, W]
-  // int64 with W >= cur_len (positions from cur_len on are ignored); cur_len an int64 scalar tensor.
-  void apply(const at::Tensor& ids, const at::Tensor& cur_len, at::Tensor& scores) const;
+  // int64 with W >= cur_len (positions from cur_len on are ignored); cur_len and max_length (the
+  // request's, which forced_eos_token_id reads) int64 scalar tensors.
+  void apply(const at::Tensor& ids, const at::Tensor& cur_len, const at::Tensor& max_length, at::Tensor& scores) const;
 
  private:
   void ban_repeated_ngrams(const at::Tensor& ids, const at::Tensor& cur_len, at::Tensor& scores) const;
 
   int ngram_size_;
   int min_new_tokens_;
-  int max_length_;
   std::int64_t vocab_;
   bool has_forced_bos_;
   bool has_forced_eos_;

@@ -1,5 +1,7 @@
 #include "pipeline.h"
 
+#include <algorithm>
+
 #include <ATen/core/grad_mode.h>
 
 #include "generation.h"
@@ -9,7 +11,12 @@
 namespace vlm::florence2 {
 
 Pipeline::Pipeline(const std::filesystem::path& dir, const PipelineOptions& options)
-    : config_(load_config(dir)), options_(options), processor_(config_.preprocessor) {
+    : config_(load_config(dir)),
+      options_(options),
+      // The last token is generated from position max_position_embeddings - 1 and never fed back, so
+      // one more than the positions fit, as in transformers.
+      max_generation_length_(std::min(config_.text.max_position_embeddings, options.max_new_tokens_limit) + 1),
+      processor_(config_.preprocessor) {
   if (!at::isFloatingType(options.dtype)) throw Error(ErrorCode::kInvalidArgument, "dtype must be floating point");
   const int heads = config_.text.decoder_attention_heads;
   attention_ = check_attention_backend(options.attention, options.device, options.dtype,
@@ -23,7 +30,7 @@ Pipeline::Pipeline(const std::filesystem::path& dir, const PipelineOptions& opti
   projector_ = std::make_unique<ImageProjector>(weights_->weights);
   encoder_ = std::make_unique<BartEncoder>(config_.text, weights_->weights, attention_.backend);
   decoder_ = std::make_unique<BartDecoder>(config_.text, weights_->weights, attention_.backend);
-  generator_ = std::make_unique<Generator>(*decoder_);
+  generator_ = std::make_unique<Generator>(*decoder_, max_generation_length_);
 }
 
 at::Tensor Pipeline::vision_features(const at::Tensor& pixel_values) const {
@@ -62,8 +69,7 @@ at::Tensor Pipeline::first_step_logits(const at::Tensor& encoder_hidden) const {
 Generated Pipeline::generate(const at::Tensor& encoder_hidden, const GenerationConfig& generation, int max_length,
                              BeamTrace* trace) const {
   at::NoGradGuard no_grad;
-  // The last token is generated from position max_position_embeddings - 1 and never fed back, so
-  // one more than the positions fit, as in transformers.
+  // The last token is generated from position max_position_embeddings - 1 and never fed back.
   const int limit = config_.text.max_position_embeddings + 1;
   return generator_->generate(encoder_hidden, generation, std::min(max_length, limit), trace);
 }
