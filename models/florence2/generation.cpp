@@ -45,6 +45,11 @@ void DecodeState::start(const at::Tensor& encoder_hidden, const GenerationValues
                                                  " is outside this decode state's range 2.." +
                                                  std::to_string(shape().capacity));
   }
+  if (values.no_repeat_ngram_size < 0 || values.no_repeat_ngram_size > config_.no_repeat_ngram_size) {
+    throw Error(ErrorCode::kInvalidArgument, "no_repeat_ngram_size " + std::to_string(values.no_repeat_ngram_size) +
+                                                 " is outside this decode state's range 0.." +
+                                                 std::to_string(config_.no_repeat_ngram_size));
+  }
   max_length_ = values.max_length;
   if (on_cuda_ && !capture_tried_) {
     capture_tried_ = true;
@@ -137,8 +142,9 @@ std::size_t Generator::states_created() const {
 void process_logits(const at::Tensor& ids, at::Tensor& scores, const GenerationConfig& config, int max_length) {
   const LogitsProcessor processor(config, scores.size(1), scores.options());
   const auto long_options = scores.options().dtype(at::kLong);
-  processor.apply(ids.to(scores.device(), at::kLong), at::full({}, ids.size(1), long_options),
-                  at::full({}, max_length, long_options), scores);
+  const ProcessorValues values{at::full({}, max_length, long_options),
+                               at::full({}, config.no_repeat_ngram_size, long_options)};
+  processor.apply(ids.to(scores.device(), at::kLong), at::full({}, ids.size(1), long_options), values, scores);
 }
 
 }  // namespace vlm::florence2

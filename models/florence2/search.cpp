@@ -1,5 +1,6 @@
 #include "search.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -51,7 +52,7 @@ class GreedySearch final : public Search {
                            shape.capacity);
     ids_ = at::empty({shape.batch, shape.capacity}, long_options);
     position_ = at::zeros({}, long_options);
-    max_length_ = at::zeros({}, long_options);
+    values_ = {at::zeros({}, long_options), at::zeros({}, long_options)};
     length_ = at::zeros({}, long_options);
     unfinished_ = at::empty({shape.batch}, options.dtype(at::kBool));
     token_log_probs_ = at::empty({shape.batch, shape.capacity}, options.dtype(at::kFloat));
@@ -59,7 +60,8 @@ class GreedySearch final : public Search {
 
   void reset(const at::Tensor& encoder_hidden, const GenerationValues& values) override {
     decoder_.restart(encoder_hidden, cache_);
-    max_length_.fill_(values.max_length);
+    values_.max_length.fill_(values.max_length);
+    values_.no_repeat_ngram_size.fill_(values.no_repeat_ngram_size);
     ids_.fill_(config_.pad_token_id);
     ids_.select(1, 0).fill_(config_.decoder_start_token_id);
     position_.zero_();
@@ -73,7 +75,7 @@ class GreedySearch final : public Search {
     const at::Tensor cur_len = position_ + 1;
     const at::Tensor tokens = ids_.gather(1, index_at(position_, {batch, 1}));
     at::Tensor scores = decoder_.step(tokens, position_, cache_).to(at::kFloat);
-    processor_.apply(ids_, cur_len, max_length_, scores);
+    processor_.apply(ids_, cur_len, values_, scores);
     at::Tensor next = scores.argmax(-1);
     // log_softmax(scores)[next] without materialising the vocabulary-wide log-softmax.
     const at::Tensor chosen = scores.gather(1, next.unsqueeze(1)) - at::logsumexp(scores, {1}, true);
@@ -84,7 +86,7 @@ class GreedySearch final : public Search {
     // The returned length grows while any row was still running when the step began.
     length_.copy_(at::where(unfinished_.any(), cur_len + 1, length_));
     at::Tensor done = has_eos ? (next.unsqueeze(1) == eos_).any(1) : at::zeros_like(unfinished_);
-    done = done | (cur_len + 1 >= max_length_);
+    done = done | (cur_len + 1 >= values_.max_length);
     unfinished_.logical_and_(done.logical_not());
     position_.add_(1);
   }
@@ -106,7 +108,7 @@ class GreedySearch final : public Search {
   KvCache cache_;
   at::Tensor ids_;              // [batch, capacity]
   at::Tensor position_;         // int64 scalar: the position the next step feeds (cur_len - 1)
-  at::Tensor max_length_;       // int64 scalar: the request's max_length
+  ProcessorValues values_;      // the request's max_length and no_repeat_ngram_size
   at::Tensor length_;           // int64 scalar: columns of ids_ to return
   at::Tensor unfinished_;       // [batch] bool
   at::Tensor token_log_probs_;  // [batch, capacity] float32, aligned with ids_
@@ -147,7 +149,7 @@ class BeamSearch final : public Search {
     beam_indices_ = at::empty_like(running_beam_indices_);
     position_ = at::zeros({}, long_options);
     active_ = at::empty({}, options.dtype(at::kBool));
-    max_length_ = at::zeros({}, long_options);
+    values_ = {at::zeros({}, long_options), at::zeros({}, long_options)};
     early_true_ = at::empty({}, options.dtype(at::kBool));
     best_length_is_max_ = at::empty({}, options.dtype(at::kBool));
     length_divisors_ = at::empty({l + 1}, float_options);
@@ -155,7 +157,8 @@ class BeamSearch final : public Search {
 
   void reset(const at::Tensor& encoder_hidden, const GenerationValues& values) override {
     decoder_.restart(encoder_hidden, cache_);
-    max_length_.fill_(values.max_length);
+    values_.max_length.fill_(values.max_length);
+    values_.no_repeat_ngram_size.fill_(values.no_repeat_ngram_size);
     early_true_.fill_(values.early_stopping == EarlyStopping::kTrue);
     best_length_is_max_.fill_(values.early_stopping == EarlyStopping::kNever && values.length_penalty > 0.0);
     length_divisors_.copy_(length_divisors(shape_.capacity, values.length_penalty));
@@ -187,7 +190,7 @@ class BeamSearch final : public Search {
     const at::Tensor flat_running = running_sequences_.view({b * k, l});
     const at::Tensor tokens = flat_running.gather(1, index_at(position_, {b * k, 1}));
     at::Tensor log_probs = at::log_softmax(decoder_.step(tokens, position_, cache_).to(at::kFloat), -1);
-    processor_.apply(flat_running, cur_len, max_length_, log_probs);
+    processor_.apply(flat_running, cur_len, values_, log_probs);
     const auto vocab = log_probs.size(-1);
     const at::Tensor processed = log_probs.view({b, k * vocab});
     log_probs = (log_probs.view({b, k, vocab}) + running_scores_.unsqueeze(-1)).reshape({b, -1});
@@ -208,7 +211,7 @@ class BeamSearch final : public Search {
 
     // Stopping criteria: max length for all, EOS per candidate.
     at::Tensor hits = eos_.numel() > 0 ? (topk_ids.unsqueeze(-1) == eos_).any(-1) : at::zeros_like(topk_ids, at::kBool);
-    hits = hits | (cur_len + 1 >= max_length_);
+    hits = hits | (cur_len + 1 >= values_.max_length);
 
     // Running beams for the next step: the best unfinished candidates.
     const at::Tensor topk_running_log_probs = topk_log_probs + hits.to(at::kFloat) * -kLarge;
@@ -243,7 +246,7 @@ class BeamSearch final : public Search {
     cache_.reorder(running_beam_indices_.gather(2, index_at(position_, {b, k, 1})).reshape({-1}).to(at::kLong),
                    fixed_shapes_ ? -1 : steps_issued_);
 
-    const at::Tensor best_length = at::where(best_length_is_max_, max_length_ - 1, cur_len);
+    const at::Tensor best_length = at::where(best_length_is_max_, values_.max_length - 1, cur_len);
     const at::Tensor best_possible =
         running_scores_.narrow(1, 0, 1) / length_divisors_.index_select(0, best_length.view({1}));
     const at::Tensor worst_finished =
@@ -294,7 +297,7 @@ class BeamSearch final : public Search {
   at::Tensor token_log_probs_;
   at::Tensor position_;            // int64 scalar: the position the next step feeds (cur_len - 1)
   at::Tensor active_;              // bool scalar: the stopping rule has not fired
-  at::Tensor max_length_;          // int64 scalar: the request's max_length
+  ProcessorValues values_;         // the request's max_length and no_repeat_ngram_size
   at::Tensor early_true_;          // bool scalar: early_stopping is true
   at::Tensor best_length_is_max_;  // bool scalar: the heuristic assumes max_length ("never", length_penalty > 0)
   at::Tensor length_divisors_;     // [capacity + 1] float32: length ** length_penalty
@@ -304,11 +307,17 @@ class BeamSearch final : public Search {
 }  // namespace
 
 GenerationValues generation_values(const GenerationConfig& config, int max_length) {
-  return {max_length, config.length_penalty, config.early_stopping};
+  return {max_length, config.length_penalty, config.early_stopping, config.no_repeat_ngram_size};
+}
+
+int ngram_window(int n) {
+  constexpr int kSmallestWindow = 3;
+  return n <= 0 ? 0 : std::max(n, kSmallestWindow);
 }
 
 GenerationConfig shape_settings(GenerationConfig config) {
   const GenerationConfig defaults;
+  config.no_repeat_ngram_size = ngram_window(config.no_repeat_ngram_size);
   config.max_length.reset();
   config.max_new_tokens.reset();
   config.length_penalty = defaults.length_penalty;

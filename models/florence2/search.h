@@ -27,12 +27,18 @@ struct GenerationValues {
   int max_length = 0;  // decoder tokens to stop at, start token included; at most the capacity
   double length_penalty = 1.0;
   GenerationConfig::EarlyStopping early_stopping = GenerationConfig::EarlyStopping::kFalse;
+  int no_repeat_ngram_size = 0;  // at most the state's n-gram window
 };
 
 GenerationValues generation_values(const GenerationConfig& config, int max_length);
 
-// `config` without the settings GenerationValues carries: what a decode state is built for.
+// What a decode state is built for: `config` without the settings GenerationValues carries, its
+// no_repeat_ngram_size replaced by the n-gram window (ngram_window) of the size asked.
 GenerationConfig shape_settings(GenerationConfig config);
+
+// The n-gram window that serves no_repeat_ngram_size `n`: 0 when off (no n-gram work in the step),
+// else at least 3 (Florence-2's own), so that requests for 1, 2 or 3 share a state.
+int ngram_window(int n);
 
 // What a search returns: the ids as transformers' generate() returns them and, for each generated
 // token, its log-probability under the scores the search chose it by (what transformers'

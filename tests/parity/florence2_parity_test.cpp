@@ -571,13 +571,14 @@ GenerationConfig with_values(GenerationConfig g, const GenerationValues& values)
   g.max_new_tokens = values.max_length - 1;
   g.length_penalty = values.length_penalty;
   g.early_stopping = values.early_stopping;
+  g.no_repeat_ngram_size = values.no_repeat_ngram_size;
   return g;
 }
 
 }  // namespace
 
-// One decode state of a length bucket serves requests that differ in max_new_tokens, length_penalty
-// and early_stopping (values the step reads from device scalars): run in turn through the same
+// One decode state of a length bucket serves requests that differ in max_new_tokens, length_penalty,
+// early_stopping and no_repeat_ngram_size (values the step reads from device scalars): run in turn through the same
 // fixed-shape (graphed) state, each gives the ids and token log-probs of a fresh state of the same
 // bucket exactly, the ids of a fresh state sized to the request alone, and, where the fixture has
 // transformers' answer for the settings, transformers' ids (near-tie rule) and log-probs.
@@ -598,11 +599,11 @@ TEST(Florence2Parity, BucketedDecodeStateServesEveryRequestInItsBucket) {
   const int reference_length = 1 + fixture.max_new_tokens;  // the references' settings
   const int capacity = length_bucket(reference_length, pipeline.max_generation_length());
   ASSERT_GT(capacity, reference_length) << "the bucket must be larger than the requests for the test to mean anything";
-  const std::vector<GenerationValues> requests = {{reference_length, 1.0, EarlyStopping::kTrue},
-                                                  {13, 2.0, EarlyStopping::kNever},
-                                                  {9, -0.5, EarlyStopping::kFalse},
-                                                  {6, 1.0, EarlyStopping::kTrue},
-                                                  {reference_length, 1.0, EarlyStopping::kTrue}};
+  const std::vector<GenerationValues> requests = {{reference_length, 1.0, EarlyStopping::kTrue, 3},
+                                                  {13, 2.0, EarlyStopping::kNever, 2},
+                                                  {9, -0.5, EarlyStopping::kFalse, 3},
+                                                  {6, 1.0, EarlyStopping::kTrue, 1},
+                                                  {reference_length, 1.0, EarlyStopping::kTrue, 3}};
   for (const auto& [mode, beams] : {std::pair{"greedy", 1}, std::pair{"beam", 3}}) {
     const GenerationConfig g = reference_settings(pipeline.config().generation, beams);
     const DecodeShape bucket{encoded.size(0), beams, encoded.size(1), capacity};
@@ -651,9 +652,10 @@ TEST(Florence2Parity, BucketedDecodeStateServesEveryRequestInItsBucket) {
   }
 }
 
-// Requests that differ only in max_new_tokens (within a length bucket), length_penalty or
-// early_stopping reuse the one decode state of their batch, beams and bucket; a longer bucket or
-// other beams build another, and a kept state is found again.
+// Requests that differ only in max_new_tokens (within a length bucket), length_penalty,
+// early_stopping or no_repeat_ngram_size (1 to 3) reuse the one decode state of their batch, beams
+// and bucket; a longer bucket, other beams or no n-gram ban build another, and a kept state is
+// found again.
 TEST(Florence2Parity, GeneratorBuildsOneDecodeStatePerBucket) {
   using EarlyStopping = GenerationConfig::EarlyStopping;
   const GenerationFixture fixture;
@@ -668,21 +670,24 @@ TEST(Florence2Parity, GeneratorBuildsOneDecodeStatePerBucket) {
     int max_length;
     double length_penalty;
     EarlyStopping early_stopping;
+    int no_repeat_ngram_size;
     std::size_t states;  // created after this request
   };
   const std::vector<Case> cases = {
-      {3, 21, 1.0, EarlyStopping::kTrue, 1},   {3, 9, 2.0, EarlyStopping::kNever, 1},
-      {3, 65, -0.5, EarlyStopping::kFalse, 1}, {3, 66, 1.0, EarlyStopping::kTrue, 2},
-      {1, 30, 1.0, EarlyStopping::kTrue, 3},   {1, 12, 1.0, EarlyStopping::kTrue, 3},
-      {3, 40, 1.0, EarlyStopping::kNever, 3},
+      {3, 21, 1.0, EarlyStopping::kTrue, 3, 1},   {3, 9, 2.0, EarlyStopping::kNever, 3, 1},
+      {3, 65, -0.5, EarlyStopping::kFalse, 2, 1}, {3, 66, 1.0, EarlyStopping::kTrue, 3, 2},
+      {1, 30, 1.0, EarlyStopping::kTrue, 3, 3},   {1, 12, 1.0, EarlyStopping::kTrue, 1, 3},
+      {3, 40, 1.0, EarlyStopping::kNever, 3, 3},  {3, 40, 1.0, EarlyStopping::kTrue, 0, 4},
   };
   for (const auto& c : cases) {
     g.num_beams = c.beams;
     g.length_penalty = c.length_penalty;
     g.early_stopping = c.early_stopping;
+    g.no_repeat_ngram_size = c.no_repeat_ngram_size;
     const Generated generated = pipeline.generate(encoded, g, c.max_length);
     EXPECT_LE(generated.ids.size(1), c.max_length);
     EXPECT_EQ(pipeline.decode_states_created(), c.states)
-        << c.beams << " beams, max_length " << c.max_length << ", length_penalty " << c.length_penalty;
+        << c.beams << " beams, max_length " << c.max_length << ", length_penalty " << c.length_penalty
+        << ", no_repeat_ngram_size " << c.no_repeat_ngram_size;
   }
 }

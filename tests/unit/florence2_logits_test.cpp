@@ -64,7 +64,8 @@ TEST(Florence2Logits, NoRepeatNgramReadsOnlyThePrefix) {
   const vlm::florence2::LogitsProcessor processor(config, 8, at::TensorOptions());
   for (const std::int64_t cur_len : {4, 2}) {
     at::Tensor scores = at::zeros({1, 8}, at::kFloat);
-    processor.apply(ids, at::full({}, cur_len, at::kLong), at::full({}, 100, at::kLong), scores);
+    processor.apply(ids, at::full({}, cur_len, at::kLong), {at::full({}, 100, at::kLong), at::full({}, 2, at::kLong)},
+                    scores);
     const at::Tensor banned = scores[0].isinf();
     if (cur_len == 4) {
       EXPECT_TRUE(banned[5].item<bool>());
