@@ -232,7 +232,7 @@ int run(const Args& args) {
     }
     DecodeState state(pipeline.decoder(), generation,
                       DecodeShape{args.batch, args.num_beams, encoded.size(1), positions}, encoded.options());
-    state.start(encoded);
+    state.start(encoded, generation_values(generation, positions));
     for (int i = 0; i < args.cache_length; ++i) state.step();
     times = time_calls(device, args.warmup, args.repeats, [&] { state.step(); });
     row["rows"] = args.batch * args.num_beams;

@@ -49,7 +49,7 @@ class Florence2Model final : public Model {
                  std::chrono::steady_clock::time_point load_start)
       : device_(parse_device(options.device)),
         pipeline_(dir, PipelineOptions{device_, options.half ? at::kHalf : at::kFloat,
-                                       parse_attention_backend(options.attention)}),
+                                       parse_attention_backend(options.attention), options.max_new_tokens_limit}),
         tokenizer_(Tokenizer::from_directory(dir)),
         max_new_tokens_limit_(options.max_new_tokens_limit) {
     // Microsoft's remote-code processor adds these at runtime; tokenizer.json files that already

@@ -15,9 +15,12 @@ namespace {
 // reading every step would serialise the host and the GPU; a few wasted steps at the end cost less.
 constexpr int kCheckEvery = 8;
 
-// Decode states kept on CUDA: each holds KV caches for batch x beams x max_length positions (about
-// 1.8 GB for Florence-2-base in fp16 at batch 32, 3 beams and 1025 positions) and its graph's pool.
+// Decode states kept: each holds KV caches for batch x beams x capacity positions (about 1.8 GB for
+// Florence-2-base in fp16 at batch 32, 3 beams and 1025 positions) and, on CUDA, its graph's pool.
 constexpr std::size_t kMaxKeptStates = 4;
+
+// The smallest length bucket, in new tokens: shorter answers gain little from a smaller cache.
+constexpr int kSmallestBucket = 64;
 
 void log_capture_failure_once(const std::string& reason) {
   static std::mutex mutex;
@@ -32,17 +35,30 @@ void log_capture_failure_once(const std::string& reason) {
 
 DecodeState::DecodeState(const BartDecoder& decoder, const GenerationConfig& config, const DecodeShape& shape,
                          const at::TensorOptions& options)
-    : config_(config), search_(make_search(decoder, config, shape, options)), on_cuda_(options.device().is_cuda()) {}
+    : config_(shape_settings(config)),
+      search_(make_search(decoder, config_, shape, options)),
+      on_cuda_(options.device().is_cuda()) {}
 
-void DecodeState::start(const at::Tensor& encoder_hidden) {
+void DecodeState::start(const at::Tensor& encoder_hidden, const GenerationValues& values) {
+  if (values.max_length < 2 || values.max_length > shape().capacity) {
+    throw Error(ErrorCode::kInvalidArgument, "max_length " + std::to_string(values.max_length) +
+                                                 " is outside this decode state's range 2.." +
+                                                 std::to_string(shape().capacity));
+  }
+  if (values.no_repeat_ngram_size < 0 || values.no_repeat_ngram_size > config_.no_repeat_ngram_size) {
+    throw Error(ErrorCode::kInvalidArgument, "no_repeat_ngram_size " + std::to_string(values.no_repeat_ngram_size) +
+                                                 " is outside this decode state's range 0.." +
+                                                 std::to_string(config_.no_repeat_ngram_size));
+  }
+  max_length_ = values.max_length;
   if (on_cuda_ && !capture_tried_) {
     capture_tried_ = true;
     search_->set_fixed_shapes(true);
     const std::string failure = graph_.capture(
         [&] {
-          search_->reset(encoder_hidden);
+          search_->reset(encoder_hidden, values);
           search_->step();
-          search_->reset(encoder_hidden);
+          search_->reset(encoder_hidden, values);
         },
         [&] { search_->step(); });
     if (!failure.empty()) {
@@ -50,7 +66,7 @@ void DecodeState::start(const at::Tensor& encoder_hidden) {
       log_capture_failure_once(failure);
     }
   }
-  search_->reset(encoder_hidden);
+  search_->reset(encoder_hidden, values);
 }
 
 void DecodeState::step() {
@@ -61,9 +77,9 @@ void DecodeState::step() {
   }
 }
 
-Generated DecodeState::run(const at::Tensor& encoder_hidden, BeamTrace* trace) {
-  const int max_length = search_->shape().max_length;
-  start(encoder_hidden);
+Generated DecodeState::run(const at::Tensor& encoder_hidden, const GenerationValues& values, BeamTrace* trace) {
+  start(encoder_hidden, values);
+  const int max_length = max_length_;
   // With a trace every step is recorded, so the flag is read every step and no step runs past the end.
   const int check_every = trace != nullptr ? 1 : kCheckEvery;
   for (int cur_len = 1; cur_len < max_length;) {
@@ -75,30 +91,40 @@ Generated DecodeState::run(const at::Tensor& encoder_hidden, BeamTrace* trace) {
   return search_->result();
 }
 
+int length_bucket(int max_length, int ceiling) {
+  if (max_length > ceiling) return max_length;
+  int new_tokens = kSmallestBucket;
+  while (1 + new_tokens < max_length && 1 + new_tokens < ceiling) new_tokens *= 2;
+  return std::min(1 + new_tokens, ceiling);
+}
+
+Generator::Generator(const BartDecoder& decoder, int max_length_ceiling)
+    : decoder_(decoder), max_length_ceiling_(max_length_ceiling) {}
+
 Generated Generator::generate(const at::Tensor& encoder_hidden, const GenerationConfig& config, int max_length,
                               BeamTrace* trace) {
   if (max_length < 2) {
     throw Error(ErrorCode::kInvalidArgument, "max_length " + std::to_string(max_length) +
                                                  " leaves no room to generate after the decoder start token");
   }
-  const DecodeShape shape{encoder_hidden.size(0), std::max(1, config.num_beams), encoder_hidden.size(1), max_length};
-  if (!encoder_hidden.is_cuda()) {
-    DecodeState state(decoder_, config, shape, encoder_hidden.options());
-    const std::lock_guard lock(mutex_);
-    last_graphed_ = false;
-    return state.run(encoder_hidden, trace);
-  }
+  const DecodeShape shape{encoder_hidden.size(0), std::max(1, config.num_beams), encoder_hidden.size(1),
+                          length_bucket(max_length, max_length_ceiling_)};
+  const GenerationConfig settings = shape_settings(config);
   const std::lock_guard lock(mutex_);
   auto it = std::find_if(states_.begin(), states_.end(),
-                         [&](const auto& state) { return state->shape() == shape && state->config() == config; });
+                         [&](const auto& state) { return state->shape() == shape && state->config() == settings; });
   if (it == states_.end()) {
     if (states_.size() >= kMaxKeptStates) states_.pop_back();
-    states_.push_front(std::make_unique<DecodeState>(decoder_, config, shape, encoder_hidden.options()));
+    states_.push_front(std::make_unique<DecodeState>(decoder_, settings, shape, encoder_hidden.options()));
+    ++states_created_;
+    log::info("florence2: new decode state for batch {}, {} beam(s), encoder length {}: max_length {} takes the "
+              "length bucket of {} positions, which serves every max_length up to it",
+              shape.batch, shape.beams, shape.encoder_length, max_length, shape.capacity);
   } else {
     states_.splice(states_.begin(), states_, it);
   }
   DecodeState& state = *states_.front();
-  Generated generated = state.run(encoder_hidden, trace);
+  Generated generated = state.run(encoder_hidden, generation_values(config, max_length), trace);
   last_graphed_ = state.graphed();
   return generated;
 }
@@ -108,10 +134,17 @@ bool Generator::last_graphed() const {
   return last_graphed_;
 }
 
+std::size_t Generator::states_created() const {
+  const std::lock_guard lock(mutex_);
+  return states_created_;
+}
+
 void process_logits(const at::Tensor& ids, at::Tensor& scores, const GenerationConfig& config, int max_length) {
-  const LogitsProcessor processor(config, max_length, scores.size(1), scores.options());
-  const at::Tensor cur_len = at::full({}, ids.size(1), ids.options().dtype(at::kLong));
-  processor.apply(ids.to(scores.device(), at::kLong), cur_len.to(scores.device()), scores);
+  const LogitsProcessor processor(config, scores.size(1), scores.options());
+  const auto long_options = scores.options().dtype(at::kLong);
+  const ProcessorValues values{at::full({}, max_length, long_options),
+                               at::full({}, config.no_repeat_ngram_size, long_options)};
+  processor.apply(ids.to(scores.device(), at::kLong), at::full({}, ids.size(1), long_options), values, scores);
 }
 
 }  // namespace vlm::florence2

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -7,8 +8,8 @@
 
 #include "weights.h"
 
-// Building blocks read from the checkpoint by their name scope (CTranslate2-style). The typed layers
-// resolve their tensors once, when the model loads; calling them looks nothing up.
+// Building blocks read from the checkpoint by their name scope (CTranslate2-style). They resolve their
+// tensors once, when the model loads; calling them builds no name and looks nothing up.
 namespace vlm::florence2 {
 
 // nn.LayerNorm's default epsilon, used by every norm in Florence-2.
@@ -47,14 +48,25 @@ struct LayerNorm {
   }
 };
 
-// Name-scoped calls for the per-request image side (DaViT, projector), which runs once per image.
-inline at::Tensor linear(const Weights& w, const std::string& scope, const at::Tensor& x, bool bias = true) {
-  return at::linear(x, w.get(scope + ".weight"), bias ? w.get(scope + ".bias") : at::Tensor());
-}
+// nn.Conv2d with its stride, padding and groups fixed at load. A depth-wise convolution is one with
+// a group per channel (depthwise()).
+struct Conv2d {
+  at::Tensor weight;  // [out, in / groups, kh, kw]
+  at::Tensor bias;    // [out]
+  std::int64_t stride = 1;
+  std::int64_t padding = 0;
+  std::int64_t groups = 1;
 
-inline at::Tensor layer_norm(const Weights& w, const std::string& scope, const at::Tensor& x) {
-  return at::layer_norm(x, {x.size(-1)}, w.get(scope + ".weight"), w.get(scope + ".bias"), kLayerNormEps);
-}
+  static Conv2d load(const Weights& w, const std::string& scope, std::int64_t stride, std::int64_t padding) {
+    return {w.get(scope + ".weight"), w.get(scope + ".bias"), stride, padding, 1};
+  }
+  // DaViT's positional encoding: 3x3, stride 1, padding 1, one group per channel.
+  static Conv2d depthwise(const Weights& w, const std::string& scope) {
+    const at::Tensor& weight = w.get(scope + ".weight");
+    return {weight, w.get(scope + ".bias"), 1, 1, weight.size(0)};
+  }
+  at::Tensor operator()(const at::Tensor& x) const { return at::conv2d(x, weight, bias, stride, padding, 1, groups); }
+};
 
 // Exact (erf) GELU: ACT2FN["gelu"] in transformers.
 inline at::Tensor gelu_exact(const at::Tensor& x) { return at::gelu(x); }

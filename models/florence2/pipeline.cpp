@@ -1,16 +1,22 @@
 #include "pipeline.h"
 
+#include <algorithm>
+
 #include <ATen/core/grad_mode.h>
 
 #include "generation.h"
-#include "image_projector.h"
 #include "vlm/error.h"
 #include "vlm/logging.h"
 
 namespace vlm::florence2 {
 
 Pipeline::Pipeline(const std::filesystem::path& dir, const PipelineOptions& options)
-    : config_(load_config(dir)), options_(options), processor_(config_.preprocessor) {
+    : config_(load_config(dir)),
+      options_(options),
+      // The last token is generated from position max_position_embeddings - 1 and never fed back, so
+      // one more than the positions fit, as in transformers.
+      max_generation_length_(std::min(config_.text.max_position_embeddings, options.max_new_tokens_limit) + 1),
+      processor_(config_.preprocessor) {
   if (!at::isFloatingType(options.dtype)) throw Error(ErrorCode::kInvalidArgument, "dtype must be floating point");
   const int heads = config_.text.decoder_attention_heads;
   attention_ = check_attention_backend(options.attention, options.device, options.dtype,
@@ -21,9 +27,10 @@ Pipeline::Pipeline(const std::filesystem::path& dir, const PipelineOptions& opti
   weights_ = std::make_unique<LoadedWeights>(load_weights(dir, config_, options.dtype, options.device));
   // The resolved backend, not kAuto: the process-wide default is not consulted per call.
   vision_ = std::make_unique<VisionEncoder>(config_.vision, weights_->weights, attention_.backend);
+  projector_ = std::make_unique<ImageProjector>(weights_->weights);
   encoder_ = std::make_unique<BartEncoder>(config_.text, weights_->weights, attention_.backend);
   decoder_ = std::make_unique<BartDecoder>(config_.text, weights_->weights, attention_.backend);
-  generator_ = std::make_unique<Generator>(*decoder_);
+  generator_ = std::make_unique<Generator>(*decoder_, max_generation_length_);
 }
 
 at::Tensor Pipeline::vision_features(const at::Tensor& pixel_values) const {
@@ -38,7 +45,7 @@ at::Tensor Pipeline::image_features(const at::Tensor& pixel_values) const {
 
 at::Tensor Pipeline::project(const at::Tensor& vision_features) const {
   at::NoGradGuard no_grad;
-  return project_image_features(weights_->weights, vision_features);
+  return (*projector_)(vision_features);
 }
 
 at::Tensor Pipeline::encode(const at::Tensor& image_features, const at::Tensor& prompt_ids) const {
@@ -62,8 +69,7 @@ at::Tensor Pipeline::first_step_logits(const at::Tensor& encoder_hidden) const {
 Generated Pipeline::generate(const at::Tensor& encoder_hidden, const GenerationConfig& generation, int max_length,
                              BeamTrace* trace) const {
   at::NoGradGuard no_grad;
-  // The last token is generated from position max_position_embeddings - 1 and never fed back, so
-  // one more than the positions fit, as in transformers.
+  // The last token is generated from position max_position_embeddings - 1 and never fed back.
   const int limit = config_.text.max_position_embeddings + 1;
   return generator_->generate(encoder_hidden, generation, std::min(max_length, limit), trace);
 }

@@ -9,6 +9,7 @@
 #include "config.h"
 #include "generation.h"
 #include "image_processor.h"
+#include "image_projector.h"
 #include "vision_encoder.h"
 #include "vlm/ops/attention.h"
 #include "weights.h"
@@ -20,6 +21,9 @@ struct PipelineOptions {
   at::ScalarType dtype = at::kFloat;
   // Checked at load against device and dtype; kAuto takes flash where it runs, else eager.
   AttentionBackend attention = AttentionBackend::kAuto;
+  // The most new tokens a request may ask for (the server's --max-new-tokens-limit): with the
+  // decoder's positions, the size of the largest decode state (generation.h length_bucket).
+  int max_new_tokens_limit = 1024;
 };
 
 // The numeric model: image -> pixel values -> DaViT -> projector -> BART encoder -> decoder and
@@ -51,14 +55,21 @@ class Pipeline {
                      BeamTrace* trace = nullptr) const;
   // Whether the last generate() replayed its decode step as a CUDA graph.
   bool last_generation_graphed() const { return generator_->last_graphed(); }
+  // The top length bucket: the longest max_length a request can reach (1 + max_new_tokens_limit, at
+  // most the decoder's positions + 1).
+  int max_generation_length() const { return max_generation_length_; }
+  // Decode states generate() has built (Generator::states_created).
+  std::size_t decode_states_created() const { return generator_->states_created(); }
 
  private:
   Config config_;
   PipelineOptions options_;
+  int max_generation_length_;
   AttentionChoice attention_;
   std::unique_ptr<LoadedWeights> weights_;
   ImageProcessor processor_;
   std::unique_ptr<VisionEncoder> vision_;
+  std::unique_ptr<ImageProjector> projector_;
   std::unique_ptr<BartEncoder> encoder_;
   std::unique_ptr<BartDecoder> decoder_;
   std::unique_ptr<Generator> generator_;  // keeps decode states across calls (hence not const)

@@ -1,5 +1,7 @@
 #include "search.h"
 
+#include <algorithm>
+#include <cmath>
 #include <vector>
 
 namespace vlm::florence2 {
@@ -25,10 +27,15 @@ at::Tensor eos_tensor(const GenerationConfig& config, const at::TensorOptions& o
       .to(options.device());
 }
 
-// transformers' length normalisation: score / length ** length_penalty, the power taken in double as
-// Python takes it, the division in float32.
-at::Tensor length_divisor(const at::Tensor& length, double length_penalty) {
-  return length.to(at::kDouble).pow(length_penalty).to(at::kFloat);
+// transformers' length normalisation divides a score by length ** length_penalty, the power taken in
+// double as Python takes it, the division in float32: the divisors of every length a state can reach,
+// computed on the host per request, so that the step only indexes them.
+at::Tensor length_divisors(int capacity, double length_penalty) {
+  std::vector<float> divisors(static_cast<std::size_t>(capacity) + 1);
+  for (std::size_t i = 0; i < divisors.size(); ++i) {
+    divisors[i] = static_cast<float>(std::pow(static_cast<double>(i), length_penalty));
+  }
+  return at::tensor(divisors, at::kFloat);
 }
 
 class GreedySearch final : public Search {
@@ -38,20 +45,23 @@ class GreedySearch final : public Search {
       : Search(shape),
         decoder_(decoder),
         config_(config),
-        processor_(config, shape.max_length, decoder.config().vocab_size, options),
+        processor_(config, decoder.config().vocab_size, options),
         eos_(eos_tensor(config, options)) {
     const auto long_options = options.dtype(at::kLong);
     cache_ = decoder.start(at::zeros({shape.batch, shape.encoder_length, decoder.config().d_model}, options), 1,
-                           shape.max_length);
-    ids_ = at::empty({shape.batch, shape.max_length}, long_options);
+                           shape.capacity);
+    ids_ = at::empty({shape.batch, shape.capacity}, long_options);
     position_ = at::zeros({}, long_options);
+    values_ = {at::zeros({}, long_options), at::zeros({}, long_options)};
     length_ = at::zeros({}, long_options);
     unfinished_ = at::empty({shape.batch}, options.dtype(at::kBool));
-    token_log_probs_ = at::empty({shape.batch, shape.max_length}, options.dtype(at::kFloat));
+    token_log_probs_ = at::empty({shape.batch, shape.capacity}, options.dtype(at::kFloat));
   }
 
-  void reset(const at::Tensor& encoder_hidden) override {
+  void reset(const at::Tensor& encoder_hidden, const GenerationValues& values) override {
     decoder_.restart(encoder_hidden, cache_);
+    values_.max_length.fill_(values.max_length);
+    values_.no_repeat_ngram_size.fill_(values.no_repeat_ngram_size);
     ids_.fill_(config_.pad_token_id);
     ids_.select(1, 0).fill_(config_.decoder_start_token_id);
     position_.zero_();
@@ -65,7 +75,7 @@ class GreedySearch final : public Search {
     const at::Tensor cur_len = position_ + 1;
     const at::Tensor tokens = ids_.gather(1, index_at(position_, {batch, 1}));
     at::Tensor scores = decoder_.step(tokens, position_, cache_).to(at::kFloat);
-    processor_.apply(ids_, cur_len, scores);
+    processor_.apply(ids_, cur_len, values_, scores);
     at::Tensor next = scores.argmax(-1);
     // log_softmax(scores)[next] without materialising the vocabulary-wide log-softmax.
     const at::Tensor chosen = scores.gather(1, next.unsqueeze(1)) - at::logsumexp(scores, {1}, true);
@@ -76,7 +86,7 @@ class GreedySearch final : public Search {
     // The returned length grows while any row was still running when the step began.
     length_.copy_(at::where(unfinished_.any(), cur_len + 1, length_));
     at::Tensor done = has_eos ? (next.unsqueeze(1) == eos_).any(1) : at::zeros_like(unfinished_);
-    done = done | (cur_len + 1 >= shape_.max_length);
+    done = done | (cur_len + 1 >= values_.max_length);
     unfinished_.logical_and_(done.logical_not());
     position_.add_(1);
   }
@@ -96,11 +106,12 @@ class GreedySearch final : public Search {
   LogitsProcessor processor_;
   at::Tensor eos_;
   KvCache cache_;
-  at::Tensor ids_;              // [batch, max_length]
+  at::Tensor ids_;              // [batch, capacity]
   at::Tensor position_;         // int64 scalar: the position the next step feeds (cur_len - 1)
+  ProcessorValues values_;      // the request's max_length and no_repeat_ngram_size
   at::Tensor length_;           // int64 scalar: columns of ids_ to return
   at::Tensor unfinished_;       // [batch] bool
-  at::Tensor token_log_probs_;  // [batch, max_length] float32, aligned with ids_
+  at::Tensor token_log_probs_;  // [batch, capacity] float32, aligned with ids_
 };
 
 // A port of transformers' vectorized `_beam_search` (length_penalty, early_stopping
@@ -114,14 +125,14 @@ class BeamSearch final : public Search {
       : Search(shape),
         decoder_(decoder),
         config_(config),
-        processor_(config, shape.max_length, decoder.config().vocab_size, options),
+        processor_(config, decoder.config().vocab_size, options),
         eos_(eos_tensor(config, options)),
         keep_(std::max<std::int64_t>(2, 1 + static_cast<std::int64_t>(config.eos_token_ids.size())) * shape.beams) {
     const auto long_options = options.dtype(at::kLong);
     const auto float_options = options.dtype(at::kFloat);
     const auto b = shape.batch;
     const auto k = shape.beams;
-    const auto l = shape.max_length;
+    const auto l = shape.capacity;
     cache_ = decoder.start(at::zeros({b, shape.encoder_length, decoder.config().d_model}, options), k, l);
     top_beam_mask_ =
         at::cat({at::ones({k}, options.dtype(at::kBool)), at::zeros({keep_ - k}, options.dtype(at::kBool))});
@@ -138,10 +149,19 @@ class BeamSearch final : public Search {
     beam_indices_ = at::empty_like(running_beam_indices_);
     position_ = at::zeros({}, long_options);
     active_ = at::empty({}, options.dtype(at::kBool));
+    values_ = {at::zeros({}, long_options), at::zeros({}, long_options)};
+    early_true_ = at::empty({}, options.dtype(at::kBool));
+    best_length_is_max_ = at::empty({}, options.dtype(at::kBool));
+    length_divisors_ = at::empty({l + 1}, float_options);
   }
 
-  void reset(const at::Tensor& encoder_hidden) override {
+  void reset(const at::Tensor& encoder_hidden, const GenerationValues& values) override {
     decoder_.restart(encoder_hidden, cache_);
+    values_.max_length.fill_(values.max_length);
+    values_.no_repeat_ngram_size.fill_(values.no_repeat_ngram_size);
+    early_true_.fill_(values.early_stopping == EarlyStopping::kTrue);
+    best_length_is_max_.fill_(values.early_stopping == EarlyStopping::kNever && values.length_penalty > 0.0);
+    length_divisors_.copy_(length_divisors(shape_.capacity, values.length_penalty));
     const int fill = config_.pad_token_id != 0 ? config_.pad_token_id
                                                : (config_.eos_token_ids.empty() ? -1 : config_.eos_token_ids[0]);
     running_sequences_.fill_(fill);
@@ -164,15 +184,13 @@ class BeamSearch final : public Search {
   void step() override {
     const auto b = shape_.batch;
     const auto k = shape_.beams;
-    const auto l = shape_.max_length;
-    const double length_penalty = config_.length_penalty;
-    const bool early_true = config_.early_stopping == EarlyStopping::kTrue;
+    const auto l = shape_.capacity;
     const at::Tensor cur_len = position_ + 1;
 
     const at::Tensor flat_running = running_sequences_.view({b * k, l});
     const at::Tensor tokens = flat_running.gather(1, index_at(position_, {b * k, 1}));
     at::Tensor log_probs = at::log_softmax(decoder_.step(tokens, position_, cache_).to(at::kFloat), -1);
-    processor_.apply(flat_running, cur_len, log_probs);
+    processor_.apply(flat_running, cur_len, values_, log_probs);
     const auto vocab = log_probs.size(-1);
     const at::Tensor processed = log_probs.view({b, k * vocab});
     log_probs = (log_probs.view({b, k, vocab}) + running_scores_.unsqueeze(-1)).reshape({b, -1});
@@ -193,7 +211,7 @@ class BeamSearch final : public Search {
 
     // Stopping criteria: max length for all, EOS per candidate.
     at::Tensor hits = eos_.numel() > 0 ? (topk_ids.unsqueeze(-1) == eos_).any(-1) : at::zeros_like(topk_ids, at::kBool);
-    hits = hits | (cur_len + 1 >= l);
+    hits = hits | (cur_len + 1 >= values_.max_length);
 
     // Running beams for the next step: the best unfinished candidates.
     const at::Tensor topk_running_log_probs = topk_log_probs + hits.to(at::kFloat) * -kLarge;
@@ -205,8 +223,9 @@ class BeamSearch final : public Search {
 
     // Finished beams: merge candidates that just ended among the top `beams` with the kept ones.
     const at::Tensor just_finished = hits & top_beam_mask_.unsqueeze(0);
-    at::Tensor finished_scores = topk_log_probs / length_divisor(cur_len, length_penalty);
-    if (early_true) finished_scores += at::all(is_sent_finished_, -1, true).to(at::kFloat) * -kLarge;
+    at::Tensor finished_scores = topk_log_probs / length_divisors_.index_select(0, cur_len.view({1}));
+    // Adds -0.0 (which changes no score) unless early_stopping is true.
+    finished_scores += (at::all(is_sent_finished_, -1, true) & early_true_).to(at::kFloat) * -kLarge;
     finished_scores += heuristic_unsatisfied_.logical_not().to(at::kFloat) * -kLarge;
     finished_scores += just_finished.logical_not() * -kLarge;
     const at::Tensor merged_sequences = at::cat({sequences_, topk_running_sequences}, 1);
@@ -227,16 +246,15 @@ class BeamSearch final : public Search {
     cache_.reorder(running_beam_indices_.gather(2, index_at(position_, {b, k, 1})).reshape({-1}).to(at::kLong),
                    fixed_shapes_ ? -1 : steps_issued_);
 
-    const at::Tensor best_length = (config_.early_stopping == EarlyStopping::kNever && length_penalty > 0.0)
-                                       ? at::full({}, l - 1, cur_len.options())
-                                       : cur_len;
-    const at::Tensor best_possible = running_scores_.narrow(1, 0, 1) / length_divisor(best_length, length_penalty);
+    const at::Tensor best_length = at::where(best_length_is_max_, values_.max_length - 1, cur_len);
+    const at::Tensor best_possible =
+        running_scores_.narrow(1, 0, 1) / length_divisors_.index_select(0, best_length.view({1}));
     const at::Tensor worst_finished =
         at::where(is_sent_finished_, std::get<0>(at::min(beam_scores_, 1, true)), -kLarge);
     heuristic_unsatisfied_.logical_and_(at::any(best_possible > worst_finished, -1, true));
 
     at::Tensor keep_going = heuristic_unsatisfied_.any() & hits.all().logical_not();
-    if (early_true) keep_going = keep_going & is_sent_finished_.all().logical_not();
+    keep_going = keep_going & (is_sent_finished_.all() & early_true_).logical_not();
     active_.logical_and_(keep_going);
     position_.add_(1);
   }
@@ -267,22 +285,45 @@ class BeamSearch final : public Search {
   KvCache cache_;
   at::Tensor top_beam_mask_;      // [keep] bool: the first `beams` candidates
   at::Tensor batch_offset_;       // [batch, 1] int64
-  at::Tensor running_sequences_;  // [batch, beams, max_length] int64
+  at::Tensor running_sequences_;  // [batch, beams, capacity] int64
   at::Tensor sequences_;
   at::Tensor running_scores_;  // [batch, beams] float32
   at::Tensor beam_scores_;
   at::Tensor is_sent_finished_;       // [batch, beams] bool
   at::Tensor heuristic_unsatisfied_;  // [batch, 1] bool
-  at::Tensor running_beam_indices_;   // [batch, beams, max_length - 1] int32
+  at::Tensor running_beam_indices_;   // [batch, beams, capacity - 1] int32
   at::Tensor beam_indices_;
-  at::Tensor running_token_log_probs_;  // [batch, beams, max_length] float32, aligned with the sequences
+  at::Tensor running_token_log_probs_;  // [batch, beams, capacity] float32, aligned with the sequences
   at::Tensor token_log_probs_;
   at::Tensor position_;            // int64 scalar: the position the next step feeds (cur_len - 1)
   at::Tensor active_;              // bool scalar: the stopping rule has not fired
+  ProcessorValues values_;         // the request's max_length and no_repeat_ngram_size
+  at::Tensor early_true_;          // bool scalar: early_stopping is true
+  at::Tensor best_length_is_max_;  // bool scalar: the heuristic assumes max_length ("never", length_penalty > 0)
+  at::Tensor length_divisors_;     // [capacity + 1] float32: length ** length_penalty
   std::int64_t steps_issued_ = 0;  // eager steps since reset(): the cache positions written
 };
 
 }  // namespace
+
+GenerationValues generation_values(const GenerationConfig& config, int max_length) {
+  return {max_length, config.length_penalty, config.early_stopping, config.no_repeat_ngram_size};
+}
+
+int ngram_window(int n) {
+  constexpr int kSmallestWindow = 3;
+  return n <= 0 ? 0 : std::max(n, kSmallestWindow);
+}
+
+GenerationConfig shape_settings(GenerationConfig config) {
+  const GenerationConfig defaults;
+  config.no_repeat_ngram_size = ngram_window(config.no_repeat_ngram_size);
+  config.max_length.reset();
+  config.max_new_tokens.reset();
+  config.length_penalty = defaults.length_penalty;
+  config.early_stopping = defaults.early_stopping;
+  return config;
+}
 
 std::unique_ptr<Search> make_search(const BartDecoder& decoder, const GenerationConfig& config,
                                     const DecodeShape& shape, const at::TensorOptions& options) {

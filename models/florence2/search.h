@@ -16,9 +16,29 @@ struct DecodeShape {
   std::int64_t batch = 0;
   std::int64_t beams = 1;
   std::int64_t encoder_length = 0;
-  int max_length = 0;
+  int capacity = 0;  // decoder positions its buffers hold: the longest max_length it can generate to
   auto operator<=>(const DecodeShape&) const = default;
 };
+
+// The generation settings that change a step's values but not its shapes. The step reads them from
+// device scalars set by Search::reset(), so one state (and its captured graph) serves every request
+// that differs only in them.
+struct GenerationValues {
+  int max_length = 0;  // decoder tokens to stop at, start token included; at most the capacity
+  double length_penalty = 1.0;
+  GenerationConfig::EarlyStopping early_stopping = GenerationConfig::EarlyStopping::kFalse;
+  int no_repeat_ngram_size = 0;  // at most the state's n-gram window
+};
+
+GenerationValues generation_values(const GenerationConfig& config, int max_length);
+
+// What a decode state is built for: `config` without the settings GenerationValues carries, its
+// no_repeat_ngram_size replaced by the n-gram window (ngram_window) of the size asked.
+GenerationConfig shape_settings(GenerationConfig config);
+
+// The n-gram window that serves no_repeat_ngram_size `n`: 0 when off (no n-gram work in the step),
+// else at least 3 (Florence-2's own), so that requests for 1, 2 or 3 share a state.
+int ngram_window(int n);
 
 // What a search returns: the ids as transformers' generate() returns them and, for each generated
 // token, its log-probability under the scores the search chose it by (what transformers'
@@ -37,8 +57,9 @@ struct Generated {
 class Search {
  public:
   virtual ~Search() = default;
-  // Starts a generation for `encoder_hidden` [batch, S, D] (the shape this state was built for).
-  virtual void reset(const at::Tensor& encoder_hidden) = 0;
+  // Starts a generation for `encoder_hidden` [batch, S, D] (the shape this state was built for) with
+  // `values` (max_length at least 2 and at most the capacity).
+  virtual void reset(const at::Tensor& encoder_hidden, const GenerationValues& values) = 0;
   // One decoding step; capturable in a CUDA graph (same shapes, no host synchronisation) once
   // set_fixed_shapes(true) was called.
   virtual void step() = 0;
@@ -59,7 +80,8 @@ class Search {
   bool fixed_shapes_ = false;
 };
 
-// Greedy search (num_beams 1) or transformers' vectorized beam search, for `shape`.
+// Greedy search (num_beams 1) or transformers' vectorized beam search, for `shape`. Of `config`, only
+// shape_settings(config) is read; GenerationValues come with each reset().
 std::unique_ptr<Search> make_search(const BartDecoder& decoder, const GenerationConfig& config,
                                     const DecodeShape& shape, const at::TensorOptions& options);
 

@@ -8,33 +8,59 @@
 namespace vlm::florence2 {
 namespace {
 
-at::Tensor channels_last_norm(const Weights& w, const std::string& scope, const at::Tensor& x) {
-  return layer_norm(w, scope, x.permute({0, 2, 3, 1})).permute({0, 3, 1, 2});
+at::Tensor channels_last_norm(const LayerNorm& norm, const at::Tensor& x) {
+  return norm(x.permute({0, 2, 3, 1})).permute({0, 3, 1, 2});
 }
 
-at::Tensor depthwise_conv(const Weights& w, const std::string& scope, const at::Tensor& x) {
-  return at::conv2d(x, w.get(scope + ".weight"), w.get(scope + ".bias"), 1, 1, 1, x.size(1));
+DavitHalf load_half(const Weights& w, const std::string& scope, const std::string& attention, bool qkv_bias) {
+  return {Conv2d::depthwise(w, scope + ".conv1"),
+          LayerNorm::load(w, scope + ".norm1"),
+          Linear::load(w, scope + "." + attention + ".qkv", qkv_bias),
+          Linear::load(w, scope + "." + attention + ".proj"),
+          Conv2d::depthwise(w, scope + ".conv2"),
+          LayerNorm::load(w, scope + ".norm2"),
+          Linear::load(w, scope + ".ffn.fc1"),
+          Linear::load(w, scope + ".ffn.fc2")};
 }
 
 }  // namespace
 
-at::Tensor VisionEncoder::conv_embed(int stage, const at::Tensor& input) const {
-  const auto scope = "model.vision_tower.convs." + std::to_string(stage);
+VisionEncoder::VisionEncoder(const VisionConfig& config, const Weights& weights, AttentionBackend attention)
+    : window_size_(config.window_size),
+      dtype_(weights.get("model.vision_tower.convs.0.conv.weight").scalar_type()),
+      attention_(attention) {
+  for (int stage = 0; stage < config.num_stages(); ++stage) {
+    const auto embed = "model.vision_tower.convs." + std::to_string(stage);
+    DavitStage s{Conv2d::load(weights, embed + ".conv", config.patch_stride[stage], config.patch_padding[stage]),
+                 LayerNorm::load(weights, embed + ".norm"),
+                 config.patch_prenorm[stage],
+                 config.num_heads[stage],
+                 config.num_groups[stage],
+                 {}};
+    for (int block = 0; block < config.depths[stage]; ++block) {
+      const auto scope = "model.vision_tower.blocks." + std::to_string(stage) + "." + std::to_string(block);
+      s.blocks.push_back({load_half(weights, scope + ".spatial_block", "window_attn", config.qkv_bias),
+                          load_half(weights, scope + ".channel_block", "channel_attn", config.qkv_bias)});
+    }
+    stages_.push_back(std::move(s));
+  }
+}
+
+at::Tensor VisionEncoder::conv_embed(const DavitStage& stage, const at::Tensor& input) const {
   at::Tensor x = input;
-  const bool pre_norm = config_.patch_prenorm[stage];
-  if (pre_norm) x = channels_last_norm(weights_, scope + ".norm", x);
-  x = at::conv2d(x, weights_.get(scope + ".conv.weight"), weights_.get(scope + ".conv.bias"),
-                 config_.patch_stride[stage], config_.patch_padding[stage]);
-  if (!pre_norm) x = channels_last_norm(weights_, scope + ".norm", x);
+  if (stage.pre_norm) x = channels_last_norm(stage.embed_norm, x);
+  x = stage.embed(x);
+  if (!stage.pre_norm) x = channels_last_norm(stage.embed_norm, x);
   return x;
 }
 
-at::Tensor VisionEncoder::window_attention(int stage, const std::string& scope, const at::Tensor& input) const {
+at::Tensor VisionEncoder::window_attention(const DavitStage& stage, const DavitHalf& half,
+                                           const at::Tensor& input) const {
   const auto batch = input.size(0);
   const auto height = input.size(1);
   const auto width = input.size(2);
   const auto dim = input.size(3);
-  const int ws = config_.window_size;
+  const int ws = window_size_;
   const auto pad_right = (ws - width % ws) % ws;
   const auto pad_bottom = (ws - height % ws) % ws;
   at::Tensor x = at::constant_pad_nd(input, {0, 0, 0, pad_right, 0, pad_bottom});
@@ -46,16 +72,15 @@ at::Tensor VisionEncoder::window_attention(int stage, const std::string& scope, 
           .view({-1, ws * ws, dim});
   const auto windows = x.size(0);
   const auto tokens = x.size(1);
-  const int heads = config_.num_heads[stage];
-  const at::Tensor qkv = linear(weights_, scope + ".qkv", x, config_.qkv_bias)
-                             .reshape({windows, tokens, 3, heads, dim / heads})
+  const int heads = stage.heads;
+  const at::Tensor qkv = half.qkv(x).reshape({windows, tokens, 3, heads, dim / heads})
                              .permute({2, 0, 3, 1, 4});
   AttentionOptions options;
   options.backend = attention_;
   options.scale = 1.0 / std::sqrt(static_cast<double>(dim / heads));
   at::Tensor out = attention(qkv[0], qkv[1], qkv[2], options);  // [windows, heads, tokens, head_dim]
   out = out.transpose(1, 2).reshape({windows, tokens, dim});
-  out = linear(weights_, scope + ".proj", out);
+  out = half.proj(out);
   out = out.view({-1, padded_h / ws, padded_w / ws, ws, ws, dim})
             .permute({0, 1, 3, 2, 4, 5})
             .contiguous()
@@ -64,66 +89,67 @@ at::Tensor VisionEncoder::window_attention(int stage, const std::string& scope, 
   return out.view({batch, height * width, dim});
 }
 
-at::Tensor VisionEncoder::channel_attention(int stage, const std::string& scope, const at::Tensor& x) const {
+at::Tensor VisionEncoder::channel_attention(const DavitStage& stage, const DavitHalf& half,
+                                            const at::Tensor& x) const {
   const auto batch = x.size(0);
   const auto tokens = x.size(1);
   const auto dim = x.size(2);
-  const int groups = config_.num_groups[stage];
+  const int groups = stage.groups;
   // Attention across channels: each group's channels are the "sequence", the tokens the "head dim".
-  const at::Tensor qkv = linear(weights_, scope + ".qkv", x, config_.qkv_bias)
-                             .reshape({batch, tokens, 3, groups, dim / groups})
+  const at::Tensor qkv = half.qkv(x).reshape({batch, tokens, 3, groups, dim / groups})
                              .permute({2, 0, 3, 4, 1});
   AttentionOptions options;
   options.backend = attention_;
   options.scale = 1.0 / std::sqrt(static_cast<double>(tokens));
   at::Tensor out = attention(qkv[0], qkv[1], qkv[2], options);  // [batch, groups, dim/groups, tokens]
   out = out.permute({0, 3, 1, 2}).reshape({batch, tokens, dim});
-  return linear(weights_, scope + ".proj", out);
+  return half.proj(out);
 }
 
-at::Tensor VisionEncoder::spatial_block(int stage, const std::string& scope, const at::Tensor& input) const {
+at::Tensor VisionEncoder::spatial_block(const DavitStage& stage, const DavitHalf& half,
+                                        const at::Tensor& input) const {
   const auto batch = input.size(0);
   const auto dim = input.size(1);
   const auto height = input.size(2);
   const auto width = input.size(3);
-  at::Tensor x = depthwise_conv(weights_, scope + ".conv1", input) + input;
+  at::Tensor x = half.conv1(input) + input;
   x = x.flatten(2).transpose(1, 2);
-  at::Tensor h = layer_norm(weights_, scope + ".norm1", x).view({batch, height, width, dim});
-  x = x + window_attention(stage, scope + ".window_attn", h);
+  at::Tensor h = half.norm1(x).view({batch, height, width, dim});
+  x = x + window_attention(stage, half, h);
   x = x.transpose(1, 2).view({batch, dim, height, width});
-  x = depthwise_conv(weights_, scope + ".conv2", x) + x;
+  x = half.conv2(x) + x;
   x = x.flatten(2).transpose(1, 2);
-  h = layer_norm(weights_, scope + ".norm2", x);
-  h = linear(weights_, scope + ".ffn.fc2", gelu_exact(linear(weights_, scope + ".ffn.fc1", h)));
+  h = half.norm2(x);
+  h = half.fc2(gelu_exact(half.fc1(h)));
   x = x + h;
   return x.transpose(1, 2).view({batch, dim, height, width});
 }
 
-at::Tensor VisionEncoder::channel_block(int stage, const std::string& scope, const at::Tensor& input) const {
+at::Tensor VisionEncoder::channel_block(const DavitStage& stage, const DavitHalf& half,
+                                        const at::Tensor& input) const {
   const auto batch = input.size(0);
   const auto dim = input.size(1);
   const auto height = input.size(2);
   const auto width = input.size(3);
-  at::Tensor x = depthwise_conv(weights_, scope + ".conv1", input) + input;
+  at::Tensor x = half.conv1(input) + input;
   x = x.flatten(2).transpose(1, 2);
-  x = x + channel_attention(stage, scope + ".channel_attn", layer_norm(weights_, scope + ".norm1", x));
+  x = x + channel_attention(stage, half, half.norm1(x));
   x = x.transpose(1, 2).view({batch, dim, height, width});
-  x = depthwise_conv(weights_, scope + ".conv2", x) + x;
+  x = half.conv2(x) + x;
   x = x.flatten(2).transpose(1, 2);
-  at::Tensor h = layer_norm(weights_, scope + ".norm2", x);
-  h = linear(weights_, scope + ".ffn.fc2", gelu_exact(linear(weights_, scope + ".ffn.fc1", h)));
+  at::Tensor h = half.norm2(x);
+  h = half.fc2(gelu_exact(half.fc1(h)));
   x = x + h;
   return x.transpose(1, 2).view({batch, dim, height, width});
 }
 
 at::Tensor VisionEncoder::forward(const at::Tensor& pixel_values) const {
-  at::Tensor x = pixel_values.to(weights_.get("model.vision_tower.convs.0.conv.weight").scalar_type());
-  for (int stage = 0; stage < config_.num_stages(); ++stage) {
+  at::Tensor x = pixel_values.to(dtype_);
+  for (const auto& stage : stages_) {
     x = conv_embed(stage, x);
-    for (int block = 0; block < config_.depths[stage]; ++block) {
-      const auto scope = "model.vision_tower.blocks." + std::to_string(stage) + "." + std::to_string(block);
-      x = spatial_block(stage, scope + ".spatial_block", x);
-      x = channel_block(stage, scope + ".channel_block", x);
+    for (const auto& block : stage.blocks) {
+      x = spatial_block(stage, block.spatial, x);
+      x = channel_block(stage, block.channel, x);
     }
   }
   return x;

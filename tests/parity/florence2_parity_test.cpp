@@ -521,7 +521,7 @@ TEST(Florence2Parity, AttentionBackendIsCheckedAtLoad) {
   }
 }
 
-// On CUDA a decode state (and its captured step) is kept and reused by later requests of the same
+// A decode state (on CUDA with its captured step) is kept and reused by later requests of the same
 // shape: reset must leave nothing of the previous generation. Run here on the CPU with the captured
 // step's fixed shapes: a reused state gives the ids a fresh generation gives.
 TEST(Florence2Parity, ReusedDecodeStateMatchesAFreshOne) {
@@ -535,18 +535,159 @@ TEST(Florence2Parity, ReusedDecodeStateMatchesAFreshOne) {
   const int max_length = 1 + fixture.max_new_tokens;
   for (const int beams : {1, 3}) {
     const GenerationConfig g = reference_settings(pipeline.config().generation, beams);
-    DecodeState state(pipeline.decoder(), g, DecodeShape{2, beams, first.size(1), max_length}, first.options());
+    const int capacity = length_bucket(max_length, pipeline.max_generation_length());
+    DecodeState state(pipeline.decoder(), g, DecodeShape{2, beams, first.size(1), capacity}, first.options());
     state.use_fixed_shapes();
     const Generated fresh_first = pipeline.generate(first, g, max_length);
     const Generated fresh_second = pipeline.generate(second, g, max_length);
     EXPECT_FALSE(fresh_first.ids.equal(fresh_second.ids))
         << "the two batches must differ for the test to mean anything";
-    const Generated reused_first = state.run(first);
-    const Generated reused_second = state.run(second);
+    const Generated reused_first = state.run(first, generation_values(g, max_length));
+    const Generated reused_second = state.run(second, generation_values(g, max_length));
     EXPECT_TRUE(reused_first.ids.equal(fresh_first.ids)) << beams << " beams, first use";
     EXPECT_TRUE(reused_second.ids.equal(fresh_second.ids)) << beams << " beams, reused";
     // The token log-probs the fixed-shape (graphed) step carries are those of the eager step.
     EXPECT_TRUE(reused_first.token_log_probs.equal(fresh_first.token_log_probs)) << beams << " beams, first use";
     EXPECT_TRUE(reused_second.token_log_probs.equal(fresh_second.token_log_probs)) << beams << " beams, reused";
+  }
+}
+
+// The length buckets: 1 + a power of two of new tokens from 64, capped at the model's longest
+// max_length; a max_length above that cap gets a state of its own size.
+TEST(Florence2Parity, LengthBuckets) {
+  EXPECT_EQ(length_bucket(2, 1025), 65);
+  EXPECT_EQ(length_bucket(65, 1025), 65);
+  EXPECT_EQ(length_bucket(66, 1025), 129);
+  EXPECT_EQ(length_bucket(513, 1025), 513);
+  EXPECT_EQ(length_bucket(514, 1025), 1025);
+  EXPECT_EQ(length_bucket(1025, 1025), 1025);
+  EXPECT_EQ(length_bucket(20, 50), 50);
+  EXPECT_EQ(length_bucket(60, 50), 60);
+}
+
+namespace {
+
+GenerationConfig with_values(GenerationConfig g, const GenerationValues& values) {
+  g.max_new_tokens = values.max_length - 1;
+  g.length_penalty = values.length_penalty;
+  g.early_stopping = values.early_stopping;
+  g.no_repeat_ngram_size = values.no_repeat_ngram_size;
+  return g;
+}
+
+}  // namespace
+
+// One decode state of a length bucket serves requests that differ in max_new_tokens, length_penalty,
+// early_stopping and no_repeat_ngram_size (values the step reads from device scalars): run in turn through the same
+// fixed-shape (graphed) state, each gives the ids and token log-probs of a fresh state of the same
+// bucket exactly, the ids of a fresh state sized to the request alone, and, where the fixture has
+// transformers' answer for the settings, transformers' ids (near-tie rule) and log-probs.
+TEST(Florence2Parity, BucketedDecodeStateServesEveryRequestInItsBucket) {
+  using EarlyStopping = GenerationConfig::EarlyStopping;
+  const GenerationFixture fixture;
+  const Pipeline pipeline(data_dir() / (fixture.checkpoint + "_native"), PipelineOptions{});
+  constexpr std::int64_t kPhotos = 4;  // of the fixture's, to keep the 30 generations below quick
+  // A task whose answers on these photos run 15 new tokens, so that every shorter request cuts them.
+  std::string task;
+  for (std::size_t t = 0; t < fixture.tasks.size(); ++t) {
+    if (fixture.tasks[t][0] == "<CAPTION_TO_PHRASE_GROUNDING>") task = "task" + std::to_string(t);
+  }
+  ASSERT_FALSE(task.empty());
+  const at::Tensor image = pipeline.image_features(fixture.refs.tensor("tiny.pixel_values").slice(0, 0, kPhotos));
+  const at::Tensor ids = fixture.refs.tensor(task + ".prompt_ids").unsqueeze(0).expand({kPhotos, -1});
+  const at::Tensor encoded = pipeline.encode(image, ids);
+  const int reference_length = 1 + fixture.max_new_tokens;  // the references' settings
+  const int capacity = length_bucket(reference_length, pipeline.max_generation_length());
+  ASSERT_GT(capacity, reference_length) << "the bucket must be larger than the requests for the test to mean anything";
+  const std::vector<GenerationValues> requests = {{reference_length, 1.0, EarlyStopping::kTrue, 3},
+                                                  {13, 2.0, EarlyStopping::kNever, 2},
+                                                  {9, -0.5, EarlyStopping::kFalse, 3},
+                                                  {6, 1.0, EarlyStopping::kTrue, 1},
+                                                  {reference_length, 1.0, EarlyStopping::kTrue, 3}};
+  for (const auto& [mode, beams] : {std::pair{"greedy", 1}, std::pair{"beam", 3}}) {
+    const GenerationConfig g = reference_settings(pipeline.config().generation, beams);
+    const DecodeShape bucket{encoded.size(0), beams, encoded.size(1), capacity};
+    DecodeState state(pipeline.decoder(), g, bucket, encoded.options());
+    state.use_fixed_shapes();
+    at::Tensor first_ids;
+    for (std::size_t r = 0; r < requests.size(); ++r) {
+      const GenerationValues& values = requests[r];
+      const GenerationConfig request = with_values(g, values);
+      const std::string what = std::string(mode) + " request " + std::to_string(r) + " (max_length " +
+                               std::to_string(values.max_length) + ", length_penalty " +
+                               std::to_string(values.length_penalty) + ")";
+      BeamTrace trace;
+      const Generated reused = state.run(encoded, values, &trace);
+      const Generated same_bucket = DecodeState(pipeline.decoder(), request, bucket, encoded.options()).run(encoded, values);
+      EXPECT_TRUE(reused.ids.equal(same_bucket.ids)) << what;
+      EXPECT_TRUE(reused.token_log_probs.equal(same_bucket.token_log_probs)) << what;
+      const DecodeShape own{encoded.size(0), beams, encoded.size(1), values.max_length};
+      const Generated unbucketed = DecodeState(pipeline.decoder(), request, own, encoded.options()).run(encoded, values);
+      EXPECT_TRUE(reused.ids.equal(unbucketed.ids)) << what << ": ids differ from a state sized to the request";
+      // Attention sums over the cache's whole length, so another length moves the last bits.
+      EXPECT_TRUE(at::allclose(reused.token_log_probs, unbucketed.token_log_probs, 0, 1e-5)) << what;
+      if (r == 0) first_ids = reused.ids;
+      if (r > 0 && values.max_length != reference_length) {
+        EXPECT_FALSE(reused.ids.sizes() == first_ids.sizes() && reused.ids.equal(first_ids))
+            << what << " gives the first request's answer: the case tests nothing";
+      }
+      if (values.max_length == reference_length) {
+        const std::string key = task + "." + mode;
+        // The reference's rows for these photos, trimmed to the longest of them (pad_token_id fills
+        // the rest), as generate() returns a batch of these photos alone.
+        at::Tensor expected = fixture.refs.tensor(key).slice(0, 0, kPhotos);
+        const auto longest = (expected != g.pad_token_id).to(at::kLong).sum(1).max().item<std::int64_t>();
+        expected = expected.narrow(1, 0, longest);
+        const at::Tensor margins = fixture.refs.tensor(key + ".margin").slice(0, 0, kPhotos);
+        const auto divergences =
+            beams == 1 ? greedy_divergences(reused.ids, expected, margins, g.pad_token_id)
+                       : beam_divergences(reused.ids, expected, trace,
+                                          fixture.refs.tensor(key + ".running").slice(1, 0, kPhotos * beams), margins,
+                                          beams);
+        check_token_log_probs(reused, expected, fixture.refs.tensor(key + ".log_probs").slice(0, 0, kPhotos),
+                              divergences, g, key);
+        report_divergences(divergences, what);
+      }
+    }
+  }
+}
+
+// Requests that differ only in max_new_tokens (within a length bucket), length_penalty,
+// early_stopping or no_repeat_ngram_size (1 to 3) reuse the one decode state of their batch, beams
+// and bucket; a longer bucket, other beams or no n-gram ban build another, and a kept state is
+// found again.
+TEST(Florence2Parity, GeneratorBuildsOneDecodeStatePerBucket) {
+  using EarlyStopping = GenerationConfig::EarlyStopping;
+  const GenerationFixture fixture;
+  const Pipeline pipeline(data_dir() / (fixture.checkpoint + "_native"), PipelineOptions{});
+  const at::Tensor pixels = fixture.refs.tensor("tiny.pixel_values").slice(0, 0, 1);
+  const at::Tensor encoded =
+      pipeline.encode(pipeline.image_features(pixels), fixture.refs.tensor("task0.prompt_ids").unsqueeze(0));
+  GenerationConfig g = reference_settings(pipeline.config().generation, 3);
+  EXPECT_EQ(pipeline.decode_states_created(), 0u);
+  struct Case {
+    int beams;
+    int max_length;
+    double length_penalty;
+    EarlyStopping early_stopping;
+    int no_repeat_ngram_size;
+    std::size_t states;  // created after this request
+  };
+  const std::vector<Case> cases = {
+      {3, 21, 1.0, EarlyStopping::kTrue, 3, 1},   {3, 9, 2.0, EarlyStopping::kNever, 3, 1},
+      {3, 65, -0.5, EarlyStopping::kFalse, 2, 1}, {3, 66, 1.0, EarlyStopping::kTrue, 3, 2},
+      {1, 30, 1.0, EarlyStopping::kTrue, 3, 3},   {1, 12, 1.0, EarlyStopping::kTrue, 1, 3},
+      {3, 40, 1.0, EarlyStopping::kNever, 3, 3},  {3, 40, 1.0, EarlyStopping::kTrue, 0, 4},
+  };
+  for (const auto& c : cases) {
+    g.num_beams = c.beams;
+    g.length_penalty = c.length_penalty;
+    g.early_stopping = c.early_stopping;
+    g.no_repeat_ngram_size = c.no_repeat_ngram_size;
+    const Generated generated = pipeline.generate(encoded, g, c.max_length);
+    EXPECT_LE(generated.ids.size(1), c.max_length);
+    EXPECT_EQ(pipeline.decode_states_created(), c.states)
+        << c.beams << " beams, max_length " << c.max_length << ", length_penalty " << c.length_penalty
+        << ", no_repeat_ngram_size " << c.no_repeat_ngram_size;
   }
 }

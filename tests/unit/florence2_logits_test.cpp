@@ -61,10 +61,11 @@ TEST(Florence2Logits, NoRepeatNgramReadsOnlyThePrefix) {
   // Prefix 4 5 6 4 (cur_len 4): the bigram "4 5" was seen, so 5 is banned after the last 4. The
   // buffer continues 6 1 4 7: "6 1" and "4 7" lie beyond cur_len and must ban nothing.
   const at::Tensor ids = at::tensor(std::vector<std::int64_t>{4, 5, 6, 4, 6, 1, 4, 7}, at::kLong).unsqueeze(0);
-  const vlm::florence2::LogitsProcessor processor(config, 100, 8, at::TensorOptions());
+  const vlm::florence2::LogitsProcessor processor(config, 8, at::TensorOptions());
   for (const std::int64_t cur_len : {4, 2}) {
     at::Tensor scores = at::zeros({1, 8}, at::kFloat);
-    processor.apply(ids, at::full({}, cur_len, at::kLong), scores);
+    processor.apply(ids, at::full({}, cur_len, at::kLong), {at::full({}, 100, at::kLong), at::full({}, 2, at::kLong)},
+                    scores);
     const at::Tensor banned = scores[0].isinf();
     if (cur_len == 4) {
       EXPECT_TRUE(banned[5].item<bool>());
