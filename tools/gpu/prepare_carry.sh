@@ -5,6 +5,7 @@
 # so the binary is built here (Debian 12, glibc 2.36; it runs on the newer glibc/libstdc++ there) and
 # travels with the libraries it needs:
 #   .gpu-deps/bin/vlmserve          the CUDA build (default build/auto; VLM_GPU_BUILD_DIR overrides)
+#   .gpu-deps/bin/letterbox_batch_check  the device letterbox check (tests/gpu), when built
 #   .gpu-deps/lib/                  its non-system libraries, except libtorch/c10/CUDA (taken from the
 #                                   GPU machine's own torch wheel, the same 2.11.0+cu130), and stubs
 #   .gpu-deps/fixtures/             YOLO parity fixtures (TorchScript exports + reference detections)
@@ -95,6 +96,13 @@ rm -rf "$bundle" "$scratch"
 mkdir -p "$bundle/bin" "$bundle/lib" "$bundle/fixtures" "$bundle/assets" "$scratch"
 cp "$binary" "$bundle/bin/vlmserve"
 binaries=("$bundle/bin/vlmserve")
+# The device letterbox against OpenCV (tests/gpu/letterbox_batch_check.cpp; run_all.sh runs it).
+if [[ -x "$build_dir/tests/gpu/letterbox_batch_check" ]]; then
+  cp "$build_dir/tests/gpu/letterbox_batch_check" "$bundle/bin/"
+  binaries+=("$bundle/bin/letterbox_batch_check")
+else
+  echo "prepare_carry.sh: no $build_dir/tests/gpu/letterbox_batch_check; run_all.sh will skip it" >&2
+fi
 f2="$root/.f2-bench"
 rm -rf "$f2"
 # Each Florence-2 binary and the device script that runs it.
