@@ -47,6 +47,9 @@ inline constexpr std::size_t kMaxJpegScans = 100;
 ImageHeader probe_image(std::span<const std::uint8_t> bytes);
 std::string_view image_format_name(ImageFormat format);
 
+// probe_image plus every refusal decode_image makes before decoding (pixel limit, JPEG scans,
+// truncation), for decoders other than OpenCV's to start from. Throws as decode_image does.
+ImageHeader check_image_header(std::span<const std::uint8_t> bytes, const ImageLoadOptions& options = {});
 // Throws vlm::Error: kEmptyInput, kNotAnImage, kImageTooLarge, kImageCorrupt, kUnsupportedImage.
 Image decode_image(std::span<const std::uint8_t> bytes, const ImageLoadOptions& options = {});
 // As decode_image, plus kNotFound / kIo for the file itself.
