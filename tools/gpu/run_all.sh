@@ -8,7 +8,8 @@
 #   3. the same in fp16 (--half): tests/gpu/test_yolo_parity_fp16.py, boxes within 2 px, scores within
 #      1e-2, detections within 1e-2 of the confidence threshold allowed to flip (listed)
 #   4. letterbox_batch_check: the YOLO input letterboxed on the device against OpenCV's, byte for
-#      byte, and both timed
+#      byte, and both timed; nvjpeg_decode_check: nvJPEG batched decoding against OpenCV's (mean abs
+#      <= 2 levels per image, CMYK and progressive left to the CPU) and both decode rates
 #   5. tools/gpu/attention.sh --skip-sanitizer (flash kernels: build, check, benchmark) with the time
 #      left in the call's 10 minutes
 # Logs go to $OUT (logs.tar.gz, summary.txt: two files, well inside the 8 that come back).
@@ -72,6 +73,17 @@ if [[ -x "$bundle/bin/letterbox_batch_check" ]]; then
     "$(grep -c '^PASS' "$logs/letterbox_batch_check.log") cases; $(grep '^time: batch 8' "$logs/letterbox_batch_check.log" | sed 's/^time: //')"
 else
   note "letterbox_batch_check" SKIP "not carried (build it: scripts/build.sh auto letterbox_batch_check)"
+fi
+echo "== nvjpeg_decode_check (nvJPEG batched decoding against OpenCV)"
+if [[ -x "$bundle/bin/nvjpeg_decode_check" ]]; then
+  LD_LIBRARY_PATH="$lib_path" "$bundle/bin/nvjpeg_decode_check" "$VLM_ASSETS/images" "$VLM_ASSETS/jpeg_variants" \
+    >"$logs/nvjpeg_decode_check.log" 2>&1
+  rc=$?
+  cat "$logs/nvjpeg_decode_check.log"
+  note "nvjpeg_decode_check" "$([[ $rc == 0 ]] && echo PASS || echo FAIL)" \
+    "$(grep -c '^PASS' "$logs/nvjpeg_decode_check.log") images; $(grep '^decode rate' "$logs/nvjpeg_decode_check.log" | sed 's/^decode rate: //')"
+else
+  note "nvjpeg_decode_check" SKIP "not carried (a build without nvJPEG)"
 fi
 
 # The references name photos by the absolute path they had where prepare_carry.sh ran.
