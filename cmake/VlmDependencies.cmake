@@ -67,6 +67,23 @@ if(VLM_CUDA_ENABLED)
   endif()
 endif()
 
+# nvJPEG, optional: the nvidia-nvjpeg wheel (scripts/setup.sh) beside the torch wheel's CUDA libraries,
+# else a system toolkit's. Neither the torch wheel nor the compiler wheels carry it. Without it the
+# build is the same less vlm_nvjpeg, and JPEGs are decoded on the CPU (OpenCV).
+set(VLM_NVJPEG_FOUND OFF)
+if(VLM_CUDA_ENABLED)
+  find_path(VLM_NVJPEG_INCLUDE_DIR nvjpeg.h HINTS "${vlm_wheel_cuda}/include" "${vlm_cuda_root}/include" NO_DEFAULT_PATH)
+  # The wheel ships only the versioned name.
+  find_library(VLM_NVJPEG_LIBRARY NAMES nvjpeg libnvjpeg.so.13
+    HINTS "${vlm_wheel_cuda}/lib" "${vlm_cuda_root}/lib64" "${vlm_cuda_root}/lib" NO_DEFAULT_PATH)
+  if(VLM_NVJPEG_INCLUDE_DIR AND VLM_NVJPEG_LIBRARY)
+    set(VLM_NVJPEG_FOUND ON)
+    message(STATUS "nvJPEG: ${VLM_NVJPEG_LIBRARY}")
+  else()
+    message(STATUS "nvJPEG not found (scripts/setup.sh installs the nvidia-nvjpeg wheel): JPEG decode stays on the CPU")
+  endif()
+endif()
+
 # VLM_WITH_CUDA=OFF builds a CPU-only binary: it links libtorch_cpu alone, not libtorch_cuda and the
 # CUDA libraries behind it (3.3 GB a CPU image would carry unused). libtorch_cpu.so itself still
 # needs libcudart and libcupti (its profiler), 10 MB together. With ON or AUTO the binary links all of

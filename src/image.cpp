@@ -30,7 +30,7 @@ std::uint64_t decoder_pixel_cap() {
   return number;
 }
 
-Image decode_image(std::span<const std::uint8_t> bytes, const ImageLoadOptions& options) {
+ImageHeader check_image_header(std::span<const std::uint8_t> bytes, const ImageLoadOptions& options) {
   ImageHeader header = probe_image(bytes);
   std::uint64_t pixels = std::uint64_t{header.width} * header.height;
   if (pixels > options.max_pixels) {
@@ -46,6 +46,11 @@ Image decode_image(std::span<const std::uint8_t> bytes, const ImageLoadOptions& 
     throw Error(ErrorCode::kImageCorrupt,
                 std::string(image_format_name(header.format)) + " image is truncated or corrupt: " + header.truncation);
   }
+  return header;
+}
+
+Image decode_image(std::span<const std::uint8_t> bytes, const ImageLoadOptions& options) {
+  const ImageHeader header = check_image_header(bytes, options);
   // imdecode wants a Mat header; it only reads the buffer. IMREAD_COLOR applies EXIF orientation and
   // turns gray, 16-bit and RGBA inputs into 8-bit BGR.
   cv::Mat encoded(1, static_cast<int>(bytes.size()), CV_8UC1, const_cast<std::uint8_t*>(bytes.data()));

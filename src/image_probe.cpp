@@ -71,8 +71,36 @@ std::size_t count_jpeg_scans(Bytes b, std::size_t at) {
   return scans;
 }
 
+// The orientation tag of an APP1 segment's payload ("Exif\0\0" + a TIFF header and IFD0), 1 when
+// the segment is not Exif or ends early.
+int exif_orientation(Bytes payload) {
+  if (!starts_with(payload, std::string_view("Exif\0\0", 6))) return 1;
+  const Bytes tiff = payload.subspan(6);
+  if (tiff.size() < 8) return 1;
+  const bool little = starts_with(tiff, "II");
+  if (!little && !starts_with(tiff, "MM")) return 1;
+  auto u16 = [&](std::size_t at) { return little ? le16(tiff, at) : be16(tiff, at); };
+  auto u32 = [&](std::size_t at) { return little ? le32(tiff, at) : be32(tiff, at); };
+  const std::size_t ifd = u32(4);
+  if (ifd > tiff.size() || tiff.size() - ifd < 2) return 1;
+  const std::size_t entries = u16(ifd);
+  for (std::size_t i = 0; i < entries; ++i) {
+    const std::size_t entry = ifd + 2 + i * 12;
+    if (entry + 12 > tiff.size()) return 1;
+    constexpr std::uint32_t kOrientationTag = 0x0112;
+    constexpr std::uint32_t kShort = 3;
+    if (u16(entry) != kOrientationTag) continue;
+    if (u16(entry + 2) != kShort) return 1;
+    const std::uint32_t value = u16(entry + 8);
+    return value >= 1 && value <= 8 ? static_cast<int>(value) : 1;
+  }
+  return 1;
+}
+
 ImageHeader probe_jpeg(Bytes b) {
   std::size_t at = 2;
+  int orientation = 1;
+  bool seen_exif = false;
   while (true) {
     need(b, at + 2, ImageFormat::kJpeg);
     if (b[at] != 0xFF) corrupt(ImageFormat::kJpeg, "expected a marker at byte " + std::to_string(at));
@@ -87,10 +115,21 @@ ImageHeader probe_jpeg(Bytes b) {
     need(b, at + 2, ImageFormat::kJpeg);
     std::uint32_t length = be16(b, at);
     if (length < 2) corrupt(ImageFormat::kJpeg, "segment length " + std::to_string(length));
+    constexpr std::uint8_t kApp1 = 0xE1;
+    if (marker == kApp1 && !seen_exif && at + length <= b.size()) {
+      const Bytes payload = b.subspan(at + 2, length - 2);
+      if (starts_with(payload, std::string_view("Exif\0\0", 6))) {
+        seen_exif = true;
+        orientation = exif_orientation(payload);
+      }
+    }
     bool is_frame = marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
     if (is_frame) {
-      need(b, at + 7, ImageFormat::kJpeg);
+      need(b, at + 8, ImageFormat::kJpeg);
       ImageHeader header = sized(ImageFormat::kJpeg, be16(b, at + 5), be16(b, at + 3));
+      header.jpeg_frame_marker = marker;
+      header.jpeg_components = b[at + 7];
+      header.exif_orientation = orientation;
       header.jpeg_scans = count_jpeg_scans(b, at + length);
       // Entropy-coded data escapes 0xFF, so an FF D9 after the frame header can only be the end marker.
       static constexpr std::uint8_t kEnd[] = {0xFF, 0xD9};

@@ -33,6 +33,13 @@ struct ImageHeader {
   std::string truncation;
   // JPEG only: start-of-scan markers counted up to kMaxJpegScans + 1 (then counting stops).
   std::size_t jpeg_scans = 0;
+  // JPEG only, what a GPU decoder must know before it is given the bytes: the start-of-frame marker
+  // (0xC0 baseline, 0xC1 extended, 0xC2 progressive, others lossless or arithmetic-coded), the
+  // number of components (1 gray, 3 YCbCr, 4 CMYK/YCCK) and the EXIF orientation (tag 0x0112 of
+  // the first APP1 Exif segment; 1, upright, when absent or unreadable), which decode_image applies.
+  std::uint8_t jpeg_frame_marker = 0;
+  int jpeg_components = 0;
+  int exif_orientation = 1;
 };
 // Progressive JPEGs from common encoders have about 10 scans; a file with more than this is
 // refused before decoding (each scan costs a pass over the whole image).
@@ -46,6 +53,9 @@ std::string_view image_format_name(ImageFormat format);
 // changes: ask at start-up. A decoded image over it is refused kImageTooLarge.
 std::uint64_t decoder_pixel_cap();
 
+// probe_image plus every refusal decode_image makes before decoding (pixel limit, JPEG scans,
+// truncation), for decoders other than OpenCV's to start from. Throws as decode_image does.
+ImageHeader check_image_header(std::span<const std::uint8_t> bytes, const ImageLoadOptions& options = {});
 // Throws vlm::Error: kEmptyInput, kNotAnImage, kImageTooLarge, kImageCorrupt, kUnsupportedImage.
 Image decode_image(std::span<const std::uint8_t> bytes, const ImageLoadOptions& options = {});
 // As decode_image, plus kNotFound / kIo for the file itself.

@@ -5,6 +5,8 @@
 # so the binary is built here (Debian 12, glibc 2.36; it runs on the newer glibc/libstdc++ there) and
 # travels with the libraries it needs:
 #   .gpu-deps/bin/vlmserve          the CUDA build (default build/auto; VLM_GPU_BUILD_DIR overrides)
+#   .gpu-deps/bin/letterbox_batch_check, nvjpeg_decode_check   the GPU image-path checks (tests/gpu), when built
+#   .gpu-deps/assets/jpeg_variants/ grayscale, CMYK, EXIF-rotated, progressive JPEGs for nvjpeg_decode_check
 #   .gpu-deps/lib/                  its non-system libraries, except libtorch/c10/CUDA (taken from the
 #                                   GPU machine's own torch wheel, the same 2.11.0+cu130), and stubs
 #   .gpu-deps/fixtures/             YOLO parity fixtures (TorchScript exports + reference detections)
@@ -95,6 +97,17 @@ rm -rf "$bundle" "$scratch"
 mkdir -p "$bundle/bin" "$bundle/lib" "$bundle/fixtures" "$bundle/assets" "$scratch"
 cp "$binary" "$bundle/bin/vlmserve"
 binaries=("$bundle/bin/vlmserve")
+# The GPU image-path checks run_all.sh runs: the device letterbox and nvJPEG decoding against OpenCV
+# (tests/gpu/letterbox_batch_check.cpp, nvjpeg_decode_check.cpp; the latter only where CMake found
+# nvJPEG, whose library then travels in lib/, 5.6 MiB).
+for check in letterbox_batch_check nvjpeg_decode_check; do
+  if [[ -x "$build_dir/tests/gpu/$check" ]]; then
+    cp "$build_dir/tests/gpu/$check" "$bundle/bin/"
+    binaries+=("$bundle/bin/$check")
+  else
+    echo "prepare_carry.sh: no $build_dir/tests/gpu/$check; run_all.sh will skip it" >&2
+  fi
+done
 f2="$root/.f2-bench"
 rm -rf "$f2"
 # Each Florence-2 binary and the device script that runs it.
@@ -109,11 +122,13 @@ for entry in bench/florence2/bench_florence2:florence2_bench.sh tests/parity/flo
   fi
 done
 
-# Where this machine's loader finds each library (the binary's RUNPATH included).
+# Where this machine's loader finds each library (each binary's RUNPATH included).
 declare -A where
-while read -r name arrow path _; do
-  [[ "$arrow" == "=>" && "$path" == /* ]] && where[$name]="$path"
-done < <(ldd "$binary")
+for b in "${binaries[@]}"; do
+  while read -r name arrow path _; do
+    [[ "$arrow" == "=>" && "$path" == /* ]] && where[$name]="$path"
+  done < <(ldd "$b")
+done
 
 needed() { readelf -d -W "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'; }
 is_stub() { local s; for s in "${stub_sonames[@]}"; do [[ "$1" == "$s" ]] && return 0; done; return 1; }
@@ -173,6 +188,9 @@ if ! [[ -f "$fixtures/reference_yolov5n.json" && -f "$fixtures/reference_yolo26n
     { tail -20 "$scratch/fixtures.log"; exit 1; }
 fi
 cp -r "$assets/images" "$bundle/assets/images"
+if [[ -x "$bundle/bin/nvjpeg_decode_check" ]]; then
+  VLM_ASSETS="$assets" "$python" tests/gpu/make_jpeg_variants.py "$bundle/assets/jpeg_variants" >/dev/null
+fi
 if [[ -d "$f2" ]]; then
   mkdir -p "$f2/assets/florence2/Florence-2-base" "$f2/assets/florence2/onnx-community-Florence-2-base"
   cp "$assets"/florence2/Florence-2-base/{config,preprocessor_config}.json "$f2/assets/florence2/Florence-2-base/"

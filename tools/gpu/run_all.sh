@@ -7,7 +7,10 @@
 #      (same count and classes, boxes within 1 px, scores within 1e-3)
 #   3. the same in fp16 (--half): tests/gpu/test_yolo_parity_fp16.py, boxes within 2 px, scores within
 #      1e-2, detections within 1e-2 of the confidence threshold allowed to flip (listed)
-#   4. tools/gpu/attention.sh --skip-sanitizer (flash kernels: build, check, benchmark) with the time
+#   4. letterbox_batch_check: the YOLO input letterboxed on the device against OpenCV's, byte for
+#      byte, and both timed; nvjpeg_decode_check: nvJPEG batched decoding against OpenCV's (mean abs
+#      <= 2 levels per image, CMYK and progressive left to the CPU) and both decode rates
+#   5. tools/gpu/attention.sh --skip-sanitizer (flash kernels: build, check, benchmark) with the time
 #      left in the call's 10 minutes
 # Logs go to $OUT (logs.tar.gz, summary.txt: two files, well inside the 8 that come back).
 #   run: command "tools/gpu/run_all.sh", carry [".gpu-deps"], timeout_s 600
@@ -60,6 +63,28 @@ print(("PASS" if ok else "FAIL") + f" CUDA devices {v['cuda']['devices']} (runti
 EOF
 )"
 note "vlmserve --version" "${version_check%% *}" "${version_check#* }"
+
+echo "== letterbox_batch_check (device letterbox against OpenCV)"
+if [[ -x "$bundle/bin/letterbox_batch_check" ]]; then
+  LD_LIBRARY_PATH="$lib_path" "$bundle/bin/letterbox_batch_check" "$VLM_ASSETS/images" >"$logs/letterbox_batch_check.log" 2>&1
+  rc=$?
+  cat "$logs/letterbox_batch_check.log"
+  note "letterbox_batch_check" "$([[ $rc == 0 ]] && echo PASS || echo FAIL)" \
+    "$(grep -c '^PASS' "$logs/letterbox_batch_check.log") cases; $(grep '^time: batch 8' "$logs/letterbox_batch_check.log" | sed 's/^time: //')"
+else
+  note "letterbox_batch_check" SKIP "not carried (build it: scripts/build.sh auto letterbox_batch_check)"
+fi
+echo "== nvjpeg_decode_check (nvJPEG batched decoding against OpenCV)"
+if [[ -x "$bundle/bin/nvjpeg_decode_check" ]]; then
+  LD_LIBRARY_PATH="$lib_path" "$bundle/bin/nvjpeg_decode_check" "$VLM_ASSETS/images" "$VLM_ASSETS/jpeg_variants" \
+    >"$logs/nvjpeg_decode_check.log" 2>&1
+  rc=$?
+  cat "$logs/nvjpeg_decode_check.log"
+  note "nvjpeg_decode_check" "$([[ $rc == 0 ]] && echo PASS || echo FAIL)" \
+    "$(grep -c '^PASS' "$logs/nvjpeg_decode_check.log") images; $(grep '^decode rate' "$logs/nvjpeg_decode_check.log" | sed 's/^decode rate: //')"
+else
+  note "nvjpeg_decode_check" SKIP "not carried (a build without nvJPEG)"
+fi
 
 # The references name photos by the absolute path they had where prepare_carry.sh ran.
 data="$logs/test-data"

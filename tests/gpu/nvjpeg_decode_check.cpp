@@ -1,0 +1,127 @@
+// vlm::NvjpegDecoder (batched JPEG decoding on the GPU) against decode_image (OpenCV, libjpeg-turbo)
+// on the photos and on tests/gpu/make_jpeg_variants.py's variants of one (grayscale, CMYK,
+// EXIF-rotated, progressive, 4:4:4, 4:2:2), and the decode rate of each over the photo set.
+// Tolerance: the same size and orientation, and a mean absolute difference of at most 2 levels per
+// image (torchvision's bound for nvJPEG against libjpeg-turbo: the IDCTs and chroma upsampling differ);
+// the maximum is printed. CMYK and progressive JPEGs must be left to the CPU (undefined result).
+// Exits 77 (ctest: skipped) where no CUDA device is visible.
+//   nvjpeg_decode_check FOLDER...     (every .jpg under each, recursively)
+#include <ATen/ATen.h>
+#include <c10/cuda/CUDAFunctions.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "vlm/image.h"
+#include "vlm/nvjpeg_decoder.h"
+
+namespace {
+
+struct Jpeg {
+  std::string name;
+  std::vector<std::uint8_t> bytes;
+};
+
+std::vector<Jpeg> read_jpegs(const std::vector<std::filesystem::path>& folders) {
+  std::vector<Jpeg> jpegs;
+  for (const auto& folder : folders) {
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(folder)) {
+      if (entry.path().extension() != ".jpg") continue;
+      std::ifstream in(entry.path(), std::ios::binary);
+      jpegs.push_back(
+          {entry.path().filename().string(), {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()}});
+    }
+  }
+  std::sort(jpegs.begin(), jpegs.end(), [](const Jpeg& a, const Jpeg& b) { return a.name < b.name; });
+  return jpegs;
+}
+
+std::vector<std::span<const std::uint8_t>> spans(const std::vector<Jpeg>& jpegs) {
+  std::vector<std::span<const std::uint8_t>> out;
+  for (const Jpeg& jpeg : jpegs) out.emplace_back(jpeg.bytes);
+  return out;
+}
+
+bool must_fall_back(const std::string& name) { return name.starts_with("cmyk") || name.starts_with("progressive"); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (c10::cuda::device_count() == 0) {
+    std::printf("skipped: no CUDA device visible (this check needs a GPU)\n");
+    return 77;
+  }
+  std::vector<std::filesystem::path> folders(argv + 1, argv + argc);
+  const std::vector<Jpeg> jpegs = read_jpegs(folders);
+  if (jpegs.size() < 8) {
+    std::printf("FAIL: %zu JPEGs found, expected at least 8 (give the photo and variant folders)\n", jpegs.size());
+    return 1;
+  }
+  const c10::Device cuda(c10::kCUDA, 0);
+  vlm::NvjpegDecoder decoder(cuda);
+  const std::vector<at::Tensor> decoded = decoder.decode(spans(jpegs), {});
+  int failures = 0;
+  for (std::size_t i = 0; i < jpegs.size(); ++i) {
+    const vlm::Image cpu = vlm::decode_image(jpegs[i].bytes);
+    const at::Tensor want = at::from_blob(cpu.rgb.data, {cpu.height(), cpu.width(), 3}, at::kByte);
+    const bool fell_back = !decoded[i].defined();
+    if (fell_back || must_fall_back(jpegs[i].name)) {
+      const bool ok = fell_back == must_fall_back(jpegs[i].name);
+      failures += ok ? 0 : 1;
+      std::printf("%s %-24s %s\n", ok ? "PASS" : "FAIL", jpegs[i].name.c_str(),
+                  fell_back ? "left to the CPU decoder" : "decoded on the GPU, expected the CPU fallback");
+      continue;
+    }
+    const at::Tensor got = decoded[i].cpu();
+    if (got.sizes() != want.sizes()) {
+      ++failures;
+      std::printf("FAIL %-24s GPU %ldx%ld, CPU %dx%d\n", jpegs[i].name.c_str(), static_cast<long>(got.size(1)),
+                  static_cast<long>(got.size(0)), cpu.width(), cpu.height());
+      continue;
+    }
+    const at::Tensor diff = (got.to(at::kInt) - want.to(at::kInt)).abs();
+    const double mean = diff.to(at::kDouble).mean().item<double>();
+    const int max = diff.max().item<int>();
+    const bool ok = mean <= 2.0;
+    failures += ok ? 0 : 1;
+    std::printf("%s %-24s %dx%d: max abs %d, mean %.3f levels\n", ok ? "PASS" : "FAIL", jpegs[i].name.c_str(),
+                cpu.width(), cpu.height(), max, mean);
+  }
+
+  // Decode rate over the set, in batches of 8: GPU (device synchronised) against OpenCV on one thread.
+  std::vector<Jpeg> gpu_set;
+  for (const Jpeg& jpeg : jpegs) {
+    if (!must_fall_back(jpeg.name)) gpu_set.push_back(jpeg);
+  }
+  const std::vector<std::span<const std::uint8_t>> all = spans(gpu_set);
+  constexpr std::size_t kBatch = 8;
+  constexpr int kRounds = 5;
+  auto rate = [&](auto&& decode_batch) {
+    decode_batch(std::span(all).first(std::min(kBatch, all.size())));
+    c10::cuda::device_synchronize();
+    const auto start = std::chrono::steady_clock::now();
+    for (int round = 0; round < kRounds; ++round) {
+      for (std::size_t at = 0; at < all.size(); at += kBatch) {
+        decode_batch(std::span(all).subspan(at, std::min(kBatch, all.size() - at)));
+      }
+    }
+    c10::cuda::device_synchronize();
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return static_cast<double>(all.size() * kRounds) / seconds;
+  };
+  const double gpu_rate =
+      rate([&](std::span<const std::span<const std::uint8_t>> batch) { decoder.decode(batch, {}); });
+  const double cpu_rate = rate([&](std::span<const std::span<const std::uint8_t>> batch) {
+    for (const auto& bytes : batch) vlm::decode_image(bytes);
+  });
+  std::printf(
+      "decode rate: %zu JPEGs, batches of %zu: GPU (nvJPEG) %.0f images/s, CPU (OpenCV, one thread) %.0f images/s\n",
+      all.size(), kBatch, gpu_rate, cpu_rate);
+  return failures == 0 ? 0 : 1;
+}
