@@ -15,10 +15,6 @@ namespace {
 // reading every step would serialise the host and the GPU; a few wasted steps at the end cost less.
 constexpr int kCheckEvery = 8;
 
-// Decode states kept: each holds KV caches for batch x beams x capacity positions (about 1.8 GB for
-// Florence-2-base in fp16 at batch 32, 3 beams and 1025 positions) and, on CUDA, its graph's pool.
-constexpr std::size_t kMaxKeptStates = 4;
-
 // The smallest length bucket, in new tokens: shorter answers gain little from a smaller cache.
 constexpr int kSmallestBucket = 64;
 
@@ -98,8 +94,8 @@ int length_bucket(int max_length, int ceiling) {
   return std::min(1 + new_tokens, ceiling);
 }
 
-Generator::Generator(const BartDecoder& decoder, int max_length_ceiling)
-    : decoder_(decoder), max_length_ceiling_(max_length_ceiling) {}
+Generator::Generator(const BartDecoder& decoder, int max_length_ceiling, std::size_t kept_states)
+    : decoder_(decoder), max_length_ceiling_(max_length_ceiling), kept_states_(std::max<std::size_t>(1, kept_states)) {}
 
 Generated Generator::generate(const at::Tensor& encoder_hidden, const GenerationConfig& config, int max_length,
                               BeamTrace* trace) {
@@ -114,12 +110,15 @@ Generated Generator::generate(const at::Tensor& encoder_hidden, const Generation
   auto it = std::find_if(states_.begin(), states_.end(),
                          [&](const auto& state) { return state->shape() == shape && state->config() == settings; });
   if (it == states_.end()) {
-    if (states_.size() >= kMaxKeptStates) states_.pop_back();
+    // Each holds KV caches for batch x beams x capacity positions (about 1.8 GB for Florence-2-base in
+    // fp16 at batch 32, 3 beams and 1025 positions) and, on CUDA, its graph's pool.
+    if (states_.size() >= kept_states_) states_.pop_back();
     states_.push_front(std::make_unique<DecodeState>(decoder_, settings, shape, encoder_hidden.options()));
     ++states_created_;
-    log::info("florence2: new decode state for batch {}, {} beam(s), encoder length {}: max_length {} takes the "
-              "length bucket of {} positions, which serves every max_length up to it",
-              shape.batch, shape.beams, shape.encoder_length, max_length, shape.capacity);
+    log::info(
+        "florence2: new decode state for batch {}, {} beam(s), encoder length {}: max_length {} takes the "
+        "length bucket of {} positions, which serves every max_length up to it",
+        shape.batch, shape.beams, shape.encoder_length, max_length, shape.capacity);
   } else {
     states_.splice(states_.begin(), states_, it);
   }

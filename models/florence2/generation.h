@@ -69,8 +69,9 @@ int length_bucket(int max_length, int ceiling);
 // values the step reads (GenerationValues).
 class Generator {
  public:
-  // `max_length_ceiling`: the longest max_length a request can reach (the top length bucket).
-  Generator(const BartDecoder& decoder, int max_length_ceiling);
+  // `max_length_ceiling`: the longest max_length a request can reach (the top length bucket);
+  // `kept_states`: how many decode states stay built, the least recently used going first.
+  Generator(const BartDecoder& decoder, int max_length_ceiling, std::size_t kept_states);
   // `encoder_hidden` [B, S, D] holds one row per image. Returns int64 CPU ids [B, T], start token
   // first, shorter rows padded with pad_token_id exactly as transformers pads them, and each token's
   // log-probability (Generated).
@@ -84,6 +85,7 @@ class Generator {
  private:
   const BartDecoder& decoder_;
   int max_length_ceiling_;
+  std::size_t kept_states_;
   std::size_t states_created_ = 0;
   mutable std::mutex mutex_;                        // one generation at a time uses the kept states
   std::list<std::unique_ptr<DecodeState>> states_;  // most recently used first

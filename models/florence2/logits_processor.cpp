@@ -44,11 +44,12 @@ void LogitsProcessor::ban_repeated_ngrams(const at::Tensor& ids, const at::Tenso
   const at::Tensor heads =  // [rows, width, window - 1]: the tokens from each start on
       ids.index_select(1, (starts.unsqueeze(1) + offsets).clamp_max(width - 1).flatten())
           .view({rows, width, ngram_window_ - 1});
-  const at::Tensor prefix = ids.index_select(1, (cur_len - (n - 1) + offsets).clamp(0, width - 1));  // [rows, window - 1]
-  const at::Tensor banned_tokens = ids.index_select(1, (starts + n - 1).clamp(0, width - 1));      // [rows, width]
+  const at::Tensor prefix =
+      ids.index_select(1, (cur_len - (n - 1) + offsets).clamp(0, width - 1));                  // [rows, window - 1]
+  const at::Tensor banned_tokens = ids.index_select(1, (starts + n - 1).clamp(0, width - 1));  // [rows, width]
   const at::Tensor same = (heads == prefix.unsqueeze(1)) | (offsets >= n - 1);
-  const at::Tensor match = same.all(2) & (starts + n <= cur_len) & (n > 0) & (banned_tokens >= 0) &
-                           (banned_tokens < vocab_);
+  const at::Tensor match =
+      same.all(2) & (starts + n <= cur_len) & (n > 0) & (banned_tokens >= 0) & (banned_tokens < vocab_);
   // A token may end several n-grams, matching or not: the minimum with -inf (banned) or +inf (kept)
   // gives the same answer in any order, so the scatter touches only the candidates, not the vocabulary.
   scores.scatter_reduce_(1, banned_tokens.clamp(0, vocab_ - 1), at::where(match, -kInf, kInf), "amin",

@@ -11,7 +11,7 @@ namespace vlm::florence2 {
 // A request's settings that the processors read on the device: int64 scalar tensors, so that one
 // processor (and a captured step) serves requests that differ in them.
 struct ProcessorValues {
-  at::Tensor max_length;  // decoder tokens to stop at: forced_eos_token_id applies at max_length - 1
+  at::Tensor max_length;            // decoder tokens to stop at: forced_eos_token_id applies at max_length - 1
   at::Tensor no_repeat_ngram_size;  // 0 (off) up to the processor's n-gram window
 };
 

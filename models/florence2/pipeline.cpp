@@ -30,7 +30,10 @@ Pipeline::Pipeline(const std::filesystem::path& dir, const PipelineOptions& opti
   projector_ = std::make_unique<ImageProjector>(weights_->weights);
   encoder_ = std::make_unique<BartEncoder>(config_.text, weights_->weights, attention_.backend);
   decoder_ = std::make_unique<BartDecoder>(config_.text, weights_->weights, attention_.backend);
-  generator_ = std::make_unique<Generator>(*decoder_, max_generation_length_);
+  const std::size_t kept = options.kept_decode_states != 0
+                               ? options.kept_decode_states
+                               : (options.device.is_cuda() ? std::size_t{4} : std::size_t{1});
+  generator_ = std::make_unique<Generator>(*decoder_, max_generation_length_, kept);
 }
 
 at::Tensor Pipeline::vision_features(const at::Tensor& pixel_values) const {

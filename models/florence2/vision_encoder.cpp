@@ -73,8 +73,7 @@ at::Tensor VisionEncoder::window_attention(const DavitStage& stage, const DavitH
   const auto windows = x.size(0);
   const auto tokens = x.size(1);
   const int heads = stage.heads;
-  const at::Tensor qkv = half.qkv(x).reshape({windows, tokens, 3, heads, dim / heads})
-                             .permute({2, 0, 3, 1, 4});
+  const at::Tensor qkv = half.qkv(x).reshape({windows, tokens, 3, heads, dim / heads}).permute({2, 0, 3, 1, 4});
   AttentionOptions options;
   options.backend = attention_;
   options.scale = 1.0 / std::sqrt(static_cast<double>(dim / heads));
@@ -89,15 +88,13 @@ at::Tensor VisionEncoder::window_attention(const DavitStage& stage, const DavitH
   return out.view({batch, height * width, dim});
 }
 
-at::Tensor VisionEncoder::channel_attention(const DavitStage& stage, const DavitHalf& half,
-                                            const at::Tensor& x) const {
+at::Tensor VisionEncoder::channel_attention(const DavitStage& stage, const DavitHalf& half, const at::Tensor& x) const {
   const auto batch = x.size(0);
   const auto tokens = x.size(1);
   const auto dim = x.size(2);
   const int groups = stage.groups;
   // Attention across channels: each group's channels are the "sequence", the tokens the "head dim".
-  const at::Tensor qkv = half.qkv(x).reshape({batch, tokens, 3, groups, dim / groups})
-                             .permute({2, 0, 3, 4, 1});
+  const at::Tensor qkv = half.qkv(x).reshape({batch, tokens, 3, groups, dim / groups}).permute({2, 0, 3, 4, 1});
   AttentionOptions options;
   options.backend = attention_;
   options.scale = 1.0 / std::sqrt(static_cast<double>(tokens));
@@ -106,8 +103,7 @@ at::Tensor VisionEncoder::channel_attention(const DavitStage& stage, const Davit
   return half.proj(out);
 }
 
-at::Tensor VisionEncoder::spatial_block(const DavitStage& stage, const DavitHalf& half,
-                                        const at::Tensor& input) const {
+at::Tensor VisionEncoder::spatial_block(const DavitStage& stage, const DavitHalf& half, const at::Tensor& input) const {
   const auto batch = input.size(0);
   const auto dim = input.size(1);
   const auto height = input.size(2);
@@ -125,8 +121,7 @@ at::Tensor VisionEncoder::spatial_block(const DavitStage& stage, const DavitHalf
   return x.transpose(1, 2).view({batch, dim, height, width});
 }
 
-at::Tensor VisionEncoder::channel_block(const DavitStage& stage, const DavitHalf& half,
-                                        const at::Tensor& input) const {
+at::Tensor VisionEncoder::channel_block(const DavitStage& stage, const DavitHalf& half, const at::Tensor& input) const {
   const auto batch = input.size(0);
   const auto dim = input.size(1);
   const auto height = input.size(2);

@@ -618,11 +618,13 @@ TEST(Florence2Parity, BucketedDecodeStateServesEveryRequestInItsBucket) {
                                std::to_string(values.length_penalty) + ")";
       BeamTrace trace;
       const Generated reused = state.run(encoded, values, &trace);
-      const Generated same_bucket = DecodeState(pipeline.decoder(), request, bucket, encoded.options()).run(encoded, values);
+      const Generated same_bucket =
+          DecodeState(pipeline.decoder(), request, bucket, encoded.options()).run(encoded, values);
       EXPECT_TRUE(reused.ids.equal(same_bucket.ids)) << what;
       EXPECT_TRUE(reused.token_log_probs.equal(same_bucket.token_log_probs)) << what;
       const DecodeShape own{encoded.size(0), beams, encoded.size(1), values.max_length};
-      const Generated unbucketed = DecodeState(pipeline.decoder(), request, own, encoded.options()).run(encoded, values);
+      const Generated unbucketed =
+          DecodeState(pipeline.decoder(), request, own, encoded.options()).run(encoded, values);
       EXPECT_TRUE(reused.ids.equal(unbucketed.ids)) << what << ": ids differ from a state sized to the request";
       // Attention sums over the cache's whole length, so another length moves the last bits.
       EXPECT_TRUE(at::allclose(reused.token_log_probs, unbucketed.token_log_probs, 0, 1e-5)) << what;
@@ -640,10 +642,10 @@ TEST(Florence2Parity, BucketedDecodeStateServesEveryRequestInItsBucket) {
         expected = expected.narrow(1, 0, longest);
         const at::Tensor margins = fixture.refs.tensor(key + ".margin").slice(0, 0, kPhotos);
         const auto divergences =
-            beams == 1 ? greedy_divergences(reused.ids, expected, margins, g.pad_token_id)
-                       : beam_divergences(reused.ids, expected, trace,
-                                          fixture.refs.tensor(key + ".running").slice(1, 0, kPhotos * beams), margins,
-                                          beams);
+            beams == 1
+                ? greedy_divergences(reused.ids, expected, margins, g.pad_token_id)
+                : beam_divergences(reused.ids, expected, trace,
+                                   fixture.refs.tensor(key + ".running").slice(1, 0, kPhotos * beams), margins, beams);
         check_token_log_probs(reused, expected, fixture.refs.tensor(key + ".log_probs").slice(0, 0, kPhotos),
                               divergences, g, key);
         report_divergences(divergences, what);
@@ -659,7 +661,9 @@ TEST(Florence2Parity, BucketedDecodeStateServesEveryRequestInItsBucket) {
 TEST(Florence2Parity, GeneratorBuildsOneDecodeStatePerBucket) {
   using EarlyStopping = GenerationConfig::EarlyStopping;
   const GenerationFixture fixture;
-  const Pipeline pipeline(data_dir() / (fixture.checkpoint + "_native"), PipelineOptions{});
+  PipelineOptions options;
+  options.kept_decode_states = 4;  // as on CUDA (the CPU keeps one)
+  const Pipeline pipeline(data_dir() / (fixture.checkpoint + "_native"), options);
   const at::Tensor pixels = fixture.refs.tensor("tiny.pixel_values").slice(0, 0, 1);
   const at::Tensor encoded =
       pipeline.encode(pipeline.image_features(pixels), fixture.refs.tensor("task0.prompt_ids").unsqueeze(0));
