@@ -1,5 +1,6 @@
 """Closed-loop load generator for POST /detect (or another path with its query): N clients, each with one keep-alive connection,
-send images back to back for a fixed time. Prints JSON with req/s and latency percentiles."""
+send images back to back for a fixed time. Prints JSON with req/s and latency percentiles, and with --stages
+the server's mean time per stage (vlmserve's /metrics) over the same point, beside the client's mean latency."""
 
 import argparse
 import http.client
@@ -9,6 +10,8 @@ import sys
 import threading
 import time
 from pathlib import Path
+
+import stage_breakdown
 
 
 def percentile(values, q):
@@ -75,11 +78,19 @@ def main():
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--warmup-seconds", type=float, default=2)
     parser.add_argument("--api-key")
+    parser.add_argument("--stages", action="store_true",
+                        help="also read vlmserve's per-stage histogram before and after each point")
     args = parser.parse_args()
     images = [Path(p).read_bytes() for p in args.images]
     run(args.host, args.port, images, max(args.clients), args.warmup_seconds, args.api_key)
     for n in args.clients:
-        print(json.dumps(run(args.host, args.port, images, n, args.seconds, args.api_key)), flush=True)
+        before = stage_breakdown.scrape(args.host, args.port, args.api_key) if args.stages else None
+        row = run(args.host, args.port, images, n, args.seconds, args.api_key)
+        if args.stages:
+            stages = stage_breakdown.mean_ms(before, stage_breakdown.scrape(args.host, args.port, args.api_key))
+            row["stages_ms"] = stages
+            row["stages_sum_ms"] = round(sum(v for v in stages.values() if v is not None), 2)
+        print(json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":
