@@ -6,8 +6,8 @@
 #include "app.h"
 #include "image_input.h"
 #include "pixel_budget.h"
-#include "request_stages.h"
 #include "request_params.h"
+#include "request_stages.h"
 #include "vlm/image.h"
 #include "vlm/model_json.h"
 
@@ -65,8 +65,7 @@ void App::handle_detect(const HttpRequest& request, HttpResponse& response) {
   std::vector<ImageResult> results = ticket->await(deadline, request.is_connection_closed);
   const auto done = std::chrono::steady_clock::now();
 
-  const StageTimes stages =
-      record_stages(*served.stages, {request.start, decode_start, decode_end}, ticket->run());
+  const StageTimes stages = record_stages(*served.stages, {request.start, decode_start, decode_end}, ticket->run());
   nlohmann::json timings = {{"receive_ms", stages.receive_ms},
                             {"decode_ms", stages.decode_ms},
                             {"queue_ms", stages.queue_ms},

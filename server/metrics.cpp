@@ -13,7 +13,7 @@ const std::vector<double> kBatchBounds = {1, 2, 4, 8, 16, 32, 64};
 // Stages range from a tenth of a millisecond (a small JPEG's decode, a batch's post-processing) to
 // seconds (a Florence-2 generation, a long queue).
 const std::vector<double> kStageBounds = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-                                          0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,     10};
+                                          0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
 constexpr std::array<std::string_view, kRequestStageCount> kStageNames = {
     "receive", "decode", "queue", "preprocess", "forward", "postprocess", "respond"};
 
@@ -148,8 +148,9 @@ std::string Metrics::render() const {
   for (const auto& [model, histogram] : queue_wait_) {
     histogram.render(out, "vlm_queue_wait_seconds", fmt::format("model=\"{}\"", prometheus_label(model)));
   }
-  out += "# HELP vlm_request_stage_seconds Time an inference request spent in each stage, by model and stage: "
-         "receive, decode, queue, preprocess, forward, postprocess (its batch's), respond.\n";
+  out +=
+      "# HELP vlm_request_stage_seconds Time an inference request spent in each stage, by model and stage: "
+      "receive, decode, queue, preprocess, forward, postprocess (its batch's), respond.\n";
   out += "# TYPE vlm_request_stage_seconds histogram\n";
   for (const auto& [model, histograms] : stages_) histograms->render(out, prometheus_label(model));
   out += "# HELP vlm_images_processed_total Images run through a model.\n# TYPE vlm_images_processed_total counter\n";

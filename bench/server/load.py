@@ -69,6 +69,13 @@ def run(host, port, images, clients, seconds, api_key=None, path="/detect"):
             "mean_ms": round(statistics.fmean(latencies) * 1e3, 1) if latencies else None}
 
 
+def settled_scrape(args):
+    # The server records an answer's respond stage just after writing it, so the client can hold the
+    # answer a moment before that: a short pause keeps the last answers in their own point.
+    time.sleep(0.1)
+    return stage_breakdown.scrape(args.host, args.port, args.api_key)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
@@ -84,10 +91,12 @@ def main():
     images = [Path(p).read_bytes() for p in args.images]
     run(args.host, args.port, images, max(args.clients), args.warmup_seconds, args.api_key)
     for n in args.clients:
-        before = stage_breakdown.scrape(args.host, args.port, args.api_key) if args.stages else None
+        before = settled_scrape(args) if args.stages else None
         row = run(args.host, args.port, images, n, args.seconds, args.api_key)
         if args.stages:
-            stages = stage_breakdown.mean_ms(before, stage_breakdown.scrape(args.host, args.port, args.api_key))
+            after = settled_scrape(args)
+            stages = stage_breakdown.mean_ms(before, after)
+            row["batch_images"] = stage_breakdown.mean_batch(before, after)
             row["stages_ms"] = stages
             row["stages_sum_ms"] = round(sum(v for v in stages.values() if v is not None), 2)
         print(json.dumps(row), flush=True)
