@@ -179,6 +179,14 @@ void Batcher::run_batch(std::vector<std::shared_ptr<BatchJob>>& batch) {
       throw Error(ErrorCode::kInternal, "model returned " + std::to_string(results.size()) + " results for " +
                                             std::to_string(images.size()) + " images");
     }
+    // Each image carries its share of the batch's timings; their sum is the batch's own.
+    BatchRun run{start, {}, static_cast<int>(images.size())};
+    for (const ImageResult& result : results) {
+      run.model.preprocess_ms += result.timings.preprocess_ms;
+      run.model.inference_ms += result.timings.inference_ms;
+      run.model.postprocess_ms += result.timings.postprocess_ms;
+    }
+    for (auto& job : batch) job->run = run;
     auto next = results.begin();
     for (std::size_t i = 0; i < batch.size(); ++i) {
       const auto end = next + static_cast<std::ptrdiff_t>(counts[i]);

@@ -28,6 +28,14 @@ struct BatcherOptions {
   int queue_capacity = 64;     // requests waiting; the next one is refused with queue_full
 };
 
+// The run a job's images went through: when its batch started, and the model's own timings summed
+// over the whole batch (a request waits for all of its batch, not its share).
+struct BatchRun {
+  std::chrono::steady_clock::time_point started;
+  Timings model;
+  int images = 0;  // in the batch, this job's and its companions'
+};
+
 // One request's images on their way through a model.
 struct BatchJob {
   std::vector<Image> images;
@@ -35,6 +43,7 @@ struct BatchJob {
   std::chrono::steady_clock::time_point enqueued;
   std::chrono::steady_clock::time_point deadline;
   std::promise<std::vector<ImageResult>> promise;
+  BatchRun run;  // written by the worker before the promise is set, read by the holder after
   // Set when the client gave up (disconnect, timeout): the job is dropped if it has not started.
   std::atomic<bool> cancelled{false};
 };
@@ -57,6 +66,8 @@ class Ticket {
   // should_stop every 20 ms (true: throws client_closed); rethrows the model's error.
   std::vector<ImageResult> await(std::chrono::steady_clock::time_point deadline,
                                  const std::function<bool()>& should_stop);
+  // The batch the job ran in; valid once await() has returned results.
+  const BatchRun& run() const { return job_->run; }
 
  private:
   Batcher* batcher_;

@@ -12,6 +12,7 @@
 #include "image_input.h"
 #include "image_url.h"
 #include "json_body.h"
+#include "request_stages.h"
 #include "vlm/image.h"
 
 namespace vlm::server {
@@ -61,6 +62,8 @@ void App::handle_chat_completions(const HttpRequest& request, HttpResponse& resp
   }
   const std::string bytes = load_image_url(chat.image_url, chat.image_url_field, image_url_policy_);
 
+  const auto decode_start = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point decode_end;
   std::optional<Ticket> ticket;
   {
     // Announced before decoding so the batcher waits for this request rather than run without it.
@@ -74,9 +77,12 @@ void App::handle_chat_completions(const HttpRequest& request, HttpResponse& resp
     } catch (const Error& error) {
       throw FieldError(error.code(), chat.image_url_field, chat.image_url_field + ": " + error.what());
     }
+    decode_end = std::chrono::steady_clock::now();
     ticket.emplace(served->batcher->submit(std::move(images), options, deadline));
   }
   const std::vector<ImageResult> results = ticket->await(deadline, request.is_connection_closed);
+  const auto done = std::chrono::steady_clock::now();
+  record_stages(*served->stages, {request.start, decode_start, decode_end}, ticket->run());
   const ChatAnswer answer = chat_answer(results.front(), served->name, request.request_id, unix_now_s());
   if (chat.stream) {
     response.content_type = "text/event-stream";
@@ -85,6 +91,7 @@ void App::handle_chat_completions(const HttpRequest& request, HttpResponse& resp
   } else {
     response.body = chat_completion_json(answer).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
+  response.on_written = respond_recorder(*served->stages, done);
 }
 
 }  // namespace vlm::server

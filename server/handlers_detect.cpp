@@ -1,4 +1,5 @@
 // POST /detect: parse, decode, queue for the model's batcher, wait, answer.
+#include <chrono>
 #include <optional>
 #include <span>
 
@@ -6,6 +7,7 @@
 #include "image_input.h"
 #include "pixel_budget.h"
 #include "request_params.h"
+#include "request_stages.h"
 #include "vlm/image.h"
 #include "vlm/model_json.h"
 
@@ -63,7 +65,14 @@ void App::handle_detect(const HttpRequest& request, HttpResponse& response) {
   std::vector<ImageResult> results = ticket->await(deadline, request.is_connection_closed);
   const auto done = std::chrono::steady_clock::now();
 
-  nlohmann::json timings = {{"decode_ms", ms_between(decode_start, decode_end)},
+  const StageTimes stages = record_stages(*served.stages, {request.start, decode_start, decode_end}, ticket->run());
+  nlohmann::json timings = {{"receive_ms", stages.receive_ms},
+                            {"decode_ms", stages.decode_ms},
+                            {"queue_ms", stages.queue_ms},
+                            {"preprocess_ms", stages.preprocess_ms},
+                            {"forward_ms", stages.forward_ms},
+                            {"postprocess_ms", stages.postprocess_ms},
+                            {"batch_images", ticket->run().images},
                             {"queue_and_run_ms", ms_between(decode_end, done)},
                             {"total_ms", ms_between(request.start, done)}};
   nlohmann::json body;
@@ -77,6 +86,7 @@ void App::handle_detect(const HttpRequest& request, HttpResponse& response) {
   body["request_id"] = request.request_id;
   body["request_timings"] = std::move(timings);
   response.body = body.dump();
+  response.on_written = respond_recorder(*served.stages, done);
 }
 
 }  // namespace vlm::server

@@ -238,6 +238,8 @@ thread_local std::uint64_t t_connection = 0;
 thread_local bool t_close_after_response = false;
 // HttpRequest::hold of the request the current worker thread serves.
 thread_local std::shared_ptr<void> t_request_hold;
+// HttpResponse::on_written of the response the current worker thread is about to write.
+thread_local std::function<void()> t_on_written;
 
 // The stream one request is read through, noting what httplib's reader cannot say: whether it gave
 // up on a line over CPPHTTPLIB_MAX_LINE_LENGTH (its getline fails as if the client had closed, so a
@@ -405,6 +407,7 @@ class GuardedServer : public httplib::Server {
     }
     t_close_after_response = false;
     t_request_hold.reset();
+    t_on_written = nullptr;
     if (closed) {
       httplib::detail::close_socket(sock);
     } else {
@@ -431,6 +434,7 @@ class GuardedServer : public httplib::Server {
       ok = process_request(request, peer.remote_addr, peer.remote_port, peer.local_addr, peer.local_port, left == 1,
                            connection_closed, setup_request, &websocket_upgraded);
       t_request_hold.reset();  // the response is written (or the connection is lost)
+      if (auto on_written = std::exchange(t_on_written, nullptr); on_written && ok) on_written();
       if (!ok && request.overlong_line() && !request.wrote() && library_error_) {
         // Only a request line can be that long here: a header line over the limit is refused 400 first.
         const std::string answer = serialize_refusal(library_error_(414, ""));
@@ -587,6 +591,7 @@ HttpServer::HttpServer(HttpServerOptions options, std::vector<HttpRoute> routes,
       HttpRequest full = convert_full(req, res);
       HttpResponse out;
       route.handler(full, out);
+      t_on_written = std::move(out.on_written);
       apply(out, res);
     };
     if (route.method == "GET") {

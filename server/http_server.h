@@ -54,6 +54,9 @@ struct HttpResponse {
   std::string content_type = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
+  // Runs on the connection's thread once this response is written to the socket; not when the
+  // connection is lost first. For what can only be measured after the write (the respond stage).
+  std::function<void()> on_written;
 };
 
 using HttpHandler = std::function<void(const HttpRequest&, HttpResponse&)>;

@@ -10,6 +10,12 @@ namespace {
 
 const std::vector<double> kLatencyBounds = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
 const std::vector<double> kBatchBounds = {1, 2, 4, 8, 16, 32, 64};
+// Stages range from a tenth of a millisecond (a small JPEG's decode, a batch's post-processing) to
+// seconds (a Florence-2 generation, a long queue).
+const std::vector<double> kStageBounds = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                          0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
+constexpr std::array<std::string_view, kRequestStageCount> kStageNames = {
+    "receive", "decode", "queue", "preprocess", "forward", "postprocess", "respond"};
 
 std::string format_value(double value) {
   if (value == std::numeric_limits<double>::infinity()) return "+Inf";
@@ -43,6 +49,23 @@ void Histogram::render(std::string& out, const std::string& name, const std::str
   }
   const std::string braces = labels.empty() ? "" : "{" + labels + "}";
   out += fmt::format("{}_sum{} {}\n{}_count{} {}\n", name, braces, format_value(sum_), name, braces, count_);
+}
+
+std::string_view request_stage_name(RequestStage stage) { return kStageNames.at(static_cast<std::size_t>(stage)); }
+
+StageHistograms::StageHistograms() { histograms_.fill(Histogram(kStageBounds)); }
+
+void StageHistograms::observe(RequestStage stage, double seconds) {
+  std::lock_guard lock(mutex_);
+  histograms_[static_cast<std::size_t>(stage)].observe(seconds);
+}
+
+void StageHistograms::render(std::string& out, const std::string& model_label) const {
+  std::lock_guard lock(mutex_);
+  for (std::size_t i = 0; i < kRequestStageCount; ++i) {
+    histograms_[i].render(out, "vlm_request_stage_seconds",
+                          fmt::format("model=\"{}\",stage=\"{}\"", model_label, kStageNames[i]));
+  }
 }
 
 std::string prometheus_label(const std::string& value) {
@@ -89,6 +112,13 @@ void Metrics::count_rejected(const std::string& model, const std::string& reason
   ++rejected_[{model, reason}];
 }
 
+StageHistograms& Metrics::stage_histograms(const std::string& model) {
+  std::lock_guard lock(mutex_);
+  auto& slot = stages_[model];
+  if (!slot) slot = std::make_unique<StageHistograms>();
+  return *slot;
+}
+
 std::string Metrics::render() const {
   std::lock_guard lock(mutex_);
   std::string out;
@@ -118,6 +148,11 @@ std::string Metrics::render() const {
   for (const auto& [model, histogram] : queue_wait_) {
     histogram.render(out, "vlm_queue_wait_seconds", fmt::format("model=\"{}\"", prometheus_label(model)));
   }
+  out +=
+      "# HELP vlm_request_stage_seconds Time an inference request spent in each stage, by model and stage: "
+      "receive, decode, queue, preprocess, forward, postprocess (its batch's), respond.\n";
+  out += "# TYPE vlm_request_stage_seconds histogram\n";
+  for (const auto& [model, histograms] : stages_) histograms->render(out, prometheus_label(model));
   out += "# HELP vlm_images_processed_total Images run through a model.\n# TYPE vlm_images_processed_total counter\n";
   for (const auto& [model, count] : images_) {
     out += fmt::format("vlm_images_processed_total{{model=\"{}\"}} {}\n", prometheus_label(model), count);

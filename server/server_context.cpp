@@ -100,6 +100,7 @@ void ServerContext::load_models() {
       batching.batch_wait_ms = config_.batch_wait_ms;
       batching.queue_capacity = config_.queue;
       served->batcher = std::make_unique<Batcher>(spec.name, *served->model, batching, metrics_);
+      served->stages = &metrics_.stage_histograms(spec.name);
       const double seconds = elapsed_s(start);
       served->loaded_unix_s = unix_now_s();
       metrics_.set_model_load_seconds(spec.name, seconds);

@@ -29,6 +29,7 @@ struct ServedModel {
   std::int64_t loaded_unix_s = 0;  // when it became ready (GET /v1/models `created`)
   std::unique_ptr<Model> model;
   std::unique_ptr<Batcher> batcher;
+  StageHistograms* stages = nullptr;  // the model's vlm_request_stage_seconds, owned by Metrics
 };
 
 // What the routes serve from, with no HTTP in it: the models and their batchers, the server's state,

@@ -1,5 +1,6 @@
 """Closed-loop load generator for POST /detect (or another path with its query): N clients, each with one keep-alive connection,
-send images back to back for a fixed time. Prints JSON with req/s and latency percentiles."""
+send images back to back for a fixed time. Prints JSON with req/s and latency percentiles, and with --stages
+the server's mean time per stage (vlmserve's /metrics) over the same point, beside the client's mean latency."""
 
 import argparse
 import http.client
@@ -9,6 +10,8 @@ import sys
 import threading
 import time
 from pathlib import Path
+
+import stage_breakdown
 
 
 def percentile(values, q):
@@ -66,6 +69,13 @@ def run(host, port, images, clients, seconds, api_key=None, path="/detect"):
             "mean_ms": round(statistics.fmean(latencies) * 1e3, 1) if latencies else None}
 
 
+def settled_scrape(args):
+    # The server records an answer's respond stage just after writing it, so the client can hold the
+    # answer a moment before that: a short pause keeps the last answers in their own point.
+    time.sleep(0.1)
+    return stage_breakdown.scrape(args.host, args.port, args.api_key)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
@@ -75,11 +85,21 @@ def main():
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--warmup-seconds", type=float, default=2)
     parser.add_argument("--api-key")
+    parser.add_argument("--stages", action="store_true",
+                        help="also read vlmserve's per-stage histogram before and after each point")
     args = parser.parse_args()
     images = [Path(p).read_bytes() for p in args.images]
     run(args.host, args.port, images, max(args.clients), args.warmup_seconds, args.api_key)
     for n in args.clients:
-        print(json.dumps(run(args.host, args.port, images, n, args.seconds, args.api_key)), flush=True)
+        before = settled_scrape(args) if args.stages else None
+        row = run(args.host, args.port, images, n, args.seconds, args.api_key)
+        if args.stages:
+            after = settled_scrape(args)
+            stages = stage_breakdown.mean_ms(before, after)
+            row["batch_images"] = stage_breakdown.mean_batch(before, after)
+            row["stages_ms"] = stages
+            row["stages_sum_ms"] = round(sum(v for v in stages.values() if v is not None), 2)
+        print(json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":

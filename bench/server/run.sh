@@ -58,8 +58,12 @@ done
 echo "server: vlmserve on $device, batch-max $batch_max, batch-wait-ms $batch_wait_ms, port $port" >&2
 # shellcheck disable=SC2086
 "$python" "$root/bench/server/load.py" --port "$port" --images "${images[@]}" --clients $clients \
-  --seconds "$seconds" | tee "$out/server.jsonl" >&2
+  --seconds "$seconds" --stages | tee "$out/server.jsonl" >&2
 kill -TERM "$server_pid"; wait "$server_pid" || true
+
+# Where the server's time went at each point (its own timings, from /metrics), beside what the
+# clients measured: the gap is the client, the loopback and waiting for a connection worker.
+"$python" "$root/bench/server/stage_breakdown.py" "$out/server.jsonl"
 
 if [[ $reference == 0 ]]; then
   echo "device: $device (no Python reference in this run: ratio not measured)"

@@ -13,12 +13,14 @@ import base64
 import http.server
 import json
 import os
+import re
 import threading
 import time
 import unittest
 from pathlib import Path
 
 import openai
+import requests
 from openai.types import Model
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
@@ -243,6 +245,26 @@ class Yolo(Close, unittest.TestCase):
         lines = [line for line in metrics.splitlines()
                  if line.startswith("vlm_http_requests_total") and 'route="/v1/chat/completions"' in line]
         self.assertTrue(any('status="200"' in line for line in lines), lines)
+
+    def test_each_stage_is_timed_once_per_request(self):
+        def stage_counts(session):
+            text = session.get(SERVER.base + "/metrics", timeout=30).text
+            found = re.findall(r'^vlm_request_stage_seconds_count\{model="yolo",stage="([a-z]+)"\} (\d+)$', text, re.M)
+            return {stage: int(n) for stage, n in found}
+
+        # One keep-alive connection: the respond stage is recorded once the answer is written, before
+        # the connection reads its next request.
+        session = requests.Session()
+        session.headers.update(SERVER.headers())
+        before = stage_counts(session)
+        body = {"model": "yolo", "messages": user(data_url(self.bus))}
+        for stream in (False, True):
+            r = session.post(SERVER.base + "/v1/chat/completions", json=dict(body, stream=stream), timeout=60)
+            self.assertEqual(r.status_code, 200, r.text)
+        after = stage_counts(session)
+        self.assertEqual(sorted(after), sorted(["receive", "decode", "queue", "preprocess", "forward", "postprocess",
+                                                "respond"]))
+        self.assertEqual({stage: after[stage] - before.get(stage, 0) for stage in after}, dict.fromkeys(after, 2))
 
 
 class Florence(Close, unittest.TestCase):

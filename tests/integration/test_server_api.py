@@ -5,8 +5,10 @@ document. One server (with an API key) for the whole module."""
 import base64
 import io
 import json
+import re
 import struct
 import subprocess
+import time
 import unittest
 import zlib
 
@@ -48,6 +50,22 @@ def tearDownModule():
 
 def boxes(record):
     return [(d["class_id"], round(d["score"], 4), [round(v, 2) for v in d["box"]]) for d in record["detections"]]
+
+
+STAGES = ("receive", "decode", "queue", "preprocess", "forward", "postprocess", "respond")
+
+
+def stage_histograms(text):
+    """{stage: (count, sum, [(le, cumulative count), ...])} for the yolo model, from /metrics text."""
+    out = {}
+    for stage in STAGES:
+        labels = rf'model="yolo",stage="{stage}"'
+        count = re.search(rf"^vlm_request_stage_seconds_count\{{{labels}\}} (\S+)$", text, re.M)
+        total = re.search(rf"^vlm_request_stage_seconds_sum\{{{labels}\}} (\S+)$", text, re.M)
+        buckets = re.findall(rf'^vlm_request_stage_seconds_bucket\{{{labels},le="([^"]+)"\}} (\S+)$', text, re.M)
+        assert count and total and buckets, f"stage {stage} missing from /metrics"
+        out[stage] = (int(count.group(1)), float(total.group(1)), [(float(le), int(n)) for le, n in buckets])
+    return out
 
 
 def png_chunk(kind, data):
@@ -313,6 +331,51 @@ class InfoRoutesAndAuth(unittest.TestCase):
         self.assertRegex(text, r'vlm_model_load_seconds\{model="yolo"\} [0-9.]+')
         self.assertRegex(text, r'vlm_queue_depth\{model="yolo"\} 0')
         self.assertIn("vlm_http_request_duration_seconds_bucket", text)
+
+    def test_stage_histograms_account_for_every_request(self):
+        # One keep-alive connection: the respond stage is recorded once a response is written, and
+        # the connection reads its next request (the last /metrics) only after that.
+        session = requests.Session()
+        session.headers.update(SERVER.headers())
+        before = stage_histograms(session.get(SERVER.base + "/metrics", timeout=30).text)
+        names = ["bus.jpg", "zidane.jpg", "dog.jpg", "bus.jpg", "dog.jpg"]
+        client_s = []
+        for name in names:
+            start = time.perf_counter()
+            r = session.post(SERVER.base + "/detect", data=image_bytes(name), headers={"Content-Type": "image/jpeg"},
+                             timeout=60)
+            client_s.append(time.perf_counter() - start)
+            self.assertEqual(r.status_code, 200, r.text)
+            SPEC.check("/detect", "POST", r)
+            timings = r.json()["request_timings"]
+            body_stages = [timings[f"{stage}_ms"] for stage in STAGES[:-1]]
+            self.assertTrue(all(ms >= 0 for ms in body_stages), timings)
+            # The stages tile the request up to its results; the client saw all of it and more.
+            self.assertLessEqual(sum(body_stages), timings["total_ms"] + 0.01, timings)
+            self.assertLessEqual(timings["total_ms"], client_s[-1] * 1e3 + 1, timings)
+            self.assertEqual(timings["batch_images"], 1)
+        response = session.get(SERVER.base + "/metrics", timeout=30)
+        after = stage_histograms(response.text)
+        self.assertIn("# TYPE vlm_request_stage_seconds histogram", response.text)
+        stage_sums = {}
+        for stage in STAGES:
+            count, total, buckets = after[stage]
+            self.assertEqual(count - before[stage][0], len(names), stage)
+            stage_sums[stage] = total - before[stage][1]
+            self.assertGreaterEqual(stage_sums[stage], 0, stage)
+            # Cumulative buckets from 0.1 ms to 10 s, ending in +Inf, which holds every observation.
+            bounds = [le for le, _ in buckets]
+            self.assertEqual(bounds[0], 0.0001)
+            self.assertEqual(bounds[-2:], [10.0, float("inf")])
+            self.assertEqual(bounds, sorted(bounds))
+            self.assertEqual([n for _, n in buckets], sorted(n for _, n in buckets))
+            self.assertEqual(buckets[-1][1], count)
+        # The server's stages fit inside what the client measured (1 ms of clock slack per request)
+        # and account for most of it: on CPU the model dominates, the client's own overhead does not.
+        self.assertLessEqual(sum(stage_sums.values()), sum(client_s) + 1e-3 * len(names), stage_sums)
+        self.assertGreaterEqual(sum(stage_sums.values()), 0.5 * sum(client_s), stage_sums)
+        self.assertGreater(stage_sums["forward"], 0)
+        self.assertGreater(stage_sums["respond"], 0)
 
     def test_request_id_is_honoured_or_replaced(self):
         r = SERVER.get("/v1/models", headers={"X-Request-Id": "client-id.42"})

@@ -208,5 +208,30 @@ TEST(Metrics, PrometheusTextWithCumulativeBuckets) {
             std::string::npos);
 }
 
+TEST(Metrics, StageHistogramsRenderEveryStageOfEveryModel) {
+  Metrics metrics;
+  StageHistograms& stages = metrics.stage_histograms("m\"1");
+  EXPECT_EQ(&stages, &metrics.stage_histograms("m\"1"));  // resolved once, kept for the model's life
+  stages.observe(RequestStage::kDecode, 0.00005);
+  stages.observe(RequestStage::kDecode, 0.003);
+  stages.observe(RequestStage::kRespond, 20.0);
+  const std::string text = metrics.render();
+  EXPECT_EQ(text.find("# TYPE vlm_request_stage_seconds histogram\n"),
+            text.rfind("# TYPE vlm_request_stage_seconds histogram\n"))
+      << text;
+  const std::string decode = "vlm_request_stage_seconds_bucket{model=\"m\\\"1\",stage=\"decode\",le=";
+  EXPECT_NE(text.find(decode + "\"0.0001\"} 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find(decode + "\"0.0025\"} 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find(decode + "\"0.005\"} 2\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("vlm_request_stage_seconds_count{model=\"m\\\"1\",stage=\"decode\"} 2\n"), std::string::npos);
+  EXPECT_NE(text.find("vlm_request_stage_seconds_bucket{model=\"m\\\"1\",stage=\"respond\",le=\"10\"} 0\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("vlm_request_stage_seconds_bucket{model=\"m\\\"1\",stage=\"respond\",le=\"+Inf\"} 1\n"),
+            std::string::npos);
+  for (const char* stage : {"receive", "decode", "queue", "preprocess", "forward", "postprocess", "respond"}) {
+    EXPECT_NE(text.find(std::string("stage=\"") + stage + "\"} "), std::string::npos) << stage;
+  }
+}
+
 }  // namespace
 }  // namespace vlm::server
