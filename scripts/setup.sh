@@ -21,9 +21,10 @@ build_packages=(
   python3 python3-venv
 )
 # Formatting, sanitizers, the Python tests, the container image test (buildah from a debootstrapped
-# Debian base), the results page test (headless chromium) and the overload probe's load generator (wrk).
+# Debian base), the results page test (headless chromium), the overload probe's load generator (wrk) and
+# Prometheus' linter for /metrics (promtool, in the prometheus package).
 dev_packages=(git clang-format openssl libgtest-dev python3-dev dpkg-dev clang libclang-rt-14-dev buildah debootstrap
-  chromium wrk)
+  chromium wrk prometheus)
 # The lock pins every Python package; an image build takes only the wheels compiling needs: torch
 # (libtorch and its CMake files) and, for cpu, the two CUDA libraries libtorch_cpu.so itself links
 # (libcudart, libcupti); for gpu, every nvidia-* library libtorch_cuda.so links.

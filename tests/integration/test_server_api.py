@@ -332,6 +332,14 @@ class InfoRoutesAndAuth(unittest.TestCase):
         self.assertRegex(text, r'vlm_queue_depth\{model="yolo"\} 0')
         self.assertIn("vlm_http_request_duration_seconds_bucket", text)
 
+    def test_metrics_pass_promtool(self):
+        # Prometheus' own linter (Debian's prometheus package): exposition syntax, HELP/TYPE, histogram
+        # and counter naming. Every family appears once the requests above have run.
+        SERVER.post("/detect", data=image_bytes("dog.jpg"), headers={"Content-Type": "image/jpeg"})
+        text = SERVER.get("/metrics").text
+        lint = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
+        self.assertEqual(lint.returncode, 0, f"promtool check metrics:\n{lint.stdout}{lint.stderr}")
+
     def test_stage_histograms_account_for_every_request(self):
         # One keep-alive connection: the respond stage is recorded once a response is written, and
         # the connection reads its next request (the last /metrics) only after that.
