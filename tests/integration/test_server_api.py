@@ -378,10 +378,9 @@ class InfoRoutesAndAuth(unittest.TestCase):
             self.assertEqual(bounds, sorted(bounds))
             self.assertEqual([n for _, n in buckets], sorted(n for _, n in buckets))
             self.assertEqual(buckets[-1][1], count)
-        # The server's stages fit inside what the client measured (1 ms of clock slack per request)
-        # and account for most of it: on CPU the model dominates, the client's own overhead does not.
+        # The server's stages fit inside what the client measured (1 ms of clock slack per request).
+        # No lower bound: on a loaded machine the client's own delays are unbounded.
         self.assertLessEqual(sum(stage_sums.values()), sum(client_s) + 1e-3 * len(names), stage_sums)
-        self.assertGreaterEqual(sum(stage_sums.values()), 0.5 * sum(client_s), stage_sums)
         self.assertGreater(stage_sums["forward"], 0)
         self.assertGreater(stage_sums["respond"], 0)
 
