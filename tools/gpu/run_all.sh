@@ -64,27 +64,26 @@ EOF
 )"
 note "vlmserve --version" "${version_check%% *}" "${version_check#* }"
 
-echo "== letterbox_batch_check (device letterbox against OpenCV)"
-if [[ -x "$bundle/bin/letterbox_batch_check" ]]; then
-  LD_LIBRARY_PATH="$lib_path" "$bundle/bin/letterbox_batch_check" "$VLM_ASSETS/images" >"$logs/letterbox_batch_check.log" 2>&1
-  rc=$?
-  cat "$logs/letterbox_batch_check.log"
-  note "letterbox_batch_check" "$([[ $rc == 0 ]] && echo PASS || echo FAIL)" \
-    "$(grep -c '^PASS' "$logs/letterbox_batch_check.log") cases; $(grep '^time: batch 8' "$logs/letterbox_batch_check.log" | sed 's/^time: //')"
-else
-  note "letterbox_batch_check" SKIP "not carried (build it: scripts/build.sh auto letterbox_batch_check)"
-fi
-echo "== nvjpeg_decode_check (nvJPEG batched decoding against OpenCV)"
-if [[ -x "$bundle/bin/nvjpeg_decode_check" ]]; then
-  LD_LIBRARY_PATH="$lib_path" "$bundle/bin/nvjpeg_decode_check" "$VLM_ASSETS/images" "$VLM_ASSETS/jpeg_variants" \
-    >"$logs/nvjpeg_decode_check.log" 2>&1
-  rc=$?
-  cat "$logs/nvjpeg_decode_check.log"
-  note "nvjpeg_decode_check" "$([[ $rc == 0 ]] && echo PASS || echo FAIL)" \
-    "$(grep -c '^PASS' "$logs/nvjpeg_decode_check.log") images; $(grep '^decode rate' "$logs/nvjpeg_decode_check.log" | sed 's/^decode rate: //')"
-else
-  note "nvjpeg_decode_check" SKIP "not carried (a build without nvJPEG)"
-fi
+# One carried check binary, run with its arguments: PASS or FAIL from its exit status; the detail is
+# how many PASS lines it printed and its summary line (the one matching `pattern`, `strip` removed).
+run_check() {
+  local name="$1" what="$2" unit="$3" pattern="$4" strip="$5" missing="$6"
+  shift 6
+  echo "== $name ($what)"
+  if [[ ! -x "$bundle/bin/$name" ]]; then
+    note "$name" SKIP "$missing"
+    return
+  fi
+  LD_LIBRARY_PATH="$lib_path" "$bundle/bin/$name" "$@" >"$logs/$name.log" 2>&1
+  local rc=$?
+  cat "$logs/$name.log"
+  note "$name" "$([[ $rc == 0 ]] && echo PASS || echo FAIL)" \
+    "$(grep -c '^PASS' "$logs/$name.log") $unit; $(grep "$pattern" "$logs/$name.log" | sed "s/$strip//")"
+}
+run_check letterbox_batch_check "device letterbox against OpenCV" cases '^time: batch 8' '^time: ' \
+  "not carried (build it: scripts/build.sh auto letterbox_batch_check)" "$VLM_ASSETS/images"
+run_check nvjpeg_decode_check "nvJPEG batched decoding against OpenCV" images '^decode rate' '^decode rate: ' \
+  "not carried (a build without nvJPEG)" "$VLM_ASSETS/images" "$VLM_ASSETS/jpeg_variants"
 
 # The references name photos by the absolute path they had where prepare_carry.sh ran.
 data="$logs/test-data"
