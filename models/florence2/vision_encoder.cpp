@@ -103,38 +103,21 @@ at::Tensor VisionEncoder::channel_attention(const DavitStage& stage, const Davit
   return half.proj(out);
 }
 
-at::Tensor VisionEncoder::spatial_block(const DavitStage& stage, const DavitHalf& half, const at::Tensor& input) const {
+at::Tensor VisionEncoder::half_block(const DavitStage& stage, const DavitHalf& half, HalfKind kind,
+                                     const at::Tensor& input) const {
   const auto batch = input.size(0);
   const auto dim = input.size(1);
   const auto height = input.size(2);
   const auto width = input.size(3);
   at::Tensor x = half.conv1(input) + input;
   x = x.flatten(2).transpose(1, 2);
-  at::Tensor h = half.norm1(x).view({batch, height, width, dim});
-  x = x + window_attention(stage, half, h);
+  const at::Tensor normed = half.norm1(x);
+  x = x + (kind == HalfKind::kSpatial ? window_attention(stage, half, normed.view({batch, height, width, dim}))
+                                      : channel_attention(stage, half, normed));
   x = x.transpose(1, 2).view({batch, dim, height, width});
   x = half.conv2(x) + x;
   x = x.flatten(2).transpose(1, 2);
-  h = half.norm2(x);
-  h = half.fc2(gelu_exact(half.fc1(h)));
-  x = x + h;
-  return x.transpose(1, 2).view({batch, dim, height, width});
-}
-
-at::Tensor VisionEncoder::channel_block(const DavitStage& stage, const DavitHalf& half, const at::Tensor& input) const {
-  const auto batch = input.size(0);
-  const auto dim = input.size(1);
-  const auto height = input.size(2);
-  const auto width = input.size(3);
-  at::Tensor x = half.conv1(input) + input;
-  x = x.flatten(2).transpose(1, 2);
-  x = x + channel_attention(stage, half, half.norm1(x));
-  x = x.transpose(1, 2).view({batch, dim, height, width});
-  x = half.conv2(x) + x;
-  x = x.flatten(2).transpose(1, 2);
-  at::Tensor h = half.norm2(x);
-  h = half.fc2(gelu_exact(half.fc1(h)));
-  x = x + h;
+  x = x + half.fc2(gelu_exact(half.fc1(half.norm2(x))));
   return x.transpose(1, 2).view({batch, dim, height, width});
 }
 
@@ -143,8 +126,8 @@ at::Tensor VisionEncoder::forward(const at::Tensor& pixel_values) const {
   for (const auto& stage : stages_) {
     x = conv_embed(stage, x);
     for (const auto& block : stage.blocks) {
-      x = spatial_block(stage, block.spatial, x);
-      x = channel_block(stage, block.channel, x);
+      x = half_block(stage, block.spatial, HalfKind::kSpatial, x);
+      x = half_block(stage, block.channel, HalfKind::kChannel, x);
     }
   }
   return x;

@@ -49,8 +49,10 @@ class VisionEncoder {
 
  private:
   at::Tensor conv_embed(const DavitStage& stage, const at::Tensor& x) const;
-  at::Tensor spatial_block(const DavitStage& stage, const DavitHalf& half, const at::Tensor& x) const;
-  at::Tensor channel_block(const DavitStage& stage, const DavitHalf& half, const at::Tensor& x) const;
+  // The spatial half attends within windows, the channel half across channel groups; the rest of
+  // the two halves is the same.
+  enum class HalfKind { kSpatial, kChannel };
+  at::Tensor half_block(const DavitStage& stage, const DavitHalf& half, HalfKind kind, const at::Tensor& x) const;
   at::Tensor window_attention(const DavitStage& stage, const DavitHalf& half, const at::Tensor& x) const;
   at::Tensor channel_attention(const DavitStage& stage, const DavitHalf& half, const at::Tensor& x) const;
 
