@@ -295,7 +295,17 @@ TEST(Florence2Parity, RequestGenerationSettingsMatchTransformers) {
     const GenerationConfig g = request_generation(pipeline.config().generation, options);
     const int max_length = request_max_length(g, 1024, 1024);
     EXPECT_EQ(max_length, 1 + controls[c]["max_new_tokens"].get<int>());
+    // First a request of the same shape with other step values, so that the control reuses its
+    // decode state and must replace every value that request left there.
+    GenerationConfig other = g;
+    other.length_penalty = g.length_penalty + 1.0;
+    other.early_stopping = g.early_stopping == GenerationConfig::EarlyStopping::kTrue
+                               ? GenerationConfig::EarlyStopping::kNever
+                               : GenerationConfig::EarlyStopping::kTrue;
+    pipeline.generate(encoded, other, max_length);
+    const std::size_t states = pipeline.decode_states_created();
     report_divergences(compare_generation(pipeline, fixture, encoded, key, g, max_length), controls[c].dump());
+    EXPECT_EQ(pipeline.decode_states_created(), states) << controls[c].dump() << " did not reuse the decode state";
   }
 }
 
