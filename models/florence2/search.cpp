@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <vector>
 
 namespace vlm::florence2 {
@@ -29,13 +30,12 @@ at::Tensor eos_tensor(const GenerationConfig& config, const at::TensorOptions& o
 
 // transformers' length normalisation divides a score by length ** length_penalty, the power taken in
 // double as Python takes it, the division in float32: the divisors of every length a state can reach,
-// computed on the host per request, so that the step only indexes them.
-at::Tensor length_divisors(int capacity, double length_penalty) {
-  std::vector<float> divisors(static_cast<std::size_t>(capacity) + 1);
-  for (std::size_t i = 0; i < divisors.size(); ++i) {
+// written into `out` (float32, on the host) per request, so that the step only indexes them.
+void fill_length_divisors(double length_penalty, at::Tensor& out) {
+  float* divisors = out.data_ptr<float>();
+  for (std::int64_t i = 0; i < out.numel(); ++i) {
     divisors[i] = static_cast<float>(std::pow(static_cast<double>(i), length_penalty));
   }
-  return at::tensor(divisors, at::kFloat);
 }
 
 class GreedySearch final : public Search {
@@ -153,6 +153,8 @@ class BeamSearch final : public Search {
     early_true_ = at::empty({}, options.dtype(at::kBool));
     best_length_is_max_ = at::empty({}, options.dtype(at::kBool));
     length_divisors_ = at::empty({l + 1}, float_options);
+    // Pinned on CUDA: the per-request upload is then an asynchronous copy, not a host sync.
+    length_divisors_host_ = at::empty({l + 1}, at::TensorOptions(at::kFloat).pinned_memory(options.device().is_cuda()));
   }
 
   void reset(const at::Tensor& encoder_hidden, const GenerationValues& values) override {
@@ -161,7 +163,12 @@ class BeamSearch final : public Search {
     values_.no_repeat_ngram_size.fill_(values.no_repeat_ngram_size);
     early_true_.fill_(values.early_stopping == EarlyStopping::kTrue);
     best_length_is_max_.fill_(values.early_stopping == EarlyStopping::kNever && values.length_penalty > 0.0);
-    length_divisors_.copy_(length_divisors(shape_.capacity, values.length_penalty));
+    if (values.length_penalty != divisors_length_penalty_) {
+      // The previous upload is done: the previous request's ids were read back after it, in order.
+      fill_length_divisors(values.length_penalty, length_divisors_host_);
+      length_divisors_.copy_(length_divisors_host_, /*non_blocking=*/true);
+      divisors_length_penalty_ = values.length_penalty;
+    }
     const int fill = config_.pad_token_id != 0 ? config_.pad_token_id
                                                : (config_.eos_token_ids.empty() ? -1 : config_.eos_token_ids[0]);
     running_sequences_.fill_(fill);
@@ -295,13 +302,15 @@ class BeamSearch final : public Search {
   at::Tensor beam_indices_;
   at::Tensor running_token_log_probs_;  // [batch, beams, capacity] float32, aligned with the sequences
   at::Tensor token_log_probs_;
-  at::Tensor position_;            // int64 scalar: the position the next step feeds (cur_len - 1)
-  at::Tensor active_;              // bool scalar: the stopping rule has not fired
-  ProcessorValues values_;         // the request's max_length and no_repeat_ngram_size
-  at::Tensor early_true_;          // bool scalar: early_stopping is true
-  at::Tensor best_length_is_max_;  // bool scalar: the heuristic assumes max_length ("never", length_penalty > 0)
-  at::Tensor length_divisors_;     // [capacity + 1] float32: length ** length_penalty
-  std::int64_t steps_issued_ = 0;  // eager steps since reset(): the cache positions written
+  at::Tensor position_;              // int64 scalar: the position the next step feeds (cur_len - 1)
+  at::Tensor active_;                // bool scalar: the stopping rule has not fired
+  ProcessorValues values_;           // the request's max_length and no_repeat_ngram_size
+  at::Tensor early_true_;            // bool scalar: early_stopping is true
+  at::Tensor best_length_is_max_;    // bool scalar: the heuristic assumes max_length ("never", length_penalty > 0)
+  at::Tensor length_divisors_;       // [capacity + 1] float32: length ** length_penalty
+  at::Tensor length_divisors_host_;  // their host copy, written when length_penalty changes
+  std::optional<double> divisors_length_penalty_;  // the length_penalty length_divisors_ holds
+  std::int64_t steps_issued_ = 0;                  // eager steps since reset(): the cache positions written
 };
 
 }  // namespace
