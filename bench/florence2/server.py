@@ -212,7 +212,9 @@ def main():
               f"{point['p99_ms']:9.1f} {point['tokens']:7.1f} {speed:8.2f} {latency:7.2f}"
               + (f"  ({point['errors']} failed)" if point["errors"] else ""))
     print("x req/s = vlmserve req/s / transformers req/s; x p50 = transformers p50 / vlmserve p50; tokens = "
-          "generated per request (mean over the photos)")
+          "generated per request (mean over the photos). 1 client is like for like (one photo per generate on "
+          "both sides); with more clients vlmserve batches concurrent requests (up to --batch-max) while "
+          "transformers serves one at a time, as it is deployed")
     if args.jsonl:
         with open(args.jsonl, "w") as f:
             for point in [dict(reference, side="transformers")] + [dict(p, side="vlmserve") for p in points]:
