@@ -7,6 +7,8 @@
 #      (same count and classes, boxes within 1 px, scores within 1e-3)
 #   3. the same in fp16 (--half): tests/gpu/test_yolo_parity_fp16.py, boxes within 2 px, scores within
 #      1e-2, detections within 1e-2 of the confidence threshold allowed to flip (listed)
+#   3b. tests/gpu/test_yolo_graphs.py: the forward pass replayed as CUDA graphs against the eager pass
+#      (same detections to 1e-3 px / 1e-5), with both per-image inference times
 #   4. letterbox_batch_check: the YOLO input letterboxed on the device against OpenCV's, byte for
 #      byte, and both timed; nvjpeg_decode_check: nvJPEG batched decoding against OpenCV's (mean abs
 #      <= 2 levels per image, CMYK and progressive left to the CPU) and both decode rates
@@ -107,6 +109,14 @@ for model in "${models[@]}"; do
   cat "$logs/parity_${model}_fp32.log" | head -50
   note "yolo parity $model cuda fp32" "$([[ $rc == 0 ]] && echo PASS || echo FAIL)" \
     "$(result_line "$model" "$logs/parity_${model}_fp32.log") [$(( $(date +%s) - t0 )) s]"
+
+  echo "== YOLO CUDA graphs $model against the eager pass (fp32 and fp16, batches 1 and 4)"
+  t0=$(date +%s)
+  python3 tests/gpu/test_yolo_graphs.py "$model" >"$logs/graphs_${model}.log" 2>&1
+  rc=$?
+  cat "$logs/graphs_${model}.log" | head -20
+  note "yolo graphs $model cuda" "$([[ $rc == 0 ]] && echo PASS || echo FAIL)" \
+    "$(grep -c PASS "$logs/graphs_${model}.log") runs; $(grep -m1 'fp32 batch 1:' "$logs/graphs_${model}.log" | sed -E 's/.*eager/eager/') [$(( $(date +%s) - t0 )) s]"
 
   if [[ $model != yolov5n ]]; then
     # Random weights turn fp16 rounding into different boxes and scores (hundreds of near-equal,
