@@ -203,7 +203,8 @@ double step_ms(const c10::Device& device, int warmup, int steps, const std::func
 
 // --profile: the decode step replayed as a CUDA graph (DecodeState, CUDA only) and run eagerly (the
 // search alone, as the CPU and a failed capture run it), each after --cache-length steps, timed and
-// then profiled for args.profile steps.
+// then profiled for args.profile steps. The graph is captured before the first profiling session:
+// a CUPTI session before a capture has been seen to leave kernel collection dead for the process.
 int run_profile(const Args& args, const Pipeline& pipeline, const at::Tensor& encoded,
                 const GenerationConfig& generation) {
   const c10::Device device = encoded.device();
@@ -215,28 +216,29 @@ int run_profile(const Args& args, const Pipeline& pipeline, const at::Tensor& en
   }
   const DecodeShape shape{args.batch, args.num_beams, encoded.size(1), positions};
   const GenerationValues values = generation_values(generation, positions);
+  std::optional<DecodeState> graph;
+  std::string graph_line = "graph replay - (CUDA only)";
+  if (device.is_cuda()) {
+    graph.emplace(pipeline.decoder(), generation, shape, encoded.options());
+    graph->start(encoded, values);
+    if (!graph->graphed()) {
+      graph.reset();
+      graph_line = "graph replay - (capture failed: the log says why)";
+    }
+  }
   const std::unique_ptr<Search> eager = make_search(pipeline.decoder(), shape_settings(generation), shape, encoded.options());
   eager->reset(encoded, values);
   for (int i = 0; i < args.cache_length; ++i) eager->step();
   const double eager_ms = step_ms(device, args.warmup, args.profile, [&] { eager->step(); });
-  const bench::StepProfile eager_profile = bench::profile_steps(device, args.profile, [&] { eager->step(); });
-
-  std::string graph_line = "graph replay - (CUDA only)";
-  std::optional<bench::StepProfile> graph_profile;
   double graph_ms = 0;
-  std::optional<DecodeState> state;
-  if (device.is_cuda()) {
-    state.emplace(pipeline.decoder(), generation, shape, encoded.options());
-    state->start(encoded, values);
-    if (state->graphed()) {
-      for (int i = 0; i < args.cache_length; ++i) state->step();
-      graph_ms = step_ms(device, args.warmup, args.profile, [&] { state->step(); });
-      graph_profile = bench::profile_steps(device, args.profile, [&] { state->step(); });
-      graph_line = fmt::format("graph replay {:.3f} ms", graph_ms);
-    } else {
-      graph_line = "graph replay - (capture failed: the log says why)";
-    }
+  if (graph) {
+    for (int i = 0; i < args.cache_length; ++i) graph->step();
+    graph_ms = step_ms(device, args.warmup, args.profile, [&] { graph->step(); });
+    graph_line = fmt::format("graph replay {:.3f} ms", graph_ms);
   }
+  std::optional<bench::StepProfile> graph_profile;
+  if (graph) graph_profile = bench::profile_steps(device, args.profile, [&] { graph->step(); });
+  const bench::StepProfile eager_profile = bench::profile_steps(device, args.profile, [&] { eager->step(); });
 
   std::ostringstream out;
   out << fmt::format("== Florence-2 decode step profile: {} {}, attention {}, batch {} x {} beam(s) = {} rows, {} "

@@ -166,6 +166,11 @@ StepProfile summarise(const std::vector<profiler::KinetoEvent>& events, int step
       const bool memcpy = is_activity(event, Activity::GPU_MEMCPY);
       const bool memset = is_activity(event, Activity::GPU_MEMSET);
       if (!kernel && !memcpy && !memset) continue;
+      // CUPTI of CUDA 12.6u2 to 13.0 may give a record zero timestamps (fixed in 13.1's).
+      if (event.startNs() == 0 || event.endNs() < event.startNs()) {
+        ++profile.invalid;
+        continue;
+      }
       profile.kernels += kernel ? 1 : 0;
       profile.memcpys += memcpy ? 1 : 0;
       profile.memsets += memset ? 1 : 0;
@@ -272,6 +277,8 @@ void print_profile(std::ostream& out, const std::string& title, const StepProfil
         << fmt::format("kernel and graph launches per step: {:.2f}; device activities per step that CUPTI reported: "
                        "{:.2f} kernels, {:.2f} memcpy, {:.2f} memset\n",
                        launches / steps, profile.kernels / steps, profile.memcpys / steps, profile.memsets / steps)
+        << (profile.invalid > 0 ? fmt::format("left out: {} device activities with invalid timestamps\n", profile.invalid)
+                                : "")
         << fmt::format("device busy {:.1f} us per step, {:.1f}% of the step's wall time without the profiler\n",
                        total_us / steps, wall_ms > 0 ? 100.0 * total_us / steps / (wall_ms * 1000.0) : 0.0);
     print_table(out, "kernel (device time)", "calls/step", profile.rows, steps);

@@ -27,6 +27,7 @@ struct StepProfile {
   double kernels = 0;               // device activities per kind, over all steps (CUDA only)
   double memcpys = 0;
   double memsets = 0;
+  int invalid = 0;                  // device activities CUPTI gave invalid timestamps, left out
   double wall_us = 0;               // of the profiled steps, the profiler running
 };
 
