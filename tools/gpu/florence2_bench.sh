@@ -46,7 +46,9 @@ status="${PIPESTATUS[0]}"
 if [[ "$profile" == 1 ]]; then
   if [[ -d /tmp/florence2_bench/base_native ]]; then
     for beams in 1 3; do
-      LD_LIBRARY_PATH="$lib_path" timeout "$(( ${VLM_GPU_BUDGET_S:-570} - ($(date +%s) - start) ))" \
+      left=$(( ${VLM_GPU_BUDGET_S:-570} - ($(date +%s) - start) ))
+      (( left >= 10 )) || { echo "florence2_bench.sh: no time left for the profile with $beams beam(s)" >&2; status=1; break; }
+      LD_LIBRARY_PATH="$lib_path" timeout "$left" \
         "$f2/bin/bench_florence2" --model /tmp/florence2_bench/base_native --images "$bundle/assets/images/dog.jpg" \
         --device cuda --dtype fp16 --batch 1 --num-beams "$beams" --mode decoder-step --cache-length 128 --profile 50 \
         2> >(grep -v "Loading weights" >&2) | tee -a "$out/florence2_profile.txt"
