@@ -210,9 +210,9 @@ int run_profile(const Args& args, const Pipeline& pipeline, const at::Tensor& en
   const c10::Device device = encoded.device();
   const int positions = args.cache_length + args.warmup + 2 * args.profile + 1;
   if (positions > pipeline.config().text.max_position_embeddings + 1) {
-    throw Error(ErrorCode::kInvalidArgument, "--cache-length " + std::to_string(args.cache_length) +
-                                                 " plus the warm-up and twice --profile " + std::to_string(args.profile) +
-                                                 " steps exceeds the decoder's positions");
+    throw Error(ErrorCode::kInvalidArgument,
+                "--cache-length " + std::to_string(args.cache_length) + " plus the warm-up and twice --profile " +
+                    std::to_string(args.profile) + " steps exceeds the decoder's positions");
   }
   const DecodeShape shape{args.batch, args.num_beams, encoded.size(1), positions};
   const GenerationValues values = generation_values(generation, positions);
@@ -226,7 +226,8 @@ int run_profile(const Args& args, const Pipeline& pipeline, const at::Tensor& en
       graph_line = "graph replay - (capture failed: the log says why)";
     }
   }
-  const std::unique_ptr<Search> eager = make_search(pipeline.decoder(), shape_settings(generation), shape, encoded.options());
+  const std::unique_ptr<Search> eager =
+      make_search(pipeline.decoder(), shape_settings(generation), shape, encoded.options());
   eager->reset(encoded, values);
   for (int i = 0; i < args.cache_length; ++i) eager->step();
   const double eager_ms = step_ms(device, args.warmup, args.profile, [&] { eager->step(); });
@@ -241,13 +242,15 @@ int run_profile(const Args& args, const Pipeline& pipeline, const at::Tensor& en
   const bench::StepProfile eager_profile = bench::profile_steps(device, args.profile, [&] { eager->step(); });
 
   std::ostringstream out;
-  out << fmt::format("== Florence-2 decode step profile: {} {}, attention {}, batch {} x {} beam(s) = {} rows, {} "
-                     "cached positions, {} steps per run\n",
-                     args.device, args.dtype, vlm::attention_backend_name(pipeline.attention_backend()), args.batch,
-                     args.num_beams, args.batch * args.num_beams, args.cache_length, args.profile)
-      << fmt::format("step wall time without the profiler ({} steps back to back, one sync at the end): {}, eager "
-                     "{:.3f} ms\n\n",
-                     args.profile, graph_line, eager_ms);
+  out << fmt::format(
+             "== Florence-2 decode step profile: {} {}, attention {}, batch {} x {} beam(s) = {} rows, {} "
+             "cached positions, {} steps per run\n",
+             args.device, args.dtype, vlm::attention_backend_name(pipeline.attention_backend()), args.batch,
+             args.num_beams, args.batch * args.num_beams, args.cache_length, args.profile)
+      << fmt::format(
+             "step wall time without the profiler ({} steps back to back, one sync at the end): {}, eager "
+             "{:.3f} ms\n\n",
+             args.profile, graph_line, eager_ms);
   if (graph_profile) {
     bench::print_profile(out, "graph replay", *graph_profile, graph_ms, /*with_parts=*/false);
   }

@@ -211,8 +211,9 @@ void print_table(std::ostream& out, const std::string& first_column, const std::
   const auto line = [&](const std::string& name, double calls, double us) {
     std::string cell = shortened(name);
     cell.resize(kNameWidth, ' ');
-    out << cell << fmt::format(" {:11.2f} {:10.2f} {:6.1f}%\n", calls / steps, us / steps,
-                               total_us > 0 ? 100.0 * us / total_us : 0.0);
+    out << cell
+        << fmt::format(" {:11.2f} {:10.2f} {:6.1f}%\n", calls / steps, us / steps,
+                       total_us > 0 ? 100.0 * us / total_us : 0.0);
   };
   out << fmt::format("{:<{}} {:>11} {:>10} {:>7}\n", first_column, kNameWidth, count_column, "us/step", "share");
   ProfileRow rest{"", 0, 0};
@@ -274,18 +275,21 @@ void print_profile(std::ostream& out, const std::string& title, const StepProfil
     }
     if (profile.api.size() > kApiNames) calls += fmt::format(", {} more names", profile.api.size() - kApiNames);
     out << "host CUDA API calls per step: " << (calls.empty() ? "none" : calls) << "\n"
-        << fmt::format("kernel and graph launches per step: {:.2f}; device activities per step that CUPTI reported: "
-                       "{:.2f} kernels, {:.2f} memcpy, {:.2f} memset\n",
-                       launches / steps, profile.kernels / steps, profile.memcpys / steps, profile.memsets / steps)
-        << (profile.invalid > 0 ? fmt::format("left out: {} device activities with invalid timestamps\n", profile.invalid)
-                                : "")
+        << fmt::format(
+               "kernel and graph launches per step: {:.2f}; device activities per step that CUPTI reported: "
+               "{:.2f} kernels, {:.2f} memcpy, {:.2f} memset\n",
+               launches / steps, profile.kernels / steps, profile.memcpys / steps, profile.memsets / steps)
+        << (profile.invalid > 0
+                ? fmt::format("left out: {} device activities with invalid timestamps\n", profile.invalid)
+                : "")
         << fmt::format("device busy {:.1f} us per step, {:.1f}% of the step's wall time without the profiler\n",
                        total_us / steps, wall_ms > 0 ? 100.0 * total_us / steps / (wall_ms * 1000.0) : 0.0);
     print_table(out, "kernel (device time)", "calls/step", profile.rows, steps);
   } else {
-    out << fmt::format("host ops' self time {:.1f} us per step, {:.1f}% of the profiled step's wall time ({:.1f} us, "
-                       "the profiler's own cost included)\n",
-                       total_us / steps, 100.0 * total_us / profile.wall_us, profile.wall_us / steps);
+    out << fmt::format(
+        "host ops' self time {:.1f} us per step, {:.1f}% of the profiled step's wall time ({:.1f} us, "
+        "the profiler's own cost included)\n",
+        total_us / steps, 100.0 * total_us / profile.wall_us, profile.wall_us / steps);
     print_table(out, "op (host self time)", "calls/step", profile.rows, steps);
   }
   if (with_parts) {

@@ -20,15 +20,15 @@ struct ProfileRow {
 // What libtorch's Kineto profiler recorded over `steps` decode steps.
 struct StepProfile {
   int steps = 0;
-  bool on_device = false;           // rows are CUDA device activities, else host ops
-  std::vector<ProfileRow> rows;     // per kernel (CUDA) or per host op, self time (CPU)
-  std::vector<ProfileRow> parts;    // the same time per decoder part (the decoder's record_function scopes)
-  std::vector<ProfileRow> api;      // host CUDA runtime and driver calls, per name (CUDA only)
-  double kernels = 0;               // device activities per kind, over all steps (CUDA only)
+  bool on_device = false;         // rows are CUDA device activities, else host ops
+  std::vector<ProfileRow> rows;   // per kernel (CUDA) or per host op, self time (CPU)
+  std::vector<ProfileRow> parts;  // the same time per decoder part (the decoder's record_function scopes)
+  std::vector<ProfileRow> api;    // host CUDA runtime and driver calls, per name (CUDA only)
+  double kernels = 0;             // device activities per kind, over all steps (CUDA only)
   double memcpys = 0;
   double memsets = 0;
-  int invalid = 0;                  // device activities CUPTI gave invalid timestamps, left out
-  double wall_us = 0;               // of the profiled steps, the profiler running
+  int invalid = 0;     // device activities CUPTI gave invalid timestamps, left out
+  double wall_us = 0;  // of the profiled steps, the profiler running
 };
 
 // Runs `step` `steps` times under the Kineto profiler (CPU activities, and CUDA ones on a CUDA
