@@ -147,23 +147,27 @@ else
   echo "server benchmark without the Python reference: $(tail -1 "$logs/pyref.log" 2>/dev/null || echo 'no .pyref carried')"
 fi
 bench_cases=()
-# VLM_GPU_BENCH_CASES="yolov8n fp32 ultralytics;..." runs only those (model precision family).
+# VLM_GPU_BENCH_CASES="yolov8n fp32 ultralytics;..." runs only those (model precision family, then any
+# arguments for `vlmserve serve`, e.g. "yolov5n fp32 yolov5 --cuda-graphs=false").
 if [[ -n "${VLM_GPU_BENCH_CASES:-}" ]]; then
   IFS=';' read -ra bench_cases <<<"$VLM_GPU_BENCH_CASES"
 elif [[ "${VLM_GPU_SKIP_BENCH:-0}" != 1 ]]; then
   bench_cases=("yolov5n fp32 yolov5" "yolov5n fp16 yolov5" "yolov8n fp32 ultralytics")
 fi
 for case in "${bench_cases[@]}"; do
-  read -r model precision family <<<"$case"
+  read -r model precision family extra <<<"$case"
+  serve_args=()
+  for arg in $extra; do serve_args+=(--serve-arg "$arg"); done
+  tag="${model}_$precision${extra:+_$(echo "$extra" | tr -dc 'a-z0-9=_-')}"
   [[ -f "$VLM_TEST_DATA/$model.torchscript" ]] || { note "server bench $model cuda $precision" SKIP "fixture not carried"; continue; }
-  echo "== server benchmark, $model on cuda $precision beside the $family reference"
+  echo "== server benchmark, $model on cuda $precision ${extra:+($extra) }beside the $family reference"
   t0=$(date +%s)
   VLM_PYTHON=python3 timeout 200 bench/server/run.sh --bin "$VLM_BIN" --model "$VLM_TEST_DATA/$model.torchscript" \
     --family "$family" --device cuda $([[ $precision == fp16 ]] && echo --half) --seconds 8 "${reference_args[@]}" \
-    >"$logs/bench_server_${model}_$precision.log" 2>&1
+    "${serve_args[@]}" >"$logs/bench_server_$tag.log" 2>&1
   rc=$?
-  tail -8 "$logs/bench_server_${model}_$precision.log"
-  note "server bench $model cuda $precision" "$([[ $rc == 0 ]] && echo DONE || echo FAIL)" "see bench_server_${model}_$precision.log [$(( $(date +%s) - t0 )) s]"
+  tail -8 "$logs/bench_server_$tag.log"
+  note "server bench $model cuda $precision $extra" "$([[ $rc == 0 ]] && echo DONE || echo FAIL)" "see bench_server_$tag.log [$(( $(date +%s) - t0 )) s]"
 done
 
 left=$(( budget_s - ($(date +%s) - start) ))
