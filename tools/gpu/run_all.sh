@@ -101,7 +101,10 @@ done
 export VLM_TEST_DATA="$data"
 
 result_line() { grep -E "^$1 on cuda" "$2" | tail -1 | sed -E 's/^[^:]*: //'; }
-for model in "${models[@]}"; do
+# VLM_GPU_SKIP_PARITY=1: a call for the benchmark alone (parity and graphs checks ran in another).
+parity_models=("${models[@]}")
+[[ "${VLM_GPU_SKIP_PARITY:-0}" == 1 ]] && { parity_models=(); note "yolo parity, graphs" SKIP "VLM_GPU_SKIP_PARITY=1"; }
+for model in "${parity_models[@]}"; do
   echo "== YOLO parity $model, cuda fp32 (1 px, 1e-3)"
   t0=$(date +%s)
   python3 tests/parity/test_yolo_parity.py "$model" --device cuda >"$logs/parity_${model}_fp32.log" 2>&1
@@ -147,6 +150,7 @@ else
   echo "server benchmark without the Python reference: $(tail -1 "$logs/pyref.log" 2>/dev/null || echo 'no .pyref carried')"
 fi
 bench_cases=()
+# VLM_GPU_BENCH_SECONDS (8) per point, VLM_GPU_BENCH_CLIENTS ("1 8 32") the concurrencies.
 # VLM_GPU_BENCH_CASES="yolov8n fp32 ultralytics;..." runs only those (model precision family, then any
 # arguments for `vlmserve serve`, e.g. "yolov5n fp32 yolov5 --cuda-graphs=false").
 if [[ -n "${VLM_GPU_BENCH_CASES:-}" ]]; then
@@ -163,7 +167,8 @@ for case in "${bench_cases[@]}"; do
   echo "== server benchmark, $model on cuda $precision ${extra:+($extra) }beside the $family reference"
   t0=$(date +%s)
   VLM_PYTHON=python3 timeout 200 bench/server/run.sh --bin "$VLM_BIN" --model "$VLM_TEST_DATA/$model.torchscript" \
-    --family "$family" --device cuda $([[ $precision == fp16 ]] && echo --half) --seconds 8 "${reference_args[@]}" \
+    --family "$family" --device cuda $([[ $precision == fp16 ]] && echo --half) --seconds "${VLM_GPU_BENCH_SECONDS:-8}" \
+    --clients "${VLM_GPU_BENCH_CLIENTS:-1 8 32}" "${reference_args[@]}" \
     "${serve_args[@]}" >"$logs/bench_server_$tag.log" 2>&1
   rc=$?
   tail -8 "$logs/bench_server_$tag.log"
