@@ -61,6 +61,8 @@ class YoloModel final : public Model {
         optimize_graph_(device.is_cuda()) {}
 
   const ModelInfo& info() const override { return info_; }
+  // LetterboxBatch resizes device images on CUDA with the same code as uploaded host ones.
+  bool accepts_device_images() const override { return device_.is_cuda(); }
   void set_load_ms(double load_ms) { info_.load_ms = load_ms; }
 
   void check_options(const DetectOptions& options) const override {
