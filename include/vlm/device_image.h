@@ -16,7 +16,8 @@ namespace vlm {
 // block is not handed out again before the reader's work is done. use_on_stream does both.
 struct DeviceImage {
   at::Tensor rgb;  // uint8 [H, W, 3], RGB, contiguous, EXIF orientation applied
-  std::shared_ptr<const c10::Event> ready;  // one event for every image of a decoded batch
+  // One event for every image of a decoded batch; null only for pixels the reader's own stream wrote.
+  std::shared_ptr<const c10::Event> ready;
 };
 
 // Makes `stream` wait for the image's pixels (on the device: no host sync) and records that it reads
