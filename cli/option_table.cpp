@@ -58,6 +58,11 @@ const std::vector<OptionSpec>& table() {
        "Time the flash kernel's tile configurations on the first call of each shape and keep the fastest "
        "(--flash-autotune=false: each head dim's default tile)",
        {"detect", "serve", "think"}},
+      {"cuda-graphs",
+       in(&Options::model, &ModelOptions::cuda_graphs),
+       "On CUDA, capture repeated work as CUDA graphs and replay it: YOLO's forward pass at each batch size "
+       "the batcher forms, Florence-2's decode step (--cuda-graphs=false: run eagerly)",
+       {"detect", "serve", "think"}},
       {"threads",
        top(&Options::threads),
        "CPU threads for inference (0: libtorch's default)",

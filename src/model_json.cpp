@@ -114,17 +114,10 @@ nlohmann::json task_answer_json(const TaskAnswer& answer, std::span<const Detect
 }
 
 nlohmann::json to_json(const ModelInfo& info) {
-  return {{"family", info.family},
-          {"source", info.source},
-          {"tasks", info.tasks},
-          {"text_tasks", info.text_tasks},
-          {"classes", info.classes},
-          {"device", info.device},
-          {"dtype", info.dtype},
-          {"attention", info.attention},
-          {"image_size", info.image_size},
-          {"max_batch", info.max_batch},
-          {"load_ms", round_ms(info.load_ms)}};
+  return {{"family", info.family},         {"source", info.source},       {"tasks", info.tasks},
+          {"text_tasks", info.text_tasks}, {"classes", info.classes},     {"device", info.device},
+          {"dtype", info.dtype},           {"attention", info.attention}, {"cuda_graphs", info.cuda_graphs},
+          {"image_size", info.image_size}, {"max_batch", info.max_batch}, {"load_ms", round_ms(info.load_ms)}};
 }
 
 }  // namespace vlm

@@ -3,7 +3,7 @@
 //   bench_florence2 --model DIR --images a.jpg,b.jpg --device cuda --dtype fp16 --batch 8
 //                   --mode generate|vision|decoder-step [--task "<OD>"] [--num-beams 3]
 //                   [--max-new-tokens 64] [--suppress-eos] [--warmup 1] [--repeats 5]
-//                   [--cache-length 128] [--attention auto]
+//                   [--cache-length 128] [--attention auto] [--profile N]
 // The batch is photos[i % photos] for i < batch: both sides get the same images, and a call's time
 // is the whole batch's (never divided by it).
 //   generate      vision encoder, projector, BART encoder and generation (pixel values already on the
@@ -13,6 +13,10 @@
 //                 for batch x num_beams rows against a cache that already holds --cache-length
 //                 positions; each repeat is the next step
 // "graph" in the JSON line says whether the decode step ran as a replayed CUDA graph.
+// --profile N (decoder-step only) prints tables instead of the JSON line: the step's wall time with
+// the graph replayed and eager (N steps back to back), then N steps of each under libtorch's Kineto
+// profiler: per kernel (per host op on the CPU) calls and time per step and share, the host's CUDA
+// calls and launches per step, and the eager step's time per decoder part (step_profile.h).
 // --suppress-eos bans the EOS ids until max_new_tokens (transformers' min_new_tokens), so greedy
 // generates the full length on both sides.
 #include <algorithm>
@@ -21,17 +25,21 @@
 #include <functional>
 #include <iostream>
 #include <map>
+#include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "bart.h"
 #include "generation.h"
 #include "pipeline.h"
+#include "step_profile.h"
 #include "task_prompts.h"
 #include "vlm/device.h"
 #include "vlm/error.h"
@@ -60,6 +68,7 @@ struct Args {
   int warmup = 1;
   int repeats = 5;
   int cache_length = 128;
+  int profile = 0;  // decode steps to profile; 0: no profile
 };
 
 std::vector<std::string> split(const std::string& text, char sep) {
@@ -102,6 +111,7 @@ Args parse_args(int argc, char** argv) {
       {"--warmup", [&](const std::string& v) { args.warmup = to_int("--warmup", v, 0); }},
       {"--repeats", [&](const std::string& v) { args.repeats = to_int("--repeats", v, 1); }},
       {"--cache-length", [&](const std::string& v) { args.cache_length = to_int("--cache-length", v, 1); }},
+      {"--profile", [&](const std::string& v) { args.profile = to_int("--profile", v, 1); }},
   };
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
@@ -119,6 +129,9 @@ Args parse_args(int argc, char** argv) {
   if (args.mode != "generate" && args.mode != "vision" && args.mode != "decoder-step") {
     throw Error(ErrorCode::kInvalidArgument,
                 "--mode must be generate, vision or decoder-step, got '" + args.mode + "'");
+  }
+  if (args.profile > 0 && args.mode != "decoder-step") {
+    throw Error(ErrorCode::kInvalidArgument, "--profile needs --mode decoder-step, got --mode '" + args.mode + "'");
   }
   return args;
 }
@@ -177,6 +190,75 @@ std::int64_t generated_tokens(const std::vector<std::vector<std::int64_t>>& rows
   return total;
 }
 
+// Mean wall time of one step over `steps` back-to-back steps (one synchronisation at the end, as
+// generation runs them) after `warmup` untimed ones.
+double step_ms(const c10::Device& device, int warmup, int steps, const std::function<void()>& step) {
+  for (int i = 0; i < warmup; ++i) step();
+  vlm::synchronize(device);
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < steps; ++i) step();
+  vlm::synchronize(device);
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() / steps;
+}
+
+// --profile: the decode step replayed as a CUDA graph (DecodeState, CUDA only) and run eagerly (the
+// search alone, as the CPU and a failed capture run it), each after --cache-length steps, timed and
+// then profiled for args.profile steps. The graph is captured before the first profiling session:
+// a CUPTI session before a capture has been seen to leave kernel collection dead for the process.
+int run_profile(const Args& args, const Pipeline& pipeline, const at::Tensor& encoded,
+                const GenerationConfig& generation) {
+  const c10::Device device = encoded.device();
+  const int positions = args.cache_length + args.warmup + 2 * args.profile + 1;
+  if (positions > pipeline.config().text.max_position_embeddings + 1) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "--cache-length " + std::to_string(args.cache_length) + " plus the warm-up and twice --profile " +
+                    std::to_string(args.profile) + " steps exceeds the decoder's positions");
+  }
+  const DecodeShape shape{args.batch, args.num_beams, encoded.size(1), positions};
+  const GenerationValues values = generation_values(generation, positions);
+  std::optional<DecodeState> graph;
+  std::string graph_line = "graph replay - (CUDA only)";
+  if (device.is_cuda()) {
+    graph.emplace(pipeline.decoder(), generation, shape, encoded.options());
+    graph->start(encoded, values);
+    if (!graph->graphed()) {
+      graph.reset();
+      graph_line = "graph replay - (capture failed: the log says why)";
+    }
+  }
+  const std::unique_ptr<Search> eager =
+      make_search(pipeline.decoder(), shape_settings(generation), shape, encoded.options());
+  eager->reset(encoded, values);
+  for (int i = 0; i < args.cache_length; ++i) eager->step();
+  const double eager_ms = step_ms(device, args.warmup, args.profile, [&] { eager->step(); });
+  double graph_ms = 0;
+  if (graph) {
+    for (int i = 0; i < args.cache_length; ++i) graph->step();
+    graph_ms = step_ms(device, args.warmup, args.profile, [&] { graph->step(); });
+    graph_line = fmt::format("graph replay {:.3f} ms", graph_ms);
+  }
+  std::optional<bench::StepProfile> graph_profile;
+  if (graph) graph_profile = bench::profile_steps(device, args.profile, [&] { graph->step(); });
+  const bench::StepProfile eager_profile = bench::profile_steps(device, args.profile, [&] { eager->step(); });
+
+  std::ostringstream out;
+  out << fmt::format(
+             "== Florence-2 decode step profile: {} {}, attention {}, batch {} x {} beam(s) = {} rows, {} "
+             "cached positions, {} steps per run\n",
+             args.device, args.dtype, vlm::attention_backend_name(pipeline.attention_backend()), args.batch,
+             args.num_beams, args.batch * args.num_beams, args.cache_length, args.profile)
+      << fmt::format(
+             "step wall time without the profiler ({} steps back to back, one sync at the end): {}, eager "
+             "{:.3f} ms\n\n",
+             args.profile, graph_line, eager_ms);
+  if (graph_profile) {
+    bench::print_profile(out, "graph replay", *graph_profile, graph_ms, /*with_parts=*/false);
+  }
+  bench::print_profile(out, "eager", eager_profile, eager_ms, /*with_parts=*/true);
+  std::cout << out.str() << std::flush;
+  return 0;
+}
+
 int run(const Args& args) {
   at::NoGradGuard no_grad;
   const c10::Device device = vlm::parse_device(args.device);
@@ -225,6 +307,7 @@ int run(const Args& args) {
     // The step generation runs (decoder, LM head, logits processing, token choice, beam bookkeeping),
     // replayed as a CUDA graph where capture succeeds, after --cache-length steps filled the cache.
     const at::Tensor encoded = pipeline.encode(pipeline.image_features(pixel_values), prompt);
+    if (args.profile > 0) return run_profile(args, pipeline, encoded, generation);
     const int positions = args.cache_length + args.warmup + args.repeats + 1;
     if (positions > pipeline.config().text.max_position_embeddings + 1) {
       throw Error(ErrorCode::kInvalidArgument, "--cache-length " + std::to_string(args.cache_length) +

@@ -6,15 +6,17 @@
 #   bench/server/run.sh --bin build/cpu/cli/vlmserve --model build/test-data/yolov5n.torchscript \
 #       [--device cpu|cuda] [--half] [--family yolov5|ultralytics] [--reference-model PATH] \
 #       [--seconds 10] [--clients "1 8 32"] [--threads N] [--batch-max 8] [--batch-wait-ms 5] [--no-reference]
+#       [--serve-arg ARG]...
 #
 # --reference-model: what the Python side loads (default: --model; yolov5 accepts the TorchScript
-# export or the .pt). Prints one table and the ratio server/Python at each concurrency.
+# export or the .pt). --serve-arg passes one more argument to `vlmserve serve` (e.g.
+# --serve-arg --cuda-graphs=false). Prints one table and the ratio server/Python at each concurrency.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 python="${VLM_PYTHON:-$root/.venv/bin/python}"
 bin="" model="" device="cpu" half="" family="yolov5" ref_model="" seconds=10 clients="1 8 32" threads=0
-batch_max=8 batch_wait_ms=5 reference=1
+batch_max=8 batch_wait_ms=5 reference=1 serve_args=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --bin) bin="$2"; shift 2 ;;
@@ -28,10 +30,11 @@ while [[ $# -gt 0 ]]; do
     --threads) threads="$2"; shift 2 ;;
     --batch-max) batch_max="$2"; shift 2 ;;
     --batch-wait-ms) batch_wait_ms="$2"; shift 2 ;;
+    --serve-arg) serve_args+=("$2"); shift 2 ;;
     # Where the reference package cannot be installed (the GPU machine has no opencv-python): the
     # server side alone, with the reason printed instead of a ratio.
     --no-reference) reference=0; shift ;;
-    -h|--help) sed -n 2,12p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,14p "$0"; exit 0 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -43,7 +46,7 @@ out="$(mktemp -d)"
 trap 'kill "$server_pid" 2>/dev/null || true; rm -rf "$out"' EXIT
 
 "$bin" serve --model "bench=$model" --device "$device" ${half:+--half} --threads "$threads" --port 0 \
-  --batch-max "$batch_max" --batch-wait-ms "$batch_wait_ms" --queue 256 2> "$out/server.log" &
+  --batch-max "$batch_max" --batch-wait-ms "$batch_wait_ms" --queue 256 "${serve_args[@]}" 2> "$out/server.log" &
 server_pid=$!
 # The access log stays on (info level), as a deployment would run it.
 port=""
@@ -55,7 +58,7 @@ for _ in $(seq 600); do
 done
 [[ -n "$port" ]] || { echo "server did not become ready" >&2; cat "$out/server.log" >&2; exit 1; }
 
-echo "server: vlmserve on $device, batch-max $batch_max, batch-wait-ms $batch_wait_ms, port $port" >&2
+echo "server: vlmserve on $device, batch-max $batch_max, batch-wait-ms $batch_wait_ms, port $port${serve_args[*]:+, ${serve_args[*]}}" >&2
 # shellcheck disable=SC2086
 "$python" "$root/bench/server/load.py" --port "$port" --images "${images[@]}" --clients $clients \
   --seconds "$seconds" --stages | tee "$out/server.jsonl" >&2

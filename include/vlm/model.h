@@ -101,6 +101,9 @@ struct ModelOptions {
   bool half = false;           // fp16 weights and activations (CUDA only)
   std::string attention = "auto";
   bool flash_autotune = true;  // process-wide (set_flash_autotune); time the flash tiles per shape bucket
+  // On CUDA, capture the repeated work (YOLO's forward pass per batch size, Florence-2's decode step
+  // per decode state) as CUDA graphs and replay them; false runs everything eagerly.
+  bool cuda_graphs = true;
   // Longest generation a request may ask for (DetectOptions::max_new_tokens; refused beyond), and the
   // cap on the checkpoint's own default: it bounds the decoder cache a request can make us allocate.
   int max_new_tokens_limit = 1024;
@@ -115,8 +118,12 @@ struct ModelInfo {
   std::string device;
   std::string dtype;
   std::string attention;  // attention backend in use ("none" for models without attention)
-  int image_size = 0;     // square input side the model expects
-  int max_batch = 0;      // 0: any batch size
+  // "on" (captured where it can be; a failed capture runs eagerly and is logged), "off"
+  // (--cuda-graphs=false), "none" (not on CUDA), or "failed: <reason>" once capture has failed for
+  // the whole model.
+  std::string cuda_graphs;
+  int image_size = 0;  // square input side the model expects
+  int max_batch = 0;   // 0: any batch size
   double load_ms = 0.0;
 };
 

@@ -1,5 +1,7 @@
 #include <cmath>
 
+#include <ATen/record_function.h>
+
 #include "bart.h"
 #include "bart_attention.h"
 #include "vlm/error.h"
@@ -81,33 +83,46 @@ at::Tensor BartDecoder::cross_attention(const BartDecoderLayer& layer, const at:
   return merge_heads(a);
 }
 
+// The RECORD_USER_SCOPE ranges name the decoder's parts for bench_florence2 --profile. With no
+// profiler running each costs the thread-local callback check every aten op makes anyway, and a
+// replayed CUDA graph runs no host code at all.
 at::Tensor BartDecoder::layers_forward(at::Tensor h, KvCache& cache, const SelfWindow& window) const {
   const int heads = config_.decoder_attention_heads;
   const std::int64_t d = config_.d_model;
   for (std::size_t i = 0; i < layers_.size(); ++i) {
     const auto& layer = layers_[i];
     auto& entry = cache.layers[i];
-    const at::Tensor qkv = layer.self_qkv(h);
-    const at::Tensor q = split_heads(qkv.narrow(-1, 0, d), heads);
-    const at::Tensor k = split_heads(qkv.narrow(-1, d, d), heads);
-    const at::Tensor v = split_heads(qkv.narrow(-1, 2 * d, d), heads);
-    at::Tensor a;
-    if (window.position.defined()) {
-      entry.self_key.index_copy_(2, window.position, k);
-      entry.self_value.index_copy_(2, window.position, v);
-      AttentionOptions options = cross_attention_;
-      options.key_lengths = window.key_lengths;
-      a = attention(q, entry.self_key, entry.self_value, options);
-    } else {
-      const auto end = window.past + window.steps;
-      entry.self_key.narrow(2, window.past, window.steps).copy_(k);
-      entry.self_value.narrow(2, window.past, window.steps).copy_(v);
-      a = attention(q, entry.self_key.narrow(2, 0, end), entry.self_value.narrow(2, 0, end), self_attention_);
+    {
+      RECORD_USER_SCOPE("florence2.decoder.self_attention");
+      const at::Tensor qkv = layer.self_qkv(h);
+      const at::Tensor q = split_heads(qkv.narrow(-1, 0, d), heads);
+      const at::Tensor k = split_heads(qkv.narrow(-1, d, d), heads);
+      const at::Tensor v = split_heads(qkv.narrow(-1, 2 * d, d), heads);
+      at::Tensor a;
+      if (window.position.defined()) {
+        entry.self_key.index_copy_(2, window.position, k);
+        entry.self_value.index_copy_(2, window.position, v);
+        AttentionOptions options = cross_attention_;
+        options.key_lengths = window.key_lengths;
+        a = attention(q, entry.self_key, entry.self_value, options);
+      } else {
+        const auto end = window.past + window.steps;
+        entry.self_key.narrow(2, window.past, window.steps).copy_(k);
+        entry.self_value.narrow(2, window.past, window.steps).copy_(v);
+        a = attention(q, entry.self_key.narrow(2, 0, end), entry.self_value.narrow(2, 0, end), self_attention_);
+      }
+      h = layer.self_norm(h + layer.self_out(merge_heads(a)));
     }
-    h = layer.self_norm(h + layer.self_out(merge_heads(a)));
-    h = layer.cross_norm(h + layer.cross_out(cross_attention(layer, h, entry, cache.beams)));
-    h = layer.final_norm(h + layer.fc2(gelu_exact(layer.fc1(h))));
+    {
+      RECORD_USER_SCOPE("florence2.decoder.cross_attention");
+      h = layer.cross_norm(h + layer.cross_out(cross_attention(layer, h, entry, cache.beams)));
+    }
+    {
+      RECORD_USER_SCOPE("florence2.decoder.feed_forward");
+      h = layer.final_norm(h + layer.fc2(gelu_exact(layer.fc1(h))));
+    }
   }
+  RECORD_USER_SCOPE("florence2.decoder.lm_head");
   // The LM head is tied to the shared embedding (tie_word_embeddings), without bias.
   return at::linear(h, shared_);
 }
@@ -131,13 +146,17 @@ at::Tensor BartDecoder::forward(const at::Tensor& input_ids, KvCache& cache) con
 
 at::Tensor BartDecoder::step(const at::Tensor& tokens, const at::Tensor& position, KvCache& cache) const {
   const auto rows = tokens.size(0);
-  at::Tensor h = at::embedding(shared_, tokens);
-  if (config_.scale_embedding) h = h * std::sqrt(static_cast<double>(config_.d_model));
-  const at::Tensor index = position.reshape({1});
-  h = embedding_norm_(h + positions_.index_select(0, index + 2));
+  at::Tensor h;
   SelfWindow window;
-  window.position = index;
-  window.key_lengths = (index + 1).expand({rows}).contiguous();
+  {
+    RECORD_USER_SCOPE("florence2.decoder.embed");
+    h = at::embedding(shared_, tokens);
+    if (config_.scale_embedding) h = h * std::sqrt(static_cast<double>(config_.d_model));
+    const at::Tensor index = position.reshape({1});
+    h = embedding_norm_(h + positions_.index_select(0, index + 2));
+    window.position = index;
+    window.key_lengths = (index + 1).expand({rows}).contiguous();
+  }
   return layers_forward(h, cache, window).select(1, 0);
 }
 

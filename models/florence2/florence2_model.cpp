@@ -27,6 +27,16 @@ namespace {
 // card passes to generate() (transformers' own default of 20 total tokens truncates every task).
 constexpr int kDefaultMaxNewTokens = 1024;
 
+PipelineOptions pipeline_options(at::Device device, const ModelOptions& options) {
+  PipelineOptions pipeline;
+  pipeline.device = device;
+  pipeline.dtype = options.half ? at::kHalf : at::kFloat;
+  pipeline.attention = parse_attention_backend(options.attention);
+  pipeline.max_new_tokens_limit = options.max_new_tokens_limit;
+  pipeline.cuda_graphs = options.cuda_graphs;
+  return pipeline;
+}
+
 double elapsed_ms(std::chrono::steady_clock::time_point since) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - since).count();
 }
@@ -48,8 +58,7 @@ class Florence2Model final : public Model {
   Florence2Model(const std::filesystem::path& dir, const ModelOptions& options,
                  std::chrono::steady_clock::time_point load_start)
       : device_(parse_device(options.device)),
-        pipeline_(dir, PipelineOptions{device_, options.half ? at::kHalf : at::kFloat,
-                                       parse_attention_backend(options.attention), options.max_new_tokens_limit}),
+        pipeline_(dir, pipeline_options(device_, options)),
         tokenizer_(Tokenizer::from_directory(dir)),
         max_new_tokens_limit_(options.max_new_tokens_limit) {
     // Microsoft's remote-code processor adds these at runtime; tokenizer.json files that already
@@ -65,6 +74,7 @@ class Florence2Model final : public Model {
     info_.device = device_.str();
     info_.dtype = options.half ? "float16" : "float32";
     info_.attention = std::string(attention_backend_name(pipeline_.attention_backend()));
+    info_.cuda_graphs = device_.is_cuda() ? (options.cuda_graphs ? "on" : "off") : "none";
     info_.image_size = pipeline_.config().preprocessor.height;
     info_.load_ms = elapsed_ms(load_start);
   }

@@ -30,10 +30,10 @@ void log_capture_failure_once(const std::string& reason) {
 }  // namespace
 
 DecodeState::DecodeState(const BartDecoder& decoder, const GenerationConfig& config, const DecodeShape& shape,
-                         const at::TensorOptions& options)
+                         const at::TensorOptions& options, bool capture_graph)
     : config_(shape_settings(config)),
       search_(make_search(decoder, config_, shape, options)),
-      on_cuda_(options.device().is_cuda()) {}
+      capture_graph_(capture_graph && options.device().is_cuda()) {}
 
 void DecodeState::start(const at::Tensor& encoder_hidden, const GenerationValues& values) {
   if (values.max_length < 2 || values.max_length > shape().capacity) {
@@ -47,7 +47,7 @@ void DecodeState::start(const at::Tensor& encoder_hidden, const GenerationValues
                                                  std::to_string(config_.no_repeat_ngram_size));
   }
   max_length_ = values.max_length;
-  if (on_cuda_ && !capture_tried_) {
+  if (capture_graph_ && !capture_tried_) {
     capture_tried_ = true;
     search_->set_fixed_shapes(true);
     const std::string failure = graph_.capture(
@@ -94,8 +94,11 @@ int length_bucket(int max_length, int ceiling) {
   return std::min(1 + new_tokens, ceiling);
 }
 
-Generator::Generator(const BartDecoder& decoder, int max_length_ceiling, std::size_t kept_states)
-    : decoder_(decoder), max_length_ceiling_(max_length_ceiling), kept_states_(std::max<std::size_t>(1, kept_states)) {}
+Generator::Generator(const BartDecoder& decoder, int max_length_ceiling, std::size_t kept_states, bool capture_graphs)
+    : decoder_(decoder),
+      max_length_ceiling_(max_length_ceiling),
+      kept_states_(std::max<std::size_t>(1, kept_states)),
+      capture_graphs_(capture_graphs) {}
 
 Generated Generator::generate(const at::Tensor& encoder_hidden, const GenerationConfig& config, int max_length,
                               BeamTrace* trace) {
@@ -113,7 +116,8 @@ Generated Generator::generate(const at::Tensor& encoder_hidden, const Generation
     // Each holds KV caches for batch x beams x capacity positions (about 1.8 GB for Florence-2-base in
     // fp16 at batch 32, 3 beams and 1025 positions) and, on CUDA, its graph's pool.
     if (states_.size() >= kept_states_) states_.pop_back();
-    states_.push_front(std::make_unique<DecodeState>(decoder_, settings, shape, encoder_hidden.options()));
+    states_.push_front(
+        std::make_unique<DecodeState>(decoder_, settings, shape, encoder_hidden.options(), capture_graphs_));
     ++states_created_;
     log::info(
         "florence2: new decode state for batch {}, {} beam(s), encoder length {}: max_length {} takes the "

@@ -10,7 +10,7 @@
 #include "bart.h"
 #include "config.h"
 #include "search.h"
-#include "step_graph.h"
+#include "vlm/cuda_graph.h"
 
 namespace vlm::florence2 {
 // Beam search's running beams at every step. A near-tie decided differently shows in the final ids
@@ -26,8 +26,9 @@ struct BeamTrace {
 // start() takes the request's GenerationValues, so requests that differ only in those share it.
 class DecodeState {
  public:
+  // `capture_graph` false: the step runs eagerly on CUDA too (--cuda-graphs=false).
   DecodeState(const BartDecoder& decoder, const GenerationConfig& config, const DecodeShape& shape,
-              const at::TensorOptions& options);
+              const at::TensorOptions& options, bool capture_graph = true);
   // Starts a generation for `encoder_hidden` [batch, S, D] of this state's shape; throws
   // kInvalidArgument when values.max_length is below 2 or above the capacity.
   void start(const at::Tensor& encoder_hidden, const GenerationValues& values);
@@ -46,8 +47,8 @@ class DecodeState {
  private:
   GenerationConfig config_;
   std::unique_ptr<Search> search_;
-  StepGraph graph_;
-  bool on_cuda_;
+  CudaGraph graph_;
+  bool capture_graph_;
   bool capture_tried_ = false;
   int max_length_ = 0;  // of the generation start() began
 };
@@ -71,7 +72,8 @@ class Generator {
  public:
   // `max_length_ceiling`: the longest max_length a request can reach (the top length bucket);
   // `kept_states`: how many decode states stay built, the least recently used going first.
-  Generator(const BartDecoder& decoder, int max_length_ceiling, std::size_t kept_states);
+  // `capture_graphs`: DecodeState's capture_graph.
+  Generator(const BartDecoder& decoder, int max_length_ceiling, std::size_t kept_states, bool capture_graphs);
   // `encoder_hidden` [B, S, D] holds one row per image. Returns int64 CPU ids [B, T], start token
   // first, shorter rows padded with pad_token_id exactly as transformers pads them, and each token's
   // log-probability (Generated).
@@ -86,6 +88,7 @@ class Generator {
   const BartDecoder& decoder_;
   int max_length_ceiling_;
   std::size_t kept_states_;
+  bool capture_graphs_;
   std::size_t states_created_ = 0;
   mutable std::mutex mutex_;                        // one generation at a time uses the kept states
   std::list<std::unique_ptr<DecodeState>> states_;  // most recently used first

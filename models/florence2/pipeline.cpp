@@ -33,7 +33,7 @@ Pipeline::Pipeline(const std::filesystem::path& dir, const PipelineOptions& opti
   const std::size_t kept = options.kept_decode_states != 0
                                ? options.kept_decode_states
                                : (options.device.is_cuda() ? std::size_t{4} : std::size_t{1});
-  generator_ = std::make_unique<Generator>(*decoder_, max_generation_length_, kept);
+  generator_ = std::make_unique<Generator>(*decoder_, max_generation_length_, kept, options.cuda_graphs);
 }
 
 at::Tensor Pipeline::vision_features(const at::Tensor& pixel_values) const {

@@ -28,6 +28,8 @@ struct PipelineOptions {
   // capture, and 1 on the CPU, where each costs memory (about 0.9 GB for base in fp32 at batch 8, 3
   // beams and 1,025 positions) and building it is small beside a CPU generation.
   std::size_t kept_decode_states = 0;
+  // On CUDA, capture each decode state's step as a CUDA graph (false: every step runs eagerly).
+  bool cuda_graphs = true;
 };
 
 // The numeric model: image -> pixel values -> DaViT -> projector -> BART encoder -> decoder and

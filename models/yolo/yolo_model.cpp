@@ -6,8 +6,10 @@
 
 #include <chrono>
 #include <fstream>
+#include <memory>
 
 #include "postprocess.h"
+#include "vlm/cuda_graph.h"
 #include "vlm/device.h"
 #include "vlm/error.h"
 #include "vlm/image.h"
@@ -51,14 +53,18 @@ void force_ieee_convolutions(torch::jit::Module& module) {
 
 class YoloModel final : public Model {
  public:
-  YoloModel(torch::jit::Module module, YoloMetadata meta, ModelInfo info, torch::Device device, torch::Dtype dtype)
+  YoloModel(torch::jit::Module module, YoloMetadata meta, ModelInfo info, torch::Device device, torch::Dtype dtype,
+            bool cuda_graphs)
       : module_(std::move(module)),
         meta_(std::move(meta)),
         info_(std::move(info)),
         device_(device),
         dtype_(dtype),
         letterbox_(meta_.image_width, meta_.image_height, device, dtype),
-        optimize_graph_(device.is_cuda()) {}
+        optimize_graph_(device.is_cuda()),
+        capture_graphs_(device.is_cuda() && cuda_graphs) {
+    info_.cuda_graphs = device.is_cuda() ? (cuda_graphs ? "on" : "off") : "none";
+  }
 
   const ModelInfo& info() const override { return info_; }
   // LetterboxBatch resizes device images on CUDA with the same code as uploaded host ones.
@@ -91,7 +97,7 @@ class YoloModel final : public Model {
     double preprocess_ms = ms_since(start);
 
     start = Clock::now();
-    at::Tensor output = forward(input);
+    at::Tensor output = run_forward(input);
     synchronize(device_);
     double inference_ms = ms_since(start);
 
@@ -123,20 +129,64 @@ class YoloModel final : public Model {
       sizes = warm_up_batch_sizes(batch_max);
     }
     cv::Mat gray(meta_.image_height, meta_.image_width, CV_8UC3, cv::Scalar(114, 114, 114));
+    std::vector<at::Tensor> inputs;
     for (int size : sizes) {
       std::vector<Image> images(static_cast<std::size_t>(size), Image{gray});
       std::vector<ops::Letterbox> boxes;
-      const at::Tensor input = letterbox_.make_input(images, boxes);
+      inputs.push_back(letterbox_.make_input(images, boxes));
       // The profiling executor profiles a shape on its first run and compiles it on the second.
       for (int pass = 0; pass < (optimize_graph_ ? 3 : 1); ++pass) {
-        const at::Tensor output = forward(input);
+        const at::Tensor output = forward(inputs.back());
         synchronize(device_);
         layout_ = detect_head_layout(output, meta_);
       }
     }
+    if (capture_graphs_ && static_cast<std::size_t>(sizes.back()) > graphs_.size()) capture_forward(inputs);
   }
 
  private:
+  // The forward pass at one batch size, captured as a CUDA graph: `input` is where each batch is
+  // copied before a replay, `output` where the replay leaves its result.
+  struct ForwardGraph {
+    CudaGraph graph;
+    at::Tensor input;
+    at::Tensor output;
+  };
+
+  // Captures the forward pass at each batch size of `examples` [1..N], after the executor has seen
+  // them all: a shape it meets later can change the plans it runs for the others, so graphs are made
+  // again from scratch when a warm-up adds sizes. They share one memory pool: replays never overlap
+  // (one worker thread) and each output stays referenced by its ForwardGraph while it is read.
+  void capture_forward(const std::vector<at::Tensor>& examples) {
+    graphs_.clear();
+    for (const at::Tensor& example : examples) {
+      auto graph = std::make_unique<ForwardGraph>();
+      graph->input = example.clone();
+      const std::string failure = graph->graph.capture([&] { graph->output = forward(graph->input); },
+                                                       [&] { graph->output = forward(graph->input); },
+                                                       graphs_.empty() ? nullptr : &graphs_.front()->graph);
+      if (!failure.empty()) {
+        // A failure is the export's, not the batch size's: every size would fail alike.
+        capture_graphs_ = false;
+        graphs_.clear();
+        info_.cuda_graphs = "failed: " + failure;
+        log::warn("yolo: {}: the forward pass runs eagerly, CUDA graph capture failed: {}", info_.source, failure);
+        return;
+      }
+      graphs_.push_back(std::move(graph));
+    }
+  }
+
+  // A replay where this batch size was captured at warm-up, else the eager pass.
+  at::Tensor run_forward(const at::Tensor& input) {
+    const auto size = static_cast<std::size_t>(input.size(0));
+    if (size == 0 || size > graphs_.size()) return forward(input);
+    ForwardGraph& graph = *graphs_[size - 1];
+    graph.input.copy_(input);
+    graph.graph.replay();
+    return graph.output;
+  }
+
   at::Tensor forward(const at::Tensor& input) {
     torch::NoGradGuard no_grad;
     // The guard is thread-local, so it holds for whichever thread runs the model.
@@ -184,6 +234,10 @@ class YoloModel final : public Model {
   // fp32, 3.7 vs 5.6 ms fp16, H100), so every batch size is warmed at load; on CPU it ran no faster
   // (docs/server.md), so it is off and no shape stalls.
   bool optimize_graph_;
+  // On CUDA (unless --cuda-graphs=false), each batch size warm_up() sees is captured once and
+  // replayed: at batch 1 the eager pass of a nano model is launch-bound.
+  bool capture_graphs_;
+  std::vector<std::unique_ptr<ForwardGraph>> graphs_;  // index: batch size - 1
   HeadLayout layout_ = HeadLayout::kAnchorFree;
 };
 
@@ -225,7 +279,7 @@ std::unique_ptr<Model> load_yolo_model(const std::filesystem::path& path, const 
   info.dtype = options.half ? "float16" : "float32";
   info.attention = "none";
   info.image_size = std::max(meta.image_height, meta.image_width);
-  auto model = std::make_unique<YoloModel>(std::move(module), meta, info, device, dtype);
+  auto model = std::make_unique<YoloModel>(std::move(module), meta, info, device, dtype, options.cuda_graphs);
   try {
     model->warm_up(1);
   } catch (const c10::Error& e) {

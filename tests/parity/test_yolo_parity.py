@@ -34,7 +34,8 @@ def skip_without_cuda(device):
         sys.exit(77)
 
 
-def run_detect(model, settings, device, half, batch):
+def run_detect(model, settings, device, half, batch, extra_args=(), with_log=False):
+    """The JSON records of `vlmserve detect` over the photos; with_log: (records, its stderr)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "results.jsonl"
         cmd = [BIN, "detect", str(ASSETS / "images"), str(ASSETS / "images" / "coco8" / "images"),
@@ -43,10 +44,12 @@ def run_detect(model, settings, device, half, batch):
                "--batch", str(batch)]
         if half:
             cmd.append("--half")
+        cmd += list(extra_args)
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         if proc.returncode != 0:
             sys.exit(f"vlmserve detect failed ({proc.returncode}):\n{proc.stderr}")
-        return [json.loads(line) for line in out.read_text().splitlines()]
+        records = [json.loads(line) for line in out.read_text().splitlines()]
+        return (records, proc.stderr) if with_log else records
 
 
 def pair(ref_rows, ours, box_tol, score_tol):

@@ -13,6 +13,10 @@
 # With VLM_GPU_SERVER_SECONDS=N (N s per point), the server rows follow, on the base-shaped checkpoint
 # run.py built: the bundle's vlmserve answering POST /detect <CAPTION> (3 beams, 64 new tokens, fp16)
 # at 1 and 16 clients beside transformers in a loop (bench/florence2/server.py; florence2_server.txt).
+# With VLM_GPU_PROFILE=1, the decode step profile follows the table (florence2_profile.txt): on the
+# base-shaped checkpoint run.py built, fp16, batch 1, greedy and <OD> with 3 beams, 128 cached
+# positions, bench_florence2 --profile 50 (its kernels, launches and decoder parts with the graph
+# replayed and eager; estimated at 10-20 s each on an H100: 60 s of the budget are kept for it).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 start=$(date +%s)
@@ -30,13 +34,31 @@ nvidia_dirs="$(ls -d "$torch_dir"/../nvidia/*/lib 2>/dev/null | xargs -r -n1 rea
 # Only the benchmark binary sees the bundle's libraries: python3 keeps the machine's own.
 lib_path="$bundle/lib:$torch_dir/lib${nvidia_dirs:+:$nvidia_dirs}"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
-budget=$(( ${VLM_GPU_BUDGET_S:-570} - ($(date +%s) - start) ))
+profile=$([[ "${VLM_GPU_PROFILE:-0}" != 0 ]] && echo 1 || echo 0)
+profile_reserve_s=$(( profile * 60 ))
+budget=$(( ${VLM_GPU_BUDGET_S:-570} - profile_reserve_s - ($(date +%s) - start) ))
 # The 230M/770M-parameter checkpoints stay out of $OUT.
 VLM_ASSETS="$f2/assets" PYTHONUNBUFFERED=1 python3 bench/florence2/run.py \
   --bench "$f2/bin/bench_florence2" --bench-env "$lib_path" --images "$bundle/assets/images" \
   --work /tmp/florence2_bench --device cuda --budget-s "$budget" --jsonl "$out/florence2_bench.jsonl" "$@" \
   2> >(grep -v "Loading weights\|Writing model" >&2) | tee "$out/florence2_bench.txt"
 status="${PIPESTATUS[0]}"
+if [[ "$profile" == 1 ]]; then
+  if [[ -d /tmp/florence2_bench/base_native ]]; then
+    for beams in 1 3; do
+      left=$(( ${VLM_GPU_BUDGET_S:-570} - ($(date +%s) - start) ))
+      (( left >= 10 )) || { echo "florence2_bench.sh: no time left for the profile with $beams beam(s)" >&2; status=1; break; }
+      LD_LIBRARY_PATH="$lib_path" timeout "$left" \
+        "$f2/bin/bench_florence2" --model /tmp/florence2_bench/base_native --images "$bundle/assets/images/dog.jpg" \
+        --device cuda --dtype fp16 --batch 1 --num-beams "$beams" --mode decoder-step --cache-length 128 --profile 50 \
+        2> >(grep -v "Loading weights" >&2) | tee -a "$out/florence2_profile.txt"
+      [[ "${PIPESTATUS[0]}" == 0 ]] || status=1
+    done
+  else
+    echo "florence2_bench.sh: no base-shaped checkpoint for the profile (run.py --shapes base)" >&2
+    status=1
+  fi
+fi
 if [[ -n "${VLM_GPU_SERVER_SECONDS:-}" ]]; then
   [[ -d /tmp/florence2_bench/base_native ]] || { echo "florence2_bench.sh: no base-shaped checkpoint (run.py --shapes base)" >&2; exit 1; }
   PYTHONUNBUFFERED=1 timeout "$(( ${VLM_GPU_BUDGET_S:-570} - ($(date +%s) - start) ))" python3 bench/florence2/server.py \

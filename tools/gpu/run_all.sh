@@ -7,6 +7,8 @@
 #      (same count and classes, boxes within 1 px, scores within 1e-3)
 #   3. the same in fp16 (--half): tests/gpu/test_yolo_parity_fp16.py, boxes within 2 px, scores within
 #      1e-2, detections within 1e-2 of the confidence threshold allowed to flip (listed)
+#   3b. tests/gpu/test_yolo_graphs.py: the forward pass replayed as CUDA graphs against the eager pass
+#      (same detections to 1e-3 px / 1e-5), with both per-image inference times
 #   4. letterbox_batch_check: the YOLO input letterboxed on the device against OpenCV's, byte for
 #      byte, and both timed; nvjpeg_decode_check: nvJPEG batched decoding against OpenCV's (mean abs
 #      <= 2 levels per image, CMYK and progressive left to the CPU) and both decode rates
@@ -123,6 +125,14 @@ for model in "${models[@]}"; do
   note "yolo parity $model cuda fp32" "$([[ $rc == 0 ]] && echo PASS || echo FAIL)" \
     "$(result_line "$model" "$logs/parity_${model}_fp32.log") [$(( $(date +%s) - t0 )) s]"
 
+  echo "== YOLO CUDA graphs $model against the eager pass (fp32 and fp16, batches 1 and 4)"
+  t0=$(date +%s)
+  python3 tests/gpu/test_yolo_graphs.py "$model" >"$logs/graphs_${model}.log" 2>&1
+  rc=$?
+  cat "$logs/graphs_${model}.log" | head -20
+  note "yolo graphs $model cuda" "$([[ $rc == 0 ]] && echo PASS || echo FAIL)" \
+    "$(grep -c PASS "$logs/graphs_${model}.log") runs; $(grep -m1 'fp32 batch 1:' "$logs/graphs_${model}.log" | sed -E 's/.*eager/eager/') [$(( $(date +%s) - t0 )) s]"
+
   if [[ $model != yolov5n ]]; then
     # Random weights turn fp16 rounding into different boxes and scores (hundreds of near-equal,
     # overlapping candidates): only the trained model says something about fp16 accuracy.
@@ -152,23 +162,27 @@ else
   echo "server benchmark without the Python reference: $(tail -1 "$logs/pyref.log" 2>/dev/null || echo 'no .pyref carried')"
 fi
 bench_cases=()
-# VLM_GPU_BENCH_CASES="yolov8n fp32 ultralytics;..." runs only those (model precision family).
+# VLM_GPU_BENCH_CASES="yolov8n fp32 ultralytics;..." runs only those (model precision family, then any
+# arguments for `vlmserve serve`, e.g. "yolov5n fp32 yolov5 --cuda-graphs=false").
 if [[ -n "${VLM_GPU_BENCH_CASES:-}" ]]; then
   IFS=';' read -ra bench_cases <<<"$VLM_GPU_BENCH_CASES"
 elif [[ "${VLM_GPU_SKIP_BENCH:-0}" != 1 ]]; then
   bench_cases=("yolov5n fp32 yolov5" "yolov5n fp16 yolov5" "yolov8n fp32 ultralytics")
 fi
 for case in "${bench_cases[@]}"; do
-  read -r model precision family <<<"$case"
+  read -r model precision family extra <<<"$case"
+  serve_args=()
+  for arg in $extra; do serve_args+=(--serve-arg "$arg"); done
+  tag="${model}_$precision${extra:+_$(echo "$extra" | tr -dc 'a-z0-9=_-')}"
   [[ -f "$VLM_TEST_DATA/$model.torchscript" ]] || { note "server bench $model cuda $precision" SKIP "fixture not carried"; continue; }
-  echo "== server benchmark, $model on cuda $precision beside the $family reference"
+  echo "== server benchmark, $model on cuda $precision ${extra:+($extra) }beside the $family reference"
   t0=$(date +%s)
   VLM_PYTHON=python3 timeout 200 bench/server/run.sh --bin "$VLM_BIN" --model "$VLM_TEST_DATA/$model.torchscript" \
     --family "$family" --device cuda $([[ $precision == fp16 ]] && echo --half) --seconds 8 "${reference_args[@]}" \
-    >"$logs/bench_server_${model}_$precision.log" 2>&1
+    "${serve_args[@]}" >"$logs/bench_server_$tag.log" 2>&1
   rc=$?
-  tail -8 "$logs/bench_server_${model}_$precision.log"
-  note "server bench $model cuda $precision" "$([[ $rc == 0 ]] && echo DONE || echo FAIL)" "see bench_server_${model}_$precision.log [$(( $(date +%s) - t0 )) s]"
+  tail -8 "$logs/bench_server_$tag.log"
+  note "server bench $model cuda $precision $extra" "$([[ $rc == 0 ]] && echo DONE || echo FAIL)" "see bench_server_$tag.log [$(( $(date +%s) - t0 )) s]"
 done
 
 left=$(( budget_s - ($(date +%s) - start) ))

@@ -1,4 +1,4 @@
-#include "step_graph.h"
+#include "vlm/cuda_graph.h"
 
 #if VLM_WITH_CUDA
 #include <ATen/cuda/CUDAEvent.h>
@@ -7,20 +7,21 @@
 #include <c10/cuda/CUDAStream.h>
 #endif
 
-namespace vlm::florence2 {
+namespace vlm {
 
 #if VLM_WITH_CUDA
 
-struct StepGraph::Impl {
+struct CudaGraph::Impl {
   // Made by capture(): constructing a CUDAGraph initialises CUDA, which a CPU-only run must not need.
   std::unique_ptr<at::cuda::CUDAGraph> graph;
   bool captured = false;
 };
 
-StepGraph::StepGraph() : impl_(std::make_unique<Impl>()) {}
-StepGraph::~StepGraph() = default;
+CudaGraph::CudaGraph() : impl_(std::make_unique<Impl>()) {}
+CudaGraph::~CudaGraph() = default;
 
-std::string StepGraph::capture(const std::function<void()>& prepare, const std::function<void()>& step) {
+std::string CudaGraph::capture(const std::function<void()>& prepare, const std::function<void()>& work,
+                               const CudaGraph* share_pool_with) {
   const c10::cuda::CUDAStream current = c10::cuda::getCurrentCUDAStream();
   // Capture needs a stream other than the legacy default one; warm-up runs there too, so that the
   // workspaces it creates belong to the stream that is captured.
@@ -37,9 +38,12 @@ std::string StepGraph::capture(const std::function<void()>& prepare, const std::
       impl_->graph = std::make_unique<at::cuda::CUDAGraph>();
       // Thread-local mode: other threads of the server (another model on this GPU) may keep calling
       // CUDA while this one captures.
-      impl_->graph->capture_begin({0, 0}, cudaStreamCaptureModeThreadLocal);
+      const at::cuda::MempoolId_t pool = share_pool_with != nullptr && share_pool_with->captured()
+                                             ? share_pool_with->impl_->graph->pool()
+                                             : at::cuda::MempoolId_t{0, 0};
+      impl_->graph->capture_begin(pool, cudaStreamCaptureModeThreadLocal);
       capturing = true;
-      step();
+      work();
       capturing = false;
       impl_->graph->capture_end();
       impl_->captured = true;
@@ -64,25 +68,26 @@ std::string StepGraph::capture(const std::function<void()>& prepare, const std::
   return line == std::string::npos ? failure : failure.substr(0, line);
 }
 
-bool StepGraph::captured() const { return impl_->captured; }
+bool CudaGraph::captured() const { return impl_->captured; }
 
-void StepGraph::replay() { impl_->graph->replay(); }
+void CudaGraph::replay() { impl_->graph->replay(); }
 
 #else
 
-struct StepGraph::Impl {};
+struct CudaGraph::Impl {};
 
-StepGraph::StepGraph() = default;
-StepGraph::~StepGraph() = default;
+CudaGraph::CudaGraph() = default;
+CudaGraph::~CudaGraph() = default;
 
-std::string StepGraph::capture(const std::function<void()>& /*prepare*/, const std::function<void()>& /*step*/) {
+std::string CudaGraph::capture(const std::function<void()>& /*prepare*/, const std::function<void()>& /*work*/,
+                               const CudaGraph* /*share_pool_with*/) {
   return "this build has no CUDA";
 }
 
-bool StepGraph::captured() const { return false; }
+bool CudaGraph::captured() const { return false; }
 
-void StepGraph::replay() {}
+void CudaGraph::replay() {}
 
 #endif
 
-}  // namespace vlm::florence2
+}  // namespace vlm
