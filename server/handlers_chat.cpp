@@ -74,7 +74,8 @@ void App::handle_chat_completions(const HttpRequest& request, HttpResponse& resp
     std::vector<Image> images;
     DecodedImage decoded = std::move(served->image_decoder->decode(std::span(&bytes, 1), load).front());
     if (decoded.error) {
-      throw FieldError(decoded.error->code(), chat.image_url_field, chat.image_url_field + ": " + decoded.error->what());
+      throw FieldError(decoded.error->code(), chat.image_url_field,
+                       chat.image_url_field + ": " + decoded.error->what());
     }
     images.push_back(std::move(*decoded.image));
     decode_end = std::chrono::steady_clock::now();

@@ -31,8 +31,7 @@ std::string_view image_decoder_name(ImageDecoderKind kind) {
   return kind == ImageDecoderKind::kNvjpeg ? "nvjpeg" : "opencv";
 }
 
-RequestImageDecoder::RequestImageDecoder(std::string_view setting, const Model& model)
-    : device_(model.info().device) {
+RequestImageDecoder::RequestImageDecoder(std::string_view setting, const Model& model) : device_(model.info().device) {
   if (setting == "cpu") {
     reason_ = "--image-decoder cpu";
     return;

@@ -51,8 +51,8 @@ class RequestImageDecoder {
 
   ImageDecoderKind kind_ = ImageDecoderKind::kOpencv;
   std::string reason_;
-  std::string device_;     // the model's, e.g. "cuda:0"
-  std::size_t slot_ = 0;   // this model's decoder among each thread's (nvJPEG only)
+  std::string device_;    // the model's, e.g. "cuda:0"
+  std::size_t slot_ = 0;  // this model's decoder among each thread's (nvJPEG only)
   mutable std::atomic<bool> start_failure_logged_{false};
 };
 

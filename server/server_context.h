@@ -31,7 +31,7 @@ struct ServedModel {
   std::unique_ptr<Model> model;
   std::unique_ptr<Batcher> batcher;
   std::unique_ptr<RequestImageDecoder> image_decoder;  // --image-decoder's choice for this model
-  StageHistograms* stages = nullptr;  // the model's vlm_request_stage_seconds, owned by Metrics
+  StageHistograms* stages = nullptr;                   // the model's vlm_request_stage_seconds, owned by Metrics
 };
 
 // What the routes serve from, with no HTTP in it: the models and their batchers, the server's state,

@@ -69,7 +69,8 @@ void LetterboxBatch::check_device_image(const DeviceImage& image, std::size_t in
                       rgb.size(0) > 0 && rgb.size(1) > 0 && rgb.is_contiguous();
   if (!shaped) {
     throw Error(ErrorCode::kInvalidArgument,
-                "letterbox: device image " + std::to_string(index) + " is not a contiguous uint8 [H, W, 3] tensor (got " +
+                "letterbox: device image " + std::to_string(index) +
+                    " is not a contiguous uint8 [H, W, 3] tensor (got " +
                     (rgb.defined() ? std::string(c10::toString(rgb.scalar_type())) + " " + c10::str(rgb.sizes())
                                    : std::string("an undefined tensor")) +
                     ")");

@@ -123,8 +123,9 @@ int main(int argc, char** argv) {
       const double max_value = (got - want).abs().max().item<double>();
       const bool ok = max_value <= 1e-6;
       failures += ok ? 0 : 1;
-      std::printf("%s 640x640 fp32, %zu photos, %s: max value diff %.3g against all host images\n", ok ? "PASS" : "FAIL",
-                  images.size(), batch == &mixed ? "every other one a device image" : "all device images", max_value);
+      std::printf("%s 640x640 fp32, %zu photos, %s: max value diff %.3g against all host images\n",
+                  ok ? "PASS" : "FAIL", images.size(),
+                  batch == &mixed ? "every other one a device image" : "all device images", max_value);
     }
   }
   // The serving shape: batches of 1 and 8 photos into 640x640, CPU half (OpenCV) beside CUDA half.

@@ -50,7 +50,8 @@ std::vector<std::span<const std::uint8_t>> spans(const std::vector<Jpeg>& jpegs)
 }
 
 // The decoder's contract: every image's header checked first, by the caller.
-std::vector<vlm::Image> decode_on_gpu(vlm::NvjpegDecoder& decoder, std::span<const std::span<const std::uint8_t>> batch) {
+std::vector<vlm::Image> decode_on_gpu(vlm::NvjpegDecoder& decoder,
+                                      std::span<const std::span<const std::uint8_t>> batch) {
   std::vector<vlm::ImageHeader> headers;
   for (const auto& bytes : batch) headers.push_back(vlm::check_image_header(bytes));
   return decoder.decode(batch, headers);
