@@ -279,6 +279,11 @@ const std::vector<OptionSpec>& table() {
        "On SIGINT/SIGTERM, how long in-flight requests may finish",
        {"serve"},
        kNonNegative},
+      {"image-decoder",
+       in(&Options::server, &ServerConfig::image_decoder),
+       "Where request JPEGs are decoded: auto (nvJPEG on the GPU for a model that takes device images, YOLO on "
+       "CUDA, where nvJPEG starts; OpenCV for the rest) or cpu (always OpenCV). GET /v1/models says which serves",
+       {"serve"}},
       {"warmup",
        in(&Options::server, &ServerConfig::warmup_runs),
        "Warm-up rounds per model before /ready says yes; each runs one image end to end and blank batches of "

@@ -12,6 +12,7 @@
 #include "image_input.h"
 #include "image_url.h"
 #include "json_body.h"
+#include "request_image_decoder.h"
 #include "request_stages.h"
 #include "vlm/image.h"
 
@@ -71,12 +72,12 @@ void App::handle_chat_completions(const HttpRequest& request, HttpResponse& resp
     ImageLoadOptions load;
     load.max_pixels = static_cast<std::uint64_t>(config_.max_pixels);
     std::vector<Image> images;
-    try {
-      images.push_back(
-          decode_image(std::span(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()), load));
-    } catch (const Error& error) {
-      throw FieldError(error.code(), chat.image_url_field, chat.image_url_field + ": " + error.what());
+    DecodedImage decoded = std::move(served->image_decoder->decode(std::span(&bytes, 1), load).front());
+    if (decoded.error) {
+      throw FieldError(decoded.error->code(), chat.image_url_field,
+                       chat.image_url_field + ": " + decoded.error->what());
     }
+    images.push_back(std::move(*decoded.image));
     decode_end = std::chrono::steady_clock::now();
     ticket.emplace(served->batcher->submit(std::move(images), options, deadline));
   }

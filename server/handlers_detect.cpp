@@ -6,6 +6,7 @@
 #include "app.h"
 #include "image_input.h"
 #include "pixel_budget.h"
+#include "request_image_decoder.h"
 #include "request_params.h"
 #include "request_stages.h"
 #include "vlm/image.h"
@@ -45,17 +46,17 @@ void App::handle_detect(const HttpRequest& request, HttpResponse& response) {
     ImageLoadOptions load;
     load.max_pixels = static_cast<std::uint64_t>(config_.max_pixels);
     std::optional<Error> first_error;
-    for (std::size_t i = 0; i < input.images.size(); ++i) {
-      const auto& bytes = input.images[i];
-      try {
-        images.push_back(
-            decode_image(std::span(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()), load));
+    std::vector<DecodedImage> decoded = served.image_decoder->decode(input.images, load);
+    for (std::size_t i = 0; i < decoded.size(); ++i) {
+      if (decoded[i].image) {
+        images.push_back(std::move(*decoded[i].image));
         slots.push_back(i);
-      } catch (const Error& error) {
-        const std::string where = input.images.size() > 1 ? "image " + std::to_string(i) + ": " : "";
-        if (!first_error) first_error.emplace(error.code(), where + error.what());
-        failed[i] = {{"error", {{"code", std::string(error_code_name(error.code()))}, {"message", error.what()}}}};
+        continue;
       }
+      const Error& error = *decoded[i].error;
+      const std::string where = input.images.size() > 1 ? "image " + std::to_string(i) + ": " : "";
+      if (!first_error) first_error.emplace(error.code(), where + error.what());
+      failed[i] = {{"error", {{"code", std::string(error_code_name(error.code()))}, {"message", error.what()}}}};
     }
     // Only when no image is left does the request fail, with the first image's status.
     if (images.empty() && first_error) throw *first_error;

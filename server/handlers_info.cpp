@@ -41,6 +41,7 @@ void App::handle_models(const HttpRequest&, HttpResponse& response) {
       const ServedModel& served = *context_.models().at(spec.name);
       entry = to_json(served.model->info());
       entry["status"] = "ready";
+      entry["image_decoder"] = image_decoder_name(served.image_decoder->kind());
       created = served.loaded_unix_s;
     } else {
       entry["status"] = server_state_name(state);

@@ -35,6 +35,8 @@ void validate(const ServerConfig& config) {
   require(config.max_request_pixels >= config.max_pixels && config.max_request_pixels <= 1e12,
           "--max-request-pixels must be in [--max-pixels, 1e12] so that one image of the largest size fits, got " +
               number(config.max_request_pixels));
+  require(config.image_decoder == "auto" || config.image_decoder == "cpu",
+          "--image-decoder must be auto or cpu, got '" + config.image_decoder.substr(0, 64) + "'");
   require(config.http_max_threads >= config.http_threads, "--http-max-threads must be >= --http-threads");
   // The workers inference can never take answer /health, /ready, /metrics and the 503 refusals.
   require(config.max_concurrent_requests >= 1 && config.max_concurrent_requests < config.http_max_threads,

@@ -101,11 +101,13 @@ void ServerContext::load_models() {
       batching.queue_capacity = config_.queue;
       served->batcher = std::make_unique<Batcher>(spec.name, *served->model, batching, metrics_);
       served->stages = &metrics_.stage_histograms(spec.name);
+      served->image_decoder = std::make_unique<RequestImageDecoder>(config_.image_decoder, *served->model);
       const double seconds = elapsed_s(start);
       served->loaded_unix_s = unix_now_s();
       metrics_.set_model_load_seconds(spec.name, seconds);
-      log::info("model '{}' ready: {} on {} ({:.0f} ms with warm-up)", spec.name, served->model->info().family,
-                served->model->info().device, seconds * 1e3);
+      log::info("model '{}' ready: {} on {} ({:.0f} ms with warm-up); images decoded by {} ({})", spec.name,
+                served->model->info().family, served->model->info().device, seconds * 1e3,
+                image_decoder_name(served->image_decoder->kind()), served->image_decoder->reason());
       loaded.emplace(spec.name, std::move(served));
     }
     models_ = std::move(loaded);

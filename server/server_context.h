@@ -11,6 +11,7 @@
 #include "admission.h"
 #include "batcher.h"
 #include "metrics.h"
+#include "request_image_decoder.h"
 #include "server_config.h"
 #include "vlm/audit/audit_log.h"
 #include "vlm/error.h"
@@ -29,7 +30,8 @@ struct ServedModel {
   std::int64_t loaded_unix_s = 0;  // when it became ready (GET /v1/models `created`)
   std::unique_ptr<Model> model;
   std::unique_ptr<Batcher> batcher;
-  StageHistograms* stages = nullptr;  // the model's vlm_request_stage_seconds, owned by Metrics
+  std::unique_ptr<RequestImageDecoder> image_decoder;  // --image-decoder's choice for this model
+  StageHistograms* stages = nullptr;                   // the model's vlm_request_stage_seconds, owned by Metrics
 };
 
 // What the routes serve from, with no HTTP in it: the models and their batchers, the server's state,

@@ -9,10 +9,15 @@
 
 #include <opencv2/imgcodecs.hpp>
 
+#include "vlm/device_image.h"
 #include "vlm/error.h"
 #include "vlm/image.h"
 
 namespace vlm {
+
+// A device image's size is its tensor's ([H, W, 3]).
+int Image::width() const { return device ? static_cast<int>(device->rgb.size(1)) : rgb.cols; }
+int Image::height() const { return device ? static_cast<int>(device->rgb.size(0)) : rgb.rows; }
 
 std::uint64_t decoder_pixel_cap() {
   constexpr std::uint64_t kOpenCvDefault = std::uint64_t{1} << 30U;

@@ -3,10 +3,13 @@
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 #include <nvjpeg.h>
 
 #include <string>
 
+#include "vlm/device.h"
+#include "vlm/device_image.h"
 #include "vlm/error.h"
 #include "vlm/logging.h"
 #include "vlm/ops/orientation.h"
@@ -24,10 +27,19 @@ void check(nvjpegStatus_t status, const char* call) {
 constexpr std::uint8_t kBaseline = 0xC0;
 constexpr std::uint8_t kExtendedHuffman = 0xC1;
 
+c10::Device cuda_device(const std::string& name) {
+  const c10::Device device = parse_device(name);
+  if (!device.is_cuda()) throw Error(ErrorCode::kInvalidArgument, "nvJPEG decodes on a CUDA device, got " + name);
+  return device;
+}
+
 }  // namespace
 
 struct NvjpegDecoder::State {
   c10::Device device;
+  // The decoder's own stream: decoding here overlaps a model's work on its stream, and the images'
+  // ready event orders the model's reads after it.
+  c10::cuda::CUDAStream stream;
   nvjpegHandle_t handle = nullptr;
   nvjpegJpegState_t jpeg = nullptr;
   // nvjpegDecodeBatchedInitialize is needed again only when the batch size changes (or after a failure).
@@ -35,14 +47,19 @@ struct NvjpegDecoder::State {
   bool failure_logged = false;
 };
 
-NvjpegDecoder::NvjpegDecoder(c10::Device device) : state_(std::make_unique<State>(State{device})) {
-  if (!device.is_cuda()) {
-    throw Error(ErrorCode::kUnavailable, "nvJPEG decodes on a CUDA device, got " + device.str());
+NvjpegDecoder::NvjpegDecoder(const std::string& device) {
+  const c10::Device cuda = cuda_device(device);
+  const c10::cuda::CUDAGuard guard(cuda);
+  state_ = std::make_unique<State>(State{cuda, c10::cuda::getStreamFromPool(false, cuda.index())});
+  try {
+    check(nvjpegCreateEx(NVJPEG_BACKEND_DEFAULT, nullptr, nullptr, NVJPEG_FLAGS_DEFAULT, &state_->handle),
+          "nvjpegCreateEx");
+    check(nvjpegJpegStateCreate(state_->handle, &state_->jpeg), "nvjpegJpegStateCreate");
+  } catch (const Error&) {
+    // A constructor that throws gets no destructor call.
+    if (state_->handle != nullptr) nvjpegDestroy(state_->handle);
+    throw;
   }
-  const c10::cuda::CUDAGuard guard(device);
-  check(nvjpegCreateEx(NVJPEG_BACKEND_DEFAULT, nullptr, nullptr, NVJPEG_FLAGS_DEFAULT, &state_->handle),
-        "nvjpegCreateEx");
-  check(nvjpegJpegStateCreate(state_->handle, &state_->jpeg), "nvjpegJpegStateCreate");
 }
 
 NvjpegDecoder::~NvjpegDecoder() {
@@ -50,9 +67,13 @@ NvjpegDecoder::~NvjpegDecoder() {
   if (state_->handle != nullptr) nvjpegDestroy(state_->handle);
 }
 
-std::vector<at::Tensor> NvjpegDecoder::decode(std::span<const std::span<const std::uint8_t>> images,
-                                              const ImageLoadOptions& options) {
-  std::vector<at::Tensor> decoded(images.size());
+std::vector<Image> NvjpegDecoder::decode(std::span<const std::span<const std::uint8_t>> images,
+                                         std::span<const ImageHeader> headers) {
+  if (headers.size() != images.size()) {
+    throw Error(ErrorCode::kInvalidArgument, "nvJPEG: " + std::to_string(images.size()) + " images but " +
+                                                 std::to_string(headers.size()) + " headers");
+  }
+  std::vector<Image> decoded(images.size());
   std::vector<std::size_t> chosen;
   std::vector<int> orientations;
   std::vector<const unsigned char*> data;
@@ -60,9 +81,11 @@ std::vector<at::Tensor> NvjpegDecoder::decode(std::span<const std::span<const st
   std::vector<at::Tensor> outputs;
   std::vector<nvjpegImage_t> destinations;
   const c10::cuda::CUDAGuard guard(state_->device);
+  // Allocations below belong to the decoder's stream; the model's stream records its use of them.
+  const c10::cuda::CUDAStreamGuard stream_guard(state_->stream);
   for (std::size_t i = 0; i < images.size(); ++i) {
     const std::span<const std::uint8_t> bytes = images[i];
-    const ImageHeader header = check_image_header(bytes, options);
+    const ImageHeader& header = headers[i];
     if (header.format != ImageFormat::kJpeg || (header.jpeg_components != 1 && header.jpeg_components != 3)) continue;
     if (header.jpeg_frame_marker != kBaseline && header.jpeg_frame_marker != kExtendedHuffman) continue;
     int components = 0;
@@ -88,15 +111,14 @@ std::vector<at::Tensor> NvjpegDecoder::decode(std::span<const std::span<const st
   }
   if (chosen.empty()) return decoded;
   const auto batch = static_cast<int>(chosen.size());
-  const cudaStream_t stream = at::cuda::getCurrentCUDAStream(state_->device.index()).stream();
   nvjpegStatus_t status = NVJPEG_STATUS_SUCCESS;
   if (state_->initialized_batch != batch) {
     status = nvjpegDecodeBatchedInitialize(state_->handle, state_->jpeg, batch, 1, NVJPEG_OUTPUT_RGBI);
     state_->initialized_batch = status == NVJPEG_STATUS_SUCCESS ? batch : 0;
   }
   if (status == NVJPEG_STATUS_SUCCESS) {
-    status =
-        nvjpegDecodeBatched(state_->handle, state_->jpeg, data.data(), lengths.data(), destinations.data(), stream);
+    status = nvjpegDecodeBatched(state_->handle, state_->jpeg, data.data(), lengths.data(), destinations.data(),
+                                 state_->stream.stream());
   }
   if (status != NVJPEG_STATUS_SUCCESS) {
     // The state must be initialised again after a failed batch; its images go to the CPU decoder.
@@ -108,8 +130,16 @@ std::vector<at::Tensor> NvjpegDecoder::decode(std::span<const std::span<const st
     }
     return decoded;
   }
+  std::vector<at::Tensor> oriented;
   for (std::size_t k = 0; k < chosen.size(); ++k) {
-    decoded[chosen[k]] = ops::apply_exif_orientation(outputs[k], orientations[k]).contiguous();
+    oriented.push_back(ops::apply_exif_orientation(outputs[k], orientations[k]).contiguous());
+  }
+  auto ready = std::make_shared<c10::Event>(c10::DeviceType::CUDA);
+  ready->record(state_->stream.unwrap());
+  ready->synchronize();
+  const std::shared_ptr<const c10::Event> shared_ready = std::move(ready);
+  for (std::size_t k = 0; k < chosen.size(); ++k) {
+    decoded[chosen[k]].device = std::make_shared<const DeviceImage>(DeviceImage{oriented[k], shared_ready});
   }
   return decoded;
 }

@@ -2,8 +2,10 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <span>
 #include <string>
+#include <utility>
 
 #include <opencv2/core/mat.hpp>
 
@@ -16,11 +18,20 @@ struct ImageLoadOptions {
 
 enum class ImageFormat { kJpeg, kPng, kBmp, kWebp, kTiff };
 
-// An 8-bit RGB image, EXIF orientation applied, as every model here consumes it.
+struct DeviceImage;  // vlm/device_image.h (a torch header): pixels decoded straight onto a device
+
+// An 8-bit RGB image, EXIF orientation applied, as every model here consumes it. On the host (rgb),
+// or, only for a model whose accepts_device_images() is true, on that model's device (device set,
+// rgb empty): everything else that reads pixels (annotate, think, Florence-2, the CLI) gets host images.
 struct Image {
-  cv::Mat rgb;  // CV_8UC3, RGB order, continuous
-  int width() const { return rgb.cols; }
-  int height() const { return rgb.rows; }
+  Image() = default;
+  explicit Image(cv::Mat host_rgb) : rgb(std::move(host_rgb)) {}
+
+  cv::Mat rgb;  // CV_8UC3, RGB order, continuous; empty for a device image
+  std::shared_ptr<const DeviceImage> device;
+  bool on_device() const { return device != nullptr; }
+  int width() const;
+  int height() const;
 };
 
 // Size and format read from the header alone. Throws kEmptyInput, kNotAnImage or kImageCorrupt.

@@ -139,6 +139,10 @@ class Model {
   virtual void check_options(const DetectOptions& options) const = 0;
   // One forward pass over all images (the model may split them into its own batch size).
   virtual std::vector<ImageResult> run(std::span<const Image> images, const DetectOptions& options) = 0;
+  // True when run() takes images already on this model's device (Image::device, on ModelInfo::device)
+  // as well as host ones, in the same batch: the server then decodes JPEGs there (nvJPEG). Every other
+  // model only ever receives host images.
+  virtual bool accepts_device_images() const { return false; }
   // Forward passes over blank batches, so that no real batch of 1..batch_max pays a one-time cost
   // (allocator growth, per-shape kernel setup or graph compilation). Families whose cost does not
   // depend on the batch shape keep this no-op.

@@ -1,11 +1,9 @@
 #pragma once
 
-#include <ATen/core/Tensor.h>
-#include <c10/core/Device.h>
-
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "vlm/image.h"
@@ -13,26 +11,31 @@
 namespace vlm {
 
 // Batched JPEG decoding on a CUDA device with nvJPEG (the nvidia-nvjpeg wheel; the vlm_nvjpeg library
-// exists only where CMake found it). Not yet on the serving path: tests/gpu/nvjpeg_decode_check.cpp
-// measures it against decode_image (OpenCV) on the photos.
+// exists only where CMake found it). The server decodes the JPEGs of requests for a model that accepts
+// device images with it (server/request_image_decoder.h); tests/gpu/nvjpeg_decode_check.cpp measures it
+// against decode_image (OpenCV) on the photos. This header is torch-free, for server/.
 //
-// Each image's header is checked first (check_image_header: pixel limit, scans, truncation), so no
-// byte reaches nvJPEG that decode_image would refuse. A decoded image is RGB uint8 [H, W, 3] on the
-// device, EXIF orientation applied as decode_image applies it. What nvJPEG is not given, or refuses,
-// comes back undefined, for decode_image to decode on the CPU: other formats, CMYK/YCCK (OpenCV
-// converts them), progressive, lossless and arithmetic-coded JPEGs, and the whole batch when nvJPEG
-// fails it. Not thread-safe: one per worker thread.
+// A decoded image is a device image (Image::device: RGB uint8 [H, W, 3], EXIF orientation applied as
+// decode_image applies it), written on the decoder's own stream. What nvJPEG is not given, or refuses,
+// comes back empty (no rgb, no device), for decode_image to decode on the CPU: other formats, CMYK/YCCK
+// (OpenCV converts them), progressive, lossless and arithmetic-coded JPEGs, and the whole batch when
+// nvJPEG fails it. Not thread-safe: one per worker thread.
 class NvjpegDecoder {
  public:
-  // Throws vlm::Error kUnavailable when nvJPEG cannot start on `device`.
-  explicit NvjpegDecoder(c10::Device device);
+  // `device`: "cuda" or "cuda:N". Throws vlm::Error kUnavailable when nvJPEG cannot start there,
+  // kInvalidArgument for a device that is not CUDA.
+  explicit NvjpegDecoder(const std::string& device);
   ~NvjpegDecoder();
   NvjpegDecoder(const NvjpegDecoder&) = delete;
   NvjpegDecoder& operator=(const NvjpegDecoder&) = delete;
 
-  // Throws what check_image_header throws, for the first image whose header fails.
-  std::vector<at::Tensor> decode(std::span<const std::span<const std::uint8_t>> images,
-                                 const ImageLoadOptions& options);
+  // `headers[i]` is what check_image_header returned for `images[i]`: the caller checks every image
+  // first (pixel limit, scans, truncation), so that no byte decode_image would refuse reaches nvJPEG and
+  // each refusal is reported on its own image. Returns once the pixels are on the device (its stream
+  // synchronised, so that the caller's decode time is the decode's); the images' ready event orders any
+  // other stream after the decode all the same.
+  std::vector<Image> decode(std::span<const std::span<const std::uint8_t>> images,
+                            std::span<const ImageHeader> headers);
 
  private:
   struct State;

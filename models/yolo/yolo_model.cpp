@@ -67,6 +67,8 @@ class YoloModel final : public Model {
   }
 
   const ModelInfo& info() const override { return info_; }
+  // LetterboxBatch resizes device images on CUDA with the same code as uploaded host ones.
+  bool accepts_device_images() const override { return device_.is_cuda(); }
   void set_load_ms(double load_ms) { info_.load_ms = load_ms; }
 
   void check_options(const DetectOptions& options) const override {

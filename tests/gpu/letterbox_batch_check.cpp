@@ -1,20 +1,25 @@
 // The YOLO input made on CUDA (vlm::ops::LetterboxBatch: one pinned upload, letterbox on the device)
-// against the CPU half (OpenCV) on the photos, in fp32 and fp16, and the time of each per batch.
+// against the CPU half (OpenCV) on the photos, in fp32 and fp16, also with device images (written on
+// another stream, as nvJPEG's are) mixed into the batch, and the time of each per batch.
 // Tolerance: the same bytes (every input value, times 255 and rounded, equal; fp32 values within
 // 1e-6, the one-ulp difference of dividing by 255 on the device). Exits 77 (ctest: skipped) where no
 // CUDA device is visible.
 //   letterbox_batch_check [IMAGE_FOLDER]     (default: $VLM_ASSETS/images, searched recursively)
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAFunctions.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "vlm/device_image.h"
 #include "vlm/image.h"
 #include "vlm/ops/letterbox_batch.h"
 
@@ -84,6 +89,43 @@ int main(int argc, char** argv) {
       std::printf("%s %dx%d %s, %zu photos: max %.0f levels (mean %.6f), max value diff %.3g%s\n", ok ? "PASS" : "FAIL",
                   width, height, dtype == at::kHalf ? "fp16" : "fp32", images.size(), max_levels, mean_levels,
                   max_value, at::equal(first, again) ? "" : ", second batch differs");
+    }
+  }
+  // Device images (as NvjpegDecoder hands them over: written on another stream, with a ready event)
+  // mixed with host ones in one batch, and a batch of device images only: the same bytes as all-host.
+  {
+    const c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool(false, 0);
+    std::vector<Image> mixed;
+    std::vector<Image> all_device;
+    {
+      const c10::cuda::CUDAStreamGuard guard(side);
+      auto ready = std::make_shared<c10::Event>(c10::DeviceType::CUDA);
+      std::vector<at::Tensor> uploaded;
+      for (const Image& image : images) {
+        uploaded.push_back(
+            at::from_blob(image.rgb.data, {image.height(), image.width(), 3}, at::kByte).to(cuda, true).contiguous());
+      }
+      ready->record(side.unwrap());
+      const std::shared_ptr<const c10::Event> shared = std::move(ready);
+      for (std::size_t i = 0; i < images.size(); ++i) {
+        Image on_device;
+        on_device.device = std::make_shared<const vlm::DeviceImage>(vlm::DeviceImage{uploaded[i], shared});
+        mixed.push_back(i % 2 == 0 ? on_device : images[i]);
+        all_device.push_back(on_device);
+      }
+    }
+    std::vector<Letterbox> boxes;
+    LetterboxBatch on_cpu(640, 640, c10::Device(c10::kCPU), at::kFloat);
+    const at::Tensor want = on_cpu.make_input(images, boxes);
+    LetterboxBatch on_cuda(640, 640, cuda, at::kFloat);
+    for (const auto* batch : {&mixed, &all_device}) {
+      const at::Tensor got = on_cuda.make_input(*batch, boxes).cpu();
+      const double max_value = (got - want).abs().max().item<double>();
+      const bool ok = max_value <= 1e-6;
+      failures += ok ? 0 : 1;
+      std::printf("%s 640x640 fp32, %zu photos, %s: max value diff %.3g against all host images\n",
+                  ok ? "PASS" : "FAIL", images.size(),
+                  batch == &mixed ? "every other one a device image" : "all device images", max_value);
     }
   }
   // The serving shape: batches of 1 and 8 photos into 640x640, CPU half (OpenCV) beside CUDA half.

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "vlm/device_image.h"
 #include "vlm/image.h"
 #include "vlm/nvjpeg_decoder.h"
 
@@ -48,6 +49,14 @@ std::vector<std::span<const std::uint8_t>> spans(const std::vector<Jpeg>& jpegs)
   return out;
 }
 
+// The decoder's contract: every image's header checked first, by the caller.
+std::vector<vlm::Image> decode_on_gpu(vlm::NvjpegDecoder& decoder,
+                                      std::span<const std::span<const std::uint8_t>> batch) {
+  std::vector<vlm::ImageHeader> headers;
+  for (const auto& bytes : batch) headers.push_back(vlm::check_image_header(bytes));
+  return decoder.decode(batch, headers);
+}
+
 bool must_fall_back(const std::string& name) { return name.starts_with("cmyk") || name.starts_with("progressive"); }
 
 }  // namespace
@@ -63,14 +72,13 @@ int main(int argc, char** argv) {
     std::printf("FAIL: %zu JPEGs found, expected at least 8 (give the photo and variant folders)\n", jpegs.size());
     return 1;
   }
-  const c10::Device cuda(c10::kCUDA, 0);
-  vlm::NvjpegDecoder decoder(cuda);
-  const std::vector<at::Tensor> decoded = decoder.decode(spans(jpegs), {});
+  vlm::NvjpegDecoder decoder("cuda:0");
+  const std::vector<vlm::Image> decoded = decode_on_gpu(decoder, spans(jpegs));
   int failures = 0;
   for (std::size_t i = 0; i < jpegs.size(); ++i) {
     const vlm::Image cpu = vlm::decode_image(jpegs[i].bytes);
     const at::Tensor want = at::from_blob(cpu.rgb.data, {cpu.height(), cpu.width(), 3}, at::kByte);
-    const bool fell_back = !decoded[i].defined();
+    const bool fell_back = !decoded[i].on_device();
     if (fell_back || must_fall_back(jpegs[i].name)) {
       const bool ok = fell_back == must_fall_back(jpegs[i].name);
       failures += ok ? 0 : 1;
@@ -78,7 +86,7 @@ int main(int argc, char** argv) {
                   fell_back ? "left to the CPU decoder" : "decoded on the GPU, expected the CPU fallback");
       continue;
     }
-    const at::Tensor got = decoded[i].cpu();
+    const at::Tensor got = decoded[i].device->rgb.cpu();
     if (got.sizes() != want.sizes()) {
       ++failures;
       std::printf("FAIL %-24s GPU %ldx%ld, CPU %dx%d\n", jpegs[i].name.c_str(), static_cast<long>(got.size(1)),
@@ -116,7 +124,7 @@ int main(int argc, char** argv) {
     return static_cast<double>(all.size() * kRounds) / seconds;
   };
   const double gpu_rate =
-      rate([&](std::span<const std::span<const std::uint8_t>> batch) { decoder.decode(batch, {}); });
+      rate([&](std::span<const std::span<const std::uint8_t>> batch) { decode_on_gpu(decoder, batch); });
   const double cpu_rate = rate([&](std::span<const std::span<const std::uint8_t>> batch) {
     for (const auto& bytes : batch) vlm::decode_image(bytes);
   });

@@ -14,6 +14,7 @@
 
 #include "core_test_data.h"
 #include "letterbox_kernels.h"
+#include "vlm/device_image.h"
 #include "vlm/error.h"
 #include "vlm/image.h"
 #include "vlm/ops/letterbox.h"
@@ -56,7 +57,20 @@ at::Tensor device_half(const std::vector<Image>& images, const std::vector<Lette
   const PackedLayout layout = packed_layout(images, width, height);
   at::Tensor buffer = at::empty({layout.total_bytes}, at::kByte);
   pack_images(images, boxes, layout, buffer.data_ptr<std::uint8_t>());
-  return letterbox_packed(buffer, layout);
+  std::vector<at::Tensor> device_pixels;
+  for (const Image& image : images) {
+    if (image.on_device()) device_pixels.push_back(image.device->rgb);
+  }
+  return letterbox_packed(buffer, layout, device_pixels);
+}
+
+// The same pixels as a decoded-on-device image (Image::device), here on the CPU: the device half is
+// tensor ops and runs the same there.
+Image as_device_image(const Image& host) {
+  const at::Tensor pixels = at::from_blob(host.rgb.data, {host.height(), host.width(), 3}, at::kByte).clone();
+  Image image;
+  image.device = std::make_shared<const DeviceImage>(DeviceImage{pixels, nullptr});
+  return image;
 }
 
 TEST(LetterboxBatch, DeviceHalfEqualsOpenCvOnThePhotos) {
@@ -84,6 +98,42 @@ TEST(LetterboxBatch, DeviceHalfEqualsOpenCvOnThePhotos) {
       const at::Tensor image = diff[static_cast<std::int64_t>(i)];
       EXPECT_EQ(image.max().item<int>(), 0) << photo_paths()[i];
     }
+  }
+}
+
+TEST(LetterboxBatch, DeviceImagesGiveTheBytesOfTheSameHostImagesInMixedBatches) {
+  const std::vector<Image> host = photos();
+  // Every third image decoded on the device (nvJPEG takes baseline JPEGs, the CPU the rest), all of
+  // them, and a batch of one.
+  std::vector<Image> mixed;
+  std::vector<Image> all_device;
+  for (std::size_t i = 0; i < host.size(); ++i) {
+    mixed.push_back(i % 3 == 1 ? as_device_image(host[i]) : host[i]);
+    all_device.push_back(as_device_image(host[i]));
+  }
+  const std::vector<Image> one_host{host[1]};
+  const std::vector<Image> one_device{all_device[1]};
+  for (const auto& [width, height] : {std::pair{640, 640}, std::pair{333, 257}}) {
+    SCOPED_TRACE(std::to_string(width) + "x" + std::to_string(height));
+    const std::vector<Letterbox> boxes = boxes_for(host, width, height);
+    const at::Tensor want = letterbox_cpu(host, boxes, width, height);
+    EXPECT_TRUE(at::equal(device_half(mixed, boxes_for(mixed, width, height), width, height), want));
+    EXPECT_TRUE(at::equal(device_half(all_device, boxes_for(all_device, width, height), width, height), want));
+    EXPECT_TRUE(at::equal(device_half(one_device, boxes_for(one_device, width, height), width, height),
+                          letterbox_cpu(one_host, boxes_for(one_host, width, height), width, height)));
+  }
+}
+
+TEST(LetterboxBatch, CpuRefusesADeviceImage) {
+  LetterboxBatch letterbox(64, 64, c10::Device(c10::kCPU), at::kFloat);
+  std::vector<Letterbox> boxes;
+  const std::vector<Image> images{as_device_image(Image{cv::Mat(10, 12, CV_8UC3, cv::Scalar(7, 8, 9))})};
+  try {
+    letterbox.make_input(images, boxes);
+    FAIL() << "a device image was accepted on the CPU";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("image 0 as a device image"), std::string::npos) << e.what();
   }
 }
 

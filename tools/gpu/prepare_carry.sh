@@ -7,6 +7,7 @@
 #   .gpu-deps/bin/vlmserve          the CUDA build (default build/auto; VLM_GPU_BUILD_DIR overrides)
 #   .gpu-deps/bin/letterbox_batch_check, nvjpeg_decode_check   the GPU image-path checks (tests/gpu), when built
 #   .gpu-deps/assets/jpeg_variants/ grayscale, CMYK, EXIF-rotated, progressive JPEGs for nvjpeg_decode_check
+#                                   and tests/gpu/test_server_nvjpeg.py
 #   .gpu-deps/lib/                  its non-system libraries, except libtorch/c10/CUDA (taken from the
 #                                   GPU machine's own torch wheel, the same 2.11.0+cu130), and stubs
 #   .gpu-deps/fixtures/             YOLO parity fixtures (TorchScript exports + reference detections)
@@ -99,7 +100,9 @@ cp "$binary" "$bundle/bin/vlmserve"
 binaries=("$bundle/bin/vlmserve")
 # The GPU image-path checks run_all.sh runs: the device letterbox and nvJPEG decoding against OpenCV
 # (tests/gpu/letterbox_batch_check.cpp, nvjpeg_decode_check.cpp; the latter only where CMake found
-# nvJPEG, whose library then travels in lib/, 5.6 MiB).
+# nvJPEG). Where it did, vlmserve links libnvjpeg too (request JPEGs decoded on the GPU), so the
+# library travels in lib/ (libnvjpeg.so.13, 5.6 MiB): with the yolov5n fixture alone the carry was
+# 40.8 MiB + 2.1 MiB of working tree, of 64.
 for check in letterbox_batch_check nvjpeg_decode_check; do
   if [[ -x "$build_dir/tests/gpu/$check" ]]; then
     cp "$build_dir/tests/gpu/$check" "$bundle/bin/"

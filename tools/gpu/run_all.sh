@@ -12,6 +12,8 @@
 #   4. letterbox_batch_check: the YOLO input letterboxed on the device against OpenCV's, byte for
 #      byte, and both timed; nvjpeg_decode_check: nvJPEG batched decoding against OpenCV's (mean abs
 #      <= 2 levels per image, CMYK and progressive left to the CPU) and both decode rates
+#   4b. tests/gpu/test_server_nvjpeg.py: vlmserve serve --image-decoder auto (nvJPEG) against cpu
+#      (OpenCV) on the yolov5n fixture over HTTP: same detections (2 px, 1e-2), same error codes
 #   5. tools/gpu/attention.sh --skip-sanitizer (flash kernels: build, check, benchmark) with the time
 #      left in the call's 10 minutes
 # Logs go to $OUT (logs.tar.gz, summary.txt: two files, well inside the 8 that come back).
@@ -99,6 +101,19 @@ for model in yolov5n yolov8n yolo11n yolo26n; do
   models+=("$model")
 done
 export VLM_TEST_DATA="$data"
+
+if [[ -f "$VLM_TEST_DATA/yolov5n.torchscript" && -d "$VLM_ASSETS/jpeg_variants" ]]; then
+  echo "== server nvJPEG against OpenCV (yolov5n, cuda fp32)"
+  t0=$(date +%s)
+  timeout 240 python3 tests/gpu/test_server_nvjpeg.py "$VLM_ASSETS/images" "$VLM_ASSETS/jpeg_variants" \
+    >"$logs/server_nvjpeg.log" 2>&1
+  rc=$?
+  head -60 "$logs/server_nvjpeg.log"
+  note "server nvJPEG vs OpenCV" "$([[ $rc == 0 ]] && echo PASS || echo FAIL)" \
+    "$(grep '^nvJPEG against OpenCV' "$logs/server_nvjpeg.log" | sed 's/^[^:]*: //') [$(( $(date +%s) - t0 )) s]"
+else
+  note "server nvJPEG vs OpenCV" SKIP "no yolov5n fixture or no jpeg_variants carried"
+fi
 
 result_line() { grep -E "^$1 on cuda" "$2" | tail -1 | sed -E 's/^[^:]*: //'; }
 # VLM_GPU_SKIP_PARITY=1: a call for the benchmark alone (parity and graphs checks ran in another).
