@@ -263,7 +263,7 @@ printf 'binary+libraries %.1f MiB (%d libraries, %d stubs), fixtures %.1f MiB, p
   "$(bc -l <<<"$(du -sb "$bundle/fixtures" | cut -f1)/1048576")" "$(bc -l <<<"$(du -sb "$bundle/assets" | cut -f1)/1048576")" \
   "$(bc -l <<<"$bundle_bytes/1048576")" "$(bc -l <<<"$tree_bytes/1048576")" "$(bc -l <<<"($bundle_bytes+$tree_bytes)/1048576")"
 (( libs_bytes <= max_bundle_mib * 1048576 )) || { echo "prepare_carry.sh: binary+libraries exceed $max_bundle_mib MiB" >&2; exit 1; }
-(( bundle_bytes + tree_bytes <= 62 * 1048576 )) || { echo "prepare_carry.sh: carry + tree too close to the 64 MiB limit" >&2; exit 1; }
+(( bundle_bytes + tree_bytes <= 62 * 1048576 )) || { echo "prepare_carry.sh: carry + tree too close to the 64 MiB limit: carry fewer fixtures, or pack it (tools/gpu/pack_carry.sh)" >&2; exit 1; }
 if [[ -d "$f2" ]]; then
   # tools/gpu/florence2_bench.sh's call: .gpu-deps/{bin,lib,assets}, .f2-bench and .whl (if made).
   f2_bytes=$(du -scb "$bundle/bin" "$bundle/lib" "$bundle/assets" "$f2" $(ls "$root"/.whl/transformers-*.whl 2>/dev/null) | tail -1 | cut -f1)
