@@ -102,7 +102,9 @@ for model in yolov5n yolov8n yolo11n yolo26n; do
 done
 export VLM_TEST_DATA="$data"
 
-if [[ -f "$VLM_TEST_DATA/yolov5n.torchscript" && -d "$VLM_ASSETS/jpeg_variants" ]]; then
+if [[ "${VLM_GPU_SKIP_PARITY:-0}" == 1 ]]; then
+  note "server nvJPEG vs OpenCV" SKIP "VLM_GPU_SKIP_PARITY=1"
+elif [[ -f "$VLM_TEST_DATA/yolov5n.torchscript" && -d "$VLM_ASSETS/jpeg_variants" ]]; then
   echo "== server nvJPEG against OpenCV (yolov5n, cuda fp32)"
   t0=$(date +%s)
   timeout 240 python3 tests/gpu/test_server_nvjpeg.py "$VLM_ASSETS/images" "$VLM_ASSETS/jpeg_variants" \
@@ -117,7 +119,9 @@ fi
 
 result_line() { grep -E "^$1 on cuda" "$2" | tail -1 | sed -E 's/^[^:]*: //'; }
 # VLM_GPU_SKIP_PARITY=1: a call for the benchmark alone (parity and graphs checks ran in another).
+# VLM_GPU_PARITY_MODELS="yolov5n ...": only these of the carried fixtures (the benchmark may use more).
 parity_models=("${models[@]}")
+[[ -n "${VLM_GPU_PARITY_MODELS:-}" ]] && read -ra parity_models <<<"$VLM_GPU_PARITY_MODELS"
 [[ "${VLM_GPU_SKIP_PARITY:-0}" == 1 ]] && { parity_models=(); note "yolo parity, graphs" SKIP "VLM_GPU_SKIP_PARITY=1"; }
 for model in "${parity_models[@]}"; do
   echo "== YOLO parity $model, cuda fp32 (1 px, 1e-3)"
