@@ -98,6 +98,14 @@ rm -rf "$bundle" "$scratch"
 mkdir -p "$bundle/bin" "$bundle/lib" "$bundle/fixtures" "$bundle/assets" "$scratch"
 cp "$binary" "$bundle/bin/vlmserve"
 binaries=("$bundle/bin/vlmserve")
+# VLM_GPU_BEFORE_BINARY: an earlier commit's CUDA vlmserve, benchmarked beside this one in the same
+# call (run_all.sh bench cases that start with "before"); its libraries join the walk below.
+if [[ -n "${VLM_GPU_BEFORE_BINARY:-}" ]]; then
+  [[ "$(ldd "$VLM_GPU_BEFORE_BINARY")" == *libtorch_cuda.so* ]] ||
+    { echo "prepare_carry.sh: $VLM_GPU_BEFORE_BINARY is not a CUDA build of vlmserve" >&2; exit 1; }
+  cp "$VLM_GPU_BEFORE_BINARY" "$bundle/bin/vlmserve-before"
+  binaries+=("$bundle/bin/vlmserve-before")
+fi
 # The GPU image-path checks run_all.sh runs: the device letterbox and nvJPEG decoding against OpenCV
 # (tests/gpu/letterbox_batch_check.cpp, nvjpeg_decode_check.cpp; the latter only where CMake found
 # nvJPEG). Where it did, vlmserve links libnvjpeg too (request JPEGs decoded on the GPU), so the

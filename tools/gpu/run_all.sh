@@ -171,27 +171,42 @@ fi
 bench_cases=()
 # VLM_GPU_BENCH_SECONDS (8) per point, VLM_GPU_BENCH_CLIENTS ("1 8 32") the concurrencies.
 # VLM_GPU_BENCH_CASES="yolov8n fp32 ultralytics;..." runs only those (model precision family, then any
-# arguments for `vlmserve serve`, e.g. "yolov5n fp32 yolov5 --cuda-graphs=false").
+# arguments for `vlmserve serve`, e.g. "yolov5n fp32 yolov5 --cuda-graphs=false"). A case that starts
+# with "before" serves with .gpu-deps/bin/vlmserve-before (an earlier commit's build, carried by
+# prepare_carry.sh with VLM_GPU_BEFORE_BINARY) and skips the Python reference, which the same case
+# without "before" runs: "before yolov5n fp32 yolov5".
 if [[ -n "${VLM_GPU_BENCH_CASES:-}" ]]; then
   IFS=';' read -ra bench_cases <<<"$VLM_GPU_BENCH_CASES"
 elif [[ "${VLM_GPU_SKIP_BENCH:-0}" != 1 ]]; then
   bench_cases=("yolov5n fp32 yolov5" "yolov5n fp16 yolov5" "yolov8n fp32 ultralytics")
 fi
 for case in "${bench_cases[@]}"; do
+  bench_bin="$VLM_BIN"
+  case_reference_args=("${reference_args[@]}")
+  build=""
+  if [[ "$case" == before\ * ]]; then
+    case="${case#before }"
+    build="before"
+    case_reference_args=(--no-reference)
+    bench_bin="$logs/vlmserve-before"
+    [[ -x "$bundle/bin/vlmserve-before" ]] || { note "server bench before $case" SKIP "no vlmserve-before carried"; continue; }
+    printf '#!/bin/sh\nLD_LIBRARY_PATH=%q exec %q "$@"\n' "$lib_path" "$bundle/bin/vlmserve-before" >"$bench_bin"
+    chmod +x "$bench_bin"
+  fi
   read -r model precision family extra <<<"$case"
   serve_args=()
   for arg in $extra; do serve_args+=(--serve-arg "$arg"); done
-  tag="${model}_$precision${extra:+_$(echo "$extra" | tr -dc 'a-z0-9=_-')}"
+  tag="${build:+${build}_}${model}_$precision${extra:+_$(echo "$extra" | tr -dc 'a-z0-9=_-')}"
   [[ -f "$VLM_TEST_DATA/$model.torchscript" ]] || { note "server bench $model cuda $precision" SKIP "fixture not carried"; continue; }
-  echo "== server benchmark, $model on cuda $precision ${extra:+($extra) }beside the $family reference"
+  echo "== server benchmark, ${build:+$build: }$model on cuda $precision ${extra:+($extra) }beside the $family reference"
   t0=$(date +%s)
-  VLM_PYTHON=python3 timeout 200 bench/server/run.sh --bin "$VLM_BIN" --model "$VLM_TEST_DATA/$model.torchscript" \
+  VLM_PYTHON=python3 timeout 200 bench/server/run.sh --bin "$bench_bin" --model "$VLM_TEST_DATA/$model.torchscript" \
     --family "$family" --device cuda $([[ $precision == fp16 ]] && echo --half) --seconds "${VLM_GPU_BENCH_SECONDS:-8}" \
-    --clients "${VLM_GPU_BENCH_CLIENTS:-1 8 32}" "${reference_args[@]}" \
+    --clients "${VLM_GPU_BENCH_CLIENTS:-1 8 32}" "${case_reference_args[@]}" \
     "${serve_args[@]}" >"$logs/bench_server_$tag.log" 2>&1
   rc=$?
   tail -8 "$logs/bench_server_$tag.log"
-  note "server bench $model cuda $precision $extra" "$([[ $rc == 0 ]] && echo DONE || echo FAIL)" "see bench_server_$tag.log [$(( $(date +%s) - t0 )) s]"
+  note "server bench ${build:+$build }$model cuda $precision $extra" "$([[ $rc == 0 ]] && echo DONE || echo FAIL)" "see bench_server_$tag.log [$(( $(date +%s) - t0 )) s]"
 done
 
 left=$(( budget_s - ($(date +%s) - start) ))
