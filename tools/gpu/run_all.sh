@@ -29,6 +29,12 @@ bundle="$PWD/.gpu-deps"
 summary=()
 status=0
 note() { summary+=("$(printf '%-34s %-5s %s' "$1" "$2" "$3")"); [[ "$2" == FAIL ]] && status=1; }
+# The seconds a step may take: its own limit, or what is left of VLM_GPU_BUDGET_S if that is less, so
+# that a short call still ends with its summary and logs.
+step_limit() {
+  local left=$(( budget_s - ($(date +%s) - start) - 5 ))
+  (( left < $1 )) && echo "$(( left > 1 ? left : 1 ))" || echo "$1"
+}
 
 [[ -x "$bundle/bin/vlmserve" ]] || { echo "run_all.sh: no $bundle/bin/vlmserve; run tools/gpu/prepare_carry.sh and carry .gpu-deps" >&2; exit 1; }
 
@@ -107,7 +113,7 @@ if [[ "${VLM_GPU_SKIP_PARITY:-0}" == 1 ]]; then
 elif [[ -f "$VLM_TEST_DATA/yolov5n.torchscript" && -d "$VLM_ASSETS/jpeg_variants" ]]; then
   echo "== server nvJPEG against OpenCV (yolov5n, cuda fp32)"
   t0=$(date +%s)
-  timeout 240 python3 tests/gpu/test_server_nvjpeg.py "$VLM_ASSETS/images" "$VLM_ASSETS/jpeg_variants" \
+  timeout "$(step_limit 240)" python3 tests/gpu/test_server_nvjpeg.py "$VLM_ASSETS/images" "$VLM_ASSETS/jpeg_variants" \
     >"$logs/server_nvjpeg.log" 2>&1
   rc=$?
   head -60 "$logs/server_nvjpeg.log"
@@ -126,7 +132,7 @@ parity_models=("${models[@]}")
 for model in "${parity_models[@]}"; do
   echo "== YOLO parity $model, cuda fp32 (1 px, 1e-3)"
   t0=$(date +%s)
-  python3 tests/parity/test_yolo_parity.py "$model" --device cuda >"$logs/parity_${model}_fp32.log" 2>&1
+  timeout "$(step_limit 150)" python3 tests/parity/test_yolo_parity.py "$model" --device cuda >"$logs/parity_${model}_fp32.log" 2>&1
   rc=$?
   cat "$logs/parity_${model}_fp32.log" | head -50
   note "yolo parity $model cuda fp32" "$([[ $rc == 0 ]] && echo PASS || echo FAIL)" \
@@ -134,7 +140,7 @@ for model in "${parity_models[@]}"; do
 
   echo "== YOLO CUDA graphs $model against the eager pass (fp32 and fp16, batches 1 and 4)"
   t0=$(date +%s)
-  python3 tests/gpu/test_yolo_graphs.py "$model" >"$logs/graphs_${model}.log" 2>&1
+  timeout "$(step_limit 150)" python3 tests/gpu/test_yolo_graphs.py "$model" >"$logs/graphs_${model}.log" 2>&1
   rc=$?
   cat "$logs/graphs_${model}.log" | head -20
   note "yolo graphs $model cuda" "$([[ $rc == 0 ]] && echo PASS || echo FAIL)" \
@@ -148,7 +154,7 @@ for model in "${parity_models[@]}"; do
   fi
   echo "== YOLO parity $model, cuda fp16 (2 px, 1e-2, threshold flips listed)"
   t0=$(date +%s)
-  python3 tests/gpu/test_yolo_parity_fp16.py "$model" >"$logs/parity_${model}_fp16.log" 2>&1
+  timeout "$(step_limit 150)" python3 tests/gpu/test_yolo_parity_fp16.py "$model" >"$logs/parity_${model}_fp16.log" 2>&1
   rc=$?
   cat "$logs/parity_${model}_fp16.log" | head -50
   note "yolo parity $model cuda fp16" "$([[ $rc == 0 ]] && echo PASS || echo FAIL)" \
@@ -200,7 +206,8 @@ for case in "${bench_cases[@]}"; do
   [[ -f "$VLM_TEST_DATA/$model.torchscript" ]] || { note "server bench $model cuda $precision" SKIP "fixture not carried"; continue; }
   echo "== server benchmark, ${build:+$build: }$model on cuda $precision ${extra:+($extra) }beside the $family reference"
   t0=$(date +%s)
-  VLM_PYTHON=python3 timeout 200 bench/server/run.sh --bin "$bench_bin" --model "$VLM_TEST_DATA/$model.torchscript" \
+  (( $(step_limit 200) >= 30 )) || { note "server bench ${build:+$build }$model cuda $precision $extra" SKIP "out of VLM_GPU_BUDGET_S"; continue; }
+  VLM_PYTHON=python3 timeout "$(step_limit 200)" bench/server/run.sh --bin "$bench_bin" --model "$VLM_TEST_DATA/$model.torchscript" \
     --family "$family" --device cuda $([[ $precision == fp16 ]] && echo --half) --seconds "${VLM_GPU_BENCH_SECONDS:-8}" \
     --clients "${VLM_GPU_BENCH_CLIENTS:-1 8 32}" "${case_reference_args[@]}" \
     "${serve_args[@]}" >"$logs/bench_server_$tag.log" 2>&1
