@@ -14,10 +14,18 @@
 #      <= 2 levels per image, CMYK and progressive left to the CPU) and both decode rates
 #   4b. tests/gpu/test_server_nvjpeg.py: vlmserve serve --image-decoder auto (nvJPEG) against cpu
 #      (OpenCV) on the yolov5n fixture over HTTP: same detections (2 px, 1e-2), same error codes
+#   1b. where .f2-bench is carried: tools/gpu/florence2_parity.sh (Florence-2's CUDA-graphed decoder
+#      against transformers; needs .whl too)
+#   4c. the server benchmark cases (VLM_GPU_BENCH_CASES, below)
+#   4d. with VLM_GPU_FLORENCE2_BENCH="ARGS": tools/gpu/florence2_bench.sh ARGS (VLM_GPU_PROFILE=1 adds
+#      the decode-step profile); its tables come back as florence2_bench.txt and florence2_profile.txt
 #   5. tools/gpu/attention.sh --skip-sanitizer (flash kernels: build, check, benchmark) with the time
 #      left in the call's 10 minutes
-# Logs go to $OUT (logs.tar.gz, summary.txt: two files, well inside the 8 that come back).
+# Every step is bounded by what is left of VLM_GPU_BUDGET_S (570 s). Logs go to $OUT (logs.tar.gz,
+# summary.txt and the Florence-2 tables: at most four files of the 8 that come back).
 #   run: command "tools/gpu/run_all.sh", carry [".gpu-deps"], timeout_s 600
+#   everything, packed: command "tools/gpu/pack_carry.sh --unpack && tools/gpu/run_all.sh",
+#        carry [".gpu-pack", ".whl"]
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 start=$(date +%s)
@@ -73,6 +81,18 @@ print(("PASS" if ok else "FAIL") + f" CUDA devices {v['cuda']['devices']} (runti
 EOF
 )"
 note "vlmserve --version" "${version_check%% *}" "${version_check#* }"
+
+if [[ "${VLM_GPU_SKIP_FLORENCE2:-0}" != 1 && -x .f2-bench/bin/florence2_parity_test ]]; then
+  echo "== Florence-2 on CUDA against transformers (tools/gpu/florence2_parity.sh)"
+  t0=$(date +%s)
+  OUT="$logs/florence2_parity" timeout "$(step_limit 200)" tools/gpu/florence2_parity.sh >"$logs/florence2_parity.log" 2>&1
+  rc=$?
+  grep -E '^\[ +(OK|FAILED|SKIPPED|PASSED) |margin' "$logs/florence2_parity.log" | head -40
+  note "florence2 parity cuda" "$([[ $rc == 0 ]] && echo PASS || echo FAIL)" \
+    "$(grep -c '^\[       OK ' "$logs/florence2_parity.log") cases OK, $(grep -c '^\[  FAILED  ] Florence' "$logs/florence2_parity.log") failed, exit $rc [$(( $(date +%s) - t0 )) s]"
+else
+  note "florence2 parity cuda" SKIP "VLM_GPU_SKIP_FLORENCE2=1 or .f2-bench not carried"
+fi
 
 # One carried check binary, run with its arguments: PASS or FAIL from its exit status; the detail is
 # how many PASS lines it printed and its summary line (the one matching `pattern`, `strip` removed).
@@ -215,6 +235,21 @@ for case in "${bench_cases[@]}"; do
   tail -8 "$logs/bench_server_$tag.log"
   note "server bench ${build:+$build }$model cuda $precision $extra" "$([[ $rc == 0 ]] && echo DONE || echo FAIL)" "see bench_server_$tag.log [$(( $(date +%s) - t0 )) s]"
 done
+
+if [[ -n "${VLM_GPU_FLORENCE2_BENCH:-}" ]]; then
+  f2_budget=$(step_limit 570)
+  echo "== tools/gpu/florence2_bench.sh $VLM_GPU_FLORENCE2_BENCH (${f2_budget} s)"
+  t0=$(date +%s)
+  # shellcheck disable=SC2086
+  OUT="$logs/florence2_bench" VLM_GPU_BUDGET_S=$(( f2_budget - 5 )) timeout "$f2_budget" \
+    tools/gpu/florence2_bench.sh $VLM_GPU_FLORENCE2_BENCH >"$logs/florence2_bench.log" 2>&1
+  rc=$?
+  for table in florence2_bench.txt florence2_profile.txt; do
+    [[ -f "$logs/florence2_bench/$table" ]] && cp "$logs/florence2_bench/$table" "$out/"
+  done
+  tail -20 "$logs/florence2_bench.log"
+  note "florence2 bench" "$([[ $rc == 0 ]] && echo DONE || echo FAIL)" "exit $rc, florence2_bench.txt [$(( $(date +%s) - t0 )) s]"
+fi
 
 left=$(( budget_s - ($(date +%s) - start) ))
 if [[ "${VLM_GPU_SKIP_ATTENTION:-0}" == 1 ]]; then
