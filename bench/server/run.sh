@@ -45,8 +45,17 @@ images=("$assets"/images/*.jpg "$assets"/images/coco8/images/*.jpg)
 out="$(mktemp -d)"
 trap 'kill "$server_pid" 2>/dev/null || true; rm -rf "$out"' EXIT
 
+# The load generator is one peer: the per-peer connection cap (32 by default) would answer the
+# connections past it with 503 and the row would measure the guard. Builds before the cap lack the flag.
+peer_cap=()
+if "$bin" serve --help 2>/dev/null | grep -q -- --max-connections-per-peer; then
+  most=0
+  for c in $clients; do (( c > most )) && most=$c; done
+  peer_cap=(--max-connections-per-peer "$(( most + 8 ))")
+fi
 "$bin" serve --model "bench=$model" --device "$device" ${half:+--half} --threads "$threads" --port 0 \
-  --batch-max "$batch_max" --batch-wait-ms "$batch_wait_ms" --queue 256 "${serve_args[@]}" 2> "$out/server.log" &
+  --batch-max "$batch_max" --batch-wait-ms "$batch_wait_ms" --queue 256 "${peer_cap[@]}" "${serve_args[@]}" \
+  2> "$out/server.log" &
 server_pid=$!
 # The access log stays on (info level), as a deployment would run it.
 port=""
