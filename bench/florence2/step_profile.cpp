@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <memory>
 #include <ostream>
@@ -31,7 +32,8 @@ constexpr const char* kStepScope = "florence2.decode_step";
 constexpr std::string_view kScopeOwner = "florence2.";
 constexpr std::string_view kPartPrefix = "florence2.decoder.";
 constexpr const char* kOutsideDecoder = "outside the decoder (logits processing, search, cache reorder)";
-constexpr std::size_t kTopRows = 25;
+constexpr std::size_t kTopRows = 25;  // of the kernel table; the op and part tables list every row
+constexpr std::size_t kEveryRow = std::numeric_limits<std::size_t>::max();
 constexpr std::size_t kNameWidth = 72;
 constexpr std::size_t kApiNames = 8;
 
@@ -199,9 +201,11 @@ std::string shortened(std::string name) {
   return name;
 }
 
-// The top rows and one for the rest, then the total: shares of the total, summing to 100%.
+// The top rows and one for the rest, then the total: shares of the total, summing to 100%. The op
+// table lists every op: a composite op such as aten::linear has little self time, and under load its
+// rank among the small ops changes from run to run.
 void print_table(std::ostream& out, const std::string& first_column, const std::string& count_column,
-                 const std::vector<ProfileRow>& rows, int steps) {
+                 const std::vector<ProfileRow>& rows, int steps, std::size_t top_rows) {
   double total_us = 0;
   double total_calls = 0;
   for (const auto& row : rows) {
@@ -219,7 +223,7 @@ void print_table(std::ostream& out, const std::string& first_column, const std::
   ProfileRow rest{"", 0, 0};
   std::size_t rest_names = 0;
   for (std::size_t i = 0; i < rows.size(); ++i) {
-    if (i < kTopRows) {
+    if (i < top_rows) {
       line(rows[i].name, rows[i].calls, rows[i].us);
     } else {
       rest.calls += rows[i].calls;
@@ -284,18 +288,18 @@ void print_profile(std::ostream& out, const std::string& title, const StepProfil
                 : "")
         << fmt::format("device busy {:.1f} us per step, {:.1f}% of the step's wall time without the profiler\n",
                        total_us / steps, wall_ms > 0 ? 100.0 * total_us / steps / (wall_ms * 1000.0) : 0.0);
-    print_table(out, "kernel (device time)", "calls/step", profile.rows, steps);
+    print_table(out, "kernel (device time)", "calls/step", profile.rows, steps, kTopRows);
   } else {
     out << fmt::format(
         "host ops' self time {:.1f} us per step, {:.1f}% of the profiled step's wall time ({:.1f} us, "
         "the profiler's own cost included)\n",
         total_us / steps, 100.0 * total_us / profile.wall_us, profile.wall_us / steps);
-    print_table(out, "op (host self time)", "calls/step", profile.rows, steps);
+    print_table(out, "op (host self time)", "calls/step", profile.rows, steps, kEveryRow);
   }
   if (with_parts) {
     out << "\n-- " << title << ", by decoder part\n";
     print_table(out, profile.on_device ? "part (device time)" : "part (host self time)",
-                profile.on_device ? "kernels/step" : "ops/step", profile.parts, steps);
+                profile.on_device ? "kernels/step" : "ops/step", profile.parts, steps, kEveryRow);
   }
   out << "\n";
 }
