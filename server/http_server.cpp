@@ -26,6 +26,7 @@
 #include <httplib.h>
 
 #include "vlm/error.h"
+#include "worker_pool.h"
 
 namespace vlm::server {
 namespace {
@@ -173,7 +174,7 @@ class ConnectionDeadlines {
 // AcceptStampedPool before httplib's task runs.
 thread_local ConnectionDeadlines::Clock::time_point t_accepted{};
 
-// httplib's ThreadPool, with each accepted connection stamped with its accept time. httplib
+// The connection workers (WorkerPool), with each accepted connection stamped with its accept time. httplib
 // enqueues a connection right after accept() and a worker may pick it up much later (all busy):
 // the header deadline counts from the stamp, so waiting for a worker does not extend it.
 class AcceptStampedPool final : public httplib::TaskQueue {
@@ -190,7 +191,7 @@ class AcceptStampedPool final : public httplib::TaskQueue {
   void shutdown() override { pool_.shutdown(); }
 
  private:
-  httplib::ThreadPool pool_;
+  WorkerPool pool_;
 };
 
 // Open connections per peer address, so one client cannot hold every worker with slow requests.
