@@ -1,6 +1,9 @@
 #include "request_image_decoder.h"
 
-#include <memory>
+#include <algorithm>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 
 #include "vlm/logging.h"
 #ifdef VLM_WITH_NVJPEG
@@ -15,23 +18,42 @@ std::span<const std::uint8_t> bytes_of(const std::string& input) {
 }
 
 #ifdef VLM_WITH_NVJPEG
-// Each HTTP worker thread's nvJPEG decoders, one per slot (a served model): a decoder's state is not
-// thread-safe, and one made per thread serves all of that thread's requests without a lock.
-struct ThreadDecoder {
-  std::unique_ptr<NvjpegDecoder> decoder;
-  bool failed = false;  // did not start on this thread: OpenCV from now on
-};
-thread_local std::vector<ThreadDecoder> thread_decoders;
-std::atomic<std::size_t> next_slot{0};
+// nvJPEG decodes a JPEG's entropy-coded data on the calling CPU thread and the rest on the GPU, so
+// decodes beyond the cores only wait for one; the cap bounds the device and pinned memory they keep.
+std::size_t pool_size() { return std::clamp<std::size_t>(std::thread::hardware_concurrency(), 1, 16); }
 #endif
 
 }  // namespace
+
+struct RequestImageDecoder::DevicePool {
+#ifdef VLM_WITH_NVJPEG
+  std::vector<std::unique_ptr<NvjpegDecoder>> decoders;
+  std::mutex mutex;
+  std::condition_variable returned;
+  std::vector<NvjpegDecoder*> idle;
+
+  NvjpegDecoder& borrow() {
+    std::unique_lock lock(mutex);
+    returned.wait(lock, [this] { return !idle.empty(); });
+    NvjpegDecoder* decoder = idle.back();
+    idle.pop_back();
+    return *decoder;
+  }
+  void give_back(NvjpegDecoder& decoder) {
+    {
+      std::lock_guard lock(mutex);
+      idle.push_back(&decoder);
+    }
+    returned.notify_one();
+  }
+#endif
+};
 
 std::string_view image_decoder_name(ImageDecoderKind kind) {
   return kind == ImageDecoderKind::kNvjpeg ? "nvjpeg" : "opencv";
 }
 
-RequestImageDecoder::RequestImageDecoder(std::string_view setting, const Model& model) : device_(model.info().device) {
+RequestImageDecoder::RequestImageDecoder(std::string_view setting, const Model& model) {
   if (setting == "cpu") {
     reason_ = "--image-decoder cpu";
     return;
@@ -41,21 +63,40 @@ RequestImageDecoder::RequestImageDecoder(std::string_view setting, const Model& 
     return;
   }
 #ifdef VLM_WITH_NVJPEG
+  const std::string& device = model.info().device;
+  // The GPU's JPEG engines where it has them (measured on an H100: 0.32 ms for one photo and 4,617
+  // photos/s in batches of 8, against 1.44 ms and 498/s for the CUDA backend), else the CUDA backend.
+  auto make_pool = [&device](NvjpegDecoder::Backend backend) {
+    auto pool = std::make_unique<DevicePool>();
+    for (std::size_t i = pool_size(); i > 0; --i) {
+      pool->decoders.push_back(std::make_unique<NvjpegDecoder>(device, backend));
+      pool->idle.push_back(pool->decoders.back().get());
+    }
+    return pool;
+  };
+  std::string engines;
   try {
-    // Started once here so that /v1/models and the log say what serves; each thread makes its own.
-    const NvjpegDecoder probe(device_);
-  } catch (const Error& error) {
-    reason_ = std::string("nvJPEG did not start on ") + device_ + ": " + error.what();
-    log::warn("image decoding: {}; JPEGs are decoded on the CPU", reason_);
-    return;
+    pool_ = make_pool(NvjpegDecoder::Backend::kHardware);
+    engines = "the GPU's JPEG engines";
+  } catch (const Error& hardware) {
+    try {
+      pool_ = make_pool(NvjpegDecoder::Backend::kCuda);
+      engines = std::string("CUDA (no JPEG engines: ") + hardware.what() + ")";
+    } catch (const Error& error) {
+      reason_ = std::string("nvJPEG did not start on ") + device + ": " + error.what();
+      log::warn("image decoding: {}; JPEGs are decoded on the CPU", reason_);
+      return;
+    }
   }
   kind_ = ImageDecoderKind::kNvjpeg;
-  slot_ = next_slot++;
-  reason_ = "nvJPEG on " + device_ + "; other formats and JPEGs it does not take on the CPU";
+  reason_ = "nvJPEG on " + device + " with " + engines + ", " + std::to_string(pool_->decoders.size()) +
+            " decoders; other formats and JPEGs it does not take on the CPU";
 #else
   reason_ = "this build has no nvJPEG";
 #endif
 }
+
+RequestImageDecoder::~RequestImageDecoder() = default;
 
 std::vector<DecodedImage> RequestImageDecoder::decode(std::span<const std::string> inputs,
                                                       const ImageLoadOptions& options) const {
@@ -75,21 +116,6 @@ std::vector<DecodedImage> RequestImageDecoder::decode(std::span<const std::strin
 void RequestImageDecoder::decode_on_device(std::span<const std::string> inputs, const ImageLoadOptions& options,
                                            std::vector<DecodedImage>& out) const {
 #ifdef VLM_WITH_NVJPEG
-  if (thread_decoders.size() <= slot_) thread_decoders.resize(slot_ + 1);
-  ThreadDecoder& mine = thread_decoders[slot_];
-  if (mine.failed) return;
-  if (!mine.decoder) {
-    try {
-      mine.decoder = std::make_unique<NvjpegDecoder>(device_);
-    } catch (const Error& error) {
-      mine.failed = true;
-      if (!start_failure_logged_.exchange(true)) {
-        log::warn("image decoding: nvJPEG did not start on an HTTP worker thread ({}); it decodes on the CPU",
-                  error.what());
-      }
-      return;
-    }
-  }
   std::vector<std::size_t> jpegs;
   std::vector<std::span<const std::uint8_t>> batch;
   std::vector<ImageHeader> headers;
@@ -105,15 +131,18 @@ void RequestImageDecoder::decode_on_device(std::span<const std::string> inputs, 
     }
   }
   if (batch.empty()) return;
+  NvjpegDecoder& decoder = pool_->borrow();
   std::vector<Image> decoded;
   try {
-    decoded = mine.decoder->decode(batch, headers);
+    decoded = decoder.decode(batch, headers);
   } catch (const std::exception& error) {
+    pool_->give_back(decoder);
     // Device memory running out, say: these images are decoded on the CPU like any nvJPEG refuses.
     log::warn("image decoding: nvJPEG failed a batch of {} JPEGs ({}); they are decoded on the CPU", batch.size(),
               error.what());
     return;
   }
+  pool_->give_back(decoder);
   for (std::size_t k = 0; k < jpegs.size(); ++k) {
     if (decoded[k].on_device()) out[jpegs[k]].image = std::move(decoded[k]);
   }

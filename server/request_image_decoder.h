@@ -1,7 +1,7 @@
 #pragma once
 
-#include <atomic>
 #include <cstddef>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -26,17 +26,23 @@ std::string_view image_decoder_name(ImageDecoderKind kind);  // "opencv", "nvjpe
 // How the images of requests for one served model are decoded (--image-decoder auto|cpu).
 //  - OpenCV on the host (decode_image), image by image: with `cpu`, for every model that does not
 //    accept device images (Model::accepts_device_images), in a build without nvJPEG, and where nvJPEG
-//    does not start on the model's device (tried once here, at load; logged).
-//  - nvJPEG otherwise: each HTTP worker thread has its own decoder for the model's device, made on its
-//    first request (a failure there is logged once, and that thread keeps OpenCV); the request's JPEGs
-//    are decoded as one batch onto the device, and what nvJPEG does not take (other formats, CMYK,
-//    progressive, a batch it refuses) by decode_image. Every image's header is checked first
-//    (check_image_header: the pixel limit, scans, truncation), so refusals are decode_image's own, per
-//    image, and no byte it would refuse reaches nvJPEG.
+//    does not start on the model's device (tried here, at load; logged).
+//  - nvJPEG otherwise: a pool of decoders for the model's device, all made here at load (making one
+//    allocates and synchronises the device: never on a request's path), on the GPU's JPEG engines
+//    where it has them (A100, H100: NvjpegDecoder::Backend::kHardware), else nvJPEG's CUDA backend;
+//    each is lent to one request at a time. The request's JPEGs are decoded as one batch onto the
+//    device, and what nvJPEG does not take (other formats, CMYK, progressive, a batch it refuses) by
+//    decode_image. Every image's header is checked first (check_image_header: the pixel limit, scans,
+//    truncation), so refusals are decode_image's own, per image, and no byte it would refuse reaches
+//    nvJPEG.
 class RequestImageDecoder {
  public:
   // `setting` is "auto" or "cpu" (validate(ServerConfig) refuses anything else).
   RequestImageDecoder(std::string_view setting, const Model& model);
+
+  ~RequestImageDecoder();
+  RequestImageDecoder(const RequestImageDecoder&) = delete;
+  RequestImageDecoder& operator=(const RequestImageDecoder&) = delete;
 
   ImageDecoderKind kind() const { return kind_; }
   // Why this decoder was chosen, for the start-up log ("nvJPEG on cuda:0", "--image-decoder cpu", ...).
@@ -49,11 +55,11 @@ class RequestImageDecoder {
   void decode_on_device(std::span<const std::string> inputs, const ImageLoadOptions& options,
                         std::vector<DecodedImage>& out) const;
 
+  struct DevicePool;  // nvJPEG decoders and who holds them
+
   ImageDecoderKind kind_ = ImageDecoderKind::kOpencv;
   std::string reason_;
-  std::string device_;    // the model's, e.g. "cuda:0"
-  std::size_t slot_ = 0;  // this model's decoder among each thread's (nvJPEG only)
-  mutable std::atomic<bool> start_failure_logged_{false};
+  std::unique_ptr<DevicePool> pool_;  // nvJPEG only
 };
 
 }  // namespace vlm::server

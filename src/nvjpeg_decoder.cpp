@@ -1,12 +1,16 @@
 #include "vlm/nvjpeg_decoder.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/CachingHostAllocator.h>
 #include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <nvjpeg.h>
 
+#include <mutex>
 #include <string>
+#include <unordered_map>
 
 #include "vlm/device.h"
 #include "vlm/device_image.h"
@@ -27,33 +31,101 @@ void check(nvjpegStatus_t status, const char* call) {
 constexpr std::uint8_t kBaseline = 0xC0;
 constexpr std::uint8_t kExtendedHuffman = 0xC1;
 
+// The JPEG engines decode baseline JPEGs with these samplings only (nvjpeg.h, NVJPEG_BACKEND_HARDWARE);
+// a batch holding another fails as a whole.
+bool hardware_decodes(nvjpegChromaSubsampling_t subsampling) {
+  return subsampling != NVJPEG_CSS_411 && subsampling != NVJPEG_CSS_410 && subsampling != NVJPEG_CSS_410V;
+}
+
 c10::Device cuda_device(const std::string& name) {
   const c10::Device device = parse_device(name);
   if (!device.is_cuda()) throw Error(ErrorCode::kInvalidArgument, "nvJPEG decodes on a CUDA device, got " + name);
   return device;
 }
 
+// nvJPEG's buffers come from torch's caching allocators, not from its defaults (cudaMalloc/cudaFree,
+// cudaHostAlloc/cudaFreeHost), each of which synchronises the whole device: a decoder that grows its
+// buffers for a larger photo would otherwise stall the model's stream beside it. The V2 interface
+// passes the stream each buffer is used on, as the caching allocators need.
+int device_malloc(void* /*ctx*/, void** ptr, std::size_t size, cudaStream_t stream) {
+  try {
+    *ptr = c10::cuda::CUDACachingAllocator::raw_alloc_with_stream(size, stream);
+    return 0;
+  } catch (const std::exception&) {
+    return 1;
+  }
+}
+
+int device_free(void* /*ctx*/, void* ptr, std::size_t /*size*/, cudaStream_t /*stream*/) {
+  c10::cuda::CUDACachingAllocator::raw_delete(ptr);
+  return 0;
+}
+
+// The caching host allocator hands out DataPtrs; the pinned buffers nvJPEG holds are kept here by address.
+struct PinnedBuffers {
+  std::mutex mutex;
+  std::unordered_map<void*, at::DataPtr> held;
+  c10::DeviceIndex device = 0;
+};
+
+int pinned_malloc(void* ctx, void** ptr, std::size_t size, cudaStream_t /*stream*/) {
+  auto& buffers = *static_cast<PinnedBuffers*>(ctx);
+  try {
+    at::DataPtr buffer = at::getHostAllocator(at::kCUDA)->allocate(size);
+    *ptr = buffer.get();
+    const std::lock_guard lock(buffers.mutex);
+    buffers.held.emplace(*ptr, std::move(buffer));
+    return 0;
+  } catch (const std::exception&) {
+    return 1;
+  }
+}
+
+int pinned_free(void* ctx, void* ptr, std::size_t /*size*/, cudaStream_t stream) {
+  auto& buffers = *static_cast<PinnedBuffers*>(ctx);
+  at::DataPtr buffer;
+  {
+    const std::lock_guard lock(buffers.mutex);
+    const auto it = buffers.held.find(ptr);
+    if (it == buffers.held.end()) return 1;
+    buffer = std::move(it->second);
+    buffers.held.erase(it);
+  }
+  // Not handed out again before the copies queued on `stream` that read it have run.
+  at::getHostAllocator(at::kCUDA)->record_event(ptr, buffer.get_context(),
+                                                c10::cuda::getStreamFromExternal(stream, buffers.device).unwrap());
+  return 0;
+}
+
 }  // namespace
 
 struct NvjpegDecoder::State {
+  State(c10::Device cuda, c10::cuda::CUDAStream own) : device(cuda), stream(own) {}
   c10::Device device;
   // The decoder's own stream: decoding here overlaps a model's work on its stream, and the images'
   // ready event orders the model's reads after it.
   c10::cuda::CUDAStream stream;
+  PinnedBuffers pinned;  // declared before the handle, which frees into it
   nvjpegHandle_t handle = nullptr;
   nvjpegJpegState_t jpeg = nullptr;
   // nvjpegDecodeBatchedInitialize is needed again only when the batch size changes (or after a failure).
   int initialized_batch = 0;
   bool failure_logged = false;
+  bool hardware = false;
 };
 
-NvjpegDecoder::NvjpegDecoder(const std::string& device) {
+NvjpegDecoder::NvjpegDecoder(const std::string& device, Backend backend) {
   const c10::Device cuda = cuda_device(device);
   const c10::cuda::CUDAGuard guard(cuda);
-  state_ = std::make_unique<State>(State{cuda, c10::cuda::getStreamFromPool(false, cuda.index())});
+  state_ = std::make_unique<State>(cuda, c10::cuda::getStreamFromPool(false, cuda.index()));
+  state_->pinned.device = cuda.index();
+  state_->hardware = backend == Backend::kHardware;
+  nvjpegDevAllocatorV2_t device_allocator{device_malloc, device_free, nullptr};
+  nvjpegPinnedAllocatorV2_t pinned_allocator{pinned_malloc, pinned_free, &state_->pinned};
   try {
-    check(nvjpegCreateEx(NVJPEG_BACKEND_DEFAULT, nullptr, nullptr, NVJPEG_FLAGS_DEFAULT, &state_->handle),
-          "nvjpegCreateEx");
+    check(nvjpegCreateExV2(backend == Backend::kHardware ? NVJPEG_BACKEND_HARDWARE : NVJPEG_BACKEND_DEFAULT,
+                           &device_allocator, &pinned_allocator, NVJPEG_FLAGS_DEFAULT, &state_->handle),
+          "nvjpegCreateExV2");
     check(nvjpegJpegStateCreate(state_->handle, &state_->jpeg), "nvjpegJpegStateCreate");
   } catch (const Error&) {
     // A constructor that throws gets no destructor call.
@@ -63,6 +135,7 @@ NvjpegDecoder::NvjpegDecoder(const std::string& device) {
 }
 
 NvjpegDecoder::~NvjpegDecoder() {
+  const c10::cuda::CUDAGuard guard(state_->device);
   if (state_->jpeg != nullptr) nvjpegJpegStateDestroy(state_->jpeg);
   if (state_->handle != nullptr) nvjpegDestroy(state_->handle);
 }
@@ -87,14 +160,17 @@ std::vector<Image> NvjpegDecoder::decode(std::span<const std::span<const std::ui
     const std::span<const std::uint8_t> bytes = images[i];
     const ImageHeader& header = headers[i];
     if (header.format != ImageFormat::kJpeg || (header.jpeg_components != 1 && header.jpeg_components != 3)) continue;
-    if (header.jpeg_frame_marker != kBaseline && header.jpeg_frame_marker != kExtendedHuffman) continue;
+    if (header.jpeg_frame_marker != kBaseline && (state_->hardware || header.jpeg_frame_marker != kExtendedHuffman)) {
+      continue;
+    }
     int components = 0;
     nvjpegChromaSubsampling_t subsampling = NVJPEG_CSS_UNKNOWN;
     int widths[NVJPEG_MAX_COMPONENT] = {};
     int heights[NVJPEG_MAX_COMPONENT] = {};
     if (nvjpegGetImageInfo(state_->handle, bytes.data(), bytes.size(), &components, &subsampling, widths, heights) !=
             NVJPEG_STATUS_SUCCESS ||
-        subsampling == NVJPEG_CSS_UNKNOWN || static_cast<std::uint32_t>(widths[0]) != header.width ||
+        subsampling == NVJPEG_CSS_UNKNOWN || (state_->hardware && !hardware_decodes(subsampling)) ||
+        static_cast<std::uint32_t>(widths[0]) != header.width ||
         static_cast<std::uint32_t>(heights[0]) != header.height) {
       continue;
     }

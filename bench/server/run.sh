@@ -45,16 +45,20 @@ images=("$assets"/images/*.jpg "$assets"/images/coco8/images/*.jpg)
 out="$(mktemp -d)"
 trap 'kill "$server_pid" 2>/dev/null || true; rm -rf "$out"' EXIT
 
-# The load generator is one peer: the per-peer connection cap (32 by default) would answer the
-# connections past it with 503 and the row would measure the guard. Builds before the cap lack the flag.
-peer_cap=()
-if "$bin" serve --help 2>/dev/null | grep -q -- --max-connections-per-peer; then
-  most=0
-  for c in $clients; do (( c > most )) && most=$c; done
-  peer_cap=(--max-connections-per-peer "$(( most + 8 ))")
+# The load generator is one peer, and every client keeps one request in flight: the per-peer
+# connection cap and the admission bound (32 each by default) would answer the clients past them with
+# 503 and the row would measure the guards, so both are raised above the largest client count (and
+# the connection workers with them). Builds from before a guard lack its flag.
+most=0
+for c in $clients; do (( c > most )) && most=$c; done
+limits=()
+serve_help="$("$bin" serve --help 2>/dev/null || true)"
+grep -q -- --max-connections-per-peer <<<"$serve_help" && limits+=(--max-connections-per-peer "$(( most + 8 ))")
+if grep -q -- --max-concurrent-requests <<<"$serve_help" && (( most + 8 > 32 )); then
+  limits+=(--max-concurrent-requests "$(( most + 8 ))" --http-max-threads "$(( 2 * (most + 8) ))")
 fi
 "$bin" serve --model "bench=$model" --device "$device" ${half:+--half} --threads "$threads" --port 0 \
-  --batch-max "$batch_max" --batch-wait-ms "$batch_wait_ms" --queue 256 "${peer_cap[@]}" "${serve_args[@]}" \
+  --batch-max "$batch_max" --batch-wait-ms "$batch_wait_ms" --queue 256 "${limits[@]}" "${serve_args[@]}" \
   2> "$out/server.log" &
 server_pid=$!
 # The access log stays on (info level), as a deployment would run it.

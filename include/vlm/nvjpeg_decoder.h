@@ -19,12 +19,17 @@ namespace vlm {
 // decode_image applies it), written on the decoder's own stream. What nvJPEG is not given, or refuses,
 // comes back empty (no rgb, no device), for decode_image to decode on the CPU: other formats, CMYK/YCCK
 // (OpenCV converts them), progressive, lossless and arithmetic-coded JPEGs, and the whole batch when
-// nvJPEG fails it. Not thread-safe: one per worker thread.
+// nvJPEG fails it. Not thread-safe: one caller at a time (the server lends each of a pool to one request).
+// Its buffers come from torch's caching allocators, so that growing them never synchronises the device.
 class NvjpegDecoder {
  public:
-  // `device`: "cuda" or "cuda:N". Throws vlm::Error kUnavailable when nvJPEG cannot start there,
-  // kInvalidArgument for a device that is not CUDA.
-  explicit NvjpegDecoder(const std::string& device);
+  // kCuda: nvJPEG's default backend (entropy decoding on the calling CPU thread, the rest in CUDA
+  // kernels). kHardware: the GPU's JPEG decoder engines (A100, H100 and later), for baseline JPEGs
+  // other than 4:1:1 and 4:1:0, which it leaves to the CPU like the formats above.
+  enum class Backend { kCuda, kHardware };
+  // `device`: "cuda" or "cuda:N". Throws vlm::Error kUnavailable when nvJPEG cannot start there (for
+  // kHardware: also where the GPU has no JPEG engines), kInvalidArgument for a device that is not CUDA.
+  explicit NvjpegDecoder(const std::string& device, Backend backend = Backend::kCuda);
   ~NvjpegDecoder();
   NvjpegDecoder(const NvjpegDecoder&) = delete;
   NvjpegDecoder& operator=(const NvjpegDecoder&) = delete;

@@ -16,7 +16,8 @@
 #      (OpenCV) on the yolov5n fixture over HTTP: same detections (2 px, 1e-2), same error codes
 #   1b. where .f2-bench is carried: tools/gpu/florence2_parity.sh (Florence-2's CUDA-graphed decoder
 #      against transformers; needs .whl too)
-#   4c. the server benchmark cases (VLM_GPU_BENCH_CASES, below)
+#   4c. with VLM_GPU_FIRST_PASS=1, bench/yolo/first_pass.py; the server benchmark cases
+#      (VLM_GPU_BENCH_CASES, below)
 #   4d. with VLM_GPU_FLORENCE2_BENCH="ARGS": tools/gpu/florence2_bench.sh ARGS (VLM_GPU_PROFILE=1 adds
 #      the decode-step profile); its tables come back as florence2_bench.txt and florence2_profile.txt
 #   5. tools/gpu/attention.sh --skip-sanitizer (flash kernels: build, check, benchmark) with the time
@@ -145,9 +146,10 @@ fi
 
 result_line() { grep -E "^$1 on cuda" "$2" | tail -1 | sed -E 's/^[^:]*: //'; }
 # VLM_GPU_SKIP_PARITY=1: a call for the benchmark alone (parity and graphs checks ran in another).
-# VLM_GPU_PARITY_MODELS="yolov5n ...": only these of the carried fixtures (the benchmark may use more).
+# VLM_GPU_PARITY_MODELS="yolov5n ...": only these of the carried fixtures (the benchmark may use more);
+# "none": no YOLO parity or graphs check, the server's nvJPEG check still runs.
 parity_models=("${models[@]}")
-[[ -n "${VLM_GPU_PARITY_MODELS:-}" ]] && read -ra parity_models <<<"$VLM_GPU_PARITY_MODELS"
+[[ -n "${VLM_GPU_PARITY_MODELS:-}" ]] && read -ra parity_models <<<"${VLM_GPU_PARITY_MODELS/none/}"
 [[ "${VLM_GPU_SKIP_PARITY:-0}" == 1 ]] && { parity_models=(); note "yolo parity, graphs" SKIP "VLM_GPU_SKIP_PARITY=1"; }
 for model in "${parity_models[@]}"; do
   echo "== YOLO parity $model, cuda fp32 (1 px, 1e-3)"
@@ -194,6 +196,21 @@ if [[ -d .pyref ]] && PYTHONPATH="$PWD/.pyref" python3 -c "import yolov5.models.
 else
   echo "server benchmark without the Python reference: $(tail -1 "$logs/pyref.log" 2>/dev/null || echo 'no .pyref carried')"
 fi
+# VLM_GPU_FIRST_PASS=1: the first batch of each size against steady state (bench/yolo/first_pass.py),
+# fp32 and fp16, yolov5n on bus.jpg through `vlmserve detect`.
+if [[ "${VLM_GPU_FIRST_PASS:-0}" == 1 && -f "$VLM_TEST_DATA/yolov5n.torchscript" ]]; then
+  echo "== first batch against steady state (bench/yolo/first_pass.py)"
+  t0=$(date +%s)
+  rc=0
+  for half in "" --half; do
+    timeout "$(step_limit 90)" python3 bench/yolo/first_pass.py --model "$VLM_TEST_DATA/yolov5n.torchscript" \
+      --photo "$VLM_ASSETS/images/bus.jpg" --batches 1,3,8 ${half:+"$half"} "vlmserve${half:+-fp16}=$VLM_BIN" \
+      >>"$logs/first_pass.log" 2>&1 || rc=1
+  done
+  cat "$logs/first_pass.log"
+  note "first pass yolov5n" "$([[ $rc == 0 ]] && echo DONE || echo FAIL)" "see first_pass.log [$(( $(date +%s) - t0 )) s]"
+fi
+
 bench_cases=()
 # VLM_GPU_BENCH_SECONDS (8) per point, VLM_GPU_BENCH_CLIENTS ("1 8 32") the concurrencies.
 # VLM_GPU_BENCH_CASES="yolov8n fp32 ultralytics;..." runs only those (model precision family, then any
@@ -206,9 +223,15 @@ if [[ -n "${VLM_GPU_BENCH_CASES:-}" ]]; then
 elif [[ "${VLM_GPU_SKIP_BENCH:-0}" != 1 ]]; then
   bench_cases=("yolov5n fp32 yolov5" "yolov5n fp16 yolov5" "yolov8n fp32 ultralytics")
 fi
+# The Python reference runs once per model, precision and family: a later case that serves the same
+# model another way (other serve arguments, the "before" build) is read beside the first case's table.
+declare -A referenced=()
 for case in "${bench_cases[@]}"; do
   bench_bin="$VLM_BIN"
   case_reference_args=("${reference_args[@]}")
+  read -r model precision family _ <<<"${case#before }"
+  [[ -n "${referenced[$model $precision $family]:-}" ]] && case_reference_args=(--no-reference)
+  [[ "$case" == before\ * ]] || referenced[$model $precision $family]=1
   build=""
   if [[ "$case" == before\ * ]]; then
     case="${case#before }"
