@@ -116,6 +116,18 @@ run_check letterbox_batch_check "device letterbox against OpenCV" cases '^time: 
 run_check nvjpeg_decode_check "nvJPEG batched decoding against OpenCV" images '^decode rate' '^decode rate: ' \
   "not carried (a build without nvJPEG)" "$VLM_ASSETS/images" "$VLM_ASSETS/jpeg_variants"
 
+# check_step TITLE NAME LIMIT_S LOG_NAME DETAIL COMMAND...: runs COMMAND within LIMIT_S (or what is left
+# of the budget), prints the head of its log and notes PASS or FAIL with `DETAIL LOG` and the time taken.
+check_step() {
+  local title="$1" name="$2" limit="$3" log="$logs/$4.log" detail="$5" t0 rc
+  shift 5
+  echo "== $title"
+  t0=$(date +%s)
+  timeout "$(step_limit "$limit")" "$@" >"$log" 2>&1
+  rc=$?
+  head -50 "$log"
+  note "$name" "$([[ $rc == 0 ]] && echo PASS || echo FAIL)" "$("$detail" "$log") [$(( $(date +%s) - t0 )) s]"
+}
 # The references name photos by the absolute path they had where prepare_carry.sh ran.
 data="$logs/test-data"
 mkdir -p "$data"
@@ -132,14 +144,9 @@ export VLM_TEST_DATA="$data"
 if [[ "${VLM_GPU_SKIP_PARITY:-0}" == 1 ]]; then
   note "server nvJPEG vs OpenCV" SKIP "VLM_GPU_SKIP_PARITY=1"
 elif [[ -f "$VLM_TEST_DATA/yolov5n.torchscript" && -d "$VLM_ASSETS/jpeg_variants" ]]; then
-  echo "== server nvJPEG against OpenCV (yolov5n, cuda fp32)"
-  t0=$(date +%s)
-  timeout "$(step_limit 240)" python3 tests/gpu/test_server_nvjpeg.py "$VLM_ASSETS/images" "$VLM_ASSETS/jpeg_variants" \
-    >"$logs/server_nvjpeg.log" 2>&1
-  rc=$?
-  head -60 "$logs/server_nvjpeg.log"
-  note "server nvJPEG vs OpenCV" "$([[ $rc == 0 ]] && echo PASS || echo FAIL)" \
-    "$(grep '^nvJPEG against OpenCV' "$logs/server_nvjpeg.log" | sed 's/^[^:]*: //') [$(( $(date +%s) - t0 )) s]"
+  nvjpeg_detail() { grep '^nvJPEG against OpenCV' "$1" | sed 's/^[^:]*: //'; }
+  check_step "server nvJPEG against OpenCV (yolov5n, cuda fp32)" "server nvJPEG vs OpenCV" 240 server_nvjpeg \
+    nvjpeg_detail python3 tests/gpu/test_server_nvjpeg.py "$VLM_ASSETS/images" "$VLM_ASSETS/jpeg_variants"
 else
   note "server nvJPEG vs OpenCV" SKIP "no yolov5n fixture or no jpeg_variants carried"
 fi
@@ -151,36 +158,21 @@ result_line() { grep -E "^$1 on cuda" "$2" | tail -1 | sed -E 's/^[^:]*: //'; }
 parity_models=("${models[@]}")
 [[ -n "${VLM_GPU_PARITY_MODELS:-}" ]] && read -ra parity_models <<<"${VLM_GPU_PARITY_MODELS/none/}"
 [[ "${VLM_GPU_SKIP_PARITY:-0}" == 1 ]] && { parity_models=(); note "yolo parity, graphs" SKIP "VLM_GPU_SKIP_PARITY=1"; }
+parity_detail() { result_line "$model" "$1"; }
+graphs_detail() { echo "$(grep -c PASS "$1") runs; $(grep -m1 'fp32 batch 1:' "$1" | sed -E 's/.*eager/eager/')"; }
 for model in "${parity_models[@]}"; do
-  echo "== YOLO parity $model, cuda fp32 (1 px, 1e-3)"
-  t0=$(date +%s)
-  timeout "$(step_limit 150)" python3 tests/parity/test_yolo_parity.py "$model" --device cuda >"$logs/parity_${model}_fp32.log" 2>&1
-  rc=$?
-  cat "$logs/parity_${model}_fp32.log" | head -50
-  note "yolo parity $model cuda fp32" "$([[ $rc == 0 ]] && echo PASS || echo FAIL)" \
-    "$(result_line "$model" "$logs/parity_${model}_fp32.log") [$(( $(date +%s) - t0 )) s]"
-
-  echo "== YOLO CUDA graphs $model against the eager pass (fp32 and fp16, batches 1 and 4)"
-  t0=$(date +%s)
-  timeout "$(step_limit 150)" python3 tests/gpu/test_yolo_graphs.py "$model" >"$logs/graphs_${model}.log" 2>&1
-  rc=$?
-  cat "$logs/graphs_${model}.log" | head -20
-  note "yolo graphs $model cuda" "$([[ $rc == 0 ]] && echo PASS || echo FAIL)" \
-    "$(grep -c PASS "$logs/graphs_${model}.log") runs; $(grep -m1 'fp32 batch 1:' "$logs/graphs_${model}.log" | sed -E 's/.*eager/eager/') [$(( $(date +%s) - t0 )) s]"
-
+  check_step "YOLO parity $model, cuda fp32 (1 px, 1e-3)" "yolo parity $model cuda fp32" 150 "parity_${model}_fp32" \
+    parity_detail python3 tests/parity/test_yolo_parity.py "$model" --device cuda
+  check_step "YOLO CUDA graphs $model against the eager pass (fp32 and fp16, batches 1 and 4)" \
+    "yolo graphs $model cuda" 150 "graphs_$model" graphs_detail python3 tests/gpu/test_yolo_graphs.py "$model"
   if [[ $model != yolov5n ]]; then
     # Random weights turn fp16 rounding into different boxes and scores (hundreds of near-equal,
     # overlapping candidates): only the trained model says something about fp16 accuracy.
     note "yolo parity $model cuda fp16" SKIP "random weights: fp16 checked on the trained yolov5n only"
     continue
   fi
-  echo "== YOLO parity $model, cuda fp16 (2 px, 1e-2, threshold flips listed)"
-  t0=$(date +%s)
-  timeout "$(step_limit 150)" python3 tests/gpu/test_yolo_parity_fp16.py "$model" >"$logs/parity_${model}_fp16.log" 2>&1
-  rc=$?
-  cat "$logs/parity_${model}_fp16.log" | head -50
-  note "yolo parity $model cuda fp16" "$([[ $rc == 0 ]] && echo PASS || echo FAIL)" \
-    "$(result_line "$model" "$logs/parity_${model}_fp16.log") [$(( $(date +%s) - t0 )) s]"
+  check_step "YOLO parity $model, cuda fp16 (2 px, 1e-2, threshold flips listed)" "yolo parity $model cuda fp16" 150 \
+    "parity_${model}_fp16" parity_detail python3 tests/gpu/test_yolo_parity_fp16.py "$model"
 done
 
 # Florence-2 has its own call (tools/gpu/florence2_bench.sh): its checkpoints and reference need the
