@@ -32,20 +32,30 @@ struct RequestImageDecoder::DevicePool {
   std::condition_variable returned;
   std::vector<NvjpegDecoder*> idle;
 
-  NvjpegDecoder& borrow() {
-    std::unique_lock lock(mutex);
-    returned.wait(lock, [this] { return !idle.empty(); });
-    NvjpegDecoder* decoder = idle.back();
-    idle.pop_back();
-    return *decoder;
-  }
-  void give_back(NvjpegDecoder& decoder) {
-    {
-      std::lock_guard lock(mutex);
-      idle.push_back(&decoder);
+  // A decoder lent to one request; returned to the pool when the lease ends, however it ends.
+  class Lease {
+   public:
+    explicit Lease(DevicePool& pool) : pool_(pool) {
+      std::unique_lock lock(pool_.mutex);
+      pool_.returned.wait(lock, [this] { return !pool_.idle.empty(); });
+      decoder_ = pool_.idle.back();
+      pool_.idle.pop_back();
     }
-    returned.notify_one();
-  }
+    ~Lease() {
+      {
+        std::lock_guard lock(pool_.mutex);
+        pool_.idle.push_back(decoder_);
+      }
+      pool_.returned.notify_one();
+    }
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    NvjpegDecoder& decoder() const { return *decoder_; }
+
+   private:
+    DevicePool& pool_;
+    NvjpegDecoder* decoder_ = nullptr;
+  };
 #endif
 };
 
@@ -131,18 +141,15 @@ void RequestImageDecoder::decode_on_device(std::span<const std::string> inputs, 
     }
   }
   if (batch.empty()) return;
-  NvjpegDecoder& decoder = pool_->borrow();
   std::vector<Image> decoded;
   try {
-    decoded = decoder.decode(batch, headers);
+    decoded = DevicePool::Lease(*pool_).decoder().decode(batch, headers);
   } catch (const std::exception& error) {
-    pool_->give_back(decoder);
     // Device memory running out, say: these images are decoded on the CPU like any nvJPEG refuses.
     log::warn("image decoding: nvJPEG failed a batch of {} JPEGs ({}); they are decoded on the CPU", batch.size(),
               error.what());
     return;
   }
-  pool_->give_back(decoder);
   for (std::size_t k = 0; k < jpegs.size(); ++k) {
     if (decoded[k].on_device()) out[jpegs[k]].image = std::move(decoded[k]);
   }

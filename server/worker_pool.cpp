@@ -30,7 +30,7 @@ bool WorkerPool::enqueue(std::function<void()> job) {
 void WorkerPool::shutdown() {
   {
     std::lock_guard lock(mutex_);
-    if (stopping_ && base_.empty() && extra_.empty() && finished_.empty()) return;
+    if (stopping_) return;  // shut down already, or being shut down by another caller
     stopping_ = true;
   }
   wake_.notify_all();
