@@ -111,15 +111,15 @@ at::Tensor BartDecoder::layers_forward(at::Tensor h, KvCache& cache, const SelfW
         entry.self_value.narrow(2, window.past, window.steps).copy_(v);
         a = attention(q, entry.self_key.narrow(2, 0, end), entry.self_value.narrow(2, 0, end), self_attention_);
       }
-      h = layer.self_norm(h + layer.self_out(merge_heads(a)));
+      h = layer.self_norm.residual(h, layer.self_out(merge_heads(a)));
     }
     {
       RECORD_USER_SCOPE("florence2.decoder.cross_attention");
-      h = layer.cross_norm(h + layer.cross_out(cross_attention(layer, h, entry, cache.beams)));
+      h = layer.cross_norm.residual(h, layer.cross_out(cross_attention(layer, h, entry, cache.beams)));
     }
     {
       RECORD_USER_SCOPE("florence2.decoder.feed_forward");
-      h = layer.final_norm(h + layer.fc2(gelu_exact(layer.fc1(h))));
+      h = layer.final_norm.residual(h, layer.fc2(gelu_exact(layer.fc1(h))));
     }
   }
   RECORD_USER_SCOPE("florence2.decoder.lm_head");

@@ -44,9 +44,9 @@ at::Tensor BartEncoder::forward(const at::Tensor& inputs_embeds) const {
     const at::Tensor k = split_heads(qkv.narrow(-1, d, d), heads);
     const at::Tensor v = split_heads(qkv.narrow(-1, 2 * d, d), heads);
     at::Tensor a = layer.out(merge_heads(attention(q, k, v, attention_)));
-    h = layer.self_norm(h + a);
+    h = layer.self_norm.residual(h, a);
     a = layer.fc2(gelu_exact(layer.fc1(h)));
-    h = clamp_fp16(layer.final_norm(h + a));
+    h = clamp_fp16(layer.final_norm.residual(h, a));
   }
   return h;
 }

@@ -6,6 +6,7 @@
 
 #include <ATen/ATen.h>
 
+#include "vlm/ops/add_layer_norm.h"
 #include "weights.h"
 
 // Building blocks read from the checkpoint by their name scope (CTranslate2-style). They resolve their
@@ -45,6 +46,10 @@ struct LayerNorm {
   }
   at::Tensor operator()(const at::Tensor& x) const {
     return at::layer_norm(x, {x.size(-1)}, weight, bias, kLayerNormEps);
+  }
+  // (*this)(x + y), one kernel on CUDA: BART's post-norm residual.
+  at::Tensor residual(const at::Tensor& x, const at::Tensor& y) const {
+    return ops::add_layer_norm(x, y, weight, bias, kLayerNormEps);
   }
 };
 

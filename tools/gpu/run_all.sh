@@ -11,7 +11,8 @@
 #      (same detections to 1e-3 px / 1e-5), with both per-image inference times
 #   4. letterbox_batch_check: the YOLO input letterboxed on the device against OpenCV's, byte for
 #      byte, and both timed; nvjpeg_decode_check: nvJPEG batched decoding against OpenCV's (mean abs
-#      <= 2 levels per image, CMYK and progressive left to the CPU) and both decode rates
+#      <= 2 levels per image, CMYK and progressive left to the CPU) and both decode rates;
+#      add_layer_norm_check: the fused residual + LayerNorm kernel against at::layer_norm(x + y)
 #   4b. tests/gpu/test_server_nvjpeg.py: vlmserve serve --image-decoder auto (nvJPEG) against cpu
 #      (OpenCV) on the yolov5n fixture over HTTP: same detections (2 px, 1e-2), same error codes
 #   1b. where .f2-bench is carried: tools/gpu/florence2_parity.sh (Florence-2's CUDA-graphed decoder
@@ -115,6 +116,8 @@ run_check letterbox_batch_check "device letterbox against OpenCV" cases '^time: 
   "not carried (build it: scripts/build.sh auto letterbox_batch_check)" "$VLM_ASSETS/images"
 run_check nvjpeg_decode_check "nvJPEG batched decoding against OpenCV" images '^decode rate' '^decode rate: ' \
   "not carried (a build without nvJPEG)" "$VLM_ASSETS/images" "$VLM_ASSETS/jpeg_variants"
+run_check add_layer_norm_check "fused residual + LayerNorm against at::layer_norm(x + y)" cases '^time: ' '^time: ' \
+  "not carried (build it: scripts/build.sh auto add_layer_norm_check)"
 
 # check_step TITLE NAME LIMIT_S LOG_NAME DETAIL COMMAND...: runs COMMAND within LIMIT_S (or what is left
 # of the budget), prints the head of its log and notes PASS or FAIL with `DETAIL LOG` and the time taken.

@@ -1,0 +1,18 @@
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+namespace vlm::ops {
+
+// at::layer_norm(x + y, {d}, weight, bias, eps) over the last dimension d, with the sum rounded to the
+// inputs' dtype first as the two separate ops round it: BART's post-norm residual step. On CUDA, for
+// contiguous float32, float16 or bfloat16 rows of at most kAddLayerNormMaxWidth, one kernel reads x and
+// y once and writes the result (two kernels and a round trip of the sum otherwise: at batch 1 each of
+// Florence-2's 19 per-step LayerNorms was its own launch beside its add); anything else, and every
+// CPU tensor, runs the two ops.
+at::Tensor add_layer_norm(const at::Tensor& x, const at::Tensor& y, const at::Tensor& weight, const at::Tensor& bias,
+                          double eps);
+
+inline constexpr int64_t kAddLayerNormMaxWidth = 4096;
+
+}  // namespace vlm::ops

@@ -1,0 +1,12 @@
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+// The CUDA half of vlm::ops::add_layer_norm; the front file checks shapes, dtypes and layout.
+namespace vlm::ops {
+#ifdef VLM_WITH_CUDA
+// x, y: contiguous [rows, d] of one dtype; weight, bias: contiguous [d] of the same dtype; d <= 4096.
+at::Tensor add_layer_norm_cuda(const at::Tensor& x, const at::Tensor& y, const at::Tensor& weight,
+                               const at::Tensor& bias, double eps);
+#endif
+}  // namespace vlm::ops
