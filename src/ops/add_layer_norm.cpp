@@ -5,10 +5,10 @@
 #include "add_layer_norm_kernels.h"
 
 namespace vlm::ops {
+#ifdef VLM_WITH_CUDA
 namespace {
 
 bool fused_kernel_takes(const at::Tensor& x, const at::Tensor& y, const at::Tensor& weight, const at::Tensor& bias) {
-#ifdef VLM_WITH_CUDA
   const auto dtype = x.scalar_type();
   const int64_t d = x.dim() == 0 ? 0 : x.size(-1);
   return x.is_cuda() && x.sizes() == y.sizes() && y.scalar_type() == dtype && weight.scalar_type() == dtype &&
@@ -16,13 +16,10 @@ bool fused_kernel_takes(const at::Tensor& x, const at::Tensor& y, const at::Tens
          d > 0 && d <= kAddLayerNormMaxWidth && weight.numel() == d && bias.numel() == d && x.is_contiguous() &&
          y.is_contiguous() && weight.is_contiguous() && bias.is_contiguous() && y.device() == x.device() &&
          weight.device() == x.device() && bias.device() == x.device();
-#else
-  (void)x, (void)y, (void)weight, (void)bias;
-  return false;
-#endif
 }
 
 }  // namespace
+#endif
 
 at::Tensor add_layer_norm(const at::Tensor& x, const at::Tensor& y, const at::Tensor& weight, const at::Tensor& bias,
                           double eps) {
