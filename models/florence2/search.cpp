@@ -5,6 +5,8 @@
 #include <optional>
 #include <vector>
 
+#include "greedy_select.h"
+
 namespace vlm::florence2 {
 namespace {
 
@@ -42,76 +44,51 @@ class GreedySearch final : public Search {
  public:
   GreedySearch(const BartDecoder& decoder, const GenerationConfig& config, const DecodeShape& shape,
                const at::TensorOptions& options)
-      : Search(shape),
-        decoder_(decoder),
-        config_(config),
-        processor_(config, decoder.config().vocab_size, options),
-        eos_(eos_tensor(config, options)) {
+      : Search(shape), decoder_(decoder), config_(config), selector_(config, decoder.config().vocab_size, options) {
     const auto long_options = options.dtype(at::kLong);
     cache_ = decoder.start(at::zeros({shape.batch, shape.encoder_length, decoder.config().d_model}, options), 1,
                            shape.capacity);
-    ids_ = at::empty({shape.batch, shape.capacity}, long_options);
-    position_ = at::zeros({}, long_options);
-    values_ = {at::zeros({}, long_options), at::zeros({}, long_options)};
-    length_ = at::zeros({}, long_options);
-    unfinished_ = at::empty({shape.batch}, options.dtype(at::kBool));
-    token_log_probs_ = at::empty({shape.batch, shape.capacity}, options.dtype(at::kFloat));
+    state_.ids = at::empty({shape.batch, shape.capacity}, long_options);
+    state_.position = at::zeros({}, long_options);
+    state_.values = {at::zeros({}, long_options), at::zeros({}, long_options)};
+    state_.length = at::zeros({}, long_options);
+    state_.unfinished = at::empty({shape.batch}, options.dtype(at::kBool));
+    state_.token_log_probs = at::empty({shape.batch, shape.capacity}, options.dtype(at::kFloat));
   }
 
   void reset(const at::Tensor& encoder_hidden, const GenerationValues& values) override {
     decoder_.restart(encoder_hidden, cache_);
-    values_.max_length.fill_(values.max_length);
-    values_.no_repeat_ngram_size.fill_(values.no_repeat_ngram_size);
-    ids_.fill_(config_.pad_token_id);
-    ids_.select(1, 0).fill_(config_.decoder_start_token_id);
-    position_.zero_();
-    length_.fill_(1);
-    unfinished_.fill_(true);
-    token_log_probs_.zero_();
+    state_.values.max_length.fill_(values.max_length);
+    state_.values.no_repeat_ngram_size.fill_(values.no_repeat_ngram_size);
+    state_.ids.fill_(config_.pad_token_id);
+    state_.ids.select(1, 0).fill_(config_.decoder_start_token_id);
+    state_.position.zero_();
+    state_.length.fill_(1);
+    state_.unfinished.fill_(true);
+    state_.token_log_probs.zero_();
   }
 
   void step() override {
-    const auto batch = shape_.batch;
-    const at::Tensor cur_len = position_ + 1;
-    const at::Tensor tokens = ids_.gather(1, index_at(position_, {batch, 1}));
-    at::Tensor scores = decoder_.step(tokens, position_, cache_).to(at::kFloat);
-    processor_.apply(ids_, cur_len, values_, scores);
-    at::Tensor next = scores.argmax(-1);
-    // log_softmax(scores)[next] without materialising the vocabulary-wide log-softmax.
-    const at::Tensor chosen = scores.gather(1, next.unsqueeze(1)) - at::logsumexp(scores, {1}, true);
-    token_log_probs_.scatter_(1, index_at(cur_len, {batch, 1}), at::where(unfinished_.unsqueeze(1), chosen, 0.0F));
-    const bool has_eos = !config_.eos_token_ids.empty();
-    if (has_eos) next = at::where(unfinished_, next, config_.pad_token_id);
-    ids_.scatter_(1, index_at(cur_len, {batch, 1}), next.unsqueeze(1));
-    // The returned length grows while any row was still running when the step began.
-    length_.copy_(at::where(unfinished_.any(), cur_len + 1, length_));
-    at::Tensor done = has_eos ? (next.unsqueeze(1) == eos_).any(1) : at::zeros_like(unfinished_);
-    done = done | (cur_len + 1 >= values_.max_length);
-    unfinished_.logical_and_(done.logical_not());
-    position_.add_(1);
+    const at::Tensor tokens = state_.ids.gather(1, index_at(state_.position, {shape_.batch, 1}));
+    selector_.select(decoder_.step(tokens, state_.position, cache_), state_);
   }
 
-  at::Tensor running() const override { return unfinished_.any(); }
+  at::Tensor running() const override { return state_.unfinished.any(); }
 
   Generated result() const override {
-    const auto length = length_.item<std::int64_t>();
-    return {ids_.narrow(1, 0, length).to(at::kCPU).clone(), token_log_probs_.narrow(1, 0, length).to(at::kCPU).clone()};
+    const auto length = state_.length.item<std::int64_t>();
+    return {state_.ids.narrow(1, 0, length).to(at::kCPU).clone(),
+            state_.token_log_probs.narrow(1, 0, length).to(at::kCPU).clone()};
   }
 
-  at::Tensor prefixes(int cur_len) const override { return ids_.narrow(1, 0, cur_len).to(at::kCPU).clone(); }
+  at::Tensor prefixes(int cur_len) const override { return state_.ids.narrow(1, 0, cur_len).to(at::kCPU).clone(); }
 
  private:
   const BartDecoder& decoder_;
   GenerationConfig config_;
-  LogitsProcessor processor_;
-  at::Tensor eos_;
+  GreedySelector selector_;
   KvCache cache_;
-  at::Tensor ids_;              // [batch, capacity]
-  at::Tensor position_;         // int64 scalar: the position the next step feeds (cur_len - 1)
-  ProcessorValues values_;      // the request's max_length and no_repeat_ngram_size
-  at::Tensor length_;           // int64 scalar: columns of ids_ to return
-  at::Tensor unfinished_;       // [batch] bool
-  at::Tensor token_log_probs_;  // [batch, capacity] float32, aligned with ids_
+  GreedyState state_;
 };
 
 // A port of transformers' vectorized `_beam_search` (length_penalty, early_stopping

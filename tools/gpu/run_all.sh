@@ -12,7 +12,8 @@
 #   4. letterbox_batch_check: the YOLO input letterboxed on the device against OpenCV's, byte for
 #      byte, and both timed; nvjpeg_decode_check: nvJPEG batched decoding against OpenCV's (mean abs
 #      <= 2 levels per image, CMYK and progressive left to the CPU) and both decode rates;
-#      add_layer_norm_check: the fused residual + LayerNorm kernel against at::layer_norm(x + y)
+#      add_layer_norm_check: the fused residual + LayerNorm kernel against at::layer_norm(x + y);
+#      greedy_select_check: Florence-2's greedy step kernel against the ATen ops it replaces
 #   4b. tests/gpu/test_server_nvjpeg.py: vlmserve serve --image-decoder auto (nvJPEG) against cpu
 #      (OpenCV) on the yolov5n fixture over HTTP: same detections (2 px, 1e-2), same error codes
 #   1b. where .f2-bench is carried: tools/gpu/florence2_parity.sh (Florence-2's CUDA-graphed decoder
@@ -118,6 +119,8 @@ run_check nvjpeg_decode_check "nvJPEG batched decoding against OpenCV" images '^
   "not carried (a build without nvJPEG)" "$VLM_ASSETS/images" "$VLM_ASSETS/jpeg_variants"
 run_check add_layer_norm_check "fused residual + LayerNorm against at::layer_norm(x + y)" cases '^time: ' '^time: ' \
   "not carried (build it: scripts/build.sh auto add_layer_norm_check)"
+run_check greedy_select_check "Florence-2's greedy step kernel against its ATen ops" cases '^time: ' '^time: ' \
+  "not carried (build it: scripts/build.sh auto greedy_select_check)"
 
 # check_step TITLE NAME LIMIT_S LOG_NAME DETAIL COMMAND...: runs COMMAND within LIMIT_S (or what is left
 # of the budget), prints the head of its log and notes PASS or FAIL with `DETAIL LOG` and the time taken.
