@@ -119,12 +119,12 @@ at::Tensor BartDecoder::layers_forward(at::Tensor h, KvCache& cache, const SelfW
     }
     {
       RECORD_USER_SCOPE("florence2.decoder.feed_forward");
-      h = layer.final_norm.residual(h, layer.fc2(gelu_exact(layer.fc1(h))));
+      h = layer.final_norm.residual(h, layer.fc2(layer.fc1.gelu(h)));
     }
   }
   RECORD_USER_SCOPE("florence2.decoder.lm_head");
   // The LM head is tied to the shared embedding (tie_word_embeddings), without bias.
-  return at::linear(h, shared_);
+  return ops::linear(h, shared_, at::Tensor());
 }
 
 at::Tensor BartDecoder::forward(const at::Tensor& input_ids, KvCache& cache) const {

@@ -45,7 +45,7 @@ at::Tensor BartEncoder::forward(const at::Tensor& inputs_embeds) const {
     const at::Tensor v = split_heads(qkv.narrow(-1, 2 * d, d), heads);
     at::Tensor a = layer.out(merge_heads(attention(q, k, v, attention_)));
     h = layer.self_norm.residual(h, a);
-    a = layer.fc2(gelu_exact(layer.fc1(h)));
+    a = layer.fc2(layer.fc1.gelu(h));
     h = clamp_fp16(layer.final_norm.residual(h, a));
   }
   return h;

@@ -7,6 +7,7 @@
 #include <ATen/ATen.h>
 
 #include "vlm/ops/add_layer_norm.h"
+#include "vlm/ops/linear.h"
 #include "weights.h"
 
 // Building blocks read from the checkpoint by their name scope (CTranslate2-style). They resolve their
@@ -34,7 +35,9 @@ struct Linear {
     }
     return {at::cat(weights, 0), at::cat(biases, 0)};
   }
-  at::Tensor operator()(const at::Tensor& x) const { return at::linear(x, weight, bias); }
+  at::Tensor operator()(const at::Tensor& x) const { return ops::linear(x, weight, bias); }
+  // Followed by the exact (erf) GELU, ACT2FN["gelu"] in transformers; one kernel for a decode step's rows.
+  at::Tensor gelu(const at::Tensor& x) const { return ops::linear(x, weight, bias, ops::Activation::kGeluExact); }
 };
 
 struct LayerNorm {
@@ -72,8 +75,5 @@ struct Conv2d {
   }
   at::Tensor operator()(const at::Tensor& x) const { return at::conv2d(x, weight, bias, stride, padding, 1, groups); }
 };
-
-// Exact (erf) GELU: ACT2FN["gelu"] in transformers.
-inline at::Tensor gelu_exact(const at::Tensor& x) { return at::gelu(x); }
 
 }  // namespace vlm::florence2

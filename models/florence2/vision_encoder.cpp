@@ -117,7 +117,7 @@ at::Tensor VisionEncoder::half_block(const DavitStage& stage, const DavitHalf& h
   x = x.transpose(1, 2).view({batch, dim, height, width});
   x = half.conv2(x) + x;
   x = x.flatten(2).transpose(1, 2);
-  x = x + half.fc2(gelu_exact(half.fc1(half.norm2(x))));
+  x = x + half.fc2(half.fc1.gelu(half.norm2(x)));
   return x.transpose(1, 2).view({batch, dim, height, width});
 }
 

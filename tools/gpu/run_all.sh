@@ -13,7 +13,8 @@
 #      byte, and both timed; nvjpeg_decode_check: nvJPEG batched decoding against OpenCV's (mean abs
 #      <= 2 levels per image, CMYK and progressive left to the CPU) and both decode rates;
 #      add_layer_norm_check: the fused residual + LayerNorm kernel against at::layer_norm(x + y);
-#      greedy_select_check: Florence-2's greedy step kernel against the ATen ops it replaces
+#      greedy_select_check: Florence-2's greedy step kernel against the ATen ops it replaces;
+#      linear_check: the few-rows linear kernel (decode-step projections) against at::linear
 #   4b. tests/gpu/test_server_nvjpeg.py: vlmserve serve --image-decoder auto (nvJPEG) against cpu
 #      (OpenCV) on the yolov5n fixture over HTTP: same detections (2 px, 1e-2), same error codes
 #   1b. where .f2-bench is carried: tools/gpu/florence2_parity.sh (Florence-2's CUDA-graphed decoder
@@ -121,6 +122,8 @@ run_check add_layer_norm_check "fused residual + LayerNorm against at::layer_nor
   "not carried (build it: scripts/build.sh auto add_layer_norm_check)"
 run_check greedy_select_check "Florence-2's greedy step kernel against its ATen ops" cases '^time: ' '^time: ' \
   "not carried (build it: scripts/build.sh auto greedy_select_check)"
+run_check linear_check "the few-rows linear kernel against at::linear" cases '^time: base QKV +1 ' '^time: ' \
+  "not carried (build it: scripts/build.sh auto linear_check)"
 
 # check_step TITLE NAME LIMIT_S LOG_NAME DETAIL COMMAND...: runs COMMAND within LIMIT_S (or what is left
 # of the budget), prints the head of its log and notes PASS or FAIL with `DETAIL LOG` and the time taken.

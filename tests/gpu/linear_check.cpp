@@ -1,0 +1,114 @@
+// vlm::ops::linear's few-rows CUDA kernel against the ATen ops it replaces (at::linear, then at::gelu,
+// on the same device): Florence-2's decoder projections (base 768 and large 1024 wide, QKV, feed-
+// forward in and out, the 51,289-token LM head without bias), 1 to 8 rows, odd feature counts, no
+// bias, float16 and bfloat16; then both timed on each base-shape projection at 1 and 3 rows.
+// Tolerance: the kernel and cuBLAS both accumulate in float32 in different orders, and round once to
+// the output dtype: at most 2 units in the last place of the output's magnitude (float16 2^-9,
+// bfloat16 2^-6 relative, of outputs O(4)), with the share of bit-identical outputs printed.
+// Exits 77 (ctest: skipped) where no CUDA device is visible.
+#include <ATen/ATen.h>
+#include <c10/cuda/CUDAFunctions.h>
+
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <vector>
+
+#include "vlm/ops/linear.h"
+
+namespace {
+
+using vlm::ops::Activation;
+
+struct Case {
+  const char* name;
+  int64_t in;
+  int64_t out;
+  bool bias;
+  Activation activation;
+};
+
+at::Tensor reference(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, Activation activation) {
+  const at::Tensor y = at::linear(x, w, b);
+  return activation == Activation::kGeluExact ? at::gelu(y) : y;
+}
+
+double time_us(const std::function<void()>& op) {
+  for (int i = 0; i < 20; ++i) op();
+  c10::cuda::device_synchronize();
+  constexpr int kRuns = 500;
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < kRuns; ++i) op();
+  c10::cuda::device_synchronize();
+  return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count() / kRuns;
+}
+
+}  // namespace
+
+int main() {
+  if (c10::cuda::device_count() == 0) {
+    std::printf("skipped: no CUDA device visible (this check needs a GPU)\n");
+    return 77;
+  }
+  at::manual_seed(0);
+  const at::Device cuda(at::kCUDA, 0);
+  int failures = 0;
+  const std::vector<Case> cases = {{"base QKV", 768, 2304, true, Activation::kNone},
+                                   {"base out", 768, 768, true, Activation::kNone},
+                                   {"base fc1+GELU", 768, 3072, true, Activation::kGeluExact},
+                                   {"base fc2", 3072, 768, true, Activation::kNone},
+                                   {"base LM head", 768, 51289, false, Activation::kNone},
+                                   {"large fc1+GELU", 1024, 4096, true, Activation::kGeluExact},
+                                   {"large fc2", 4096, 1024, true, Activation::kNone},
+                                   {"odd features", 72, 13, true, Activation::kGeluExact},
+                                   {"one feature, no bias", 8, 1, false, Activation::kNone}};
+  const std::vector<std::pair<at::ScalarType, double>> dtypes = {{at::kHalf, 1.0 / 512}, {at::kBFloat16, 1.0 / 64}};
+  for (const auto& [dtype, relative] : dtypes) {
+    for (const Case& c : cases) {
+      for (const int64_t rows : {1, 2, 3, 5, 8}) {
+        const auto options = at::TensorOptions().dtype(at::kFloat).device(cuda);
+        // Weights and inputs at the scale of a trained layer's: outputs O(1) to O(4).
+        const at::Tensor x = at::randn({rows, c.in}, options).to(dtype);
+        const at::Tensor w = (at::randn({c.out, c.in}, options) / std::sqrt(static_cast<double>(c.in)) * 2).to(dtype);
+        const at::Tensor b = c.bias ? (at::randn({c.out}, options) * 0.5).to(dtype) : at::Tensor();
+        const at::Tensor want = reference(x, w, b, c.activation).to(at::kFloat);
+        const at::Tensor got = vlm::ops::linear(x, w, b, c.activation);
+        const at::Tensor error = (got.to(at::kFloat) - want).abs();
+        // Two units in the last place of each output's magnitude (at least of 1).
+        const at::Tensor bound = want.abs().clamp_min(1.0) * (2 * relative);
+        const bool ok = got.sizes() == want.sizes() && got.scalar_type() == dtype && error.le(bound).all().item<bool>();
+        const double identical = got.to(at::kFloat).eq(want).to(at::kFloat).mean().item<double>();
+        failures += ok ? 0 : 1;
+        std::printf("%s %-8s %-22s rows %lld: max abs error %.3g, %.1f%% bit-identical\n", ok ? "PASS" : "FAIL",
+                    dtype == at::kHalf ? "float16" : "bfloat16", c.name, static_cast<long long>(rows),
+                    error.max().item<double>(), 100 * identical);
+      }
+    }
+  }
+  // A leading batch dimension is flattened; more rows than the kernel takes go to at::linear.
+  {
+    const auto options = at::TensorOptions().dtype(at::kHalf).device(cuda);
+    const at::Tensor x = at::randn({2, 1, 768}, options);
+    const at::Tensor w = at::randn({64, 768}, options) / 16;
+    const at::Tensor b = at::randn({64}, options);
+    const at::Tensor many = at::randn({9, 768}, options);
+    const bool ok = vlm::ops::linear(x, w, b).sizes() == at::IntArrayRef({2, 1, 64}) &&
+                    at::equal(vlm::ops::linear(many, w, b), at::linear(many, w, b));
+    failures += ok ? 0 : 1;
+    std::printf("%s shapes: [2, 1, 768] gives [2, 1, 64]; 9 rows are at::linear's\n", ok ? "PASS" : "FAIL");
+  }
+  std::printf("%-16s %5s %12s %12s\n", "projection (fp16)", "rows", "kernel us", "ATen us");
+  for (const Case& c : cases) {
+    if (c.in < 768) continue;
+    for (const int64_t rows : {1, 3}) {
+      const auto options = at::TensorOptions().dtype(at::kHalf).device(cuda);
+      const at::Tensor x = at::randn({rows, c.in}, options);
+      const at::Tensor w = at::randn({c.out, c.in}, options) / 32;
+      const at::Tensor b = c.bias ? at::randn({c.out}, options) : at::Tensor();
+      const double kernel = time_us([&] { vlm::ops::linear(x, w, b, c.activation); });
+      const double aten = time_us([&] { reference(x, w, b, c.activation); });
+      std::printf("time: %-16s %5lld %12.2f %12.2f\n", c.name, static_cast<long long>(rows), kernel, aten);
+    }
+  }
+  return failures == 0 ? 0 : 1;
+}
