@@ -8,29 +8,20 @@
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAFunctions.h>
 
-#include <chrono>
 #include <cstdio>
-#include <functional>
 #include <vector>
 
+#include "device_timing.h"
 #include "vlm/ops/add_layer_norm.h"
 
 namespace {
+
+using vlm::gpu_check::time_us;
 
 struct Case {
   int64_t rows;
   int64_t width;
 };
-
-double time_us(const std::function<void()>& op) {
-  for (int i = 0; i < 20; ++i) op();
-  c10::cuda::device_synchronize();
-  constexpr int kRuns = 500;
-  const auto start = std::chrono::steady_clock::now();
-  for (int i = 0; i < kRuns; ++i) op();
-  c10::cuda::device_synchronize();
-  return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count() / kRuns;
-}
 
 }  // namespace
 

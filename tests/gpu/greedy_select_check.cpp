@@ -12,12 +12,11 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
-#include <chrono>
 #include <cstdio>
-#include <functional>
 #include <string>
 #include <vector>
 
+#include "device_timing.h"
 #include "greedy_select.h"
 
 namespace {
@@ -25,6 +24,7 @@ namespace {
 using vlm::florence2::GenerationConfig;
 using vlm::florence2::GreedySelector;
 using vlm::florence2::GreedyState;
+using vlm::gpu_check::time_us;
 
 constexpr std::int64_t kVocab = 51289;  // Florence-2's
 constexpr std::int64_t kCapacity = 48;
@@ -85,16 +85,6 @@ std::string compare(const GreedyState& got, const GreedyState& want) {
   const double worst = (got.token_log_probs - want.token_log_probs).abs().max().item<double>();
   if (!(worst <= 1e-5)) return "token log-probs differ by " + std::to_string(worst);
   return "";
-}
-
-double time_us(const std::function<void()>& op) {
-  for (int i = 0; i < 20; ++i) op();
-  c10::cuda::device_synchronize();
-  constexpr int kRuns = 500;
-  const auto start = std::chrono::steady_clock::now();
-  for (int i = 0; i < kRuns; ++i) op();
-  c10::cuda::device_synchronize();
-  return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count() / kRuns;
 }
 
 }  // namespace

@@ -9,14 +9,16 @@
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAFunctions.h>
 
-#include <chrono>
+#include <cmath>
 #include <cstdio>
-#include <functional>
 #include <vector>
 
+#include "device_timing.h"
 #include "vlm/ops/linear.h"
 
 namespace {
+
+using vlm::gpu_check::time_us;
 
 using vlm::ops::Activation;
 
@@ -31,16 +33,6 @@ struct Case {
 at::Tensor reference(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, Activation activation) {
   const at::Tensor y = at::linear(x, w, b);
   return activation == Activation::kGeluExact ? at::gelu(y) : y;
-}
-
-double time_us(const std::function<void()>& op) {
-  for (int i = 0; i < 20; ++i) op();
-  c10::cuda::device_synchronize();
-  constexpr int kRuns = 500;
-  const auto start = std::chrono::steady_clock::now();
-  for (int i = 0; i < kRuns; ++i) op();
-  c10::cuda::device_synchronize();
-  return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count() / kRuns;
 }
 
 }  // namespace
