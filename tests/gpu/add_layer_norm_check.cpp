@@ -11,7 +11,7 @@
 #include <cstdio>
 #include <vector>
 
-#include "device_timing.h"
+#include "gpu_check.h"
 #include "vlm/ops/add_layer_norm.h"
 
 namespace {
@@ -26,10 +26,7 @@ struct Case {
 }  // namespace
 
 int main() {
-  if (c10::cuda::device_count() == 0) {
-    std::printf("skipped: no CUDA device visible (this check needs a GPU)\n");
-    return 77;
-  }
+  if (vlm::gpu_check::no_cuda_device()) return vlm::gpu_check::kSkipped;
   at::manual_seed(0);
   const at::Device cuda(at::kCUDA, 0);
   int failures = 0;

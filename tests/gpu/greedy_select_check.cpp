@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "device_timing.h"
+#include "gpu_check.h"
 #include "greedy_select.h"
 
 namespace {
@@ -90,10 +90,7 @@ std::string compare(const GreedyState& got, const GreedyState& want) {
 }  // namespace
 
 int main() {
-  if (c10::cuda::device_count() == 0) {
-    std::printf("skipped: no CUDA device visible (this check needs a GPU)\n");
-    return 77;
-  }
+  if (vlm::gpu_check::no_cuda_device()) return vlm::gpu_check::kSkipped;
   at::manual_seed(0);
   const at::Device cuda(at::kCUDA, 0);
   const auto options = at::TensorOptions().device(cuda);

@@ -13,7 +13,7 @@
 #include <cstdio>
 #include <vector>
 
-#include "device_timing.h"
+#include "gpu_check.h"
 #include "vlm/ops/linear.h"
 
 namespace {
@@ -38,10 +38,7 @@ at::Tensor reference(const at::Tensor& x, const at::Tensor& w, const at::Tensor&
 }  // namespace
 
 int main() {
-  if (c10::cuda::device_count() == 0) {
-    std::printf("skipped: no CUDA device visible (this check needs a GPU)\n");
-    return 77;
-  }
+  if (vlm::gpu_check::no_cuda_device()) return vlm::gpu_check::kSkipped;
   at::manual_seed(0);
   const at::Device cuda(at::kCUDA, 0);
   int failures = 0;
