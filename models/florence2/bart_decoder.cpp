@@ -37,14 +37,17 @@ KvCache BartDecoder::start(const at::Tensor& encoder_hidden, std::int64_t beams,
   KvCache cache;
   cache.beams = beams;
   cache.layers.reserve(layers_.size());
+  // Zeroed (restart() too): a masked position still multiplies its (zero) probability by the value there.
+  cache.self = at::zeros({static_cast<std::int64_t>(layers_.size()), 2, batch * beams, heads, max_length, head_dim},
+                         encoder_hidden.options());
   for (std::size_t i = 0; i < layers_.size(); ++i) {
     KvCache::Layer entry;
     entry.cross = at::empty({batch, length, 2 * config_.d_model}, encoder_hidden.options());
     entry.cross_key = split_heads(entry.cross.narrow(-1, 0, config_.d_model), heads);
     entry.cross_value = split_heads(entry.cross.narrow(-1, config_.d_model, config_.d_model), heads);
-    // Zeroed: a masked position still multiplies its (zero) probability by the value there.
-    entry.self_key = at::zeros({batch * beams, heads, max_length, head_dim}, encoder_hidden.options());
-    entry.self_value = at::zeros_like(entry.self_key);
+    entry.self_kv = cache.self[static_cast<std::int64_t>(i)];
+    entry.self_key = entry.self_kv[0];
+    entry.self_value = entry.self_kv[1];
     cache.layers.push_back(std::move(entry));
   }
   restart(encoder_hidden, cache);
@@ -59,9 +62,8 @@ void BartDecoder::restart(const at::Tensor& encoder_hidden, KvCache& cache) cons
                                             ", given " + c10::str(encoder_hidden.sizes()));
     }
     entry.cross.copy_(layers_[i].cross_kv(encoder_hidden));
-    entry.self_key.zero_();
-    entry.self_value.zero_();
   }
+  cache.self.zero_();
   cache.length = 0;
 }
 
@@ -96,19 +98,19 @@ at::Tensor BartDecoder::layers_forward(at::Tensor h, KvCache& cache, const SelfW
       RECORD_USER_SCOPE("florence2.decoder.self_attention");
       const at::Tensor qkv = layer.self_qkv(h);
       const at::Tensor q = split_heads(qkv.narrow(-1, 0, d), heads);
-      const at::Tensor k = split_heads(qkv.narrow(-1, d, d), heads);
-      const at::Tensor v = split_heads(qkv.narrow(-1, 2 * d, d), heads);
       at::Tensor a;
       if (window.position.defined()) {
-        entry.self_key.index_copy_(2, window.position, k);
-        entry.self_value.index_copy_(2, window.position, v);
+        // This step's keys and values as [2, rows, heads, steps, head_dim], a view of qkv: one copy.
+        const at::Tensor kv =
+            qkv.narrow(-1, d, 2 * d).view({h.size(0), h.size(1), 2, heads, d / heads}).permute({2, 0, 3, 1, 4});
+        entry.self_kv.index_copy_(3, window.position, kv);
         AttentionOptions options = cross_attention_;
         options.key_lengths = window.key_lengths;
         a = attention(q, entry.self_key, entry.self_value, options);
       } else {
         const auto end = window.past + window.steps;
-        entry.self_key.narrow(2, window.past, window.steps).copy_(k);
-        entry.self_value.narrow(2, window.past, window.steps).copy_(v);
+        entry.self_key.narrow(2, window.past, window.steps).copy_(split_heads(qkv.narrow(-1, d, d), heads));
+        entry.self_value.narrow(2, window.past, window.steps).copy_(split_heads(qkv.narrow(-1, 2 * d, d), heads));
         a = attention(q, entry.self_key.narrow(2, 0, end), entry.self_value.narrow(2, 0, end), self_attention_);
       }
       h = layer.self_norm.residual(h, layer.self_out(merge_heads(a)));

@@ -3,12 +3,9 @@
 namespace vlm::florence2 {
 
 void KvCache::reorder(const at::Tensor& rows, std::int64_t positions) {
-  for (auto& layer : layers) {
-    for (at::Tensor* buffer : {&layer.self_key, &layer.self_value}) {
-      at::Tensor written = positions < 0 ? *buffer : buffer->narrow(2, 0, positions);
-      written.copy_(written.index_select(0, rows));
-    }
-  }
+  // [layers * 2, rows, heads, positions, head_dim]
+  const at::Tensor written = (positions < 0 ? self : self.narrow(4, 0, positions)).flatten(0, 1);
+  written.copy_(written.index_select(1, rows));
 }
 
 }  // namespace vlm::florence2

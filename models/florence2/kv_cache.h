@@ -11,13 +11,18 @@ namespace vlm::florence2 {
 // keys/values are computed once per image from the encoder output and read by all of its beams.
 struct KvCache {
   struct Layer {
-    at::Tensor self_key;  // [batch * beams, heads, max_length, head_dim]
-    at::Tensor self_value;
+    at::Tensor self_kv;      // [2, batch * beams, heads, max_length, head_dim]: keys, values (a view of `self`)
+    at::Tensor self_key;     // self_kv[0]
+    at::Tensor self_value;   // self_kv[1]
     at::Tensor cross;        // [batch, encoder_length, 2 * d_model]: the fused K/V projection
     at::Tensor cross_key;    // [batch, heads, encoder_length, head_dim], a view of `cross`
     at::Tensor cross_value;  // likewise
   };
   std::vector<Layer> layers;
+  // [layers, 2, batch * beams, heads, max_length, head_dim]: every layer's self-attention keys and
+  // values in one buffer, so that a step writes a layer's with one copy and a beam reorder (or a
+  // reset) is one operation for the whole cache.
+  at::Tensor self;
   std::int64_t beams = 1;   // self-attention rows per image
   std::int64_t length = 0;  // positions written by BartDecoder::forward (the host-indexed path)
 
