@@ -281,9 +281,9 @@ const std::vector<OptionSpec>& table() {
        kNonNegative},
       {"image-decoder",
        in(&Options::server, &ServerConfig::image_decoder),
-       "Where request JPEGs are decoded: cpu (OpenCV, the references' decoder) or auto (nvJPEG on the GPU for a "
-       "model that takes device images, YOLO on CUDA, where nvJPEG starts; OpenCV for the rest). GET /v1/models "
-       "says which serves",
+       "Where request JPEGs are decoded: auto (nvJPEG on the GPU for a model that takes device images, YOLO on "
+       "CUDA, where nvJPEG starts; OpenCV for the rest) or cpu (OpenCV always, the references' decoder: their "
+       "exact detections). GET /v1/models says which serves",
        {"serve"}},
       {"warmup",
        in(&Options::server, &ServerConfig::warmup_runs),

@@ -53,7 +53,7 @@ struct ServerConfig {
   double drain_timeout_s = 30.0;
   int warmup_runs = 1;
   // auto: nvJPEG on the device for models that accept device images, where it starts; cpu: OpenCV.
-  std::string image_decoder = "cpu";  // auto opts into nvJPEG: docs/server.md says why not by default
+  std::string image_decoder = "auto";  // nvJPEG where the model takes device images; cpu: OpenCV always
   // Image URLs in POST /v1/chat/completions: data: URLs always; http(s) only from these hosts
   // (exact names, or "*.example.com" for its subdomains). Empty: no fetching.
   std::vector<std::string> image_url_hosts;
