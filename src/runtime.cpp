@@ -5,6 +5,10 @@
 
 #include "vlm/ops/attention.h"
 
+#if VLM_WITH_CUDA
+#include "common/programmatic_launch.h"
+#endif
+
 namespace vlm {
 
 void set_cpu_threads(int threads) { at::set_num_threads(threads); }
@@ -21,6 +25,20 @@ void require_exact_float32() {
 
 void set_default_attention_backend_by_name(std::string_view name) {
   set_default_attention_backend(parse_attention_backend(name));
+}
+
+void set_programmatic_dependent_launch([[maybe_unused]] bool enabled) {
+#if VLM_WITH_CUDA
+  kernels::set_programmatic_launch_enabled(enabled);
+#endif
+}
+
+bool programmatic_dependent_launch() {
+#if VLM_WITH_CUDA
+  return kernels::programmatic_launch_enabled();
+#else
+  return false;
+#endif
 }
 
 }  // namespace vlm

@@ -16,5 +16,10 @@ void set_default_attention_backend_by_name(std::string_view name);
 // Whether the flash kernel times its tile configurations on the first call of each shape bucket
 // (on by default); off, it uses each head dim's default tile. No effect without CUDA.
 void set_flash_autotune(bool enabled);
+// Whether our decode kernels use programmatic dependent launch on GPUs that have it (compute
+// capability 9.0+; on by default): each starts, and loads its weights, while the kernel before it
+// finishes. Off only to measure what it gains. No effect without CUDA.
+void set_programmatic_dependent_launch(bool enabled);
+bool programmatic_dependent_launch();
 
 }  // namespace vlm

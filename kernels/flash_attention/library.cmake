@@ -6,12 +6,23 @@
 include(${CMAKE_CURRENT_LIST_DIR}/sources.cmake)
 set(VLM_KERNELS_DIR ${CMAKE_CURRENT_LIST_DIR}/.. CACHE INTERNAL "")
 
+# Kernels launched with programmatic dependent launch (common/programmatic_launch.cuh) need sm_90
+# code: compute_80 PTX has no griddepcontrol. Their files get sm_90 SASS and compute_90 PTX (newer
+# GPUs JIT that) besides the target's sm_80 code, and the definition the header checks for.
+#   vlm_programmatic_launch_sources(<target> <source>...)
+function(vlm_programmatic_launch_sources target)
+  set_source_files_properties(${ARGN} TARGET_DIRECTORY ${target} PROPERTIES
+    COMPILE_OPTIONS "--generate-code=arch=compute_90,code=[compute_90,sm_90]"
+    COMPILE_DEFINITIONS VLM_PROGRAMMATIC_LAUNCH_CODE=1)
+endfunction()
+
 function(vlm_flash_attention_library target)
   cmake_parse_arguments(ARG "TUNING_CONFIGS" "" "" ${ARGN})
   set(sources ${VLM_FLASH_SOURCES})
   if(ARG_TUNING_CONFIGS)
     list(APPEND sources ${VLM_FLASH_TUNING_SOURCES})
   endif()
+  list(APPEND sources common/programmatic_launch.cpp)
   list(TRANSFORM sources PREPEND ${VLM_KERNELS_DIR}/)
   add_library(${target} STATIC ${sources})
   get_filename_component(root ${VLM_KERNELS_DIR}/.. ABSOLUTE)
