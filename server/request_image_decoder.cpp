@@ -1,6 +1,7 @@
 #include "request_image_decoder.h"
 
 #include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -31,6 +32,26 @@ struct RequestImageDecoder::DevicePool {
   std::mutex mutex;
   std::condition_variable returned;
   std::vector<NvjpegDecoder*> idle;
+
+  // A failing device (out of memory, say) fails every batch: one warning a minute says so, with the
+  // count of those not reported since, instead of one per request.
+  void warn_failed_batch(std::size_t images, const char* reason) {
+    const auto now = std::chrono::steady_clock::now();
+    std::lock_guard lock(mutex);
+    if (warned && now - last_warning < std::chrono::minutes(1)) {
+      ++unreported;
+      return;
+    }
+    log::warn(
+        "image decoding: nvJPEG failed a batch of {} JPEGs ({}); they are decoded on the CPU{}", images, reason,
+        unreported == 0 ? std::string() : fmt::format(" ({} more batches failed since the last warning)", unreported));
+    warned = true;
+    last_warning = now;
+    unreported = 0;
+  }
+  bool warned = false;
+  std::chrono::steady_clock::time_point last_warning;
+  std::size_t unreported = 0;
 
   // A decoder lent to one request; returned to the pool when the lease ends, however it ends.
   class Lease {
@@ -146,8 +167,7 @@ void RequestImageDecoder::decode_on_device(std::span<const std::string> inputs, 
     decoded = DevicePool::Lease(*pool_).decoder().decode(batch, headers);
   } catch (const std::exception& error) {
     // Device memory running out, say: these images are decoded on the CPU like any nvJPEG refuses.
-    log::warn("image decoding: nvJPEG failed a batch of {} JPEGs ({}); they are decoded on the CPU", batch.size(),
-              error.what());
+    pool_->warn_failed_batch(batch.size(), error.what());
     return;
   }
   for (std::size_t k = 0; k < jpegs.size(); ++k) {

@@ -1,5 +1,7 @@
 #include "vlm/ops/add_layer_norm.h"
 
+#include <vector>
+
 #include <ATen/ATen.h>
 
 #include "add_layer_norm_kernels.h"
@@ -18,6 +20,20 @@ bool fused_kernel_takes(const at::Tensor& x, const at::Tensor& y, const at::Tens
          weight.device() == x.device() && bias.device() == x.device();
 }
 
+bool fused_embedding_takes(const at::Tensor& table, const at::Tensor& ids, const at::Tensor& positions,
+                           const at::Tensor& position, const at::Tensor& weight, const at::Tensor& bias) {
+  const auto dtype = table.scalar_type();
+  const int64_t d = table.dim() == 2 ? table.size(1) : 0;
+  return table.is_cuda() && (dtype == at::kFloat || dtype == at::kHalf || dtype == at::kBFloat16) && d > 0 &&
+         d <= kAddLayerNormMaxWidth && table.is_contiguous() && positions.dim() == 2 && positions.size(1) == d &&
+         positions.scalar_type() == dtype && positions.is_contiguous() && weight.scalar_type() == dtype &&
+         bias.scalar_type() == dtype && weight.numel() == d && bias.numel() == d && weight.is_contiguous() &&
+         bias.is_contiguous() && ids.scalar_type() == at::kLong && ids.is_contiguous() &&
+         position.scalar_type() == at::kLong && position.numel() == 1 && ids.device() == table.device() &&
+         position.device() == table.device() && positions.device() == table.device() &&
+         weight.device() == table.device() && bias.device() == table.device();
+}
+
 }  // namespace
 #endif
 
@@ -30,6 +46,23 @@ at::Tensor add_layer_norm(const at::Tensor& x, const at::Tensor& y, const at::Te
   }
 #endif
   return at::layer_norm(x + y, {x.size(-1)}, weight, bias, eps);
+}
+
+at::Tensor embedding_layer_norm(const at::Tensor& table, const at::Tensor& ids, double scale,
+                                const at::Tensor& positions, const at::Tensor& position, int64_t offset,
+                                const at::Tensor& weight, const at::Tensor& bias, double eps) {
+#ifdef VLM_WITH_CUDA
+  if (fused_embedding_takes(table, ids, positions, position, weight, bias)) {
+    std::vector<int64_t> shape = ids.sizes().vec();
+    shape.push_back(table.size(1));
+    return embedding_layer_norm_cuda(table, ids.reshape({-1}), scale, positions, position, offset, weight, bias, eps)
+        .view(shape);
+  }
+#endif
+  at::Tensor h = at::embedding(table, ids);
+  if (scale != 1.0) h = h * scale;
+  return at::layer_norm(h + positions.index_select(0, position.reshape({1}) + offset), {table.size(1)}, weight, bias,
+                        eps);
 }
 
 }  // namespace vlm::ops

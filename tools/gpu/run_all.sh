@@ -112,7 +112,7 @@ run_check() {
   local rc=$?
   cat "$logs/$name.log"
   note "$name" "$([[ $rc == 0 ]] && echo PASS || echo FAIL)" \
-    "$(grep -c '^PASS' "$logs/$name.log") $unit; $(grep "$pattern" "$logs/$name.log" | sed "s/$strip//")"
+    "$(grep -c '^PASS' "$logs/$name.log") $unit; $(grep -E "$pattern" "$logs/$name.log" | sed "s/$strip//" | paste -sd";" -)"
 }
 run_check letterbox_batch_check "device letterbox against OpenCV" cases '^time: batch 8' '^time: ' \
   "not carried (build it: scripts/build.sh auto letterbox_batch_check)" "$VLM_ASSETS/images"

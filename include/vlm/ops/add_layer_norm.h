@@ -13,6 +13,14 @@ namespace vlm::ops {
 at::Tensor add_layer_norm(const at::Tensor& x, const at::Tensor& y, const at::Tensor& weight, const at::Tensor& bias,
                           double eps);
 
+// A decode step's input embedding: at::layer_norm(table[ids] * scale + positions[position + offset])
+// with each op's rounding, for ids [rows] (int64) and `position` a one-element int64 tensor on the
+// device (the step's position, so a replayed CUDA graph reads the current one). On CUDA with the
+// conditions above, one kernel (five ops otherwise).
+at::Tensor embedding_layer_norm(const at::Tensor& table, const at::Tensor& ids, double scale,
+                                const at::Tensor& positions, const at::Tensor& position, int64_t offset,
+                                const at::Tensor& weight, const at::Tensor& bias, double eps);
+
 inline constexpr int64_t kAddLayerNormMaxWidth = 4096;
 
 }  // namespace vlm::ops

@@ -10,12 +10,15 @@
 #include <c10/cuda/CUDAStream.h>
 
 #include "../linear_kernels.h"
+#include "common/programmatic_launch.cuh"
 
 namespace vlm::ops {
 namespace {
 
 constexpr int kWarpsPerBlock = 4;
 constexpr int kVector = 8;  // elements per 16-byte load
+// 16-byte weight loads a lane keeps in registers before the wait: rows of up to 4096 inputs.
+constexpr int kPrefetchLoads = 16;
 
 template <typename T>
 __device__ inline float to_float(T v) {
@@ -31,25 +34,56 @@ __device__ inline void load8(const T* p, float (&out)[kVector]) {
   for (int i = 0; i < kVector; ++i) out[i] = to_float(v[i]);
 }
 
+// x's rows times one 8-element slice of the weight row, added to acc.
+template <typename T, int kRows>
+__device__ inline void accumulate(const uint4& raw, const T* __restrict__ x, int in, int k, float (&acc)[kRows]) {
+  const T* wt = reinterpret_cast<const T*>(&raw);
+  float wv[kVector];
+#pragma unroll
+  for (int i = 0; i < kVector; ++i) wv[i] = to_float(wt[i]);
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+    float xv[kVector];
+    load8(x + static_cast<long long>(r) * in + k, xv);
+#pragma unroll
+    for (int i = 0; i < kVector; ++i) acc[r] = fmaf(wv[i], xv[i], acc[r]);
+  }
+}
+
+// Launched programmatically dependent (kernels/common/programmatic_launch.cuh): a warp loads its whole
+// weight row into registers (in <= kPrefetchLoads * 256: every Florence-2 projection) before waiting
+// for the kernel that writes x, so the weight read overlaps that kernel instead of following it.
 template <typename T, int kRows, bool kGelu>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     linear_few_rows_kernel(const T* __restrict__ x, const T* __restrict__ weight, const T* __restrict__ bias,
                            T* __restrict__ out, int in, int features) {
   const int lane = threadIdx.x % 32;
   const int feature = blockIdx.x * kWarpsPerBlock + threadIdx.x / 32;
-  if (feature >= features) return;
-  const T* w = weight + static_cast<long long>(feature) * in;
+  const bool active = feature < features;
+  const T* w = weight + static_cast<long long>(active ? feature : 0) * in;
+  const bool prefetched = in <= kPrefetchLoads * 32 * kVector;
+  uint4 w_regs[kPrefetchLoads];
+  if (active && prefetched) {
+#pragma unroll
+    for (int c = 0; c < kPrefetchLoads; ++c) {
+      const int k = (c * 32 + lane) * kVector;
+      if (k < in) w_regs[c] = __ldg(reinterpret_cast<const uint4*>(w + k));
+    }
+  }
+  kernels::grid_dependency_wait();
+  kernels::allow_dependent_launch();
+  if (!active) return;
   float acc[kRows] = {};
+  if (prefetched) {
+#pragma unroll
+    for (int c = 0; c < kPrefetchLoads; ++c) {
+      const int k = (c * 32 + lane) * kVector;
+      if (k < in) accumulate<T, kRows>(w_regs[c], x, in, k, acc);
+    }
+  } else {
 #pragma unroll 4
-  for (int k = lane * kVector; k < in; k += 32 * kVector) {
-    float wv[kVector];
-    load8(w + k, wv);
-#pragma unroll
-    for (int r = 0; r < kRows; ++r) {
-      float xv[kVector];
-      load8(x + static_cast<long long>(r) * in + k, xv);
-#pragma unroll
-      for (int i = 0; i < kVector; ++i) acc[r] = fmaf(wv[i], xv[i], acc[r]);
+    for (int k = lane * kVector; k < in; k += 32 * kVector) {
+      accumulate<T, kRows>(__ldg(reinterpret_cast<const uint4*>(w + k)), x, in, k, acc);
     }
   }
 #pragma unroll
@@ -78,16 +112,14 @@ void launch_rows(const at::Tensor& x, const at::Tensor& weight, const at::Tensor
   const auto in = static_cast<int>(x.size(1));
   const auto features = static_cast<int>(weight.size(0));
   const unsigned blocks = (features + kWarpsPerBlock - 1) / kWarpsPerBlock;
-  auto stream = c10::cuda::getCurrentCUDAStream(x.device().index());
+  const int device = x.device().index();
+  auto stream = c10::cuda::getCurrentCUDAStream(device);
   const T* b = bias.defined() ? bias.const_data_ptr<T>() : nullptr;
-  if (activation == Activation::kGeluExact) {
-    linear_few_rows_kernel<T, kRows, true><<<blocks, kWarpsPerBlock * 32, 0, stream>>>(
-        x.const_data_ptr<T>(), weight.const_data_ptr<T>(), b, out.mutable_data_ptr<T>(), in, features);
-  } else {
-    linear_few_rows_kernel<T, kRows, false><<<blocks, kWarpsPerBlock * 32, 0, stream>>>(
-        x.const_data_ptr<T>(), weight.const_data_ptr<T>(), b, out.mutable_data_ptr<T>(), in, features);
-  }
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  auto* kernel = activation == Activation::kGeluExact ? linear_few_rows_kernel<T, kRows, true>
+                                                      : linear_few_rows_kernel<T, kRows, false>;
+  C10_CUDA_CHECK(kernels::launch_kernel(device, kernel, dim3(blocks), dim3(kWarpsPerBlock * 32), 0, stream,
+                                        x.const_data_ptr<T>(), weight.const_data_ptr<T>(), b, out.mutable_data_ptr<T>(),
+                                        in, features));
 }
 
 template <typename T>
