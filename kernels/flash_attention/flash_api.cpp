@@ -2,6 +2,7 @@
 #include "flash_attention/flash_api.h"
 
 #include <ATen/ATen.h>
+#include <ATen/MemoryOverlap.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
 
@@ -26,10 +27,46 @@ std::string describe(const at::Tensor& t) {
 
 // cp.async copies 16-byte rows: the last dim must be contiguous and every other stride and the base
 // pointer 8-element aligned. Anything else is copied once into a contiguous tensor.
-at::Tensor kernel_layout(const at::Tensor& t) {
-  const bool ok = t.stride(3) == 1 && t.stride(0) % 8 == 0 && t.stride(1) % 8 == 0 && t.stride(2) % 8 == 0 &&
-                  reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0;
-  return ok ? t : t.contiguous();
+bool is_kernel_layout(const at::Tensor& t) {
+  return t.stride(3) == 1 && t.stride(0) % 8 == 0 && t.stride(1) % 8 == 0 && t.stride(2) % 8 == 0 &&
+         reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0;
+}
+at::Tensor kernel_layout(const at::Tensor& t) { return is_kernel_layout(t) ? t : t.contiguous(); }
+
+// An append's tensors against the caches k and v ([B, H, L, D]).
+void check_append(const at::Tensor& k, const at::Tensor& v, const FlashForwardOptions& options) {
+  const at::Tensor& new_k = options.new_k;
+  const at::Tensor& new_v = options.new_v;
+  const at::Tensor& position = options.position;
+  if (!new_k.defined() || !new_v.defined() || !position.defined()) {
+    throw Error(ErrorCode::kInvalidArgument, "flash attention's cache append needs new_k, new_v and position, got " +
+                                                 std::string(new_k.defined() ? "" : "no ") + "new_k, " +
+                                                 (new_v.defined() ? "" : "no ") + "new_v, " +
+                                                 (position.defined() ? "" : "no ") + "position");
+  }
+  const std::vector<int64_t> row{k.size(0), k.size(1), 1, k.size(3)};
+  if (new_k.sizes() != at::IntArrayRef(row) || new_v.sizes() != at::IntArrayRef(row) ||
+      new_k.scalar_type() != k.scalar_type() || new_v.scalar_type() != k.scalar_type() ||
+      new_k.device() != k.device() || new_v.device() != k.device()) {
+    throw Error(ErrorCode::kInvalidArgument, "flash attention's cache append needs new_k and new_v " +
+                                                 c10::str(at::IntArrayRef(row)) + " like k " + describe(k) + ", got " +
+                                                 describe(new_k) + " and " + describe(new_v));
+  }
+  if (position.numel() != 1 || position.scalar_type() != at::kLong || position.device() != k.device()) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "flash attention's append position must be one int64 on k's device, got " + describe(position));
+  }
+  if (options.key_lengths.defined()) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "flash attention takes key_lengths or a cache append (length position + 1), not both");
+  }
+  if (k.size(2) == 0) throw Error(ErrorCode::kInvalidArgument, "flash attention's cache append got an empty cache");
+  if (at::has_internal_overlap(k) == at::MemOverlap::Yes || at::has_internal_overlap(v) == at::MemOverlap::Yes) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "flash attention's cache append writes k and v in place; they overlap "
+                "themselves: k " +
+                    describe(k) + ", v " + describe(v));
+  }
 }
 
 // Split-KV partials for plans that split the keys; an undefined tensor (and params untouched) otherwise.
@@ -132,7 +169,7 @@ std::string flash_device_unsupported_reason(int device) {
 }
 
 at::Tensor flash_attention_forward(const at::Tensor& q_in, const at::Tensor& k_in, const at::Tensor& v_in, double scale,
-                                   bool causal, const at::Tensor& key_lengths, const at::Tensor& out_in) {
+                                   const FlashForwardOptions& options) {
   if (q_in.dim() != 4 || k_in.dim() != 4 || v_in.dim() != 4) {
     throw Error(ErrorCode::kInvalidArgument, "flash attention expects 4-d q, k, v [B, H, S, D], got q " +
                                                  describe(q_in) + ", k " + describe(k_in) + ", v " + describe(v_in));
@@ -164,12 +201,34 @@ at::Tensor flash_attention_forward(const at::Tensor& q_in, const at::Tensor& k_i
     throw Error(ErrorCode::kInvalidArgument,
                 "flash attention needs a positive finite scale, got " + std::to_string(scale));
   }
+  const bool append = options.new_k.defined() || options.new_v.defined() || options.position.defined();
+  if (append) check_append(k_in, v_in, options);
   const c10::cuda::CUDAGuard guard(q_in.device());
   const std::string device_reason = flash_device_unsupported_reason(q_in.get_device());
   if (!device_reason.empty()) throw Error(ErrorCode::kUnavailable, "flash attention cannot run: " + device_reason);
 
+  FlashFwdParams params;
+  params.batch = static_cast<int>(batch);
+  params.heads = static_cast<int>(heads);
+  params.seqlen_q = static_cast<int>(seqlen_q);
+  params.seqlen_k = static_cast<int>(seqlen_k);
+  params.head_dim = static_cast<int>(head_dim);
+  params.scale = static_cast<float>(scale);
+  params.scale_log2 = static_cast<float>(scale * M_LOG2E);
+  params.causal = options.causal;
+  params.is_bf16 = dtype == at::kBFloat16;
+  // The decode kernel writes an append into the caches themselves: they must need no copy.
+  const bool decode = flash_decode_selected(params) && (!append || (is_kernel_layout(k_in) && is_kernel_layout(v_in)));
+
   at::Tensor lengths;
-  if (key_lengths.defined()) {
+  if (append && !decode) {
+    // The config table has no append: write the row first, then mask as key_lengths = position + 1.
+    const at::Tensor index = options.position.reshape({1});
+    k_in.index_copy_(2, index, options.new_k);
+    v_in.index_copy_(2, index, options.new_v);
+    lengths = (index + 1).to(at::kInt).expand({batch}).contiguous();
+  } else if (options.key_lengths.defined()) {
+    const at::Tensor& key_lengths = options.key_lengths;
     if (key_lengths.dim() != 1 || key_lengths.size(0) != batch ||
         (key_lengths.scalar_type() != at::kInt && key_lengths.scalar_type() != at::kLong)) {
       throw Error(ErrorCode::kInvalidArgument,
@@ -182,7 +241,8 @@ at::Tensor flash_attention_forward(const at::Tensor& q_in, const at::Tensor& k_i
   const at::Tensor k = kernel_layout(k_in);
   const at::Tensor v = kernel_layout(v_in);
   at::Tensor out;
-  if (out_in.defined()) {
+  if (options.out.defined()) {
+    const at::Tensor& out_in = options.out;
     if (out_in.sizes() != q_in.sizes() || out_in.scalar_type() != dtype || out_in.device() != q_in.device() ||
         kernel_layout(out_in).data_ptr() != out_in.data_ptr()) {
       throw Error(ErrorCode::kInvalidArgument, "flash attention out must match q " + describe(q_in) +
@@ -195,7 +255,6 @@ at::Tensor flash_attention_forward(const at::Tensor& q_in, const at::Tensor& k_i
   }
   if (out.numel() == 0) return out.transpose(1, 2);
 
-  FlashFwdParams params;
   params.q = q.data_ptr();
   params.k = k.data_ptr();
   params.v = v.data_ptr();
@@ -213,21 +272,41 @@ at::Tensor flash_attention_forward(const at::Tensor& q_in, const at::Tensor& k_i
   params.o_head_stride = out.stride(2);
   params.o_row_stride = out.stride(1);
   params.key_lengths = lengths.defined() ? lengths.data_ptr<int>() : nullptr;
-  params.batch = static_cast<int>(batch);
-  params.heads = static_cast<int>(heads);
-  params.seqlen_q = static_cast<int>(seqlen_q);
-  params.seqlen_k = static_cast<int>(seqlen_k);
-  params.head_dim = static_cast<int>(head_dim);
-  params.scale = static_cast<float>(scale);
-  params.scale_log2 = static_cast<float>(scale * M_LOG2E);
-  params.causal = causal;
-  params.is_bf16 = dtype == at::kBFloat16;
 
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream().stream();
+  if (decode) {
+    at::Tensor new_k;
+    at::Tensor new_v;
+    if (append) {
+      new_k = kernel_layout(options.new_k);
+      new_v = kernel_layout(options.new_v);
+      params.position = options.position.data_ptr<int64_t>();
+      params.new_k = new_k.data_ptr();
+      params.new_v = new_v.data_ptr();
+      params.k_cache = k.data_ptr();
+      params.v_cache = v.data_ptr();
+      params.new_k_batch_stride = new_k.stride(0);
+      params.new_k_head_stride = new_k.stride(1);
+      params.new_v_batch_stride = new_v.stride(0);
+      params.new_v_head_stride = new_v.stride(1);
+    }
+    params.kv_ready = options.kv_ready;
+    run_flash_decode(params, q.get_device(), stream);
+    return out.transpose(1, 2);
+  }
   const FlashFwdPlan plan = plan_flash_fwd(params, q.get_device(), choose_config(params, q.get_device(), stream));
   const at::Tensor workspace = attach_workspace(params, plan, q.get_device());
   run_flash_fwd(params, plan, stream);
   return out.transpose(1, 2);
+}
+
+at::Tensor flash_attention_forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale,
+                                   bool causal, const at::Tensor& key_lengths, const at::Tensor& out) {
+  FlashForwardOptions options;
+  options.causal = causal;
+  options.key_lengths = key_lengths;
+  options.out = out;
+  return flash_attention_forward(q, k, v, scale, options);
 }
 
 }  // namespace vlm::flash

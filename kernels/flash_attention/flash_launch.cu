@@ -19,6 +19,10 @@ namespace vlm::flash {
 template <int kConfig, typename Element>
 void run_flash_config(const FlashFwdParams& params, int num_splits, cudaStream_t stream);
 
+// Defined in instantiations/flash_decode_*.cu, one file per (dtype, head dim).
+template <typename Element, int kHeadDim>
+void run_flash_decode_dim(const FlashFwdParams& params, int device, cudaStream_t stream);
+
 namespace {
 
 using RunFn = void (*)(const FlashFwdParams&, int, cudaStream_t);
@@ -49,8 +53,11 @@ constexpr auto kBf16Table = make_table<__nv_bfloat16>(std::make_integer_sequence
 std::atomic<int> g_config_override{-1};
 std::atomic<int> g_splits_override{0};
 
-// Query rows up to this count take the one-warp decode config (memory bound, split over keys).
+// Query rows up to this count take the one-warp decode config (memory bound, split over keys), those
+// the single-pass decode kernel does not take (flash_decode_covers) or a bench override sends here.
 constexpr int kDecodeMaxRows = 16;
+// The single-pass decode kernel's query rows per (batch, head): a template parameter, 1-4.
+constexpr int kDecodeKernelMaxRows = 4;
 
 ConfigRole role_for(const FlashFwdParams& params) {
   return params.seqlen_q <= kDecodeMaxRows ? ConfigRole::kDecode : ConfigRole::kPrefill;
@@ -160,6 +167,41 @@ FlashFwdPlan plan_flash_fwd(const FlashFwdParams& params, int device, int config
     plan.workspace_bytes = rows * (params.head_dim + 1) * static_cast<int64_t>(sizeof(float));
   }
   return plan;
+}
+
+bool flash_decode_covers(const FlashFwdParams& params) {
+  const bool head_dim = params.head_dim == 32 || params.head_dim == 64 || params.head_dim == 128;
+  return head_dim && params.seqlen_q >= 1 && params.seqlen_q <= kDecodeKernelMaxRows &&
+         !(params.causal && params.seqlen_q > 1);
+}
+
+bool flash_decode_selected(const FlashFwdParams& params) {
+  if (!flash_decode_covers(params)) return false;
+  const int override_index = g_config_override.load();
+  return !(override_index >= 0 && flash_config_built(override_index) &&
+           kFlashConfigs[override_index].head_dim == params.head_dim);
+}
+
+void run_flash_decode(const FlashFwdParams& params, int device, cudaStream_t stream) {
+  if (!flash_decode_covers(params)) {
+    throw Error(ErrorCode::kInternal, "flash attention: the decode kernel does not cover " +
+                                          std::to_string(params.seqlen_q) + " query rows of head dim " +
+                                          std::to_string(params.head_dim) + (params.causal ? ", causal" : ""));
+  }
+  switch (params.head_dim) {
+    case 32:
+      params.is_bf16 ? run_flash_decode_dim<__nv_bfloat16, 32>(params, device, stream)
+                     : run_flash_decode_dim<__half, 32>(params, device, stream);
+      return;
+    case 64:
+      params.is_bf16 ? run_flash_decode_dim<__nv_bfloat16, 64>(params, device, stream)
+                     : run_flash_decode_dim<__half, 64>(params, device, stream);
+      return;
+    default:
+      params.is_bf16 ? run_flash_decode_dim<__nv_bfloat16, 128>(params, device, stream)
+                     : run_flash_decode_dim<__half, 128>(params, device, stream);
+      return;
+  }
 }
 
 void run_flash_fwd(FlashFwdParams params, const FlashFwdPlan& plan, cudaStream_t stream) {

@@ -42,6 +42,22 @@ struct FlashFwdParams {
   int num_splits = 1;
   float* o_partial = nullptr;    // [num_splits, batch, heads, seqlen_q, head_dim]
   float* lse_partial = nullptr;  // [num_splits, batch, heads, seqlen_q]
+
+  // Decode kernel only (run_flash_decode). Cache append, as FA2's flash_attn_with_kvcache: when
+  // position is set, the block of (b, h) writes new_k[b, h] and new_v[b, h] (one row each, head_dim
+  // contiguous) into k_cache and v_cache (k and v themselves) at row *position, then attends keys
+  // [0, *position], taking the key at *position from new_k/new_v: no block reads a row another writes.
+  // A position outside [0, seqlen_k) writes nothing and attends nothing (output 0).
+  const int64_t* position = nullptr;  // device scalar
+  const void* new_k = nullptr;
+  const void* new_v = nullptr;
+  void* k_cache = nullptr;
+  void* v_cache = nullptr;
+  int64_t new_k_batch_stride = 0, new_k_head_stride = 0;
+  int64_t new_v_batch_stride = 0, new_v_head_stride = 0;
+  // k and v are not written by the kernel just before this one in the stream (keys computed once per
+  // image): the decode kernel issues its first K/V loads before waiting for that kernel to finish.
+  bool kv_ready = false;
 };
 
 // Workspace the launcher needs for these params (bytes); 0 when no split is used.
@@ -63,6 +79,18 @@ FlashFwdPlan plan_flash_fwd(const FlashFwdParams& params, int device, int config
 // memory when plan.num_splits > 1. Throws vlm::Error (internal) on a launch failure or unsupported
 // head dim (the torch-facing wrapper checks inputs before and reports them properly).
 void run_flash_fwd(FlashFwdParams params, const FlashFwdPlan& plan, cudaStream_t stream);
+
+// The single-pass decode kernel (flash_decode_kernel.cuh) covers 1-4 query rows per (batch, head),
+// not causal unless one row (where bottom-right causal masks nothing), head dims 32/64/128.
+bool flash_decode_covers(const FlashFwdParams& params);
+// Whether a call takes that kernel: it covers the shape and no bench override
+// (set_flash_config_override) asks for a table row of this head dim, so the split-KV decode config
+// stays measurable.
+bool flash_decode_selected(const FlashFwdParams& params);
+// Runs the decode kernel, programmatically dependent on the previous kernel on sm_90+. Inputs as for
+// run_flash_fwd plus the append fields; no workspace. Throws vlm::Error (internal) on a launch failure
+// or a shape it does not cover.
+void run_flash_decode(const FlashFwdParams& params, int device, cudaStream_t stream);
 
 // Whether the driver can load these kernels on `device` (false e.g. for sm_90 without PTX).
 bool flash_kernels_loadable(int device);

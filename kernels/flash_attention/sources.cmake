@@ -18,6 +18,12 @@ set(VLM_FLASH_SOURCES
   flash_attention/instantiations/flash_fwd_c08_bf16_d64_m64_n64_w4.cu
   flash_attention/instantiations/flash_fwd_c11_fp16_d128_m128_n32_w4.cu
   flash_attention/instantiations/flash_fwd_c11_bf16_d128_m128_n32_w4.cu
+  flash_attention/instantiations/flash_decode_fp16_d32.cu
+  flash_attention/instantiations/flash_decode_bf16_d32.cu
+  flash_attention/instantiations/flash_decode_fp16_d64.cu
+  flash_attention/instantiations/flash_decode_bf16_d64.cu
+  flash_attention/instantiations/flash_decode_fp16_d128.cu
+  flash_attention/instantiations/flash_decode_bf16_d128.cu
 )
 set(VLM_FLASH_TUNING_SOURCES
   flash_attention/instantiations/flash_fwd_c06_fp16_d32_m64_n64_w4.cu
@@ -32,4 +38,13 @@ set(VLM_FLASH_TUNING_SOURCES
   flash_attention/instantiations/flash_fwd_c12_bf16_d64_m128_n128_w4.cu
   flash_attention/instantiations/flash_fwd_c13_fp16_d64_m64_n128_w4.cu
   flash_attention/instantiations/flash_fwd_c13_bf16_d64_m64_n128_w4.cu
+)
+# Launched with programmatic dependent launch: built with sm_90 code (library.cmake).
+set(VLM_FLASH_PROGRAMMATIC_LAUNCH_SOURCES
+  flash_attention/instantiations/flash_decode_fp16_d32.cu
+  flash_attention/instantiations/flash_decode_bf16_d32.cu
+  flash_attention/instantiations/flash_decode_fp16_d64.cu
+  flash_attention/instantiations/flash_decode_bf16_d64.cu
+  flash_attention/instantiations/flash_decode_fp16_d128.cu
+  flash_attention/instantiations/flash_decode_bf16_d128.cu
 )

@@ -76,8 +76,7 @@ class BartDecoder {
   struct SelfWindow {
     std::int64_t past = 0;  // host-indexed: positions past..past+T-1, causal
     std::int64_t steps = 0;
-    at::Tensor position;     // device-indexed (one token): [1] int64 index into the cache
-    at::Tensor key_lengths;  // [rows] int64: position + 1
+    at::Tensor position;  // device-indexed (one token): [1] int64 index into the cache
   };
   at::Tensor layers_forward(at::Tensor h, KvCache& cache, const SelfWindow& window) const;
   at::Tensor cross_attention(const BartDecoderLayer& layer, const at::Tensor& h, const KvCache::Layer& entry,

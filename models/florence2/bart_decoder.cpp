@@ -70,15 +70,18 @@ void BartDecoder::restart(const at::Tensor& encoder_hidden, KvCache& cache) cons
 at::Tensor BartDecoder::cross_attention(const BartDecoderLayer& layer, const at::Tensor& h, const KvCache::Layer& entry,
                                         std::int64_t beams) const {
   const int heads = config_.decoder_attention_heads;
+  // The keys and values were written from the encoder output before the first step.
+  AttentionOptions options = cross_attention_;
+  options.kv_ready = true;
   at::Tensor q = split_heads(layer.cross_q(h), heads);  // [rows, heads, T, head_dim]
-  if (beams == 1) return merge_heads(attention(q, entry.cross_key, entry.cross_value, cross_attention_));
+  if (beams == 1) return merge_heads(attention(q, entry.cross_key, entry.cross_value, options));
   // The beams of an image are extra query rows against its one copy of the keys and values.
   const auto rows = q.size(0);
   const auto steps = q.size(2);
   const auto head_dim = q.size(3);
   const auto batch = rows / beams;
   q = q.reshape({batch, beams, heads, steps, head_dim}).permute({0, 2, 1, 3, 4}).reshape({batch, heads, -1, head_dim});
-  const at::Tensor a = attention(q, entry.cross_key, entry.cross_value, cross_attention_)
+  const at::Tensor a = attention(q, entry.cross_key, entry.cross_value, options)
                            .reshape({batch, heads, beams, steps, head_dim})
                            .permute({0, 2, 1, 3, 4})
                            .reshape({rows, heads, steps, head_dim});
@@ -100,12 +103,13 @@ at::Tensor BartDecoder::layers_forward(at::Tensor h, KvCache& cache, const SelfW
       const at::Tensor q = split_heads(qkv.narrow(-1, 0, d), heads);
       at::Tensor a;
       if (window.position.defined()) {
-        // This step's keys and values as [2, rows, heads, steps, head_dim], a view of qkv: one copy.
+        // This step's keys and values as [2, rows, heads, 1, head_dim], a view of qkv: the attention
+        // writes them into the cache at the position and attends keys [0, position] (on the flash
+        // backend in the same kernel).
         const at::Tensor kv =
             qkv.narrow(-1, d, 2 * d).view({h.size(0), h.size(1), 2, heads, d / heads}).permute({2, 0, 3, 1, 4});
-        entry.self_kv.index_copy_(3, window.position, kv);
         AttentionOptions options = cross_attention_;
-        options.key_lengths = window.key_lengths;
+        options.append = AttentionOptions::CacheAppend{kv[0], kv[1], window.position};
         a = attention(q, entry.self_key, entry.self_value, options);
       } else {
         const auto end = window.past + window.steps;
@@ -141,23 +145,22 @@ at::Tensor BartDecoder::forward(const at::Tensor& input_ids, KvCache& cache) con
   at::Tensor h = at::embedding(shared_, input_ids);
   if (config_.scale_embedding) h = h * std::sqrt(static_cast<double>(config_.d_model));
   h = embedding_norm_(h + positions_.slice(0, 2 + past, 2 + past + steps));
-  at::Tensor logits = layers_forward(h, cache, SelfWindow{past, steps, {}, {}});
+  at::Tensor logits = layers_forward(h, cache, SelfWindow{past, steps, {}});
   cache.length = past + steps;
   return logits;
 }
 
 at::Tensor BartDecoder::step(const at::Tensor& tokens, const at::Tensor& position, KvCache& cache) const {
-  const auto rows = tokens.size(0);
   at::Tensor h;
   SelfWindow window;
   {
     RECORD_USER_SCOPE("florence2.decoder.embed");
-    h = at::embedding(shared_, tokens);
-    if (config_.scale_embedding) h = h * std::sqrt(static_cast<double>(config_.d_model));
+    // BART's learned positions start at offset 2. One kernel on CUDA for the five ops.
     const at::Tensor index = position.reshape({1});
-    h = embedding_norm_(h + positions_.index_select(0, index + 2));
+    h = ops::embedding_layer_norm(shared_, tokens,
+                                  config_.scale_embedding ? std::sqrt(static_cast<double>(config_.d_model)) : 1.0,
+                                  positions_, index, 2, embedding_norm_.weight, embedding_norm_.bias, kLayerNormEps);
     window.position = index;
-    window.key_lengths = (index + 1).expand({rows}).contiguous();
   }
   return layers_forward(h, cache, window).select(1, 0);
 }

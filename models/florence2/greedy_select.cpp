@@ -7,9 +7,6 @@
 namespace vlm::florence2 {
 namespace {
 
-// `position` (an int64 scalar tensor) as a [rows, 1] index for gather/scatter on the last dimension.
-at::Tensor column_at(const at::Tensor& position, std::int64_t rows) { return position.view({1, 1}).expand({rows, 1}); }
-
 // A forced token outside the vocabulary forces a row of -inf, as transformers' processor does; the
 // kernel takes it as the index `vocab`.
 int forced_token(const std::optional<int>& token, std::int64_t vocab) {
@@ -19,18 +16,33 @@ int forced_token(const std::optional<int>& token, std::int64_t vocab) {
 
 }  // namespace
 
-GreedySelector::GreedySelector(const GenerationConfig& config, std::int64_t vocab, const at::TensorOptions& options)
+at::Tensor index_at(const at::Tensor& position, at::IntArrayRef shape) {
+  std::vector<std::int64_t> ones(shape.size(), 1);
+  return position.view(ones).expand(shape);
+}
+
+at::Tensor eos_tensor(const GenerationConfig& config, const at::TensorOptions& options) {
+  return at::tensor(std::vector<std::int64_t>(config.eos_token_ids.begin(), config.eos_token_ids.end()), at::kLong)
+      .to(options.device());
+}
+
+GreedySelector::GreedySelector(const GenerationConfig& config, std::int64_t vocab, std::int64_t rows,
+                               const at::TensorOptions& options)
     : config_(config),
       vocab_(vocab),
+      rows_(rows),
       processor_(config, vocab, options),
-      eos_(at::tensor(std::vector<std::int64_t>(config.eos_token_ids.begin(), config.eos_token_ids.end()), at::kLong)
-               .to(options.device())) {
+      eos_(eos_tensor(config, options)) {
+  TORCH_CHECK(rows >= 0, "GreedySelector: rows should be at least 0, got ", rows);
 #ifdef VLM_WITH_CUDA
-  fused_ = options.device().is_cuda() && config.eos_token_ids.size() <= kGreedyKernelMaxEos &&
+  fused_ = options.device().is_cuda() && config.eos_token_ids.size() <= kGreedyKernelMaxEos && vocab > 0 &&
            vocab <= std::numeric_limits<int>::max();
 #endif
   if (!fused_) return;
-  rows_done_ = at::zeros({1}, options.dtype(at::kInt));
+#ifdef VLM_WITH_CUDA
+  constants_.split = greedy_select_split(rows, vocab, options.device().index());
+#endif
+  workspace_ = at::zeros({greedy_workspace_words(rows, constants_.split)}, options.dtype(at::kInt));
   constants_.vocab = vocab;
   constants_.ngram_window = config.no_repeat_ngram_size;
   constants_.min_new_tokens = config.min_new_tokens;
@@ -45,6 +57,8 @@ void GreedySelector::select(const at::Tensor& logits, GreedyState& state) const 
   const auto dtype = logits.scalar_type();
   if (fused_ && logits.is_cuda() && logits.dim() == 2 && logits.size(1) == vocab_ && logits.stride(1) == 1 &&
       (dtype == at::kFloat || dtype == at::kHalf || dtype == at::kBFloat16)) {
+    TORCH_CHECK(logits.size(0) <= rows_, "GreedySelector was built for at most ", rows_, " rows, got logits of shape ",
+                logits.sizes());
     GreedyKernelParams params = constants_;
     params.batch = logits.size(0);
     params.logits_stride = logits.stride(0);
@@ -57,7 +71,7 @@ void GreedySelector::select(const at::Tensor& logits, GreedyState& state) const 
     params.length = state.length.mutable_data_ptr<std::int64_t>();
     params.max_length = state.values.max_length.const_data_ptr<std::int64_t>();
     params.ngram_size = state.values.no_repeat_ngram_size.const_data_ptr<std::int64_t>();
-    params.rows_done = reinterpret_cast<unsigned*>(rows_done_.mutable_data_ptr<std::int32_t>());
+    point_greedy_workspace(params, workspace_.mutable_data_ptr<std::int32_t>(), rows_);
     greedy_select_cuda(logits, params);
     return;
   }
@@ -73,10 +87,11 @@ void GreedySelector::select_with_ops(const at::Tensor& logits, GreedyState& stat
   at::Tensor next = scores.argmax(-1);
   // log_softmax(scores)[next] without materialising the vocabulary-wide log-softmax.
   const at::Tensor chosen = scores.gather(1, next.unsqueeze(1)) - at::logsumexp(scores, {1}, true);
-  state.token_log_probs.scatter_(1, column_at(cur_len, batch), at::where(state.unfinished.unsqueeze(1), chosen, 0.0F));
+  state.token_log_probs.scatter_(1, index_at(cur_len, {batch, 1}),
+                                 at::where(state.unfinished.unsqueeze(1), chosen, 0.0F));
   const bool has_eos = !config_.eos_token_ids.empty();
   if (has_eos) next = at::where(state.unfinished, next, config_.pad_token_id);
-  state.ids.scatter_(1, column_at(cur_len, batch), next.unsqueeze(1));
+  state.ids.scatter_(1, index_at(cur_len, {batch, 1}), next.unsqueeze(1));
   // The returned length grows while any row was still running when the step began.
   state.length.copy_(at::where(state.unfinished.any(), cur_len + 1, state.length));
   at::Tensor done = has_eos ? (next.unsqueeze(1) == eos_).any(1) : at::zeros_like(state.unfinished);

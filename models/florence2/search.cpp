@@ -18,18 +18,6 @@ at::Tensor gather_beams(const at::Tensor& tensor, at::Tensor indices) {
   return at::take_along_dim(tensor, indices, 1);
 }
 
-// `position` (an int64 scalar tensor) as an index of shape [d0, d1(, 1)] for gather/scatter on the
-// last dimension.
-at::Tensor index_at(const at::Tensor& position, at::IntArrayRef shape) {
-  std::vector<std::int64_t> ones(shape.size(), 1);
-  return position.view(ones).expand(shape);
-}
-
-at::Tensor eos_tensor(const GenerationConfig& config, const at::TensorOptions& options) {
-  return at::tensor(std::vector<std::int64_t>(config.eos_token_ids.begin(), config.eos_token_ids.end()), at::kLong)
-      .to(options.device());
-}
-
 // transformers' length normalisation divides a score by length ** length_penalty, the power taken in
 // double as Python takes it, the division in float32: the divisors of every length a state can reach,
 // written into `out` (float32, on the host) per request, so that the step only indexes them.
@@ -44,7 +32,10 @@ class GreedySearch final : public Search {
  public:
   GreedySearch(const BartDecoder& decoder, const GenerationConfig& config, const DecodeShape& shape,
                const at::TensorOptions& options)
-      : Search(shape), decoder_(decoder), config_(config), selector_(config, decoder.config().vocab_size, options) {
+      : Search(shape),
+        decoder_(decoder),
+        config_(config),
+        selector_(config, decoder.config().vocab_size, shape.batch, options) {
     const auto long_options = options.dtype(at::kLong);
     cache_ = decoder.start(at::zeros({shape.batch, shape.encoder_length, decoder.config().d_model}, options), 1,
                            shape.capacity);

@@ -42,19 +42,55 @@ void check_inputs(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v)
   }
 }
 
+void check_append(const at::Tensor& k, const AttentionOptions& options) {
+  if (!options.append) return;
+  const AttentionOptions::CacheAppend& append = *options.append;
+  auto shape = [](const at::Tensor& t) { return t.defined() ? c10::str(t.sizes()) : std::string("undefined"); };
+  const std::vector<int64_t> row{k.size(0), k.size(1), 1, k.size(3)};
+  if (!append.key.defined() || !append.value.defined() || append.key.sizes() != at::IntArrayRef(row) ||
+      append.value.sizes() != at::IntArrayRef(row)) {
+    throw Error(ErrorCode::kInvalidArgument, "attention's cache append needs key and value " +
+                                                 c10::str(at::IntArrayRef(row)) + " for k " + shape(k) + ", got " +
+                                                 shape(append.key) + " and " + shape(append.value));
+  }
+  if (append.key.scalar_type() != k.scalar_type() || append.value.scalar_type() != k.scalar_type() ||
+      append.key.device() != k.device() || append.value.device() != k.device()) {
+    throw Error(ErrorCode::kInvalidArgument, "attention's cache append key and value must share k's dtype and device");
+  }
+  if (!append.position.defined() || append.position.numel() != 1 || append.position.scalar_type() != at::kLong ||
+      append.position.device() != k.device()) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "attention's cache append position must be one int64 on k's device, got " + shape(append.position));
+  }
+  if (options.key_lengths.defined()) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "attention takes key_lengths or a cache append (lengths position + 1), not both");
+  }
+}
+
+// The append for the eager and sdpa backends: the row written with index_copy_, and the key lengths
+// position + 1 it implies (int64 [B]).
+at::Tensor append_with_index_copy(const at::Tensor& k, const at::Tensor& v,
+                                  const AttentionOptions::CacheAppend& append) {
+  const at::Tensor index = append.position.reshape({1});
+  k.index_copy_(2, index, append.key);
+  v.index_copy_(2, index, append.value);
+  return (index + 1).expand({k.size(0)});
+}
+
 // [B, 1, Sq, Sk] boolean mask, true where attention is allowed; undefined when nothing is masked.
-at::Tensor build_mask(const at::Tensor& q, const at::Tensor& k, const AttentionOptions& options) {
+at::Tensor build_mask(const at::Tensor& q, const at::Tensor& k, bool causal, const at::Tensor& key_lengths) {
   int64_t sq = q.size(2);
   int64_t sk = k.size(2);
   at::Tensor mask;
   auto index_options = at::TensorOptions().dtype(at::kLong).device(q.device());
   at::Tensor key_pos = at::arange(sk, index_options);
-  if (options.causal) {
+  if (causal) {
     at::Tensor query_pos = at::arange(sq, index_options).unsqueeze(1) + (sk - sq);
     mask = (key_pos.unsqueeze(0) <= query_pos).view({1, 1, sq, sk});
   }
-  if (options.key_lengths.defined()) {
-    at::Tensor lengths = options.key_lengths.to(q.device(), at::kLong).view({-1, 1, 1, 1});
+  if (key_lengths.defined()) {
+    at::Tensor lengths = key_lengths.to(q.device(), at::kLong).reshape({-1, 1, 1, 1});
     at::Tensor valid = key_pos.view({1, 1, 1, sk}) < lengths;
     mask = mask.defined() ? at::logical_and(mask, valid) : valid;
   }
@@ -253,16 +289,27 @@ AttentionChoice choose_attention_backend(const at::Tensor& q, const at::Tensor& 
 
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const AttentionOptions& options) {
   check_inputs(q, k, v);
+  check_append(k, options);
   double scale = options.scale.value_or(1.0 / std::sqrt(static_cast<double>(q.size(3))));
   AttentionChoice choice = choose_attention_backend(q, k, options);
   if (!choice.fallback_reason.empty()) log_fallback_once(choice.fallback_reason);
 #if VLM_WITH_CUDA
   if (choice.backend == AttentionBackend::kFlash) {
     log_flash_autotune_decisions();
-    return flash::flash_attention_forward(q, k, v, scale, options.causal, options.key_lengths);
+    flash::FlashForwardOptions flash_options;
+    flash_options.causal = options.causal;
+    flash_options.key_lengths = options.key_lengths;
+    if (options.append) {
+      flash_options.new_k = options.append->key;
+      flash_options.new_v = options.append->value;
+      flash_options.position = options.append->position;
+    }
+    flash_options.kv_ready = options.kv_ready;
+    return flash::flash_attention_forward(q, k, v, scale, flash_options);
   }
 #endif
-  at::Tensor mask = build_mask(q, k, options);
+  const at::Tensor key_lengths = options.append ? append_with_index_copy(k, v, *options.append) : options.key_lengths;
+  at::Tensor mask = build_mask(q, k, options.causal, key_lengths);
   if (choice.backend == AttentionBackend::kSdpa) {
     return at::scaled_dot_product_attention(q, k, v, mask.defined() ? std::optional<at::Tensor>(mask) : std::nullopt,
                                             0.0, false, scale);

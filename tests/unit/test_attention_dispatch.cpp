@@ -150,6 +150,100 @@ TEST(AttentionDispatch, AutoOnCpuComputesEagerAttention) {
   EXPECT_THROW(attention(q, k, v, options), Error);
 }
 
+// The cache append on the eager and sdpa backends (and auto on the CPU): the caches changed at the
+// position only, and the output that of attention with key lengths position + 1 after writing the
+// row by hand, which is also attention over the first position + 1 keys alone.
+TEST(AttentionAppend, WritesTheRowAndAttendsUpToIt) {
+  at::manual_seed(11);
+  const int64_t b = 2, h = 3, length = 9, d = 16;
+  for (auto backend : {AttentionBackend::kEager, AttentionBackend::kSdpa, AttentionBackend::kAuto}) {
+    for (int64_t position : {0, 4, 8}) {
+      for (int64_t sq : {1, 3}) {
+        // Caches as KvCache::self's layer slice; the new key and value strided views of a fused
+        // projection, as the decoder's step passes them.
+        const at::Tensor caches = at::randn({2, b, h, length, d});
+        const at::Tensor projection = at::randn({b, 1, 3 * h * d});
+        auto head_view = [&](int64_t part) {
+          return projection.narrow(-1, part * h * d, h * d).view({b, 1, h, d}).transpose(1, 2);
+        };
+        const at::Tensor q = at::randn({b, h, sq, d});
+        at::Tensor expected = caches.clone();
+        expected[0].narrow(2, position, 1).copy_(head_view(1));
+        expected[1].narrow(2, position, 1).copy_(head_view(2));
+
+        AttentionOptions options;
+        options.backend = backend;
+        options.append = AttentionOptions::CacheAppend{head_view(1), head_view(2), at::tensor({position}, at::kLong)};
+        const at::Tensor out = attention(q, caches[0], caches[1], options);
+        EXPECT_TRUE(at::equal(caches, expected)) << "position " << position;
+
+        AttentionOptions lengths;
+        lengths.backend = backend;
+        lengths.key_lengths = at::full({b}, position + 1, at::kLong);
+        const at::Tensor with_lengths = attention(q, expected[0], expected[1], lengths);
+        EXPECT_EQ((out - with_lengths).abs().max().item<double>(), 0.0) << "position " << position;
+
+        AttentionOptions plain;
+        plain.backend = backend;
+        const at::Tensor visible =
+            attention(q, expected[0].narrow(2, 0, position + 1), expected[1].narrow(2, 0, position + 1), plain);
+        EXPECT_LT((out - visible).abs().max().item<double>(), 1e-5) << "position " << position;
+      }
+    }
+  }
+}
+
+TEST(AttentionAppend, PositionOfShapeEmptyAndCausalOneRow) {
+  at::manual_seed(12);
+  const at::Tensor caches = at::randn({2, 1, 2, 5, 8});
+  const at::Tensor key = at::randn({1, 2, 1, 8});
+  const at::Tensor value = at::randn({1, 2, 1, 8});
+  const at::Tensor q = at::randn({1, 2, 1, 8});
+  AttentionOptions options;
+  options.causal = true;  // one query row, bottom-right: masks nothing
+  options.append = AttentionOptions::CacheAppend{key, value, at::scalar_tensor(2, at::kLong)};
+  const at::Tensor out = attention(q, caches[0], caches[1], options);
+  EXPECT_TRUE(at::equal(caches[0].narrow(2, 2, 1), key));
+  EXPECT_TRUE(at::equal(caches[1].narrow(2, 2, 1), value));
+  AttentionOptions plain;
+  const at::Tensor visible = attention(q, caches[0].narrow(2, 0, 3), caches[1].narrow(2, 0, 3), plain);
+  EXPECT_LT((out - visible).abs().max().item<double>(), 1e-6);
+}
+
+TEST(AttentionAppend, RejectsWhatItCannotWrite) {
+  const at::Tensor k = at::zeros({2, 3, 6, 8});
+  const at::Tensor v = at::zeros({2, 3, 6, 8});
+  const at::Tensor q = at::randn({2, 3, 1, 8});
+  const at::Tensor row = at::randn({2, 3, 1, 8});
+  const at::Tensor position = at::tensor({1}, at::kLong);
+  struct Case {
+    AttentionOptions::CacheAppend append;
+    bool key_lengths;
+    const char* says;
+  };
+  const Case cases[] = {
+      {{at::randn({2, 3, 2, 8}), row, position}, false, "needs key and value [2, 3, 1, 8]"},
+      {{row, at::Tensor(), position}, false, "needs key and value [2, 3, 1, 8]"},
+      {{row.to(at::kDouble), row, position}, false, "share k's dtype"},
+      {{row, row, at::tensor({1}, at::kInt)}, false, "position must be one int64"},
+      {{row, row, at::tensor({1, 2}, at::kLong)}, false, "position must be one int64"},
+      {{row, row, position}, true, "not both"},
+  };
+  for (const Case& c : cases) {
+    AttentionOptions options;
+    options.append = c.append;
+    if (c.key_lengths) options.key_lengths = at::full({2}, 3, at::kLong);
+    try {
+      attention(q, k, v, options);
+      ADD_FAILURE() << "accepted: " << c.says;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+      EXPECT_NE(std::string(e.what()).find(c.says), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(k.abs().max().item<double>(), 0.0);  // nothing written by a refused call
+}
+
 TEST(AttentionDispatch, FlashListedOnlyInCudaBuilds) {
   auto backends = available_attention_backends();
   const bool has_flash = std::find(backends.begin(), backends.end(), "flash") != backends.end();

@@ -23,6 +23,22 @@ struct AttentionOptions {
   // Int32/Int64 [B]: keys at positions >= key_lengths[b] are masked (right padding). Undefined: none.
   at::Tensor key_lengths;
   AttentionBackend backend = AttentionBackend::kAuto;
+
+  // A decode step's cache write, fused into the attention on the flash backend (as FA2's
+  // flash_attn_with_kvcache): write key and value ([B, H, 1, D], any strides, e.g. views of the QKV
+  // projection) into k and v (the caches, [B, H, L, D], written in place) at `position` (one int64 on
+  // k's device, position < L), then attend keys [0, position]: key lengths position + 1 for every
+  // row. Not together with key_lengths.
+  struct CacheAppend {
+    at::Tensor key, value;
+    at::Tensor position;
+  };
+  std::optional<CacheAppend> append;
+
+  // k and v are not written by the kernel just before this call on the stream (Florence-2's
+  // cross-attention keys, computed once per image): the flash decode kernel then starts reading them
+  // while that kernel finishes (programmatic dependent launch). Leave false when unsure.
+  bool kv_ready = false;
 };
 
 // The one attention entry point every model calls.
