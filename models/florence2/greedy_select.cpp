@@ -2,7 +2,10 @@
 
 #include <limits>
 #include <optional>
+#include <string>
 #include <vector>
+
+#include "vlm/error.h"
 
 namespace vlm::florence2 {
 namespace {
@@ -33,7 +36,7 @@ GreedySelector::GreedySelector(const GenerationConfig& config, std::int64_t voca
       rows_(rows),
       processor_(config, vocab, options),
       eos_(eos_tensor(config, options)) {
-  TORCH_CHECK(rows >= 0, "GreedySelector: rows should be at least 0, got ", rows);
+  if (rows < 0) throw Error(ErrorCode::kInternal, "GreedySelector built for " + std::to_string(rows) + " rows");
 #ifdef VLM_WITH_CUDA
   fused_ = options.device().is_cuda() && config.eos_token_ids.size() <= kGreedyKernelMaxEos && vocab > 0 &&
            vocab <= std::numeric_limits<int>::max();
@@ -57,8 +60,10 @@ void GreedySelector::select(const at::Tensor& logits, GreedyState& state) const 
   const auto dtype = logits.scalar_type();
   if (fused_ && logits.is_cuda() && logits.dim() == 2 && logits.size(1) == vocab_ && logits.stride(1) == 1 &&
       (dtype == at::kFloat || dtype == at::kHalf || dtype == at::kBFloat16)) {
-    TORCH_CHECK(logits.size(0) <= rows_, "GreedySelector was built for at most ", rows_, " rows, got logits of shape ",
-                logits.sizes());
+    if (logits.size(0) > rows_) {
+      throw Error(ErrorCode::kInternal, "GreedySelector built for at most " + std::to_string(rows_) +
+                                            " rows, given logits " + c10::str(logits.sizes()));
+    }
     GreedyKernelParams params = constants_;
     params.batch = logits.size(0);
     params.logits_stride = logits.stride(0);
