@@ -1,24 +1,29 @@
 #include "admission.h"
 
-#include <malloc.h>
-
 namespace vlm::server {
+
+Admission::Admission(int limit) : limit_(limit), trim_([this] { return admitted_.load() > 0; }, kBurstOverAfter) {}
 
 std::shared_ptr<void> Admission::try_admit() {
   int current = admitted_.load();
   do {
-    if (current >= limit_) return nullptr;
+    if (current >= limit_) {
+      trim_.note_burst();
+      return nullptr;
+    }
   } while (!admitted_.compare_exchange_weak(current, current + 1));
-  if (current + 1 >= 2) burst_ = true;
+  // A lone request at a time grows nothing worth a trim, which walks every arena.
+  if (current + 1 >= 2) {
+    trim_.note_burst();
+  } else {
+    trim_.note_activity();
+  }
   return std::shared_ptr<Admission>(this, [](Admission* admission) { admission->release(); });
 }
 
 void Admission::release() {
-  if (--admitted_ > 0) return;
-  // The last request of a burst is answered: glibc keeps the freed decode buffers and tensors of
-  // every connection thread's arena mapped until asked, so RSS would stay at the burst's peak.
-  // A lone request at a time (no burst) grows nothing worth a trim, which walks every arena.
-  if (burst_.exchange(false)) malloc_trim(0);
+  --admitted_;
+  trim_.note_activity();
 }
 
 }  // namespace vlm::server

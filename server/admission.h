@@ -1,7 +1,10 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <memory>
+
+#include "burst_memory_trim.h"
 
 namespace vlm::server {
 
@@ -10,7 +13,7 @@ namespace vlm::server {
 // is read, so overload costs a header parse, not a decode, a queue slot or a connection worker.
 class Admission {
  public:
-  explicit Admission(int limit) : limit_(limit) {}
+  explicit Admission(int limit);
 
   // A slot held until the returned token is destroyed; null when `limit` requests already hold one.
   std::shared_ptr<void> try_admit();
@@ -20,9 +23,12 @@ class Admission {
  private:
   void release();
 
+  // How long without a request beginning or ending ends a burst.
+  static constexpr std::chrono::milliseconds kBurstOverAfter{500};
+
   const int limit_;
   std::atomic<int> admitted_{0};
-  std::atomic<bool> burst_{false};  // two or more admitted at once since the last trim
+  BurstMemoryTrim trim_;
 };
 
 }  // namespace vlm::server
