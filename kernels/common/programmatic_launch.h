@@ -4,7 +4,7 @@
 namespace vlm::kernels {
 
 // Whether kernels launched with launch_kernel() on `device` start before the previous kernel ends:
-// compute capability 9.0 or later and not turned off. The device query is cached.
+// compute capability 9.0 or later and not turned off.
 bool programmatic_launch_supported(int device);
 
 // On by default; vlm::set_programmatic_dependent_launch (vlm/runtime.h) is the public switch.

@@ -283,8 +283,6 @@ at::Tensor flash_attention_forward(const at::Tensor& q_in, const at::Tensor& k_i
       params.position = options.position.data_ptr<int64_t>();
       params.new_k = new_k.data_ptr();
       params.new_v = new_v.data_ptr();
-      params.k_cache = k.data_ptr();
-      params.v_cache = v.data_ptr();
       params.new_k_batch_stride = new_k.stride(0);
       params.new_k_head_stride = new_k.stride(1);
       params.new_v_batch_stride = new_v.stride(0);

@@ -166,8 +166,11 @@ __global__ void __launch_bounds__(T::kThreads, 1) flash_decode_kernel(const __gr
   if (append_at >= 0 && tid < kLanes) {  // lanes 0..kLanes-1 of warp 0: chunk == tid
     const int64_t k_offset = b * p.k_batch_stride + h * p.k_head_stride + append_at * p.k_row_stride + chunk * 8;
     const int64_t v_offset = b * p.v_batch_stride + h * p.v_head_stride + append_at * p.v_row_stride + chunk * 8;
-    *reinterpret_cast<uint4*>(static_cast<Element*>(p.k_cache) + k_offset) = decode::load16(new_k);
-    *reinterpret_cast<uint4*>(static_cast<Element*>(p.v_cache) + v_offset) = decode::load16(new_v);
+    // k and v are the caches themselves (the launcher takes an append only for layouts it need not copy).
+    *reinterpret_cast<uint4*>(const_cast<Element*>(static_cast<const Element*>(p.k)) + k_offset) =
+        decode::load16(new_k);
+    *reinterpret_cast<uint4*>(const_cast<Element*>(static_cast<const Element*>(p.v)) + v_offset) =
+        decode::load16(new_v);
   }
 
   // This lane's slice of every query row, pre-scaled so that scores are in log2 units.

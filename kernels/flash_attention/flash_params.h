@@ -45,14 +45,12 @@ struct FlashFwdParams {
 
   // Decode kernel only (run_flash_decode). Cache append, as FA2's flash_attn_with_kvcache: when
   // position is set, the block of (b, h) writes new_k[b, h] and new_v[b, h] (one row each, head_dim
-  // contiguous) into k_cache and v_cache (k and v themselves) at row *position, then attends keys
+  // contiguous) into k and v themselves (the caches, written in place) at row *position, then attends keys
   // [0, *position], taking the key at *position from new_k/new_v: no block reads a row another writes.
   // A position outside [0, seqlen_k) writes nothing and attends nothing (output 0).
   const int64_t* position = nullptr;  // device scalar
   const void* new_k = nullptr;
   const void* new_v = nullptr;
-  void* k_cache = nullptr;
-  void* v_cache = nullptr;
   int64_t new_k_batch_stride = 0, new_k_head_stride = 0;
   int64_t new_v_batch_stride = 0, new_v_head_stride = 0;
   // k and v are not written by the kernel just before this one in the stream (keys computed once per
