@@ -10,7 +10,9 @@
 #include <cmath>
 #include <cstdlib>
 #include <limits>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -150,7 +152,9 @@ std::atomic<bool> autotune_enabled{true};
 bool flash_autotune_enabled() { return autotune_enabled.load(std::memory_order_relaxed); }
 void set_flash_autotune_enabled(bool enabled) { autotune_enabled.store(enabled, std::memory_order_relaxed); }
 
-std::string flash_device_unsupported_reason(int device) {
+namespace {
+
+std::string query_device_unsupported_reason(int device) {
   int major = 0;
   int minor = 0;
   if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
@@ -166,6 +170,19 @@ std::string flash_device_unsupported_reason(int device) {
            ") can load";
   }
   return {};
+}
+
+}  // namespace
+
+std::string flash_device_unsupported_reason(int device) {
+  // Asked on every call: a device's capability and the kernel image it loads never change in a
+  // process, and the queries cost two attribute reads and a function-attributes lookup each time.
+  static std::mutex mutex;
+  static std::map<int, std::string> reasons;
+  const std::lock_guard lock(mutex);
+  auto found = reasons.find(device);
+  if (found == reasons.end()) found = reasons.emplace(device, query_device_unsupported_reason(device)).first;
+  return found->second;
 }
 
 at::Tensor flash_attention_forward(const at::Tensor& q_in, const at::Tensor& k_in, const at::Tensor& v_in, double scale,

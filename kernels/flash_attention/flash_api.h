@@ -42,7 +42,8 @@ FlashAutotuner& flash_autotuner();
 bool flash_autotune_enabled();
 void set_flash_autotune_enabled(bool enabled);
 
-// Empty when the kernels can run on this device (sm >= 80), else the reason.
+// Empty when the kernels can run on this device (sm >= 80), else the reason; asked of the driver once
+// per device.
 std::string flash_device_unsupported_reason(int device);
 
 }  // namespace vlm::flash

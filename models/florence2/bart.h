@@ -66,10 +66,11 @@ class BartDecoder {
   void restart(const at::Tensor& encoder_hidden, KvCache& cache) const;
   // Next-token logits [rows, T, vocab] for `input_ids` [rows, T] at positions cache.length..+T.
   at::Tensor forward(const at::Tensor& input_ids, KvCache& cache) const;
-  // Decoding: logits [rows, vocab] for one token per row, `tokens` [rows, 1], at the position held by
-  // the int64 scalar tensor `position`. Every shape is fixed by the cache, none by the position, so
-  // the call can be captured in a CUDA graph and replayed at any position.
-  at::Tensor step(const at::Tensor& tokens, const at::Tensor& position, KvCache& cache) const;
+  // Decoding: logits [rows, vocab] for one token per row, each row's token of `ids` [rows, length]
+  // (the sequences so far) at the position held by the int64 scalar tensor `position`. Every shape is
+  // fixed by the cache and `ids`, none by the position, so the call can be captured in a CUDA graph
+  // and replayed at any position.
+  at::Tensor step(const at::Tensor& ids, const at::Tensor& position, KvCache& cache) const;
 
  private:
   // Where the self-attention keys of a call go and which cached keys its queries see.

@@ -150,16 +150,18 @@ at::Tensor BartDecoder::forward(const at::Tensor& input_ids, KvCache& cache) con
   return logits;
 }
 
-at::Tensor BartDecoder::step(const at::Tensor& tokens, const at::Tensor& position, KvCache& cache) const {
+at::Tensor BartDecoder::step(const at::Tensor& ids, const at::Tensor& position, KvCache& cache) const {
   at::Tensor h;
   SelfWindow window;
   {
     RECORD_USER_SCOPE("florence2.decoder.embed");
-    // BART's learned positions start at offset 2. One kernel on CUDA for the five ops.
+    // BART's learned positions start at offset 2. One kernel on CUDA for the token's gather and the
+    // five ops after it.
     const at::Tensor index = position.reshape({1});
-    h = ops::embedding_layer_norm(shared_, tokens,
+    h = ops::embedding_layer_norm(shared_, ids,
                                   config_.scale_embedding ? std::sqrt(static_cast<double>(config_.d_model)) : 1.0,
-                                  positions_, index, 2, embedding_norm_.weight, embedding_norm_.bias, kLayerNormEps);
+                                  positions_, index, 2, embedding_norm_.weight, embedding_norm_.bias, kLayerNormEps)
+            .unsqueeze(1);
     window.position = index;
   }
   return layers_forward(h, cache, window).select(1, 0);

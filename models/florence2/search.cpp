@@ -59,10 +59,7 @@ class GreedySearch final : public Search {
     state_.token_log_probs.zero_();
   }
 
-  void step() override {
-    const at::Tensor tokens = state_.ids.gather(1, index_at(state_.position, {shape_.batch, 1}));
-    selector_.select(decoder_.step(tokens, state_.position, cache_), state_);
-  }
+  void step() override { selector_.select(decoder_.step(state_.ids, state_.position, cache_), state_); }
 
   at::Tensor running() const override { return state_.unfinished.any(); }
 
@@ -163,8 +160,7 @@ class BeamSearch final : public Search {
     const at::Tensor cur_len = position_ + 1;
 
     const at::Tensor flat_running = running_sequences_.view({b * k, l});
-    const at::Tensor tokens = flat_running.gather(1, index_at(position_, {b * k, 1}));
-    at::Tensor log_probs = at::log_softmax(decoder_.step(tokens, position_, cache_).to(at::kFloat), -1);
+    at::Tensor log_probs = at::log_softmax(decoder_.step(flat_running, position_, cache_).to(at::kFloat), -1);
     processor_.apply(flat_running, cur_len, values_, log_probs);
     const auto vocab = log_probs.size(-1);
     const at::Tensor processed = log_probs.view({b, k * vocab});

@@ -1,7 +1,5 @@
 #include "vlm/ops/add_layer_norm.h"
 
-#include <vector>
-
 #include <ATen/ATen.h>
 
 #include "add_layer_norm_kernels.h"
@@ -28,7 +26,7 @@ bool fused_embedding_takes(const at::Tensor& table, const at::Tensor& ids, const
          d <= kAddLayerNormMaxWidth && table.is_contiguous() && positions.dim() == 2 && positions.size(1) == d &&
          positions.scalar_type() == dtype && positions.is_contiguous() && weight.scalar_type() == dtype &&
          bias.scalar_type() == dtype && weight.numel() == d && bias.numel() == d && weight.is_contiguous() &&
-         bias.is_contiguous() && ids.scalar_type() == at::kLong && ids.is_contiguous() &&
+         bias.is_contiguous() && ids.scalar_type() == at::kLong && ids.dim() == 2 &&
          position.scalar_type() == at::kLong && position.numel() == 1 && ids.device() == table.device() &&
          position.device() == table.device() && positions.device() == table.device() &&
          weight.device() == table.device() && bias.device() == table.device();
@@ -53,13 +51,10 @@ at::Tensor embedding_layer_norm(const at::Tensor& table, const at::Tensor& ids, 
                                 const at::Tensor& weight, const at::Tensor& bias, double eps) {
 #ifdef VLM_WITH_CUDA
   if (fused_embedding_takes(table, ids, positions, position, weight, bias)) {
-    std::vector<int64_t> shape = ids.sizes().vec();
-    shape.push_back(table.size(1));
-    return embedding_layer_norm_cuda(table, ids.reshape({-1}), scale, positions, position, offset, weight, bias, eps)
-        .view(shape);
+    return embedding_layer_norm_cuda(table, ids, scale, positions, position, offset, weight, bias, eps);
   }
 #endif
-  at::Tensor h = at::embedding(table, ids);
+  at::Tensor h = at::embedding(table, ids.index_select(1, position.reshape({1})).squeeze(1));
   if (scale != 1.0) h = h * scale;
   return at::layer_norm(h + positions.index_select(0, position.reshape({1}) + offset), {table.size(1)}, weight, bias,
                         eps);

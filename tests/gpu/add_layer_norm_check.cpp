@@ -53,10 +53,11 @@ int main() {
                   worst, tolerance, 100.0 * identical);
     }
   }
-  // vlm::ops::embedding_layer_norm (a decode step's input: token embedding, optionally scaled, plus
-  // the learned position at a device-held step, then the LayerNorm) against the five ops it replaces,
-  // on the same device, with the same tolerances. The position is changed after the first call to
-  // show it is read on the device, not baked in.
+  // vlm::ops::embedding_layer_norm (a decode step's input: each sequence's token at a device-held
+  // step, its embedding optionally scaled, plus the learned position at that step, then the
+  // LayerNorm) against the six ops it replaces, on the same device, with the same tolerances. The
+  // position is changed after the first call to show it is read on the device, not baked in; the
+  // sequences are also passed as a column-strided view.
   for (const auto& [dtype, tolerance] : dtypes) {
     for (const double scale : {1.0, 27.712812921102035}) {
       for (const int64_t rows : {int64_t{1}, int64_t{3}, int64_t{96}}) {
@@ -64,13 +65,15 @@ int main() {
         const int64_t width = rows == 3 ? 1024 : 768;
         const at::Tensor table = at::randn({1000, width}, options.dtype(at::kFloat)).to(dtype);
         const at::Tensor positions = at::randn({130, width}, options.dtype(at::kFloat)).to(dtype);
-        const at::Tensor ids = at::randint(0, 1000, {rows, 1}, options.dtype(at::kLong));
+        // Every row's token differs from step to step, so reading the wrong column shows.
+        const at::Tensor sequences = at::randint(0, 1000, {rows, 128}, options.dtype(at::kLong));
+        const at::Tensor ids = rows == 3 ? sequences.t().contiguous().t() : sequences;
         const at::Tensor weight = (at::rand({width}, options.dtype(at::kFloat)) + 0.5).to(dtype);
         const at::Tensor bias = (at::randn({width}, options.dtype(at::kFloat)) * 0.1).to(dtype);
         at::Tensor position = at::full({1}, 5, options.dtype(at::kLong));
         for (const int64_t step : {int64_t{5}, int64_t{127}}) {
           position.fill_(step);
-          at::Tensor h = at::embedding(table, ids);
+          at::Tensor h = at::embedding(table, ids.index_select(1, position).squeeze(1));
           if (scale != 1.0) h = h * scale;
           const at::Tensor want =
               at::layer_norm(h + positions.index_select(0, position + 2), {width}, weight, bias, 1e-5);
@@ -96,11 +99,14 @@ int main() {
   const double separate = time_us([&] { at::layer_norm(x + y, {768}, weight, bias, 1e-5); });
   std::printf("time: one row of 768 fp16, back to back: fused %.2f us, add + layer_norm %.2f us\n", fused, separate);
   const at::Tensor table = at::randn({51289, 768}, half), positions = at::randn({1026, 768}, half);
-  const at::Tensor ids = at::zeros({1, 1}, half.dtype(at::kLong)), position = at::full({1}, 64, half.dtype(at::kLong));
+  const at::Tensor ids = at::zeros({1, 1024}, half.dtype(at::kLong)),
+                   position = at::full({1}, 64, half.dtype(at::kLong));
   const double embedded =
       time_us([&] { vlm::ops::embedding_layer_norm(table, ids, 1.0, positions, position, 2, weight, bias, 1e-5); });
   const double embedded_ops = time_us([&] {
-    at::layer_norm(at::embedding(table, ids) + positions.index_select(0, position + 2), {768}, weight, bias, 1e-5);
+    at::layer_norm(
+        at::embedding(table, ids.index_select(1, position).squeeze(1)) + positions.index_select(0, position + 2), {768},
+        weight, bias, 1e-5);
   });
   std::printf("time: decode-step embedding, one row of 768 fp16: fused %.2f us, the ops %.2f us\n", embedded,
               embedded_ops);

@@ -13,10 +13,12 @@ namespace vlm::ops {
 at::Tensor add_layer_norm(const at::Tensor& x, const at::Tensor& y, const at::Tensor& weight, const at::Tensor& bias,
                           double eps);
 
-// A decode step's input embedding: at::layer_norm(table[ids] * scale + positions[position + offset])
-// with each op's rounding, for ids [rows] (int64) and `position` a one-element int64 tensor on the
-// device (the step's position, so a replayed CUDA graph reads the current one). On CUDA with the
-// conditions above, one kernel (five ops otherwise).
+// A decode step's input embedding: for each row of `ids` [rows, length] (int64, the sequences so
+// far) its token at the step's position, t = ids[:, position], then
+// at::layer_norm(table[t] * scale + positions[position + offset]) with each op's rounding; `position`
+// is a one-element int64 tensor on the device, so a replayed CUDA graph reads the current one and the
+// token the previous step wrote. Returns [rows, d]. On CUDA with the conditions above, one kernel
+// (six ops otherwise).
 at::Tensor embedding_layer_norm(const at::Tensor& table, const at::Tensor& ids, double scale,
                                 const at::Tensor& positions, const at::Tensor& position, int64_t offset,
                                 const at::Tensor& weight, const at::Tensor& bias, double eps);

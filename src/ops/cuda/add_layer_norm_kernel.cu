@@ -38,14 +38,18 @@ __device__ inline float block_sum(float v, float* scratch) {
   return total;
 }
 
-// Where a row's two summands come from. Plain rows: x and y row r. A decode step's embedding: x row
-// x_index[r] of a table, scaled (rounded to T, as `h * scale` rounds it) when x_scale != 1, and the
-// one y row *y_position + y_offset for every row (a learned position).
+// Where a row's two summands come from. Plain rows: x and y row r. A decode step's embedding: the
+// table row x_index[r * x_index_row_stride + *y_position * x_index_column_stride] (row r's token at the
+// step's position), scaled (rounded to T, as `h * scale` rounds it) when x_scale != 1, and the one y
+// row *y_position + y_offset for every row (a learned position).
 template <typename T>
 struct RowSources {
   const T* x = nullptr;
   const T* y = nullptr;
   const std::int64_t* x_index = nullptr;
+  std::int64_t x_index_row_stride = 0;
+  std::int64_t x_index_column_stride = 0;
+  std::int64_t x_index_columns = 0;
   std::int64_t x_rows = 0;
   float x_scale = 1.0F;
   const std::int64_t* y_position = nullptr;
@@ -73,13 +77,15 @@ __global__ void __launch_bounds__(kThreads)
   const long long row = blockIdx.x;
   long long x_row = row;
   long long y_row = row;
-  if (src.x_index != nullptr) {
-    x_row = src.x_index[row];
-    CUDA_KERNEL_ASSERT(x_row >= 0 && x_row < src.x_rows);
-  }
   if (src.y_position != nullptr) {
     y_row = *src.y_position + src.y_offset;
     CUDA_KERNEL_ASSERT(y_row >= 0 && y_row < src.y_rows);
+  }
+  if (src.x_index != nullptr) {
+    const std::int64_t column = *src.y_position;
+    CUDA_KERNEL_ASSERT(column >= 0 && column < src.x_index_columns);
+    x_row = src.x_index[row * src.x_index_row_stride + column * src.x_index_column_stride];
+    CUDA_KERNEL_ASSERT(x_row >= 0 && x_row < src.x_rows);
   }
   const T* xr = src.x + x_row * d;
   const T* yr = src.y + y_row * d;
@@ -139,6 +145,9 @@ void launch_embedding(const at::Tensor& table, const at::Tensor& ids, double sca
   RowSources<T> src;
   src.x = table.const_data_ptr<T>();
   src.x_index = ids.const_data_ptr<std::int64_t>();
+  src.x_index_row_stride = ids.stride(0);
+  src.x_index_column_stride = ids.stride(1);
+  src.x_index_columns = ids.size(1);
   src.x_rows = table.size(0);
   src.x_scale = static_cast<float>(scale);
   src.y = positions.const_data_ptr<T>();
@@ -167,8 +176,8 @@ at::Tensor embedding_layer_norm_cuda(const at::Tensor& table, const at::Tensor& 
                                      const at::Tensor& positions, const at::Tensor& position, std::int64_t offset,
                                      const at::Tensor& weight, const at::Tensor& bias, double eps) {
   const c10::cuda::CUDAGuard guard(table.device());
-  at::Tensor out = at::empty({ids.numel(), table.size(1)}, table.options());
-  if (ids.numel() == 0) return out;
+  at::Tensor out = at::empty({ids.size(0), table.size(1)}, table.options());
+  if (ids.size(0) == 0) return out;
   switch (table.scalar_type()) {
     case at::kHalf:
       launch_embedding<at::Half>(table, ids, scale, positions, position, offset, weight, bias, out, eps);
