@@ -19,6 +19,8 @@ class Admission {
   std::shared_ptr<void> try_admit();
   int admitted() const { return admitted_.load(); }
   int limit() const { return limit_; }
+  // Trims after bursts so far (vlm_memory_trims_total).
+  long long memory_trims() const { return trim_.trims(); }
 
  private:
   void release();

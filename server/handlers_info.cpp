@@ -67,6 +67,10 @@ void App::handle_metrics(const HttpRequest&, HttpResponse& response) {
   text += "# HELP vlm_inference_requests_active Inference requests admitted and not yet answered.\n";
   text += fmt::format("# TYPE vlm_inference_requests_active gauge\nvlm_inference_requests_active {}\n",
                       context_.admission().admitted());
+  text +=
+      "# HELP vlm_memory_trims_total Times the server gave the memory a burst of requests freed back to the system.\n";
+  text += fmt::format("# TYPE vlm_memory_trims_total counter\nvlm_memory_trims_total {}\n",
+                      context_.admission().memory_trims());
   if (state == ServerState::kReady || state == ServerState::kDraining) {
     text += "# HELP vlm_queue_depth Requests waiting for a forward pass, by model.\n# TYPE vlm_queue_depth gauge\n";
     for (const auto& [name, served] : context_.models()) {

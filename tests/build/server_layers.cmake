@@ -2,7 +2,7 @@ cmake_minimum_required(VERSION 3.25)
 # The server's context layer (models, batchers, admission, metrics, state) knows nothing of HTTP:
 # each of its files may include only the library's public headers (vlm/...) and the layer's own
 # files. Run with -DSERVER_DIR=<repo>/server; fails naming the file and the include that breaks it.
-set(context_layer admission batcher gpu_memory metrics pixel_budget request_image_decoder server_config server_context)
+set(context_layer admission burst_memory_trim batcher gpu_memory metrics pixel_budget request_image_decoder server_config server_context)
 set(violations "")
 foreach(name IN LISTS context_layer)
   foreach(ext h cpp)

@@ -109,9 +109,11 @@ class Server:
             time.sleep(0.05)
         return None
 
-    def rss_kb(self):
+    def rss_kb(self, field="VmRSS"):
+        """The server's resident memory in KiB: all of it (VmRSS), or one part, e.g. RssAnon (heap and
+        stacks, without the shared libraries' pages)."""
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
         return 0
 
