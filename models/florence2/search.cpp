@@ -18,6 +18,12 @@ at::Tensor gather_beams(const at::Tensor& tensor, at::Tensor indices) {
   return at::take_along_dim(tensor, indices, 1);
 }
 
+// gather_beams written straight into `out` (a state buffer): no copy kernel after the gather.
+void gather_beams_into(at::Tensor& out, const at::Tensor& tensor, at::Tensor indices) {
+  while (indices.dim() < tensor.dim()) indices = indices.unsqueeze(-1);
+  at::gather_out(out, tensor, 1, indices.expand(out.sizes()));
+}
+
 // transformers' length normalisation divides a score by length ** length_penalty, the power taken in
 // double as Python takes it, the division in float32: the divisors of every length a state can reach,
 // written into `out` (float32, on the host) per request, so that the step only indexes them.
@@ -102,6 +108,7 @@ class BeamSearch final : public Search {
     top_beam_mask_ =
         at::cat({at::ones({k}, options.dtype(at::kBool)), at::zeros({keep_ - k}, options.dtype(at::kBool))});
     batch_offset_ = at::arange(b, long_options).view({-1, 1}) * k;
+    kept_beams_ = at::arange(k, long_options).view({1, -1});
     running_sequences_ = at::empty({b, k, l}, long_options);
     sequences_ = at::empty_like(running_sequences_);
     running_scores_ = at::empty({b, k}, float_options);
@@ -187,10 +194,10 @@ class BeamSearch final : public Search {
     // Running beams for the next step: the best unfinished candidates.
     const at::Tensor topk_running_log_probs = topk_log_probs + hits.to(at::kFloat) * -kLarge;
     const at::Tensor next_topk = std::get<1>(at::topk(topk_running_log_probs, k));
-    running_sequences_.copy_(gather_beams(topk_running_sequences, next_topk));
-    running_scores_.copy_(gather_beams(topk_running_log_probs, next_topk));
-    running_beam_indices_.copy_(gather_beams(topk_running_beam_indices, next_topk));
-    running_token_log_probs_.copy_(gather_beams(topk_running_token_log_probs, next_topk));
+    gather_beams_into(running_sequences_, topk_running_sequences, next_topk);
+    gather_beams_into(running_scores_, topk_running_log_probs, next_topk);
+    gather_beams_into(running_beam_indices_, topk_running_beam_indices, next_topk);
+    gather_beams_into(running_token_log_probs_, topk_running_token_log_probs, next_topk);
 
     // Finished beams: merge candidates that just ended among the top `beams` with the kept ones.
     const at::Tensor just_finished = hits & top_beam_mask_.unsqueeze(0);
@@ -204,13 +211,14 @@ class BeamSearch final : public Search {
     const at::Tensor merged_indices = at::cat({beam_indices_, topk_running_beam_indices}, 1);
     const at::Tensor merged_finished = at::cat({is_sent_finished_, just_finished}, 1);
     const at::Tensor merged_token_log_probs = at::cat({token_log_probs_, topk_running_token_log_probs}, 1);
-    const at::Tensor best = std::get<1>(at::topk(merged_scores, k));
-    // After the stopping rule fired, the finished beams stay as they were.
-    sequences_.copy_(at::where(active_, gather_beams(merged_sequences, best), sequences_));
-    beam_scores_.copy_(at::where(active_, gather_beams(merged_scores, best), beam_scores_));
-    beam_indices_.copy_(at::where(active_, gather_beams(merged_indices, best), beam_indices_));
-    is_sent_finished_.copy_(at::where(active_, gather_beams(merged_finished, best), is_sent_finished_));
-    token_log_probs_.copy_(at::where(active_, gather_beams(merged_token_log_probs, best), token_log_probs_));
+    // After the stopping rule fired, the finished beams stay as they were: the merged tensors' first
+    // `beams` entries are the finished beams themselves, so one index choice keeps them.
+    const at::Tensor best = at::where(active_, std::get<1>(at::topk(merged_scores, k)), kept_beams_);
+    gather_beams_into(sequences_, merged_sequences, best);
+    gather_beams_into(beam_scores_, merged_scores, best);
+    gather_beams_into(beam_indices_, merged_indices, best);
+    gather_beams_into(is_sent_finished_, merged_finished, best);
+    gather_beams_into(token_log_probs_, merged_token_log_probs, best);
 
     // Caches follow the beams they continue.
     ++steps_issued_;
@@ -256,6 +264,7 @@ class BeamSearch final : public Search {
   KvCache cache_;
   at::Tensor top_beam_mask_;      // [keep] bool: the first `beams` candidates
   at::Tensor batch_offset_;       // [batch, 1] int64
+  at::Tensor kept_beams_;         // [1, beams] int64: 0..beams-1, the finished beams' own places
   at::Tensor running_sequences_;  // [batch, beams, capacity] int64
   at::Tensor sequences_;
   at::Tensor running_scores_;  // [batch, beams] float32
