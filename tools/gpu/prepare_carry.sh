@@ -6,7 +6,8 @@
 # travels with the libraries it needs:
 #   .gpu-deps/bin/vlmserve          the CUDA build (default build/auto; VLM_GPU_BUILD_DIR overrides)
 #   .gpu-deps/bin/letterbox_batch_check, nvjpeg_decode_check, add_layer_norm_check, greedy_select_check,
-#                                   linear_check: the GPU checks of our device ops (tests/gpu), when built
+#                                   linear_check, flash_attention_check: the GPU checks of our device ops
+#                                   (tests/gpu), when built
 #   .gpu-deps/assets/jpeg_variants/ grayscale, CMYK, EXIF-rotated, progressive JPEGs for nvjpeg_decode_check
 #                                   and tests/gpu/test_server_nvjpeg.py
 #   .gpu-deps/lib/                  its non-system libraries, except libtorch/c10/CUDA (taken from the
@@ -112,7 +113,8 @@ fi
 # nvJPEG). Where it did, vlmserve links libnvjpeg too (request JPEGs decoded on the GPU), so the
 # library travels in lib/ (libnvjpeg.so.13, 5.6 MiB): with the yolov5n fixture alone the carry was
 # 40.8 MiB + 2.1 MiB of working tree, of 64.
-for check in letterbox_batch_check nvjpeg_decode_check add_layer_norm_check greedy_select_check linear_check; do
+for check in letterbox_batch_check nvjpeg_decode_check add_layer_norm_check greedy_select_check linear_check \
+  flash_attention_check; do
   if [[ -x "$build_dir/tests/gpu/$check" ]]; then
     cp "$build_dir/tests/gpu/$check" "$bundle/bin/"
     binaries+=("$bundle/bin/$check")

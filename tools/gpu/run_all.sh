@@ -14,7 +14,8 @@
 #      <= 2 levels per image, CMYK and progressive left to the CPU) and both decode rates;
 #      add_layer_norm_check: the fused residual + LayerNorm kernel against at::layer_norm(x + y);
 #      greedy_select_check: Florence-2's greedy step kernel against the ATen ops it replaces;
-#      linear_check: the few-rows linear kernel (decode-step projections) against at::linear
+#      linear_check: the few-rows linear kernel (decode-step projections) against at::linear;
+#      flash_attention_check: the flash and decode attention kernels against fp32 eager attention
 #   4b. tests/gpu/test_server_nvjpeg.py: vlmserve serve --image-decoder auto (nvJPEG) against cpu
 #      (OpenCV) on the yolov5n fixture over HTTP: same detections (2 px, 1e-2), same error codes
 #   1b. where .f2-bench is carried: tools/gpu/florence2_parity.sh (Florence-2's CUDA-graphed decoder
@@ -99,7 +100,8 @@ else
 fi
 
 # One carried check binary, run with its arguments: PASS or FAIL from its exit status; the detail is
-# how many PASS lines it printed and its summary line (the one matching `pattern`, `strip` removed).
+# how many PASS lines it printed (counted as `unit`; none when unit is empty) and its summary line
+# (the one matching `pattern`, `strip` removed).
 run_check() {
   local name="$1" what="$2" unit="$3" pattern="$4" strip="$5" missing="$6"
   shift 6
@@ -108,11 +110,13 @@ run_check() {
     note "$name" SKIP "$missing"
     return
   fi
-  LD_LIBRARY_PATH="$lib_path" "$bundle/bin/$name" "$@" >"$logs/$name.log" 2>&1
+  LD_LIBRARY_PATH="$lib_path" timeout "$(step_limit 240)" "$bundle/bin/$name" "$@" >"$logs/$name.log" 2>&1
   local rc=$?
   cat "$logs/$name.log"
+  local count=""
+  [[ -n "$unit" ]] && count="$(grep -c '^PASS' "$logs/$name.log") $unit; "
   note "$name" "$([[ $rc == 0 ]] && echo PASS || echo FAIL)" \
-    "$(grep -c '^PASS' "$logs/$name.log") $unit; $(grep -E "$pattern" "$logs/$name.log" | sed "s/$strip//" | paste -sd";" -)"
+    "$count$(grep -E "$pattern" "$logs/$name.log" | sed "s/$strip//" | paste -sd";" -)"
 }
 run_check letterbox_batch_check "device letterbox against OpenCV" cases '^time: batch 8' '^time: ' \
   "not carried (build it: scripts/build.sh auto letterbox_batch_check)" "$VLM_ASSETS/images"
@@ -124,6 +128,11 @@ run_check greedy_select_check "Florence-2's greedy step kernel against its ATen 
   "not carried (build it: scripts/build.sh auto greedy_select_check)"
 run_check linear_check "the few-rows linear kernel against at::linear" cases '^time: base QKV +1 ' '^time: ' \
   "not carried (build it: scripts/build.sh auto linear_check)"
+# The main build's flash_attention_check: the flash and decode kernels this vlmserve carries against
+# fp32 eager attention, its default sweep (attention.sh below builds its own, and adds the sanitizers,
+# the per-config sweeps and the benchmark).
+run_check flash_attention_check "flash and decode attention against fp32 eager attention" "" \
+  '^flash_attention_check: ' '^flash_attention_check: ' "not carried (build it: scripts/build.sh auto flash_attention_check)"
 
 # check_step TITLE NAME LIMIT_S LOG_NAME DETAIL COMMAND...: runs COMMAND within LIMIT_S (or what is left
 # of the budget), prints the head of its log and notes PASS or FAIL with `DETAIL LOG` and the time taken.
