@@ -249,8 +249,8 @@ int run_profile(const Args& args, const Pipeline& pipeline, const at::Tensor& en
     if (serial.graphed()) {
       for (int i = 0; i < args.cache_length; ++i) serial.step();
       const double serial_ms = step_ms(device, args.warmup, args.profile, [&] { serial.step(); });
-      launch_line = fmt::format(", {:.3f} ms with programmatic dependent launch off ({:.2f}x)", serial_ms,
-                                serial_ms / graph_ms);
+      launch_line =
+          fmt::format(", {:.3f} ms with programmatic dependent launch off ({:.2f}x)", serial_ms, serial_ms / graph_ms);
     }
   }
   std::optional<bench::StepProfile> graph_profile;
