@@ -50,7 +50,7 @@ def overload(seconds):
         time.sleep(2.0)
         probes = probe(server, ["/health", "/metrics"], seconds - 3.0, 1.0, "127.0.0.3")
         figures = load.result()
-        peak_kb = rss.stop()
+        peak_kb = rss.stop()["VmRSS"]
         time.sleep(30)
         after_kb = server.rss_kb()
     finally:

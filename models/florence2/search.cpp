@@ -13,15 +13,19 @@ namespace {
 using EarlyStopping = GenerationConfig::EarlyStopping;
 constexpr double kLarge = 1.0e9;  // transformers' "very large negative" for excluded beams
 
-at::Tensor gather_beams(const at::Tensor& tensor, at::Tensor indices) {
-  while (indices.dim() < tensor.dim()) indices = indices.unsqueeze(-1);
-  return at::take_along_dim(tensor, indices, 1);
+// indices [batch, k] with trailing unit dims up to `dims`, to gather along the beam dim (1).
+at::Tensor beam_index(at::Tensor indices, int64_t dims) {
+  while (indices.dim() < dims) indices = indices.unsqueeze(-1);
+  return indices;
+}
+
+at::Tensor gather_beams(const at::Tensor& tensor, const at::Tensor& indices) {
+  return at::take_along_dim(tensor, beam_index(indices, tensor.dim()), 1);
 }
 
 // gather_beams written straight into `out` (a state buffer): no copy kernel after the gather.
-void gather_beams_into(at::Tensor& out, const at::Tensor& tensor, at::Tensor indices) {
-  while (indices.dim() < tensor.dim()) indices = indices.unsqueeze(-1);
-  at::gather_out(out, tensor, 1, indices.expand(out.sizes()));
+void gather_beams_into(at::Tensor& out, const at::Tensor& tensor, const at::Tensor& indices) {
+  at::gather_out(out, tensor, 1, beam_index(indices, tensor.dim()).expand(out.sizes()));
 }
 
 // transformers' length normalisation divides a score by length ** length_penalty, the power taken in

@@ -303,17 +303,19 @@ class WrkLoad:
 
 
 class RssSampler:
-    """The server's RSS every 50 ms from construction to stop(): (peak KiB)."""
+    """The server's resident memory every 50 ms from construction to stop(): {field: peak KiB} for each
+    of `fields` (see Server.rss_kb)."""
 
-    def __init__(self, server):
-        self.peak_kb = server.rss_kb()
+    def __init__(self, server, fields=("VmRSS",)):
+        self.peak_kb = {field: server.rss_kb(field) for field in fields}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(server,), daemon=True)
         self._thread.start()
 
     def _run(self, server):
         while not self._stop.wait(0.05):
-            self.peak_kb = max(self.peak_kb, server.rss_kb())
+            for field, peak in self.peak_kb.items():
+                self.peak_kb[field] = max(peak, server.rss_kb(field))
 
     def stop(self):
         self._stop.set()
