@@ -4,7 +4,6 @@
 #include "florence2.h"
 #include "vlm/error.h"
 #include "vlm/model.h"
-#include "vlm/runtime.h"
 #include "yolo_model.h"
 
 namespace vlm {
@@ -12,7 +11,6 @@ namespace vlm {
 std::unique_ptr<Model> load_model(const std::filesystem::path& path, const ModelOptions& options) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) throw Error(ErrorCode::kNotFound, "model not found: " + path.string());
-  if (options.device.rfind("cuda", 0) == 0 && !options.half) require_exact_float32();
   if (std::filesystem::is_regular_file(path, ec) && path.extension() != ".pt" && yolo::is_torchscript_file(path)) {
     return yolo::load_yolo_model(path, options);
   }

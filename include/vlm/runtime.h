@@ -8,8 +8,9 @@ namespace vlm {
 void set_cpu_threads(int threads);
 // Turns off TF32 in cuDNN convolutions and cuBLAS matmuls for the whole process. libtorch allows
 // TF32 convolutions by default (10-bit mantissa, errors near 1e-3), which makes "fp32" on CUDA
-// disagree with fp32 references; models loaded in fp32 on CUDA call this. Never turned back on,
-// so an fp16 model loaded later cannot lower an fp32 model's precision.
+// disagree with fp32 references; every fp32 model on CUDA calls this as it loads
+// (florence2::Pipeline, yolo::load_yolo_model). Never turned back on, so an fp16 model loaded later
+// cannot lower an fp32 model's precision.
 void require_exact_float32();
 // Parses auto|flash|eager|sdpa (throws kInvalidArgument) and makes it the default backend.
 void set_default_attention_backend_by_name(std::string_view name);

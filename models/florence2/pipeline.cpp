@@ -7,6 +7,7 @@
 #include "generation.h"
 #include "vlm/error.h"
 #include "vlm/logging.h"
+#include "vlm/runtime.h"
 
 namespace vlm::florence2 {
 
@@ -18,6 +19,9 @@ Pipeline::Pipeline(const std::filesystem::path& dir, const PipelineOptions& opti
       max_generation_length_(std::min(config_.text.max_position_embeddings, options.max_new_tokens_limit) + 1),
       processor_(config_.preprocessor) {
   if (!at::isFloatingType(options.dtype)) throw Error(ErrorCode::kInvalidArgument, "dtype must be floating point");
+  // Here, not in the caller: every way of loading (server, CLI, benchmark, tests) gets fp32 that
+  // agrees with fp32 references, not TF32 convolutions in the vision encoder.
+  if (options.device.is_cuda() && options.dtype == at::kFloat) require_exact_float32();
   const int heads = config_.text.decoder_attention_heads;
   attention_ = check_attention_backend(options.attention, options.device, options.dtype,
                                        heads > 0 ? config_.text.d_model / heads : 0);

@@ -16,6 +16,7 @@
 #include "vlm/logging.h"
 #include "vlm/ops/letterbox.h"
 #include "vlm/ops/letterbox_batch.h"
+#include "vlm/runtime.h"
 #include "yolo_metadata.h"
 
 namespace vlm::yolo {
@@ -268,7 +269,10 @@ std::unique_ptr<Model> load_yolo_model(const std::filesystem::path& path, const 
   YoloMetadata meta = parse_yolo_metadata(extra["config.txt"], path.string());
   module.eval();
   module.to(dtype);
-  if (device.is_cuda() && dtype == torch::kFloat) force_ieee_convolutions(module);
+  if (device.is_cuda() && dtype == torch::kFloat) {
+    require_exact_float32();
+    force_ieee_convolutions(module);
+  }
 
   ModelInfo info;
   info.family = "yolo";
